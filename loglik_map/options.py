@@ -1,0 +1,60 @@
+"""The one switch that chooses the pairwise-KL kernel, in the style of ``xarray.set_options``.
+
+Every function that uses a kernel also takes ``backend=`` directly; the option only sets the
+default used when that argument is ``None``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import LoglikMapError
+
+__all__ = ["set_options", "get_options", "KERNEL_BACKENDS"]
+
+#: ``"auto"`` = BLAS Gram formulation with exact per-pair fallback (the fastest measured, see
+#: ``benchmarks/RESULTS.md``); ``"numba"`` = tiled direct numba kernel; ``"numpy"`` = plain
+#: direct numpy evaluation (the reference implementation).
+KERNEL_BACKENDS = ("auto", "blas", "numba", "numpy")
+
+_OPTIONS: dict[str, Any] = {"kernel_backend": "auto"}
+
+_VALIDATORS = {"kernel_backend": lambda v: v in KERNEL_BACKENDS}
+
+
+def get_options() -> dict[str, Any]:
+    """Return a copy of the current options."""
+    return dict(_OPTIONS)
+
+
+class set_options:  # noqa: N801 - lower case like xarray.set_options, used as a function
+    """Set options globally or, used as a context manager, inside a ``with`` block.
+
+    Parameters
+    ----------
+    kernel_backend : {"auto", "blas", "numba", "numpy"}
+        Default backend of the all-pairs KL/SE kernels.
+
+    Examples
+    --------
+    >>> import loglik_map as lm
+    >>> with lm.set_options(kernel_backend="numpy"):
+    ...     lm.get_options()["kernel_backend"]
+    'numpy'
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._old: dict[str, Any] = {}
+        for key, value in kwargs.items():
+            if key not in _OPTIONS:
+                raise LoglikMapError(f"unknown option {key!r}; options are {sorted(_OPTIONS)}")
+            if not _VALIDATORS[key](value):
+                raise LoglikMapError(f"invalid value {value!r} for option {key!r}")
+            self._old[key] = _OPTIONS[key]
+        _OPTIONS.update(kwargs)
+
+    def __enter__(self) -> "set_options":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _OPTIONS.update(self._old)
