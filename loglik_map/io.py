@@ -76,7 +76,7 @@ def save_matrix(matrix: LogLikelihoodMatrix, path: str | PathLike[str], *, overw
         ds.to_netcdf(tmp, engine=_netcdf_engine())
     else:
         _require_zarr()
-        ds.to_zarr(tmp, mode="w", consolidated=True)
+        ds.to_zarr(tmp, mode="w", consolidated=False)
     if path.exists():
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     tmp.rename(path)
@@ -89,6 +89,17 @@ def _normalise_strings(da: xr.DataArray) -> xr.DataArray:
             values = np.array([v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in coord.values], dtype=object)
             da = da.assign_coords({name: (coord.dims, values, coord.attrs)})
     return da
+
+
+def _open_zarr(path: Path) -> xr.Dataset:
+    # Stores written here are not consolidated (Zarr v3 has no consolidated metadata in its
+    # spec); stores written elsewhere may be. Try the fast path first, quietly.
+    try:
+        with xr.open_zarr(path, consolidated=True) as ds:
+            return ds.load()
+    except (KeyError, FileNotFoundError, ValueError):
+        with xr.open_zarr(path, consolidated=False) as ds:
+            return ds.load()
 
 
 def open_matrix(path: str | PathLike[str]) -> LogLikelihoodMatrix:
@@ -105,8 +116,7 @@ def open_matrix(path: str | PathLike[str]) -> LogLikelihoodMatrix:
             ds = ds.load()
     else:
         _require_zarr()
-        with xr.open_zarr(path, consolidated=None) as ds:
-            ds = ds.load()
+        ds = _open_zarr(path)
     if "log_likelihood" not in ds:
         raise LoglikMapError(f"{str(path)!r} holds no 'log_likelihood' variable")
     da = ds["log_likelihood"]

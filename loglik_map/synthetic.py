@@ -126,7 +126,9 @@ class MarkovChainModel:
         """
         if other.alphabet != self.alphabet:
             raise LoglikMapError("the two chains have different alphabets")
-        return float(self._kl_by_length(other, start)[length])
+        if length < 2:
+            raise LoglikMapError("texts need at least 2 characters (the first is conditioning only)")
+        return float(self._kl_by_length(other, start, length)[length])
 
     def _kl_by_length(self, other: "MarkovChainModel", start: np.ndarray | None, max_length: int = 0) -> np.ndarray:
         row_kl = np.sum(self.transition * (self._log_transition - other._log_transition), axis=1)

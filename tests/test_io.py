@@ -1,0 +1,81 @@
+"""Storage round trips and the shimo-lab/modelmap importer."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+import loglik_map as lm
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_round_trip_keeps_everything(matrix, tmp_path, suffix):
+    m = lm.LogLikelihoodMatrix.from_dataarray(matrix.data.assign_attrs(convention="reference", note=["a", "b"]))
+    path = tmp_path / f"ll{suffix}"
+    m.save(path)
+    back = lm.open_matrix(path)
+    assert back.identical(m)
+    np.testing.assert_array_equal(back.values, m.values)
+    assert list(back.data["family"].values) == ["a", "a", "b", "b", "c"]
+    assert back.attrs["created"] == m.attrs["created"]
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_save_refuses_to_overwrite(matrix, tmp_path, suffix):
+    path = tmp_path / f"ll{suffix}"
+    matrix.save(path)
+    with pytest.raises(lm.LoglikMapError, match="exists"):
+        matrix.isel(model=[0]).save(path)
+    assert lm.open_matrix(path).n_models == 5  # nothing lost
+    matrix.isel(model=[0]).save(path, overwrite=True)
+    assert lm.open_matrix(path).n_models == 1
+
+
+def test_unknown_format_and_missing_file(matrix, tmp_path):
+    with pytest.raises(lm.LoglikMapError, match=r"\.nc .*\.zarr"):
+        matrix.save(tmp_path / "ll.csv")
+    with pytest.raises(lm.LoglikMapError, match="no such file"):
+        lm.open_matrix(tmp_path / "missing.nc")
+
+
+def _write_modelmap(tmp_path, texts, vectors):
+    texts_path = tmp_path / "texts.jsonl"
+    with open(texts_path, "w", encoding="utf-8") as fh:
+        for k, t in enumerate(texts):
+            fh.write(json.dumps({"text": t, "pile_set_name": "Pile-CC" if k % 2 else "Github",
+                                 "pile_idx": 100 + k, "chunk_idx": k % 3}) + "\n")
+    pkl = tmp_path / "ll.pkl"
+    with open(pkl, "wb") as fh:
+        pickle.dump(vectors, fh)
+    return pkl, texts_path
+
+
+def test_from_modelmap_imports_the_published_format(tmp_path):
+    texts = ["héllo wörld " * 30, "print('x')\n" * 40, "日本語のテキスト" * 20]
+    vectors = {"EleutherAI/pythia-70m": np.array([-500.0, -300.0, -700.0]),
+               "meta-llama/Llama-2-7b-hf": np.array([-400.0, -250.0, -520.0])}
+    pkl, jl = _write_modelmap(tmp_path, texts, vectors)
+    m = lm.LogLikelihoodMatrix.from_modelmap(pkl, jl)
+    assert list(m.models) == list(vectors)
+    assert list(m.texts) == [lm.text_id(t) for t in texts]
+    assert list(m.n_bytes) == [len(t.encode("utf-8")) for t in texts]
+    assert list(m.data["domain"].values) == ["Github", "Pile-CC", "Github"]
+    assert list(m.data["pile_idx"].values) == [100, 101, 102]
+    np.testing.assert_array_equal(m.values[1], vectors["meta-llama/Llama-2-7b-hf"])
+    assert m.attrs["convention"] == "reference"
+
+
+def test_from_modelmap_names_a_wrong_length_vector(tmp_path):
+    pkl, jl = _write_modelmap(tmp_path, ["a" * 300, "b" * 300], {"ok": np.zeros(2) - 1, "bad": np.zeros(3) - 1})
+    with pytest.raises(lm.LoglikMapError, match="model 'bad' has 3 values"):
+        lm.LogLikelihoodMatrix.from_modelmap(pkl, jl)
+
+
+def test_from_modelmap_disambiguates_repeated_texts(tmp_path):
+    pkl, jl = _write_modelmap(tmp_path, ["same" * 80, "same" * 80], {"m": np.array([-1.0, -2.0])})
+    with pytest.warns(UserWarning, match="repeat"):
+        m = lm.LogLikelihoodMatrix.from_modelmap(pkl, jl)
+    assert m.texts[1] == m.texts[0] + "#1"

@@ -1,0 +1,130 @@
+"""ModelMap: coordinates, KL queries, projection, nearest neighbours and embeddings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import loglik_map as lm
+
+from .conftest import make_matrix
+
+
+@pytest.fixture
+def mm(matrix):
+    return lm.ModelMap(matrix)
+
+
+def test_squared_distance_of_coordinates_is_kl_in_bits_per_byte(mm, matrix):
+    Q = mm.coordinates
+    assert Q.dims == ("model", "text") and Q.attrs["units"] == "sqrt(bits/byte)"
+    L, B, N = matrix.values, matrix.mean_bytes, matrix.n_texts
+    np.testing.assert_allclose(Q.values * np.sqrt(2 * N * B * np.log(2)), lm.double_center(L), atol=1e-10)
+    for a, b in [(0, 1), (2, 4)]:
+        expected = np.var(L[a] - L[b]) / (2 * B * np.log(2))
+        assert np.sum((Q.values[a] - Q.values[b]) ** 2) == pytest.approx(expected, rel=1e-12)
+        assert mm.kl(f"m{a}", f"m{b}") == pytest.approx(expected, rel=1e-12)
+        assert mm.kl(f"m{a}", f"m{b}", unit="nats") == pytest.approx(np.var(L[a] - L[b]) / 2, rel=1e-12)
+
+
+def test_all_pairs_are_labelled_dataarrays(mm):
+    kl, se = mm.kl(), mm.kl_se()
+    assert kl.dims == ("model", "model_") and list(kl.model_.values) == list(mm.models)
+    assert kl.attrs["units"] == "bits/byte"
+    assert float(kl.sel(model="m1", model_="m3")) == pytest.approx(mm.kl("m1", "m3"), rel=1e-10)
+    assert float(se.sel(model="m1", model_="m3")) == pytest.approx(mm.kl_se("m1", "m3"), rel=1e-6)
+    assert mm.kl("m2", "m2") == 0.0
+    row = mm.kl("m1")
+    assert row.dims == ("model",) and list(row.model.values) == list(mm.models)
+    np.testing.assert_allclose(row.values, kl.values[1])
+
+
+def test_se_shrinks_like_one_over_sqrt_n():
+    big = make_matrix(K=2, N=8000, seed=5)
+    small = big.isel(text=slice(0, 2000))
+    ratio = lm.ModelMap(small).kl_se("m0", "m1") / lm.ModelMap(big).kl_se("m0", "m1")
+    assert ratio == pytest.approx(2.0, rel=0.1)
+
+
+def test_compare_returns_estimate_with_confidence_interval(mm):
+    est = mm.compare("m0", "m3")
+    assert est.kl == pytest.approx(mm.kl("m0", "m3")) and est.se == pytest.approx(mm.kl_se("m0", "m3"))
+    ci = est.confidence_interval(0.95)
+    assert ci.low == pytest.approx(est.kl - 1.959964 * est.se, rel=1e-6)
+    assert ci.high == pytest.approx(est.kl + 1.959964 * est.se, rel=1e-6)
+    assert "KL(m0, m3)" in str(est) and "bits/byte" in str(est) and "N = 300" in str(est)
+    with pytest.raises(lm.LoglikMapError, match="confidence_level"):
+        est.confidence_interval(95)
+
+
+def test_pairs_dataframe(mm):
+    df = mm.pairs([("m0", "m1"), ("m3", "m2")], unit="nats")
+    assert isinstance(df, pd.DataFrame) and list(df.columns) == ["a", "b", "kl", "se"]
+    assert df.kl[1] == pytest.approx(mm.kl("m3", "m2", unit="nats"), rel=1e-10)
+    assert df.se[0] == pytest.approx(mm.kl_se("m0", "m1", unit="nats"), rel=1e-6)
+    with pytest.raises(lm.LoglikMapError, match="'zz' is not on the map"):
+        mm.pairs([("m0", "zz")])
+
+
+def test_nearest(mm):
+    near = mm.nearest("m2", k=3)
+    full = mm.kl("m2").drop_sel(model="m2").sortby(lambda x: x)
+    assert list(near.model.values) == list(full.model.values[:3])
+    np.testing.assert_allclose(near.values, full.values[:3], rtol=1e-10)
+    assert "kl_se" in near.coords
+
+
+def test_project_places_new_models_without_moving_the_map(matrix):
+    base = matrix.isel(model=[0, 1, 2])
+    new = matrix.isel(model=[3, 4])
+    mm = lm.ModelMap(base)
+    before = mm.coordinates.values.copy()
+    proj = mm.project(new)
+    assert np.array_equal(mm.coordinates.values, before)
+    full = lm.ModelMap(matrix)
+    np.testing.assert_allclose(proj.kl.values, full.kl().values[3:, :3], rtol=1e-9)
+    np.testing.assert_allclose(proj.kl_se.values, full.kl_se().values[3:, :3], rtol=1e-6)
+    assert proj.kl.dims == ("model", "model_") and list(proj.kl.model.values) == ["m3", "m4"]
+    # centred with the map's text means: distances between projected rows and map rows are KL
+    d = proj.coordinates.values[0] - mm.coordinates.values[1]
+    assert np.sum(d**2) == pytest.approx(proj.kl.values[0, 1], rel=1e-10)
+    with pytest.raises(lm.LoglikMapError, match="different texts"):
+        mm.project(new.isel(text=slice(0, 100)))
+
+
+def test_pca_embedding_is_deterministic_and_labelled(mm):
+    emb = mm.embed("pca", n_components=2)
+    assert emb.dims == ("model", "component") and emb.shape == (5, 2)
+    assert list(emb["family"].values) == ["a", "a", "b", "b", "c"]
+    ratios = emb.attrs["explained_variance_ratio"]
+    assert ratios[0] >= ratios[1] > 0 and sum(ratios) <= 1 + 1e-12
+    # pairwise distances in the full PCA equal the map distances
+    full = mm.embed("pca", n_components=5)
+    d2 = np.sum((full.values[0] - full.values[3]) ** 2)
+    assert d2 == pytest.approx(mm.kl("m0", "m3"), rel=1e-8)
+    np.testing.assert_array_equal(mm.embed("pca").values, emb.values)
+
+
+def test_tsne_embedding(matrix):
+    mm = lm.ModelMap(make_matrix(K=12, N=200, seed=2))
+    emb = mm.embed("tsne", n_components=2, perplexity=3, random_state=0)
+    assert emb.shape == (12, 2) and np.all(np.isfinite(emb.values))
+    np.testing.assert_allclose(mm.embed("tsne", perplexity=3, random_state=0).values, emb.values)
+    with pytest.raises(lm.LoglikMapError, match="perplexity"):
+        mm.embed("tsne", perplexity=30)
+
+
+def test_errors_name_the_problem(mm):
+    with pytest.raises(lm.LoglikMapError, match="'nope' is not on the map"):
+        mm.kl("m0", "nope")
+    with pytest.raises(lm.LoglikMapError, match="unknown unit 'bits'"):
+        mm.kl(unit="bits")
+    with pytest.raises(lm.LoglikMapError, match="unknown embedding method"):
+        mm.embed("umap")
+    with pytest.raises(lm.LoglikMapError, match="ModelMap needs"):
+        lm.ModelMap(np.zeros((2, 2)))
+
+
+def test_modelmap_accepts_a_dataarray(matrix):
+    assert lm.ModelMap(matrix.data).kl("m0", "m1") == pytest.approx(lm.ModelMap(matrix).kl("m0", "m1"))
