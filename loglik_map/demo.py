@@ -67,6 +67,7 @@ def run_demo(*, n_texts: int = 2000, random_state: int = 0, out: TextIO | None =
     z = (kl.values[iu] - example.true_kl.values[iu]) / se.values[iu]
     p("")
     p(f"  all {iu[0].size} pairs: median |estimate − exact| / SE = {np.median(np.abs(z)):.2f}")
-    p("  (within-family pairs are close models, where the estimator is accurate; across families")
-    p("   the second-order approximation behind it starts to show.)")
+    p("  z = (estimate − exact) / SE. The estimator is the second-order (Fisher) approximation to KL")
+    p("  around the distribution the texts come from; here they come from a source chain some way")
+    p("  from every model, so a bias of a few SE remains besides the sampling error the SE measures.")
     return mm
