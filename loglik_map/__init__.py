@@ -16,12 +16,22 @@ from .matrix import LogLikelihoodMatrix
 from .modelmap import ModelMap, ModelProjection
 from .options import get_options, set_options
 from .results import ConfidenceInterval, KLEstimate
+from .scoring import HFScorer, LogitLensScorer, ModelSpec, RunSummary, Scorer, score_models
 from .synthetic import MarkovChainModel, MarkovExample, make_markov_example
 from .textids import text_id
+from .texts import TextSet, split_utf8
 
 __all__ = [
     "__version__",
     "ConfidenceInterval",
+    "HFScorer",
+    "LogitLensScorer",
+    "ModelSpec",
+    "RunSummary",
+    "Scorer",
+    "TextSet",
+    "score_models",
+    "split_utf8",
     "DoubleCentering",
     "KLEstimate",
     "LogLikelihoodMatrix",

@@ -103,11 +103,16 @@ def _open_zarr(path: Path) -> xr.Dataset:
 
 
 def open_matrix(path: str | PathLike[str]) -> LogLikelihoodMatrix:
-    """Open a matrix saved with :meth:`LogLikelihoodMatrix.save` (``.nc`` or ``.zarr``).
+    """Open a matrix saved with :meth:`LogLikelihoodMatrix.save` (``.nc`` or ``.zarr``), or the
+    finished rows of a run store written by :func:`loglik_map.score_models`.
 
     The data are loaded into memory and validated.
     """
     path = Path(path)
+    from .scoring.runs import is_store, open_store
+
+    if is_store(path):
+        return open_store(path)
     fmt = _format_of(path)
     if not path.exists():
         raise LoglikMapError(f"no such file or store: {str(path)!r}")

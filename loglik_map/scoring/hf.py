@@ -1,0 +1,460 @@
+"""Hugging Face scorers: batched log-likelihoods and the logit lens (SPEC §1, §5).
+
+torch and transformers are imported only when a model is loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from os import PathLike
+from typing import Any
+
+import numpy as np
+
+from ..errors import LoglikMapError
+from ..matrix import LogLikelihoodMatrix
+from ..texts import TextSet
+from .windows import CONVENTIONS, LONG_TEXT_MODES, EncodedText, Window, encode_text, plan_batches
+
+__all__ = ["HFScorer", "LogitLensScorer", "FINAL_NORM_PATHS", "find_final_norm", "quantization_label"]
+
+#: Where the final norm lives, tried in order (GPT-NeoX; Llama/Mistral/Qwen2/Gemma; GPT-2; OPT; Phi).
+FINAL_NORM_PATHS = (
+    "gpt_neox.final_layer_norm",
+    "model.norm",
+    "transformer.ln_f",
+    "model.decoder.final_layer_norm",
+    "model.final_layernorm",
+)
+_DTYPES = ("auto", "float32", "bfloat16", "float16")
+_LOGIT_CHUNK_BYTES = 256 * 2**20
+
+
+def _require_torch():
+    try:
+        import torch
+        import transformers  # noqa: F401
+    except ImportError:
+        raise LoglikMapError("scoring needs torch and transformers: pip install 'loglik_map[models]'") from None
+    return torch
+
+
+def quantization_label(quantization: Any) -> str:
+    """Short label for a quantization setting: ``"none"``, ``"8bit"``, ``"4bit-nf4"``, ``"4bit-fp4"``."""
+    if quantization is None:
+        return "none"
+    if isinstance(quantization, str):
+        if quantization in ("8bit", "4bit", "4bit-nf4", "4bit-fp4"):
+            return "4bit-nf4" if quantization == "4bit" else quantization
+        raise LoglikMapError(f"unknown quantization {quantization!r}; use '8bit', '4bit' (nf4), '4bit-fp4' "
+                             "or a transformers.BitsAndBytesConfig")
+    if getattr(quantization, "load_in_8bit", False):
+        return "8bit"
+    if getattr(quantization, "load_in_4bit", False):
+        return f"4bit-{getattr(quantization, 'bnb_4bit_quant_type', 'fp4')}"
+    raise LoglikMapError(f"cannot interpret quantization {quantization!r}")
+
+
+def _bnb_config(quantization: Any, compute_dtype: Any):
+    from transformers import BitsAndBytesConfig
+
+    if not isinstance(quantization, str):
+        return quantization
+    label = quantization_label(quantization)
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise LoglikMapError("quantization needs bitsandbytes: pip install 'loglik_map[quant]'") from None
+    if label == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=label.split("-")[1],
+                              bnb_4bit_compute_dtype=compute_dtype)
+
+
+def _resolve_module(model: Any, dotted: str) -> Any:
+    obj = model
+    for part in dotted.split("."):
+        if not hasattr(obj, part):
+            return None
+        obj = getattr(obj, part)
+    return obj
+
+
+def find_final_norm(model: Any, final_norm: str | None = None) -> Any:
+    """The module applying the model's final normalisation (for the logit lens).
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel
+        A causal LM.
+    final_norm : str, optional
+        Dotted path (e.g. ``"model.norm"``) overriding the built-in list :data:`FINAL_NORM_PATHS`.
+
+    Raises
+    ------
+    LoglikMapError
+        If the architecture is unknown and no path is given, or the given path does not exist.
+    """
+    if final_norm is not None:
+        module = _resolve_module(model, final_norm)
+        if module is None:
+            raise LoglikMapError(f"final_norm {final_norm!r} is not a submodule of {type(model).__name__}")
+        return module
+    for path in FINAL_NORM_PATHS:
+        module = _resolve_module(model, path)
+        if module is not None:
+            return module
+    raise LoglikMapError(
+        f"cannot find the final norm of {type(model).__name__}; pass final_norm='dotted.path' "
+        f"(known places: {', '.join(FINAL_NORM_PATHS)})"
+    )
+
+
+def _max_positions(config: Any) -> int:
+    for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 2048
+
+
+@dataclass
+class _Loaded:
+    model: Any
+    tokenizer: Any
+    device: Any
+    dtype_label: str
+
+
+class HFScorer:
+    """Log-likelihoods of texts under a Hugging Face causal language model.
+
+    Parameters
+    ----------
+    model : str, path or transformers.PreTrainedModel
+        A hub id (e.g. ``"EleutherAI/pythia-70m"``) or a local folder, loaded with
+        ``AutoModelForCausalLM.from_pretrained`` on first use; or an already-loaded model (then
+        give ``tokenizer``).
+    tokenizer : transformers tokenizer, optional
+        Needed with an already-loaded model; otherwise loaded from ``model``.
+    name : str, optional
+        Row label; default the model id, ``@revision`` and ``[quantization]`` if any.
+    revision : str, optional
+        Hub revision, e.g. Pythia's ``"step1000"``.
+    dtype : {"auto", "float32", "bfloat16", "float16"} or torch.dtype
+        Weights' dtype. ``"auto"``: float32 on CPU, the checkpoint's dtype on GPU. Whatever the
+        dtype, log-softmax is taken in float32 and sums in float64.
+    device : {"auto", "cpu", "cuda", ...}
+        ``"auto"``: all visible GPUs (``device_map="auto"``) if any, else the CPU.
+    quantization : {"8bit", "4bit", "4bit-fp4"} or transformers.BitsAndBytesConfig, optional
+        Load through bitsandbytes (``"4bit"`` is nf4).
+    convention : {"reference", "bos"}
+        Which tokens are scored; see :func:`loglik_map.scoring.windows.encode_text`.
+        ``"reference"`` reproduces shimo-lab/modelmap (the published data).
+    max_length : int, optional
+        Context length; default the model's maximum positions.
+    long_texts : {"truncate", "rolling", "error"}
+        What to do with texts longer than ``max_length`` tokens.
+    stride : int, optional
+        New tokens per window with ``long_texts="rolling"`` (default ``max_length // 2``).
+    batch_tokens : int
+        Padded tokens per forward pass; texts are sorted by length so padding stays small.
+    trust_remote_code, cache_dir, token
+        Passed to ``from_pretrained``.
+    progress : bool
+        Show a progress bar over batches (tqdm).
+
+    Examples
+    --------
+    ::
+
+        scorer = lm.HFScorer("EleutherAI/pythia-410m", revision="step143000")
+        matrix = scorer.score(lm.TextSet.from_jsonl("texts-10k-pile.jsonl"))
+    """
+
+    #: True for scorers returning one row per layer.
+    logit_lens = False
+
+    def __init__(
+        self,
+        model: str | PathLike[str] | Any,
+        *,
+        tokenizer: Any = None,
+        name: str | None = None,
+        revision: str | None = None,
+        dtype: Any = "auto",
+        device: str = "auto",
+        quantization: Any = None,
+        convention: str = "reference",
+        max_length: int | None = None,
+        long_texts: str = "truncate",
+        stride: int | None = None,
+        batch_tokens: int = 8192,
+        trust_remote_code: bool = False,
+        cache_dir: str | PathLike[str] | None = None,
+        token: str | bool | None = None,
+        final_norm: str | None = None,
+        progress: bool = False,
+    ) -> None:
+        if convention not in CONVENTIONS:
+            raise LoglikMapError(f"unknown convention {convention!r}; use one of {CONVENTIONS}")
+        if long_texts not in LONG_TEXT_MODES:
+            raise LoglikMapError(f"unknown long_texts {long_texts!r}; use one of {LONG_TEXT_MODES}")
+        if isinstance(dtype, str) and dtype not in _DTYPES:
+            raise LoglikMapError(f"unknown dtype {dtype!r}; use one of {_DTYPES} or a torch.dtype")
+        if batch_tokens < 1:
+            raise LoglikMapError("batch_tokens must be positive")
+        if max_length is not None and max_length < 2:
+            raise LoglikMapError("max_length must be at least 2")
+        self._source = model
+        self._given_tokenizer = tokenizer
+        self.model_id = model if isinstance(model, str) else str(model) if isinstance(model, PathLike) else type(model).__name__
+        self.revision = revision
+        self.dtype = dtype
+        self.device = device
+        self.quantization = quantization
+        self.quantization_label = quantization_label(quantization)
+        self.convention = convention
+        self.max_length = max_length
+        self.long_texts = long_texts
+        self.stride = stride
+        self.batch_tokens = int(batch_tokens)
+        self.trust_remote_code = trust_remote_code
+        self.cache_dir = cache_dir
+        self.token = token
+        self.final_norm = final_norm
+        self.progress = progress
+        default = self.model_id + (f"@{revision}" if revision else "")
+        default += f"[{self.quantization_label}]" if quantization is not None else ""
+        self.name = name or default
+        self._loaded: _Loaded | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, convention={self.convention!r}, quantization={self.quantization_label!r})"
+
+    # ------------------------------------------------------------------ loading
+    def _load(self) -> _Loaded:
+        if self._loaded is not None:
+            return self._loaded
+        torch = _require_torch()
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if self.device == "auto":
+            device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+        else:
+            device = torch.device(self.device)
+        if isinstance(self.dtype, str):
+            if self.dtype == "auto":
+                dtype = torch.float32 if device.type == "cpu" else "auto"
+            else:
+                dtype = getattr(torch, self.dtype)
+        else:
+            dtype = self.dtype
+        if isinstance(self._source, (str, PathLike)):
+            common = dict(revision=self.revision, cache_dir=self.cache_dir, token=self.token,
+                          trust_remote_code=self.trust_remote_code)
+            try:
+                tokenizer = self._given_tokenizer or AutoTokenizer.from_pretrained(self._source, **common)
+                kwargs: dict[str, Any] = dict(common, dtype=dtype)
+                if self.quantization is not None:
+                    compute = torch.float32 if device.type == "cpu" else torch.bfloat16
+                    kwargs["quantization_config"] = _bnb_config(self.quantization, compute)
+                    kwargs["device_map"] = {"": device.index if device.type == "cuda" and device.index is not None
+                                            else device.type}
+                elif self.device == "auto" and device.type == "cuda":
+                    kwargs["device_map"] = "auto"
+                model = AutoModelForCausalLM.from_pretrained(self._source, **kwargs)
+            except LoglikMapError:
+                raise
+            except Exception as err:  # hub / file errors: name the model and revision
+                rev = f" at revision {self.revision!r}" if self.revision else ""
+                raise LoglikMapError(f"cannot load {self.model_id!r}{rev}: {type(err).__name__}: {err}") from err
+            if "device_map" not in kwargs:
+                model = model.to(device)
+        else:
+            if self._given_tokenizer is None:
+                raise LoglikMapError("an already-loaded model needs tokenizer=")
+            model, tokenizer = self._source, self._given_tokenizer
+            device = next(model.parameters()).device
+        model.eval()
+        dtype_label = str(next(model.parameters()).dtype).replace("torch.", "")
+        if self.quantization is not None:
+            dtype_label = f"{self.quantization_label} (compute {str(dtype).replace('torch.', '')})"
+        self._loaded = _Loaded(model, tokenizer, device, dtype_label)
+        return self._loaded
+
+    def unload(self) -> None:
+        """Free the model (it is loaded again on the next :meth:`score`)."""
+        self._loaded = None
+
+    # ------------------------------------------------------------------ scoring
+    def encode(self, texts: TextSet | Sequence[str]) -> list[EncodedText]:
+        """Tokenize ``texts`` into windows under this scorer's convention and context length."""
+        texts = texts if isinstance(texts, TextSet) else TextSet(texts)
+        loaded = self._load()
+        max_length = self.max_length or _max_positions(loaded.model.config)
+        return [
+            encode_text(loaded.tokenizer, t, i, convention=self.convention, max_length=max_length,
+                        long_texts=self.long_texts, stride=self.stride)
+            for i, t in enumerate(texts)
+        ]
+
+    def _rows(self, loaded: _Loaded) -> list[tuple[str, dict[str, Any]]]:
+        return [(self.name, {})]
+
+    def score(self, texts: TextSet | Sequence[str]) -> LogLikelihoodMatrix:
+        """Log-likelihood of every text, nats: a one-row :class:`~loglik_map.LogLikelihoodMatrix`.
+
+        Model coordinates record the model, revision, dtype, quantization, convention, long-text
+        mode and truncation counts.
+        """
+        torch = _require_torch()
+        texts = texts if isinstance(texts, TextSet) else TextSet(texts)
+        loaded = self._load()
+        encoded = self.encode(texts)
+        windows = [w for e in encoded for w in e.windows]
+        rows = self._rows(loaded)
+        sums = _score_windows(torch, loaded, windows, self.batch_tokens, self._lens_norm(loaded), len(rows),
+                              progress=self.progress, desc=self.name)
+        values = np.zeros((len(rows), len(texts)))
+        owner = np.array([w.text_index for w in windows])
+        for r in range(len(rows)):
+            np.add.at(values[r], owner, sums[r])
+        bad = ~np.isfinite(values)
+        if bad.any():
+            r, k = np.argwhere(bad)[0]
+            raise LoglikMapError(f"model {rows[r][0]!r} gave a non-finite log-likelihood for {int(bad.sum())} "
+                                 f"text(s), the first text {texts.ids[k]!r} (index {k})")
+        n_dropped = np.array([e.n_dropped for e in encoded])
+        coords: dict[str, list[Any]] = {
+            "source_model": [self.model_id] * len(rows),
+            "revision": [self.revision or ""] * len(rows),
+            "dtype": [loaded.dtype_label] * len(rows),
+            "quantization": [self.quantization_label] * len(rows),
+            "convention": [self.convention] * len(rows),
+            "long_texts": [self.long_texts] * len(rows),
+            "n_texts_truncated": [int((n_dropped > 0).sum())] * len(rows),
+            "n_tokens_dropped": [int(n_dropped.sum())] * len(rows),
+        }
+        for key in rows[0][1]:
+            coords[key] = [extra[key] for _, extra in rows]
+        return LogLikelihoodMatrix(
+            values,
+            models=[n for n, _ in rows],
+            texts=texts.ids,
+            n_bytes=texts.n_bytes,
+            model_coords=coords,
+            text_coords=texts.text_coords(),
+            attrs={"convention": self.convention, "scorer": type(self).__name__,
+                   "log_softmax_dtype": "float32", "sum_dtype": "float64"},
+        )
+
+    def _lens_norm(self, loaded: _Loaded) -> Any:
+        return None
+
+
+class LogitLensScorer(HFScorer):
+    """The logit lens (SPEC §5): every layer of one model scored as a model of its own.
+
+    One forward pass gives all hidden states; for the states after the embedding (layer 0) and
+    blocks 1 … L−1 the model's final norm and unembedding (bias included) are applied, and the
+    last state — already final-normed by the model — goes straight to the unembedding, so layer L
+    equals :class:`HFScorer`'s result. Rows are named ``"<name>@layer<l>"`` with a ``layer``
+    coordinate. Only one position-chunk of one layer's logits exists at a time.
+
+    Takes the same arguments as :class:`HFScorer`; ``final_norm`` (a dotted path) overrides the
+    per-architecture lookup of :func:`find_final_norm`.
+    """
+
+    logit_lens = True
+
+    def _rows(self, loaded: _Loaded) -> list[tuple[str, dict[str, Any]]]:
+        n_layers = getattr(loaded.model.config, "num_hidden_layers", None)
+        if n_layers is None:
+            raise LoglikMapError(f"{self.model_id!r}: config has no num_hidden_layers")
+        return [(f"{self.name}@layer{l}", {"layer": l}) for l in range(n_layers + 1)]
+
+    def _lens_norm(self, loaded: _Loaded) -> Any:
+        return find_final_norm(loaded.model, self.final_norm)
+
+
+def _postprocess_logits(config: Any, logits: Any) -> Any:
+    """Architecture-specific logit transforms applied after the unembedding."""
+    cap = getattr(config, "final_logit_softcapping", None)
+    if cap:
+        logits = cap * (logits / cap).tanh()
+    scale = getattr(config, "logit_scale", None)
+    if isinstance(scale, (int, float)) and scale != 1:
+        logits = logits * scale
+    return logits
+
+
+def _score_windows(torch: Any, loaded: _Loaded, windows: list[Window], batch_tokens: int, lens_norm: Any,
+                   n_rows: int, *, progress: bool = False, desc: str = "") -> np.ndarray:
+    """Sum of scored target log-probabilities per window (float64), shape (n_rows, n_windows)."""
+    model = loaded.model
+    base = model.base_model
+    head = model.get_output_embeddings()
+    if base is model or head is None:
+        raise LoglikMapError(f"{type(model).__name__} has no separate base model and output embeddings")
+    vocab = head.weight.shape[0]
+    pad_id = loaded.tokenizer.pad_token_id
+    pad_id = 0 if pad_id is None else int(pad_id)
+    embed_device = model.get_input_embeddings().weight.device
+    out = np.zeros((n_rows, len(windows)))
+    batches = plan_batches(windows, batch_tokens)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(batches), desc=desc, unit="batch", leave=False)
+    with torch.inference_mode():
+        for batch in batches:
+            B = len(batch)
+            Lmax = max(len(windows[w].ids) for w in batch)
+            ids = torch.full((B, Lmax), pad_id, dtype=torch.long)
+            attn = torch.zeros((B, Lmax), dtype=torch.long)
+            scored = torch.zeros((B, Lmax - 1), dtype=torch.bool)
+            for b, w in enumerate(batch):
+                win = windows[w]
+                n = len(win.ids)
+                ids[b, :n] = torch.tensor(win.ids)
+                attn[b, :n] = 1
+                scored[b, win.score_from - 1 : n - 1] = True  # position p-1 predicts token p
+            ids = ids.to(embed_device)
+            attn = attn.to(embed_device)
+            result = base(input_ids=ids, attention_mask=attn, use_cache=False, output_hidden_states=lens_norm is not None)
+            states = result.hidden_states if lens_norm is not None else (result.last_hidden_state,)
+            if len(states) != n_rows:
+                raise LoglikMapError(f"expected {n_rows} hidden states, the model returned {len(states)}")
+            targets = ids[:, 1:]
+            chunk = max(1, _LOGIT_CHUNK_BYTES // (B * vocab * 4))
+            for r, h in enumerate(states):
+                if lens_norm is not None and r < n_rows - 1:
+                    h = lens_norm(h)
+                out[r, batch] = _sum_target_logprobs(torch, model.config, head, h, targets, scored, chunk)
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    return out
+
+
+def _sum_target_logprobs(torch: Any, config: Any, head: Any, hidden: Any, targets: Any, scored: Any, chunk: int):
+    """Σ log p(target) over scored positions, per sequence, without full-batch float32 logits."""
+    head_device = head.weight.device
+    B, T = scored.shape
+    total = torch.zeros(B, dtype=torch.float64, device=head_device)
+    scored = scored.to(head_device)
+    targets = targets.to(head_device)
+    hidden = hidden.to(head_device)
+    for p0 in range(0, T, chunk):
+        p1 = min(p0 + chunk, T)
+        mask = scored[:, p0:p1]
+        logits = _postprocess_logits(config, head(hidden[:, p0:p1]).float())
+        lse = torch.logsumexp(logits, dim=-1)
+        tgt = logits.gather(-1, targets[:, p0:p1, None]).squeeze(-1)
+        total += torch.where(mask, tgt - lse, 0.0).to(torch.float64).sum(dim=1)
+    return total.cpu().numpy()
+

@@ -1,0 +1,359 @@
+"""Scoring runs that never lose work: one model at a time into a run store, resumable, distributable.
+
+A *run store* is a directory::
+
+    store/
+      loglik_map_store.json      manifest: format version, text-set fingerprint, model order
+      texts.zarr                 text ids, byte lengths, domains
+      models/<key>.zarr          one finished model's rows (written elsewhere, then renamed in)
+      failures/<key>.json        the error of a model that failed (removed when it later succeeds)
+
+A model's rows appear by an atomic rename, so they are complete or absent; a rerun skips
+finished models; every job writes only its own files, so any number of workers (a
+``concurrent.futures`` executor, a dask cluster's ``client.get_executor()``) share one store.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+import shutil
+import traceback
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Executor, Future, as_completed
+from dataclasses import asdict, dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+
+from ..errors import LoglikMapError
+from ..matrix import LogLikelihoodMatrix
+from ..texts import TextSet
+
+__all__ = ["ModelSpec", "RunSummary", "score_models", "open_store", "is_store", "store_failures"]
+
+_MANIFEST = "loglik_map_store.json"
+_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of a run: what to load and how to score it.
+
+    Parameters
+    ----------
+    model : str
+        Hub id or local folder.
+    name : str, optional
+        Row label (default: id, ``@revision``, ``[quantization]``); logit-lens rows add ``@layer<l>``.
+    revision : str, optional
+        Hub revision (e.g. ``"step1000"``).
+    quantization : str, optional
+        ``"8bit"``, ``"4bit"`` (nf4) or ``"4bit-fp4"``.
+    logit_lens : bool
+        Score every layer (:class:`~loglik_map.LogitLensScorer`).
+    dtype : str
+        ``"auto"``, ``"float32"``, ``"bfloat16"`` or ``"float16"``.
+    options : mapping
+        Further :class:`~loglik_map.HFScorer` arguments (convention, max_length, long_texts,
+        batch_tokens, device, cache_dir, trust_remote_code, final_norm, …).
+    """
+
+    model: str
+    name: str | None = None
+    revision: str | None = None
+    quantization: str | None = None
+    logit_lens: bool = False
+    dtype: str = "auto"
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def coerce(cls, spec: "ModelSpec | str | PathLike[str]") -> "ModelSpec":
+        """A ``ModelSpec`` from a spec, a hub id or a folder."""
+        if isinstance(spec, ModelSpec):
+            return spec
+        if isinstance(spec, (str, PathLike)):
+            return cls(str(spec))
+        raise LoglikMapError(f"cannot make a ModelSpec from {spec!r}")
+
+    def scorer(self, **defaults: Any):
+        """The scorer this spec describes (``defaults`` are overridden by :attr:`options`)."""
+        from .hf import HFScorer, LogitLensScorer
+
+        cls = LogitLensScorer if self.logit_lens else HFScorer
+        kwargs = {**defaults, **dict(self.options)}
+        return cls(self.model, name=self.name, revision=self.revision, quantization=self.quantization,
+                   dtype=self.dtype, **kwargs)
+
+    @property
+    def label(self) -> str:
+        """The run's name for this spec (the scorer's default name unless ``name`` is given)."""
+        if self.name:
+            return self.name
+        label = self.model + (f"@{self.revision}" if self.revision else "")
+        if self.quantization:
+            from .hf import quantization_label
+
+            label += f"[{quantization_label(self.quantization)}]"
+        return label + ("@lens" if self.logit_lens else "")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a :func:`score_models` call did.
+
+    Attributes
+    ----------
+    scored : tuple of str
+        Models scored in this call.
+    skipped : tuple of str
+        Models already finished in the store.
+    failed : dict
+        Model → error message, for models that failed (recorded in the store).
+    store : str
+    """
+
+    scored: tuple[str, ...]
+    skipped: tuple[str, ...]
+    failed: Mapping[str, str]
+    store: str
+
+    @property
+    def ok(self) -> bool:
+        """True if no model failed."""
+        return not self.failed
+
+    def __str__(self) -> str:
+        lines = [f"run store {self.store}: {len(self.scored)} scored, {len(self.skipped)} already finished, "
+                 f"{len(self.failed)} failed"]
+        for name, err in self.failed.items():
+            lines.append(f"  FAILED {name}: {err}")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- store layout
+def _key(label: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", label)[:80]
+    return f"{safe}-{hashlib.sha1(label.encode('utf-8')).hexdigest()[:10]}"
+
+
+def _fingerprint(texts: TextSet) -> str:
+    h = hashlib.sha256()
+    for tid in texts.ids:
+        h.update(tid.encode("ascii"))
+    return h.hexdigest()[:32]
+
+
+def is_store(path: str | PathLike[str]) -> bool:
+    """True if ``path`` is a run store."""
+    return (Path(path) / _MANIFEST).is_file()
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _init_store(store: Path, texts: TextSet, labels: Sequence[str]) -> None:
+    fingerprint = _fingerprint(texts)
+    if is_store(store):
+        manifest = json.loads((store / _MANIFEST).read_text(encoding="utf-8"))
+        if manifest.get("texts_fingerprint") != fingerprint:
+            raise LoglikMapError(f"{store} was started with a different text set ({manifest.get('n_texts')} texts); "
+                                 "use a new store for new texts")
+        order = list(manifest["models"])
+        order += [lab for lab in labels if lab not in order]
+        manifest["models"] = order
+    else:
+        if store.exists() and any(store.iterdir()):
+            raise LoglikMapError(f"{store} exists and is not a loglik_map run store")
+        store.mkdir(parents=True, exist_ok=True)
+        ds = xr.Dataset(coords={"text": ("text", texts.ids), "n_bytes": ("text", texts.n_bytes),
+                                **{k: ("text", v) for k, v in texts.text_coords().items()}})
+        tmp = store / f".texts.{uuid.uuid4().hex}.zarr"
+        ds.to_zarr(tmp, mode="w", consolidated=False)
+        os.replace(tmp, store / "texts.zarr")
+        manifest = {"format": _FORMAT, "texts_fingerprint": fingerprint, "n_texts": len(texts),
+                    "models": list(dict.fromkeys(labels))}
+    (store / "models").mkdir(exist_ok=True)
+    (store / "failures").mkdir(exist_ok=True)
+    _write_json_atomic(store / _MANIFEST, manifest)
+
+
+def _finished(store: Path, label: str) -> bool:
+    return (store / "models" / f"{_key(label)}.zarr").is_dir()
+
+
+def _write_result(store: Path, label: str, matrix: LogLikelihoodMatrix) -> None:
+    final = store / "models" / f"{_key(label)}.zarr"
+    tmp = store / "models" / f".{_key(label)}.{uuid.uuid4().hex}.partial"
+    ds = matrix.data.to_dataset(name="log_likelihood", promote_attrs=True)
+    ds["log_likelihood"].attrs = {}
+    ds.attrs["run_label"] = label
+    ds.to_zarr(tmp, mode="w", consolidated=False)
+    try:
+        os.rename(tmp, final)  # atomic: the rows are complete or absent
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not final.is_dir():
+            raise
+    failure = store / "failures" / f"{_key(label)}.json"
+    failure.unlink(missing_ok=True)
+
+
+def _write_failure(store: Path, label: str, spec: ModelSpec | None, err: BaseException) -> str:
+    message = f"{type(err).__name__}: {err}"
+    record = {
+        "model": label,
+        "spec": asdict(spec) if spec is not None else None,
+        "error": message,
+        "traceback": "".join(traceback.format_exception(type(err), err, err.__traceback__)),
+        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    _write_json_atomic(store / "failures" / f"{_key(label)}.json", record)
+    return message
+
+
+def _score_one(spec: ModelSpec, texts: TextSet, store: str, defaults: Mapping[str, Any]) -> tuple[str, str, str]:
+    """Score one model and write its rows (or its failure) to the store. Runs on any worker."""
+    label = spec.label
+    path = Path(store)
+    try:
+        scorer = spec.scorer(**defaults)
+        if not spec.name and spec.logit_lens:
+            scorer.name = label.removesuffix("@lens")
+        matrix = scorer.score(texts)
+        _write_result(path, label, matrix)
+        return label, "scored", ""
+    except Exception as err:  # noqa: BLE001 - every failure is recorded, the run goes on
+        return label, "failed", _write_failure(path, label, spec, err)
+
+
+def score_models(
+    specs: Iterable[ModelSpec | str | PathLike[str]],
+    texts: TextSet | Sequence[str],
+    store: str | PathLike[str],
+    *,
+    executor: Executor | None = None,
+    progress: bool = True,
+    retry_failed: bool = True,
+    **scorer_options: Any,
+) -> RunSummary:
+    """Score many models into a resumable run store.
+
+    Parameters
+    ----------
+    specs : iterable of ModelSpec, hub id or folder
+    texts : TextSet or sequence of str
+        The same texts for every model (a store is bound to one text set).
+    store : path
+        Run-store directory (created if missing).
+    executor : concurrent.futures.Executor, optional
+        Where models are scored, e.g. a ``ProcessPoolExecutor`` or a dask ``Client``'s
+        ``get_executor()``; every job writes only its own files. Default: this process, in order.
+    progress : bool
+        Progress bar over models (and, without an executor, over each model's batches).
+    retry_failed : bool
+        Rescore models whose earlier attempt failed (default); finished models are always skipped.
+    **scorer_options
+        Defaults for every scorer (e.g. ``convention``, ``batch_tokens``, ``device``); a spec's own
+        ``options`` win.
+
+    Returns
+    -------
+    RunSummary
+        Open the results with :func:`loglik_map.open_matrix` (store).
+    """
+    texts = texts if isinstance(texts, TextSet) else TextSet(texts)
+    specs = [ModelSpec.coerce(s) for s in specs]
+    labels = [s.label for s in specs]
+    dup = {lab for lab in labels if labels.count(lab) > 1}
+    if dup:
+        raise LoglikMapError(f"model names repeat in the run: {sorted(dup)}; give ModelSpec(name=...)")
+    path = Path(store)
+    _init_store(path, texts, labels)
+    for tmp in (path / "models").glob(".*.partial"):  # leftovers of a killed run
+        shutil.rmtree(tmp, ignore_errors=True)
+    todo, skipped = [], []
+    for spec in specs:
+        failed_before = (path / "failures" / f"{_key(spec.label)}.json").is_file()
+        if _finished(path, spec.label) or (failed_before and not retry_failed):
+            skipped.append(spec.label)
+        else:
+            todo.append(spec)
+    defaults = {"progress": progress and executor is None, **scorer_options}
+    scored: list[str] = []
+    failed: dict[str, str] = {}
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc="models", unit="model")
+
+    def record(label: str, status: str, message: str) -> None:
+        if status == "scored":
+            scored.append(label)
+        else:
+            failed[label] = message
+        if bar is not None:
+            bar.set_postfix_str(label[-40:])
+            bar.update(1)
+
+    if executor is None:
+        for spec in todo:
+            record(*_score_one(spec, texts, str(path), defaults))
+    else:
+        futures: dict[Future, ModelSpec] = {executor.submit(_score_one, spec, texts, str(path), defaults): spec
+                                            for spec in todo}
+        for fut in as_completed(futures):
+            spec = futures[fut]
+            try:
+                record(*fut.result())
+            except Exception as err:  # noqa: BLE001 - the worker itself died
+                record(spec.label, "failed", _write_failure(path, spec.label, spec, err))
+    if bar is not None:
+        bar.close()
+    return RunSummary(scored=tuple(s for s in labels if s in scored), skipped=tuple(skipped),
+                      failed={lab: failed[lab] for lab in labels if lab in failed}, store=str(path))
+
+
+def store_failures(store: str | PathLike[str]) -> dict[str, dict[str, Any]]:
+    """The failure records of a run store, by model name."""
+    out = {}
+    for f in sorted((Path(store) / "failures").glob("*.json")):
+        rec = json.loads(f.read_text(encoding="utf-8"))
+        out[rec["model"]] = rec
+    return out
+
+
+def open_store(store: str | PathLike[str]) -> LogLikelihoodMatrix:
+    """The finished rows of a run store as one matrix, in the run's model order."""
+    from ..io import _normalise_strings
+
+    path = Path(store)
+    if not is_store(path):
+        raise LoglikMapError(f"{path} is not a loglik_map run store")
+    manifest = json.loads((path / _MANIFEST).read_text(encoding="utf-8"))
+    pieces = []
+    for label in manifest["models"]:
+        model_path = path / "models" / f"{_key(label)}.zarr"
+        if not model_path.is_dir():
+            continue
+        with xr.open_zarr(model_path, consolidated=False) as ds:
+            ds = ds.load()
+        da = ds["log_likelihood"]
+        attrs = dict(ds.attrs)
+        attrs.pop("run_label", None)
+        da.attrs = attrs
+        pieces.append(LogLikelihoodMatrix.from_dataarray(_normalise_strings(da)))
+    if not pieces:
+        raise LoglikMapError(f"{path} holds no finished model yet")
+    return LogLikelihoodMatrix.concat(pieces)
+

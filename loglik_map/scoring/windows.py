@@ -1,0 +1,124 @@
+"""Which tokens of a text are scored: conventions and long-text windows (SPEC §1), torch-free.
+
+A text becomes one or more *windows*: a token sequence fed to the model and the position from
+which its targets are scored. Position ``p`` scores token ``ids[p]`` given ``ids[:p]``; a text's
+log-likelihood is the sum over its windows' scored positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import LoglikMapError
+
+__all__ = ["Window", "EncodedText", "CONVENTIONS", "LONG_TEXT_MODES", "encode_text"]
+
+CONVENTIONS = ("reference", "bos")
+LONG_TEXT_MODES = ("truncate", "rolling", "error")
+
+
+@dataclass(frozen=True)
+class Window:
+    """Tokens fed to the model at once; targets ``ids[score_from:]`` are scored."""
+
+    text_index: int
+    ids: tuple[int, ...]
+    score_from: int
+
+    @property
+    def n_scored(self) -> int:
+        return len(self.ids) - self.score_from
+
+
+@dataclass(frozen=True)
+class EncodedText:
+    """A text's windows, how many tokens it has, and how many truncation dropped."""
+
+    windows: tuple[Window, ...]
+    n_tokens: int
+    n_dropped: int
+
+
+def _prefix_token(tokenizer: Any) -> int:
+    for attr in ("bos_token_id", "eos_token_id"):
+        tok = getattr(tokenizer, attr, None)
+        if tok is not None:
+            return int(tok)
+    raise LoglikMapError("convention 'bos' needs a tokenizer with a BOS or EOS token")
+
+
+def encode_text(
+    tokenizer: Any,
+    text: str,
+    index: int,
+    *,
+    convention: str,
+    max_length: int,
+    long_texts: str,
+    stride: int | None = None,
+) -> EncodedText:
+    """Tokenize ``text`` and cut it into windows.
+
+    Conventions
+    -----------
+    ``"reference"``
+        ``tokenizer(text)`` with the tokenizer's own special tokens (as shimo-lab/modelmap's
+        ``tokenizer.encode``); the first token is conditioning only, so a BOS-prepending tokenizer
+        scores every text token and a GPT-NeoX/GPT-2 tokenizer does not score the first one.
+    ``"bos"``
+        The text's tokens without special tokens, after one BOS (EOS if there is no BOS) that is
+        conditioning only: every text token is scored (as lm-evaluation-harness
+        ``loglikelihood_rolling``); never a double BOS.
+
+    Long texts (more than ``max_length`` tokens): ``"truncate"`` keeps the first ``max_length``;
+    ``"rolling"`` scores every token once with overlapping windows of ``max_length`` tokens, each
+    after the first adding ``stride`` new targets (default ``max_length // 2``, so every token
+    sees at least ``max_length - stride`` tokens of context); ``"error"`` refuses.
+    """
+    if convention == "reference":
+        ids = list(tokenizer(text, add_special_tokens=True)["input_ids"])
+    elif convention == "bos":
+        ids = [_prefix_token(tokenizer)] + list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    else:
+        raise LoglikMapError(f"unknown convention {convention!r}; use one of {CONVENTIONS}")
+    n = len(ids)
+    if n < 2:
+        raise LoglikMapError(f"text {index} has {n} token(s) under convention {convention!r}; nothing to score")
+    if n <= max_length:
+        return EncodedText((Window(index, tuple(ids), 1),), n, 0)
+    if long_texts == "truncate":
+        return EncodedText((Window(index, tuple(ids[:max_length]), 1),), n, n - max_length)
+    if long_texts == "error":
+        raise LoglikMapError(f"text {index} has {n} tokens, more than the model's {max_length}; "
+                             "use long_texts='truncate' or 'rolling'")
+    if long_texts != "rolling":
+        raise LoglikMapError(f"unknown long_texts {long_texts!r}; use one of {LONG_TEXT_MODES}")
+    step = max_length // 2 if stride is None else int(stride)
+    if not 1 <= step <= max_length - 1:
+        raise LoglikMapError(f"stride must be between 1 and max_length - 1 = {max_length - 1}, got {stride}")
+    windows = [Window(index, tuple(ids[:max_length]), 1)]
+    done = max_length  # targets [1, done) are scored
+    while done < n:
+        end = min(done + step, n)
+        start = end - max_length
+        windows.append(Window(index, tuple(ids[start:end]), done - start))
+        done = end
+    return EncodedText(tuple(windows), n, 0)
+
+
+def plan_batches(windows: Sequence[Window], batch_tokens: int) -> list[list[int]]:
+    """Group window indices, sorted by length, into batches of at most ``batch_tokens`` padded tokens."""
+    order = sorted(range(len(windows)), key=lambda w: (len(windows[w].ids), w))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for w in order:
+        length = len(windows[w].ids)  # sorted ascending: the newest is the longest
+        if current and (len(current) + 1) * length > batch_tokens:
+            batches.append(current)
+            current = []
+        current.append(w)
+    if current:
+        batches.append(current)
+    return batches

@@ -1,0 +1,182 @@
+"""HFScorer and LogitLensScorer on tiny local models loaded through from_pretrained."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import loglik_map as lm
+from loglik_map.scoring.hf import find_final_norm
+from loglik_map.scoring.windows import encode_text
+
+from . import tiny
+
+ARCHS = ["gpt_neox", "llama", "gpt2"]
+
+
+@pytest.fixture(scope="module")
+def loaded(model_dirs):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return {a: (AutoModelForCausalLM.from_pretrained(model_dirs[a]).eval(), AutoTokenizer.from_pretrained(model_dirs[a]))
+            for a in ARCHS}
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_batched_scores_equal_the_reference_loop(arch, model_dirs, loaded, texts):
+    m = lm.HFScorer(str(model_dirs[arch]), batch_tokens=300).score(texts)
+    model, tok = loaded[arch]
+    ref = [tiny.reference_loglik(model, tok, t, 64) for t in texts]
+    assert m.shape == (1, len(texts)) and list(m.texts) == list(texts.ids)
+    np.testing.assert_allclose(m.values[0], ref, atol=1e-4, rtol=0)
+    assert m.data["convention"].values[0] == "reference" and m.data["quantization"].values[0] == "none"
+    assert m.data["dtype"].values[0] == "float32" and m.attrs["convention"] == "reference"
+    assert m.models[0] == str(model_dirs[arch])
+
+
+def test_results_do_not_depend_on_batch_composition(model_dirs, texts):
+    one = lm.HFScorer(str(model_dirs["llama"]), batch_tokens=1).score(texts)  # one text per batch
+    many = lm.HFScorer(str(model_dirs["llama"]), batch_tokens=4096).score(texts)
+    shuffled = texts[list(np.random.default_rng(0).permutation(len(texts)))]
+    again = lm.HFScorer(str(model_dirs["llama"]), batch_tokens=700).score(shuffled)
+    np.testing.assert_allclose(one.values, many.values, atol=1e-4)
+    np.testing.assert_allclose(again.sel(text=list(texts.ids)).values, many.values, atol=1e-4)
+
+
+def test_reference_convention_scores_first_token_only_with_a_bos_tokenizer(model_dirs, tokenizers, texts):
+    neox, llama = tokenizers["neox"], tokenizers["llama"]
+    t = texts[0]
+    n_text = len(neox(t, add_special_tokens=False)["input_ids"])
+    ref = encode_text(neox, t, 0, convention="reference", max_length=64, long_texts="truncate")
+    bos = encode_text(neox, t, 0, convention="bos", max_length=64, long_texts="truncate")
+    assert ref.windows[0].n_scored == n_text - 1 and bos.windows[0].n_scored == n_text
+    assert bos.windows[0].ids[0] == neox.eos_token_id and bos.windows[0].ids[1:] == ref.windows[0].ids
+    # Llama-style tokenizer: the reference convention already has BOS; "bos" must not double it
+    r = encode_text(llama, t, 0, convention="reference", max_length=64, long_texts="truncate")
+    b = encode_text(llama, t, 0, convention="bos", max_length=64, long_texts="truncate")
+    assert r.windows[0].ids == b.windows[0].ids and r.windows[0].ids[:2].count(llama.bos_token_id) == 1
+    ll_ref = lm.HFScorer(str(model_dirs["llama"])).score(texts)
+    ll_bos = lm.HFScorer(str(model_dirs["llama"]), convention="bos").score(texts)
+    np.testing.assert_allclose(ll_ref.values, ll_bos.values, atol=1e-6)
+
+
+def test_bos_convention_matches_a_manual_evaluation(model_dirs, loaded, texts):
+    model, tok = loaded["gpt_neox"]
+    m = lm.HFScorer(str(model_dirs["gpt_neox"]), convention="bos").score(texts[:4])
+    for k, t in enumerate(texts[:4]):
+        ids = torch.tensor([[tok.eos_token_id] + tok(t, add_special_tokens=False)["input_ids"]])[:, :64]
+        with torch.no_grad():
+            lp = torch.log_softmax(model(ids).logits.float(), -1)[0]
+        manual = sum(float(lp[i, ids[0, i + 1]]) for i in range(ids.shape[1] - 1))
+        assert m.values[0, k] == pytest.approx(manual, abs=1e-4)
+        assert m.data["convention"].values[0] == "bos"
+
+
+def test_long_texts_truncate_roll_or_refuse(model_dirs, loaded, tokenizers):
+    model, tok = loaded["gpt_neox"]
+    long = lm.TextSet([" ".join(tiny.corpus())[:600], " ".join(tiny.corpus())[1000:1100]])
+    n_tokens = len(tok(long[0])["input_ids"])
+    assert n_tokens > 3 * 16
+    trunc = lm.HFScorer(str(model_dirs["gpt_neox"]), max_length=16).score(long)
+    assert trunc.data["n_texts_truncated"].values[0] == 2 or trunc.data["n_tokens_dropped"].values[0] >= n_tokens - 16
+    assert trunc.values[0, 0] == pytest.approx(tiny.reference_loglik(model, tok, long[0], 16), abs=1e-4)
+    # rolling: every token scored exactly once
+    enc = encode_text(tok, long[0], 0, convention="reference", max_length=16, long_texts="rolling", stride=5)
+    scored = [w.ids[p] for w in enc.windows for p in range(w.score_from, len(w.ids))]
+    assert sum(w.n_scored for w in enc.windows) == n_tokens - 1
+    assert scored == list(tok(long[0])["input_ids"][1:])
+    assert all(len(w.ids) <= 16 for w in enc.windows)
+    assert all(w.score_from >= 16 - 5 for w in enc.windows[1:])  # context of ≥ max_length - stride
+    roll = lm.HFScorer(str(model_dirs["gpt_neox"]), max_length=16, long_texts="rolling", stride=5).score(long)
+    manual = 0.0
+    for w in enc.windows:
+        ids = torch.tensor([w.ids])
+        with torch.no_grad():
+            lp = torch.log_softmax(model(ids).logits.float(), -1)[0]
+        manual += sum(float(lp[p - 1, ids[0, p]]) for p in range(w.score_from, len(w.ids)))
+    assert roll.values[0, 0] == pytest.approx(manual, abs=1e-4)
+    assert roll.data["n_tokens_dropped"].values[0] == 0
+    with pytest.raises(lm.LoglikMapError, match="more than the model's 16"):
+        lm.HFScorer(str(model_dirs["gpt_neox"]), max_length=16, long_texts="error").score(long)
+
+
+def test_non_finite_results_name_the_model(loaded, tokenizers, texts):
+    model = tiny.build_model("gpt_neox", tokenizers["neox"], seed=3)
+    with torch.no_grad():
+        model.get_output_embeddings().weight[5] = float("nan")
+    with pytest.raises(lm.LoglikMapError, match="'broken' gave a non-finite log-likelihood"):
+        lm.HFScorer(model, tokenizer=tokenizers["neox"], name="broken").score(texts[:3])
+
+
+def test_loading_errors_name_the_model(tmp_path):
+    with pytest.raises(lm.LoglikMapError, match="cannot load .*missing-model"):
+        lm.HFScorer(str(tmp_path / "missing-model")).score(["some text here"])
+    with pytest.raises(lm.LoglikMapError, match="unknown convention"):
+        lm.HFScorer("x", convention="harness")
+    with pytest.raises(lm.LoglikMapError, match="already-loaded model needs tokenizer"):
+        lm.HFScorer(object()).score(["a text"])
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_logit_lens_last_layer_is_the_model_itself(arch, model_dirs, loaded, texts):
+    lens = lm.LogitLensScorer(str(model_dirs[arch])).score(texts)
+    plain = lm.HFScorer(str(model_dirs[arch])).score(texts)
+    assert list(lens.data["layer"].values) == [0, 1, 2]
+    assert lens.models[-1] == f"{model_dirs[arch]}@layer2"
+    np.testing.assert_allclose(lens.values[-1], plain.values[0], rtol=1e-7, atol=1e-6)
+    # the mistake the lens must avoid: normalising the already-normed last state again
+    model, tok = loaded[arch]
+    norm = find_final_norm(model)
+    ids = tok(texts[0], return_tensors="pt")["input_ids"][:, :64]
+    with torch.no_grad():
+        h = model.base_model(ids, output_hidden_states=True).hidden_states
+        wrong = torch.log_softmax(model.get_output_embeddings()(norm(h[-1])).float(), -1)[0]
+        mid = torch.log_softmax(model.get_output_embeddings()(norm(h[1])).float(), -1)[0]
+    wrong_ll = sum(float(wrong[i, ids[0, i + 1]]) for i in range(ids.shape[1] - 1))
+    mid_ll = sum(float(mid[i, ids[0, i + 1]]) for i in range(ids.shape[1] - 1))
+    assert abs(wrong_ll - lens.values[-1, 0]) > 1.0
+    assert lens.values[1, 0] == pytest.approx(mid_ll, abs=1e-4)
+
+
+@pytest.mark.parametrize("arch", ["gpt_neox", "llama", "mistral", "qwen2", "gemma", "gpt2", "opt", "phi"])
+def test_final_norm_is_found_for_every_listed_architecture(arch, tokenizers, texts):
+    model = tiny.build_model(arch, tokenizers["llama" if arch != "gpt_neox" else "neox"])
+    tok = tokenizers["llama" if arch != "gpt_neox" else "neox"]
+    norm = find_final_norm(model)
+    assert isinstance(norm, torch.nn.Module)
+    lens = lm.LogitLensScorer(model, tokenizer=tok, name=arch).score(texts[:3])
+    plain = lm.HFScorer(model, tokenizer=tok, name=arch).score(texts[:3])
+    np.testing.assert_allclose(lens.values[-1], plain.values[0], rtol=1e-6, atol=1e-5)
+    ref = [tiny.reference_loglik(model, tok, t, 64) for t in texts[:3]]
+    np.testing.assert_allclose(plain.values[0], ref, atol=1e-4)
+
+
+def test_unknown_architecture_is_an_error_and_a_dotted_path_overrides(tokenizers):
+    model = tiny.build_model("gpt_neox", tokenizers["neox"])
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+    with pytest.raises(lm.LoglikMapError, match="cannot find the final norm of Wrapped"):
+        find_final_norm(Wrapped(model))
+    assert find_final_norm(Wrapped(model), "inner.gpt_neox.final_layer_norm") is model.gpt_neox.final_layer_norm
+    with pytest.raises(lm.LoglikMapError, match="not a submodule"):
+        find_final_norm(model, "model.nope")
+
+
+@pytest.mark.parametrize("quantization", ["8bit", "4bit"])
+def test_bitsandbytes_quantized_model_is_close_but_not_identical(quantization, model_dirs, texts):
+    pytest.importorskip("bitsandbytes", reason="quantization tests need the 'quant' extra (bitsandbytes)")
+    folder = str(model_dirs["gpt_neox"])
+    q = lm.HFScorer(folder, quantization=quantization).score(texts)
+    full = lm.HFScorer(folder).score(texts)
+    assert q.models[0] == f"{folder}[{'8bit' if quantization == '8bit' else '4bit-nf4'}]"
+    assert q.data["quantization"].values[0] in ("8bit", "4bit-nf4")
+    both = lm.LogLikelihoodMatrix.concat([full, q])
+    kl = lm.ModelMap(both).kl(full.models[0], q.models[0])
+    other = lm.HFScorer(str(model_dirs["gpt_neox_b"]), name="other-seed").score(texts)
+    kl_other = lm.ModelMap(lm.LogLikelihoodMatrix.concat([full, other])).kl(full.models[0], "other-seed")
+    assert 0 < kl < kl_other / 10
