@@ -19,7 +19,73 @@ def _build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="a short worked run printing a KL table with standard errors")
     demo.add_argument("--n-texts", type=int, default=2000, help="number of generated texts (default 2000)")
     demo.add_argument("--seed", type=int, default=0, help="seed of the generated example (default 0)")
+    score = sub.add_parser(
+        "score",
+        help="score models on texts into a resumable run store",
+        description="Score every model of --models on --texts into the run store --store. A rerun skips "
+        "finished models; failures are recorded and the exit status is 1 if any model failed.",
+    )
+    score.add_argument("--models", required=True,
+                       help="file with one model per line: 'hub-id-or-folder [revision=R] [quantization=8bit] "
+                       "[name=N] [logit_lens=true] [dtype=D]'; '#' starts a comment")
+    score.add_argument("--texts", required=True, help=".jsonl (reference format) or .json (list of strings)")
+    score.add_argument("--store", required=True, help="run-store directory (created if missing)")
+    score.add_argument("--revision", help="default revision for every model")
+    score.add_argument("--quantization", choices=["8bit", "4bit", "4bit-fp4"], help="default quantization")
+    score.add_argument("--logit-lens", action="store_true", help="score every layer (logit lens)")
+    score.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    score.add_argument("--convention", default="reference", choices=["reference", "bos"])
+    score.add_argument("--long-texts", default="truncate", choices=["truncate", "rolling", "error"])
+    score.add_argument("--max-length", type=int, help="context length (default: the model's)")
+    score.add_argument("--batch-tokens", type=int, default=8192, help="padded tokens per forward pass")
+    score.add_argument("--device", default="auto")
+    score.add_argument("--cache-dir", help="Hugging Face cache directory")
+    score.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
+
+
+_SPEC_KEYS = {"revision", "quantization", "name", "logit_lens", "dtype"}
+
+
+def read_model_specs(path: str, *, revision: str | None = None, quantization: str | None = None,
+                     logit_lens: bool = False, dtype: str = "auto"):
+    """Parse a models file into :class:`~loglik_map.ModelSpec` objects (see ``loglik-map score --help``)."""
+    from .scoring import ModelSpec
+
+    specs = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            fields = line.split("#", 1)[0].split()
+            if not fields:
+                continue
+            opts: dict[str, object] = {"revision": revision, "quantization": quantization,
+                                       "logit_lens": logit_lens, "dtype": dtype}
+            for item in fields[1:]:
+                key, sep, value = item.partition("=")
+                if not sep or key not in _SPEC_KEYS:
+                    raise LoglikMapError(f"{path}:{lineno}: cannot read {item!r}; use key=value with keys "
+                                         f"{', '.join(sorted(_SPEC_KEYS))}")
+                opts[key] = value.lower() in ("1", "true", "yes") if key == "logit_lens" else value
+            specs.append(ModelSpec(fields[0], **opts))  # type: ignore[arg-type]
+    if not specs:
+        raise LoglikMapError(f"{path}: no models listed")
+    return specs
+
+
+def _score(args: argparse.Namespace) -> int:
+    from .scoring import score_models
+    from .texts import TextSet
+
+    specs = read_model_specs(args.models, revision=args.revision, quantization=args.quantization,
+                             logit_lens=args.logit_lens, dtype=args.dtype)
+    texts = TextSet.load(args.texts)
+    options = dict(convention=args.convention, long_texts=args.long_texts, batch_tokens=args.batch_tokens,
+                   device=args.device, cache_dir=args.cache_dir)
+    if args.max_length:
+        options["max_length"] = args.max_length
+    summary = score_models(specs, texts, args.store, progress=not args.no_progress, **options)
+    print(summary)
+    return 0 if summary.ok else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .demo import run_demo
 
             run_demo(n_texts=args.n_texts, random_state=args.seed)
+        elif args.command == "score":
+            return _score(args)
     except LoglikMapError as err:
         print(f"loglik-map: error: {err}")
         return 2
