@@ -62,7 +62,7 @@ class TextSet:
     Examples
     --------
     >>> ts = TextSet(["a first text", "a second, longer text"], domains=["x", "y"])
-    >>> len(ts), list(ts.n_bytes)
+    >>> len(ts), ts.n_bytes.tolist()
     (2, [12, 21])
     """
 
