@@ -9,20 +9,76 @@ from __future__ import annotations
 
 __version__ = "0.1.0.dev0"
 
+from . import plotting
+from .analyses import (
+    ResamplingStability,
+    SpiralPeriod,
+    lineage,
+    read_base_model,
+    spiral_period,
+    text_resampling_stability,
+)
 from .centering import DoubleCentering, double_center
 from .errors import LoglikMapError
+from .fits import HolderEstimate, PowerLawFit, fit_power_law, holder_exponent
 from .io import open_matrix
+from .klscale import (
+    PAPER_KL_SCALE,
+    PairRule,
+    adjacent_layers,
+    child_vs_parent,
+    consecutive_checkpoints,
+    differing_only_in,
+    kl_scale,
+    kl_scale_pairs,
+    original_vs,
+    random_pairs,
+)
 from .matrix import LogLikelihoodMatrix
 from .modelmap import ModelMap, ModelProjection
 from .options import get_options, set_options
+from .paths import TakagiLandsberg, fbm, fractional_gaussian_noise, takagi_landsberg
+from .preprocessing import drop_outlier_texts, flag_outlier_models, outlier_text_scores
 from .results import ConfidenceInterval, KLEstimate
 from .scoring import HFScorer, LogitLensScorer, ModelSpec, RunSummary, Scorer, score_models
 from .synthetic import MarkovChainModel, MarkovExample, make_markov_example
 from .textids import text_id
 from .texts import TextSet, split_utf8
+from .trajectory import Trajectory
+from .weights import weight_distances
 
 __all__ = [
     "__version__",
+    "HolderEstimate",
+    "PAPER_KL_SCALE",
+    "PairRule",
+    "PowerLawFit",
+    "ResamplingStability",
+    "SpiralPeriod",
+    "TakagiLandsberg",
+    "Trajectory",
+    "adjacent_layers",
+    "child_vs_parent",
+    "consecutive_checkpoints",
+    "differing_only_in",
+    "drop_outlier_texts",
+    "fbm",
+    "fit_power_law",
+    "flag_outlier_models",
+    "fractional_gaussian_noise",
+    "holder_exponent",
+    "kl_scale",
+    "kl_scale_pairs",
+    "lineage",
+    "original_vs",
+    "outlier_text_scores",
+    "plotting",
+    "random_pairs",
+    "read_base_model",
+    "spiral_period",
+    "takagi_landsberg",
+    "text_resampling_stability",
+    "weight_distances",
     "ConfidenceInterval",
     "HFScorer",
     "LogitLensScorer",
