@@ -16,7 +16,7 @@ __all__ = ["outlier_text_scores", "drop_outlier_texts", "flag_outlier_models"]
 
 def outlier_text_scores(matrix: LogLikelihoodMatrix, order: str = "step", by: str | None = None,
                         after: float | None = None) -> xr.DataArray:
-    """Score(x) = max over trajectories and consecutive saved checkpoints of |log p_{t+1}(x) − log p_t(x)|.
+    """Score(x) = max over trajectories and consecutive saved checkpoints of ``|log p_{t+1}(x) − log p_t(x)|``.
 
     Parameters
     ----------

@@ -234,7 +234,7 @@ class Trajectory:
                             name="displacement")
 
     def diffusion_exponent(self, t0: float, window: int = 10, group: Hashable | None = None) -> PowerLawFit:
-        """Fit ‖q_t − q_t0‖² ∝ |t − t0|^c over the next ``window`` saved points after ``t0`` (SPEC §6)."""
+        """Fit ``‖q_t − q_t0‖² ∝ |t − t0|^c`` over the next ``window`` saved points after ``t0`` (SPEC §6)."""
         if window < 2:
             raise LoglikMapError("window must be at least 2 points")
         disp = self.displacement(t0, group)[:window]
