@@ -25,6 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _memory import reset_peak, rss_kib  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 
 METHODS = {
@@ -63,17 +66,8 @@ def _coordinates(L: np.ndarray, n_bytes: np.ndarray) -> np.ndarray:
     return Q
 
 
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(field)
 
 
-def _reset_peak() -> None:
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")
 
 
 def _run(method: str, X: np.ndarray, L: np.ndarray, n_bytes: np.ndarray):
@@ -127,12 +121,12 @@ def worker(method: str, data: Path, out: Path, repeat: int) -> None:
     _run(method, small_X, np.asarray(np.load(data / "L.npy", mmap_mode="r")[:16, :256]), n_bytes[:256])  # warm-up
     times, peaks = [], []
     for _ in range(repeat):
-        base = _rss_kib("VmRSS")
-        _reset_peak()
+        base = rss_kib("VmRSS")
+        reset_peak()
         t0 = time.perf_counter()
         kl, se = _run(method, X, L, n_bytes)
         times.append(time.perf_counter() - t0)
-        peaks.append(_rss_kib("VmHWM") - base)
+        peaks.append(rss_kib("VmHWM") - base)
         if _ != repeat - 1:
             del kl, se
     np.save(out / f"{method}_kl.npy", kl)

@@ -32,18 +32,15 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _memory import reset_peak, rss_kib  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(field)
 
 
 def build(folder: Path, hidden: int, layers: int, vocab: int, n_texts: int) -> None:
@@ -85,7 +82,7 @@ def worker(method: str, folder: Path) -> dict:
     texts = lm.TextSet.from_jsonl(folder / "texts.jsonl")
     path = str(folder / "model")
     out: dict = {}
-    base = _rss_kib("VmRSS")
+    base = rss_kib("VmRSS")
     if method in ("hf", "hf_bos", "lens"):
         cls = lm.LogitLensScorer if method == "lens" else lm.HFScorer
         scorer = cls(path, convention="bos" if method == "hf_bos" else "reference", batch_tokens=8192)
@@ -97,9 +94,8 @@ def worker(method: str, folder: Path) -> dict:
         batches = plan_batches(windows, scorer.batch_tokens)
         real = sum(len(w.ids) for w in windows)
         padded = sum(len(b) * max(len(windows[i].ids) for i in b) for b in batches)
-        base = _rss_kib("VmRSS")
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
+        base = rss_kib("VmRSS")
+        reset_peak()
         t0 = time.perf_counter()
         m = scorer.score(texts)
         out.update(seconds=time.perf_counter() - t0, tokens=real, padded_tokens=padded, values=m.values.tolist())
@@ -128,7 +124,7 @@ def worker(method: str, folder: Path) -> dict:
         res = hflm.loglikelihood_rolling(reqs, disable_tqdm=True)
         tokens = sum(len(hflm.tok_encode(t)) + 1 for t in texts)
         out.update(seconds=time.perf_counter() - t0, tokens=tokens, values=[[float(r) for r in res]])
-    out["peak_extra_mib"] = (_rss_kib("VmHWM") - base) / 1024
+    out["peak_extra_mib"] = (rss_kib("VmHWM") - base) / 1024
     return out
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import pickle
 import shutil
 import warnings
@@ -15,6 +14,7 @@ import xarray as xr
 from .errors import LoglikMapError
 from .matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
 from .textids import text_id
+from .texts import read_jsonl_records
 
 __all__ = ["open_matrix", "save_matrix", "read_modelmap"]
 
@@ -138,20 +138,7 @@ def read_modelmap(pickle_path: str | PathLike[str], texts_path: str | PathLike[s
     **Unpickling runs arbitrary code: open only files you trust.**
     """
     texts_path = Path(texts_path)
-    records = []
-    with open(texts_path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise LoglikMapError(f"{texts_path}:{lineno}: not valid JSON ({err.msg})") from None
-            if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
-                raise LoglikMapError(f"{texts_path}:{lineno}: each line needs a string field 'text'")
-            records.append(rec)
-    if not records:
-        raise LoglikMapError(f"{texts_path}: no texts")
+    records = read_jsonl_records(texts_path)
     with open(pickle_path, "rb") as fh:
         data = pickle.load(fh)  # noqa: S301 - documented: trusted files only
     if not isinstance(data, dict) or not data:

@@ -40,6 +40,33 @@ def split_utf8(text: str, max_bytes: int = 1024) -> list[str]:
     return chunks
 
 
+def read_jsonl_records(path: str | PathLike[str]) -> list[dict[str, Any]]:
+    """Read a reference-format JSONL file: one JSON object with a string ``text`` per line.
+
+    Errors name the file and line (invalid UTF-8, invalid JSON, missing ``text``); blank lines are
+    skipped; an empty file is an error.
+    """
+    records = []
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise LoglikMapError(f"{path}:{lineno}: not valid UTF-8") from None
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise LoglikMapError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
+            if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
+                raise LoglikMapError(f"{path}:{lineno}: each line needs a string field 'text'")
+            records.append(rec)
+    if not records:
+        raise LoglikMapError(f"{path}: no texts")
+    return records
+
+
 class TextSet:
     """Ordered, unique texts with stable ids, UTF-8 byte lengths and optional domain labels.
 
@@ -120,22 +147,7 @@ class TextSet:
     def from_jsonl(cls, path: str | PathLike[str]) -> "TextSet":
         """Load the reference format: one JSON object per line with ``text`` and optionally
         ``pile_set_name`` (→ domain), ``pile_idx`` and ``chunk_idx``."""
-        records = []
-        with open(path, "rb") as fh:
-            for lineno, raw in enumerate(fh, start=1):
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise LoglikMapError(f"{path}:{lineno}: not valid UTF-8") from None
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise LoglikMapError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-                if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
-                    raise LoglikMapError(f"{path}:{lineno}: each line needs a string field 'text'")
-                records.append(rec)
+        records = read_jsonl_records(path)
         domains = [r.get("pile_set_name", "") for r in records] if any("pile_set_name" in r for r in records) else None
         meta = {k: [r[k] for r in records] for k in ("pile_idx", "chunk_idx") if all(k in r for r in records)}
         return cls([r["text"] for r in records], domains=domains, metadata=meta)
