@@ -16,9 +16,15 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loglik-map", description="Compare language models as probability distributions.")
     parser.add_argument("--version", action="version", version=f"loglik_map {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="a short worked run printing a KL table with standard errors")
-    demo.add_argument("--n-texts", type=int, default=2000, help="number of generated texts (default 2000)")
-    demo.add_argument("--seed", type=int, default=0, help="seed of the generated example (default 0)")
+    demo = sub.add_parser("demo", help="train (or reuse) a miniature model suite, score it, map it, print and plot",
+                          description="The whole method on a fresh machine: trains the miniature zoo (cached), "
+                          "scores it on the built-in texts, and prints the KL scale, consecutive KL, diffusion "
+                          "exponents and the Hölder estimate; figures go to --out.")
+    demo.add_argument("--out", default="loglik-map-demo", help="output folder (default ./loglik-map-demo)")
+    demo.add_argument("--fast", action="store_true", help="tiny zoo and few texts (seconds; for tests)")
+    demo.add_argument("--n-texts", type=int, help="texts sampled from the built-in set (default 800, 200 with --fast)")
+    demo.add_argument("--zoo-dir", help="zoo cache (default $LOGLIK_MAP_ZOO or ~/.cache/loglik_map/zoo)")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     score = sub.add_parser(
         "score",
         help="score models on texts into a resumable run store",
@@ -95,7 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from .demo import run_demo
 
-            run_demo(n_texts=args.n_texts, random_state=args.seed)
+            run_demo(args.out, fast=args.fast, n_texts=args.n_texts, zoo_dir=args.zoo_dir,
+                     progress=not args.no_progress)
         elif args.command == "score":
             return _score(args)
     except LoglikMapError as err:

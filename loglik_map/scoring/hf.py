@@ -6,6 +6,7 @@ torch and transformers are imported only when a model is loaded.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from os import PathLike
 from typing import Any
@@ -38,6 +39,21 @@ def _require_torch():
     except ImportError:
         raise LoglikMapError("scoring needs torch and transformers: pip install 'loglik_map[models]'") from None
     return torch
+
+
+@contextmanager
+def quiet_transformers():
+    """Silence transformers' per-file progress bars ("Loading weights", "Writing model shards") while
+    loading or saving inside loglik_map's own progress reporting; restores the previous setting."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def quantization_label(quantization: Any) -> str:
@@ -264,7 +280,8 @@ class HFScorer:
                                             else device.type}
                 elif self.device == "auto" and device.type == "cuda":
                     kwargs["device_map"] = "auto"
-                model = AutoModelForCausalLM.from_pretrained(self._source, **kwargs)
+                with quiet_transformers():
+                    model = AutoModelForCausalLM.from_pretrained(self._source, **kwargs)
             except LoglikMapError:
                 raise
             except Exception as err:  # hub / file errors: name the model and revision

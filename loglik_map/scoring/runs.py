@@ -93,14 +93,15 @@ class ModelSpec:
 
     @property
     def label(self) -> str:
-        """The run's name for this spec (the scorer's default name unless ``name`` is given)."""
-        if self.name:
-            return self.name
-        label = self.model + (f"@{self.revision}" if self.revision else "")
-        if self.quantization:
-            from .hf import quantization_label
+        """The run's key for this spec: the row name (default: id, ``@revision``, ``[quantization]``),
+        with ``@lens`` appended for logit-lens specs, whose rows are named ``<name>@layer<l>``."""
+        label = self.name
+        if not label:
+            label = self.model + (f"@{self.revision}" if self.revision else "")
+            if self.quantization:
+                from .hf import quantization_label
 
-            label += f"[{quantization_label(self.quantization)}]"
+                label += f"[{quantization_label(self.quantization)}]"
         return label + ("@lens" if self.logit_lens else "")
 
 
@@ -227,8 +228,6 @@ def _score_one(spec: ModelSpec, texts: TextSet, store: str, defaults: Mapping[st
     path = Path(store)
     try:
         scorer = spec.scorer(**defaults)
-        if not spec.name and spec.logit_lens:
-            scorer.name = label.removesuffix("@lens")
         matrix = scorer.score(texts)
         _write_result(path, label, matrix)
         return label, "scored", ""

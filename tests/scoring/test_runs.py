@@ -35,7 +35,7 @@ def uninterrupted(tmp_path_factory, model_dirs, texts):
              lm.ModelSpec(str(model_dirs["gpt_neox_b"]), name="neox-b"),
              lm.ModelSpec(str(model_dirs["llama"]), name="llama", logit_lens=True)]
     summary = lm.score_models(specs, texts, store, progress=False)
-    assert summary.ok and summary.scored == ("neox-a", "neox-b", "llama")
+    assert summary.ok and summary.scored == ("neox-a", "neox-b", "llama@lens")
     return lm.open_matrix(store)
 
 
@@ -90,7 +90,7 @@ def test_killed_run_resumes_to_the_uninterrupted_matrix(tmp_path, specs, texts, 
     assert list(lm.open_matrix(store).models) == ["neox-a"]  # finished work kept
     monkeypatch.setattr(runs, "_score_one", real)
     summary = lm.score_models(specs, texts, store, progress=False)
-    assert summary.skipped == ("neox-a",) and summary.scored == ("neox-b", "llama")
+    assert summary.skipped == ("neox-a",) and summary.scored == ("neox-b", "llama@lens")
     assert not list((store / "models").glob(".*.partial"))
     _same_matrix(lm.open_matrix(store), uninterrupted)
 
@@ -100,7 +100,7 @@ def test_dask_cluster_executor(tmp_path, specs, texts, uninterrupted):
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         with distributed.Client(cluster) as client:
             summary = lm.score_models(specs, texts, tmp_path / "store", executor=client.get_executor(), progress=False)
-    assert summary.ok and set(summary.scored) == {"neox-a", "neox-b", "llama"}
+    assert summary.ok and set(summary.scored) == {"neox-a", "neox-b", "llama@lens"}
     _same_matrix(lm.open_matrix(tmp_path / "store"), uninterrupted)
 
 

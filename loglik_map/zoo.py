@@ -1,0 +1,386 @@
+"""A miniature model suite: every setting of the paper with real GPT-NeoX (and Llama) models on CPU.
+
+:func:`build_zoo` trains, with ``transformers`` and a byte-level BPE tokenizer trained locally on
+the built-in ``train`` texts, several model sizes with checkpoints on a Pythia-like schedule
+(dense early, then regular), several seeds of one size, a second architecture, and fine-tuned
+children on one domain; all saved with ``save_pretrained`` (safetensors) and cached, so a second
+call returns at once. Quantized copies (bitsandbytes 8-bit and 4-bit) and logit-lens rows are
+scoring options of the specs :meth:`Zoo.specs` returns. Deterministic for a seed on one machine.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import LoglikMapError
+from .matrix import LogLikelihoodMatrix
+from .scoring.hf import quiet_transformers
+from .scoring.runs import ModelSpec
+
+__all__ = ["ZooConfig", "Zoo", "build_zoo", "default_zoo_dir"]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run: architecture, width, depth, seed."""
+
+    arch: str
+    size: str
+    hidden: int
+    layers: int
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.arch}-{self.size}-seed{self.seed}"
+
+
+def _schedule(total: int, every: int) -> tuple[int, ...]:
+    dense = [0] + [2**k for k in range(int(math.log2(max(every, 1))) + 1) if 2**k < every]
+    return tuple(sorted(set(dense + list(range(every, total + 1, every)))))
+
+
+@dataclass(frozen=True)
+class ZooConfig:
+    """What the zoo trains. The defaults take a few minutes on 2 CPU cores; :meth:`fast` seconds.
+
+    Attributes
+    ----------
+    runs : tuple of RunConfig
+        The pretraining runs (the first one also gets fine-tuned children and the full trajectory).
+    steps : int
+        Optimizer steps per pretraining run.
+    checkpoint_every : int
+        Regular checkpoint spacing; before it, checkpoints at 0, 1, 2, 4, … (Pythia-like).
+    batch_size, seq_len : int
+        Sequences per step and tokens per sequence.
+    learning_rate, warmup : float, int
+        AdamW peak learning rate and linear warm-up steps (then cosine decay to 10 %).
+    vocab_size : int
+        Tokenizer vocabulary (byte-level BPE trained on the ``train`` texts).
+    max_positions : int
+        Context length of the models.
+    finetune_domains : tuple of str
+        One child per domain, fine-tuned from the first run's final checkpoint.
+    finetune_steps : int
+    seed : int
+        Seed of the tokenizer data order and of fine-tuning.
+    """
+
+    runs: tuple[RunConfig, ...] = (
+        RunConfig("neox", "s", 128, 2, 0),
+        RunConfig("neox", "s", 128, 2, 1),
+        RunConfig("neox", "xs", 64, 2, 0),
+        RunConfig("neox", "m", 128, 4, 0),
+        RunConfig("llama", "s", 128, 2, 0),
+    )
+    steps: int = 256
+    checkpoint_every: int = 16
+    batch_size: int = 16
+    seq_len: int = 128
+    learning_rate: float = 3e-3
+    warmup: int = 16
+    vocab_size: int = 1024
+    max_positions: int = 256
+    finetune_domains: tuple[str, ...] = ("python_docs", "kjv")
+    finetune_steps: int = 48
+    seed: int = 0
+
+    @classmethod
+    def fast(cls) -> "ZooConfig":
+        """A seconds-long setting for tests: tiny models, few steps, same structure."""
+        return cls(
+            runs=(RunConfig("neox", "s", 32, 2, 0), RunConfig("neox", "s", 32, 2, 1), RunConfig("neox", "xs", 16, 1, 0),
+                  RunConfig("llama", "s", 32, 2, 0)),
+            steps=24, checkpoint_every=4, batch_size=4, seq_len=32, warmup=2, vocab_size=300, max_positions=64,
+            finetune_domains=("python_docs",), finetune_steps=6,
+        )
+
+    @property
+    def checkpoints(self) -> tuple[int, ...]:
+        """Saved steps of every pretraining run."""
+        return _schedule(self.steps, self.checkpoint_every)
+
+    def fingerprint(self) -> str:
+        import hashlib
+
+        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def default_zoo_dir() -> Path:
+    """``$LOGLIK_MAP_ZOO`` or ``~/.cache/loglik_map/zoo``."""
+    return Path(os.environ.get("LOGLIK_MAP_ZOO", Path.home() / ".cache" / "loglik_map" / "zoo"))
+
+
+@dataclass(frozen=True)
+class Zoo:
+    """A built zoo: where its checkpoints are and how to score and label them.
+
+    Attributes
+    ----------
+    root : Path
+    config : ZooConfig
+    """
+
+    root: Path
+    config: ZooConfig
+    _meta: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    def checkpoint(self, run: str, step: int) -> Path:
+        """Folder of a saved checkpoint."""
+        return self.root / "runs" / run / f"step{step}"
+
+    def final(self, run: str) -> Path:
+        return self.checkpoint(run, self.config.steps)
+
+    @property
+    def run_names(self) -> list[str]:
+        return [r.name for r in self.config.runs]
+
+    def child(self, domain: str) -> Path:
+        return self.root / "finetuned" / f"{self.run_names[0]}-{domain}"
+
+    def specs(self, *, quantization: Sequence[str] = ("8bit", "4bit"), logit_lens: bool = True,
+              trajectory: bool = True) -> list[ModelSpec]:
+        """What the demo scores: every checkpoint of the first run (``trajectory``), every run's final
+        checkpoint, the fine-tuned children, quantized copies and logit-lens rows of the finals of
+        the first and the deepest run."""
+        specs: list[ModelSpec] = []
+        first = self.run_names[0]
+        steps = self.config.checkpoints if trajectory else (self.config.steps,)
+        for s in steps:
+            specs.append(ModelSpec(str(self.checkpoint(first, s)), name=f"{first}@{s}"))
+        for run in self.run_names[1:]:
+            specs.append(ModelSpec(str(self.final(run)), name=f"{run}@{self.config.steps}"))
+        for d in self.config.finetune_domains:
+            specs.append(ModelSpec(str(self.child(d)), name=f"{first}-{d}"))
+        deepest = max(self.config.runs, key=lambda r: (r.layers, r.hidden)).name
+        for run in dict.fromkeys([first, deepest]):
+            for q in quantization:
+                specs.append(ModelSpec(str(self.final(run)), name=f"{run}@{self.config.steps}[{q}]", quantization=q))
+            if logit_lens:
+                specs.append(ModelSpec(str(self.final(run)), name=f"{run}@{self.config.steps}", logit_lens=True))
+        return specs
+
+    def annotate(self, matrix: LogLikelihoodMatrix) -> LogLikelihoodMatrix:
+        """Add the zoo's model coordinates: ``arch``, ``size``, ``seed``, ``step``, ``run``,
+        ``base_model`` (for children), ``family`` (model type); quantization and layer come from scoring."""
+        cfg = {r.name: r for r in self.config.runs}
+        cols: dict[str, list[Any]] = {k: [] for k in ("run", "arch", "size", "seed", "step", "family", "base_model")}
+        for name in matrix.models:
+            base = name.split("[")[0].split("@layer")[0]
+            child_of = None
+            for d in self.config.finetune_domains:
+                if base == f"{self.run_names[0]}-{d}":
+                    child_of = f"{self.run_names[0]}@{self.config.steps}"
+                    run, step = self.run_names[0], np.nan
+                    break
+            else:
+                run, _, step_s = base.partition("@")
+                step = float(step_s) if step_s else np.nan
+            r = cfg.get(run)
+            if r is None:
+                raise LoglikMapError(f"model {name!r} is not from this zoo")
+            cols["run"].append(run)
+            cols["arch"].append(r.arch)
+            cols["size"].append(r.size)
+            cols["seed"].append(float(r.seed))
+            cols["step"].append(step if "[" not in name and "@layer" not in name else np.nan)
+            cols["family"].append(r.arch if child_of is None else f"{r.arch}-finetuned")
+            cols["base_model"].append(child_of or "")
+        da = matrix.data.assign_coords({k: ("model", np.asarray(v, dtype=object if isinstance(v[0], str) else float))
+                                        for k, v in cols.items()})
+        return LogLikelihoodMatrix.from_dataarray(da)
+
+
+# ---------------------------------------------------------------------- training
+def _train_tokenizer(texts: Sequence[str], vocab_size: int, folder: Path):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(list(texts), trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
+                                                             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                                             show_progress=False))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>")
+    fast.save_pretrained(folder)
+    return fast
+
+
+def _model(run: RunConfig, cfg: ZooConfig, vocab: int):
+    import transformers as tf
+
+    common = dict(vocab_size=vocab, hidden_size=run.hidden, num_hidden_layers=run.layers,
+                  intermediate_size=4 * run.hidden, max_position_embeddings=cfg.max_positions, bos_token_id=0,
+                  eos_token_id=0)
+    heads = max(run.hidden // 32, 1)
+    if run.arch == "neox":
+        config = tf.GPTNeoXConfig(num_attention_heads=heads, **common)
+    elif run.arch == "llama":
+        config = tf.LlamaConfig(num_attention_heads=heads, num_key_value_heads=heads, **common)
+    else:
+        raise LoglikMapError(f"unknown zoo architecture {run.arch!r}")
+    return tf.AutoModelForCausalLM.from_config(config)
+
+
+def _token_stream(tokenizer, texts: Sequence[str]):
+    import torch
+
+    ids: list[int] = []
+    for t in texts:
+        ids.extend(tokenizer(t, add_special_tokens=False)["input_ids"])
+        ids.append(tokenizer.eos_token_id)
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def _train(model, stream, *, steps: int, cfg: ZooConfig, seed: int, save_at: dict[int, Path], tokenizer,
+           lr: float | None = None, warmup: int | None = None, bar=None) -> None:
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    peak = cfg.learning_rate if lr is None else lr
+    warm = cfg.warmup if warmup is None else warmup
+    opt = torch.optim.AdamW(model.parameters(), lr=peak, weight_decay=0.01, betas=(0.9, 0.95))
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return peak * (step + 1) / warm
+        frac = (step - warm) / max(steps - warm, 1)
+        return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+    def save(step: int) -> None:
+        if step in save_at:
+            tmp = save_at[step].with_name(save_at[step].name + ".partial")
+            shutil.rmtree(tmp, ignore_errors=True)
+            with quiet_transformers():
+                model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            shutil.rmtree(save_at[step], ignore_errors=True)
+            os.replace(tmp, save_at[step])
+
+    model.train()
+    save(0)
+    n = stream.numel() - cfg.seq_len - 1
+    for step in range(steps):
+        starts = torch.randint(0, n, (cfg.batch_size,), generator=gen)
+        batch = torch.stack([stream[s : s + cfg.seq_len] for s in starts.tolist()])
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step)
+        loss = model(input_ids=batch, labels=batch).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        save(step + 1)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix_str(f"loss {loss.item():.3f}")
+    model.eval()
+
+
+def build_zoo(root: str | PathLike[str] | None = None, config: ZooConfig | None = None, *,
+              progress: bool = True) -> Zoo:
+    """Train (or reuse) the miniature model suite.
+
+    Parameters
+    ----------
+    root : path, optional
+        Cache folder (default :func:`default_zoo_dir`); a different ``config`` gets its own subfolder.
+    config : ZooConfig, optional
+        Default :class:`ZooConfig()`; :meth:`ZooConfig.fast` for tests.
+    progress : bool
+        Progress bars while training.
+
+    Returns
+    -------
+    Zoo
+    """
+    try:
+        import torch
+    except ImportError:
+        raise LoglikMapError("the zoo needs torch and transformers: pip install 'loglik_map[models]'") from None
+    from .datasets import load_texts
+
+    cfg = config or ZooConfig()
+    base = Path(root) if root is not None else default_zoo_dir()
+    zroot = base / cfg.fingerprint()
+    zoo = Zoo(zroot, cfg)
+    done = zroot / "zoo.json"
+    if done.is_file():
+        return zoo
+    zroot.mkdir(parents=True, exist_ok=True)
+    train = load_texts("train")
+    tok_dir = zroot / "tokenizer"
+    if (tok_dir / "tokenizer.json").is_file():
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(tok_dir)
+    else:
+        tokenizer = _train_tokenizer(train.texts, cfg.vocab_size, tok_dir)
+    stream = _token_stream(tokenizer, train.texts)
+    bar = None
+    total = len(cfg.runs) * cfg.steps + len(cfg.finetune_domains) * cfg.finetune_steps
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc="training the zoo", unit="step")
+    started = time.perf_counter()
+    threads = torch.get_num_threads()
+    for run in cfg.runs:
+        final = zoo.final(run.name)
+        if final.is_dir():
+            if bar is not None:
+                bar.update(cfg.steps)
+            continue
+        torch.manual_seed(run.seed)
+        model = _model(run, cfg, len(tokenizer))
+        save_at = {s: zoo.checkpoint(run.name, s) for s in cfg.checkpoints}
+        for p in save_at.values():
+            p.parent.mkdir(parents=True, exist_ok=True)
+        if bar is not None:
+            bar.set_description(f"training {run.name}")
+        _train(model, stream, steps=cfg.steps, cfg=cfg, seed=1000 + run.seed, save_at=save_at, tokenizer=tokenizer, bar=bar)
+    from transformers import AutoModelForCausalLM
+
+    from .datasets import DOMAINS
+
+    first = cfg.runs[0].name
+    for d in cfg.finetune_domains:
+        if d not in DOMAINS:
+            raise LoglikMapError(f"unknown fine-tuning domain {d!r}; domains are {DOMAINS}")
+        child = zoo.child(d)
+        if child.is_dir():
+            if bar is not None:
+                bar.update(cfg.finetune_steps)
+            continue
+        child.parent.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(cfg.seed)
+        with quiet_transformers():
+            model = AutoModelForCausalLM.from_pretrained(zoo.final(first))
+        domain_stream = _token_stream(tokenizer, [t for t, dom in zip(train.texts, train.domains) if dom == d])
+        if bar is not None:
+            bar.set_description(f"fine-tuning on {d}")
+        _train(model, domain_stream, steps=cfg.finetune_steps, cfg=cfg, seed=cfg.seed + 7,
+               save_at={cfg.finetune_steps: child}, tokenizer=tokenizer, lr=cfg.learning_rate / 3, warmup=2, bar=bar)
+        (child / "README.md").write_text(
+            f"---\nbase_model: {zoo.final(first)}\nlicense: mit\n---\n# {child.name}\n\n"
+            f"{first} fine-tuned for {cfg.finetune_steps} steps on the '{d}' domain of loglik_map's built-in texts.\n",
+            encoding="utf-8")
+    if bar is not None:
+        bar.close()
+    done.write_text(json.dumps({"config": asdict(cfg), "seconds": time.perf_counter() - started,
+                                "torch_threads": threads}, indent=1), encoding="utf-8")
+    return zoo
