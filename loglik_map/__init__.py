@@ -9,7 +9,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0.dev0"
 
-from . import plotting
+from . import datasets, plotting, zoo
 from .analyses import (
     ResamplingStability,
     SpiralPeriod,
@@ -72,6 +72,8 @@ __all__ = [
     "lineage",
     "original_vs",
     "outlier_text_scores",
+    "datasets",
+    "zoo",
     "plotting",
     "random_pairs",
     "read_base_model",

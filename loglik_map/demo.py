@@ -138,11 +138,12 @@ def run_demo(out_dir: str | PathLike[str] = "loglik-map-demo", *, fast: bool = F
     table = kl_scale(mm, settings)
     pairs = kl_scale_pairs(mm, settings)
     p("\nKL scale, bits/byte (SPEC §4, Table 1a): this zoo | the paper's Pythia-scale models")
-    p(f"  {'setting':<42}{'n':>4}{'median':>9}{'± SE':>8}{'mean':>8}{'SD':>8} | {'median':>7}{'mean':>7}{'SD':>7}")
+    cols = ("median", "median_se", "mean", "sd")
+    p(f"  {'setting':<42} {'n':>4} {'median':>9} {'± SE':>9} {'mean':>9} {'SD':>9} | {'median':>7} {'mean':>7} {'SD':>7}")
     for name, row in table.iterrows():
-        p(f"  {name:<42}{int(row['count']):>4}{_fmt(row['median']):>9}{_fmt(row['median_se']):>8}"
-          f"{_fmt(row['mean']):>8}{_fmt(row['sd']):>8} | {_fmt(row.get('paper_median', np.nan)):>7}"
-          f"{_fmt(row.get('paper_mean', np.nan)):>7}{_fmt(row.get('paper_sd', np.nan)):>7}")
+        mine = " ".join(f"{_fmt(row[c]):>9}" for c in cols)
+        paper = " ".join(f"{_fmt(row.get('paper_' + c, np.nan)):>7}" for c in ("median", "mean", "sd"))
+        p(f"  {name:<42} {int(row['count']):>4} {mine} | {paper}")
     p("  (± SE: median of the pairs' standard errors; the zoo is tiny and briefly trained, so only the ordering of"
       " settings is expected to resemble the paper's)")
 
@@ -203,7 +204,7 @@ def _figures(out_dir: Path, mm: ModelMap, traj, pairs, steps_ds, exps_q, exps_w,
         paths.append(path)
 
     ax = plotting.plot_map(sub, color="family", trajectory=traj, links=links + quant)
-    ax.set_title("Model map (PCA): checkpoint trajectory, children, quantized copies")
+    ax.set_title("Model map (PCA)")
     save(ax, "map.png")
     fig, ax = plt.subplots(figsize=(8, 4.5))
     plotting.plot_kl_scale(pairs, ax=ax)

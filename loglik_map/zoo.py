@@ -74,6 +74,8 @@ class ZooConfig:
     finetune_domains : tuple of str
         One child per domain, fine-tuned from the first run's final checkpoint.
     finetune_steps : int
+    finetune_learning_rate : float
+        Peak learning rate of fine-tuning (2 warm-up steps, then cosine decay).
     seed : int
         Seed of the tokenizer data order and of fine-tuning.
     """
@@ -95,6 +97,7 @@ class ZooConfig:
     max_positions: int = 256
     finetune_domains: tuple[str, ...] = ("python_docs", "kjv")
     finetune_steps: int = 48
+    finetune_learning_rate: float = 3e-4
     seed: int = 0
 
     @classmethod
@@ -374,7 +377,8 @@ def build_zoo(root: str | PathLike[str] | None = None, config: ZooConfig | None 
         if bar is not None:
             bar.set_description(f"fine-tuning on {d}")
         _train(model, domain_stream, steps=cfg.finetune_steps, cfg=cfg, seed=cfg.seed + 7,
-               save_at={cfg.finetune_steps: child}, tokenizer=tokenizer, lr=cfg.learning_rate / 3, warmup=2, bar=bar)
+               save_at={cfg.finetune_steps: child}, tokenizer=tokenizer, lr=cfg.finetune_learning_rate, warmup=2,
+               bar=bar)
         (child / "README.md").write_text(
             f"---\nbase_model: {zoo.final(first)}\nlicense: mit\n---\n# {child.name}\n\n"
             f"{first} fine-tuned for {cfg.finetune_steps} steps on the '{d}' domain of loglik_map's built-in texts.\n",

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import loglik_map as lm
-from loglik_map.cli import main
 
 
 def test_importing_loglik_map_does_not_import_torch_or_numba():
@@ -19,17 +18,6 @@ def test_public_api_is_declared():
     for name in lm.__all__:
         assert hasattr(lm, name), name
     assert "ModelMap" in lm.__all__ and "LogLikelihoodMatrix" in lm.__all__
-
-
-def test_demo_prints_a_kl_table_with_ses(capsys):
-    assert main(["demo", "--n-texts", "400"]) == 0
-    out = capsys.readouterr().out
-    assert "text-entropy estimate" in out and "bits/byte" in out
-    rows = [line for line in out.splitlines() if line.strip().startswith("family")]
-    assert len(rows) == 6
-    for row in rows:
-        est, se, exact = (float(x) for x in row.split()[2:5])
-        assert est > 0 and se > 0 and exact > 0
 
 
 def test_python_dash_m_entry_point():

@@ -73,3 +73,13 @@ def test_demo_prints_every_section_and_writes_figures(fast_zoo, tmp_path):
     buf2 = io.StringIO()
     run_demo(tmp_path / "demo", fast=True, n_texts=60, zoo_dir=fast_zoo.root.parent, window=4, progress=False, out=buf2)
     assert "0 scored" in buf2.getvalue()  # everything reused
+
+
+def test_cli_demo_fast(fast_zoo, tmp_path, capsys):
+    from loglik_map.cli import main
+
+    code = main(["demo", "--fast", "--n-texts", "40", "--zoo-dir", str(fast_zoo.root.parent), "--out",
+                 str(tmp_path / "out"), "--no-progress"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "KL scale" in out and "Hölder exponent" in out and (tmp_path / "out" / "map.png").is_file()
