@@ -124,7 +124,8 @@ def run_demo(out_dir: str | PathLike[str] = "loglik-map-demo", *, fast: bool = F
     except ImportError:
         p("  bitsandbytes is not installed: quantized copies are skipped (pip install 'loglik_map[quant]')")
         specs = [s for s in specs if s.quantization is None]
-    store = out_dir / "scores.store"
+    # one store per zoo and text sample: models of another zoo may share names but not weights
+    store = out_dir / f"scores-{cfg.fingerprint()}-n{len(texts)}.store"
     summary = score_models(specs, texts, store, progress=progress, device="cpu", batch_tokens=8192)
     p(f"  {summary}")
     matrix = zoo.annotate(open_matrix(store)).clip(0.02)
@@ -159,7 +160,7 @@ def run_demo(out_dir: str | PathLike[str] = "loglik-map-demo", *, fast: bool = F
 
     folders = [zoo.checkpoint(first, int(s)) for s in traj_q.steps()]
     W = weight_distances(folders, names=[str(int(s)) for s in traj_q.steps()], window=window,
-                         cache=out_dir / "weight_distances.json")
+                         cache=out_dir / f"weight-distances-{cfg.fingerprint()}.json")
     traj_w = Trajectory.from_distances(W.values, traj_q.steps(), unit="squared parameter distance")
     min_start = cfg.checkpoint_every
     exps_q = traj_q.diffusion_exponents(window=window, min_start=min_start)

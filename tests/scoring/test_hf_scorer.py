@@ -180,3 +180,20 @@ def test_bitsandbytes_quantized_model_is_close_but_not_identical(quantization, m
     other = lm.HFScorer(str(model_dirs["gpt_neox_b"]), name="other-seed").score(texts)
     kl_other = lm.ModelMap(lm.LogLikelihoodMatrix.concat([full, other])).kl(full.models[0], "other-seed")
     assert 0 < kl < kl_other / 10
+
+
+def test_dtype_auto_is_float32_on_cpu_and_explicit_dtypes_are_recorded(model_dirs, texts):
+    auto = lm.HFScorer(str(model_dirs["gpt_neox"]), device="cpu").score(texts[:2])
+    assert auto.data["dtype"].values[0] == "float32"
+    with pytest.raises(lm.LoglikMapError, match="unknown dtype"):
+        lm.HFScorer("x", dtype="int8")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine): bf16 on GPU")
+def test_bfloat16_on_gpu_stays_close_to_float32(model_dirs, texts):
+    fp32 = lm.HFScorer(str(model_dirs["llama"]), device="cpu").score(texts)
+    bf16 = lm.HFScorer(str(model_dirs["llama"]), device="cuda", dtype="bfloat16").score(texts)
+    assert bf16.data["dtype"].values[0] == "bfloat16"
+    # log-softmax in float32 and float64 sums: no 16-nat quantisation of the totals
+    assert np.all(np.abs(bf16.values - fp32.values) < 0.05 * np.abs(fp32.values))
+    assert len(np.unique(np.mod(bf16.values, 16.0))) > len(texts) // 2
