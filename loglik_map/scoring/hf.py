@@ -419,6 +419,9 @@ def _score_windows(torch: Any, loaded: _Loaded, windows: list[Window], batch_tok
     pad_id = loaded.tokenizer.pad_token_id
     pad_id = 0 if pad_id is None else int(pad_id)
     embed_device = model.get_input_embeddings().weight.device
+    # with device_map="auto" the layers' states may live on other GPUs than the final norm
+    norm_params = list(lens_norm.parameters()) if lens_norm is not None else []
+    norm_device = norm_params[0].device if norm_params else None
     out = np.zeros((n_rows, len(windows)))
     batches = plan_batches(windows, batch_tokens)
     bar = None
@@ -449,7 +452,7 @@ def _score_windows(torch: Any, loaded: _Loaded, windows: list[Window], batch_tok
             chunk = max(1, _LOGIT_CHUNK_BYTES // (B * vocab * 4))
             for r, h in enumerate(states):
                 if lens_norm is not None and r < n_rows - 1:
-                    h = lens_norm(h)
+                    h = lens_norm(h.to(norm_device)) if norm_device is not None else lens_norm(h)
                 out[r, batch] = _sum_target_logprobs(torch, model.config, head, h, targets, scored, chunk)
             if bar is not None:
                 bar.update(1)
