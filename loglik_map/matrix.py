@@ -248,7 +248,8 @@ class LogLikelihoodMatrix:
             text_coords=text_coords,
             attrs={},
         )
-        new._data.attrs = _check_attrs(dict(da.attrs)) if da.attrs else new._data.attrs
+        # the DataArray's own attrs win; defaults (units, version, creation time) fill the gaps
+        new._data.attrs = {**new._data.attrs, **_check_attrs(dict(da.attrs))}
         return new
 
     @classmethod

@@ -110,6 +110,11 @@ def test_drop_texts_and_models(matrix):
 def test_from_dataarray_round_trips(matrix):
     again = lm.LogLikelihoodMatrix.from_dataarray(matrix.data)
     assert again.identical(matrix)
+    bare = lm.LogLikelihoodMatrix.from_dataarray(matrix.data.drop_attrs())
+    assert bare.attrs["units"] == "nats"
+    tagged = lm.LogLikelihoodMatrix.from_dataarray(xr.DataArray(matrix.values, dims=("model", "text"),
+                                                   coords=matrix.data.coords, attrs={"source": "mine"}))
+    assert tagged.attrs["source"] == "mine" and tagged.attrs["units"] == "nats"
     with pytest.raises(lm.LoglikMapError, match="n_bytes"):
         lm.LogLikelihoodMatrix.from_dataarray(matrix.data.drop_vars("n_bytes"))
     with pytest.raises(lm.LoglikMapError, match="dims"):
