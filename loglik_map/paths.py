@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._util import as_generator
 from .errors import LoglikMapError
 
 __all__ = ["fbm", "fractional_gaussian_noise", "takagi_landsberg", "TakagiLandsberg"]
-
-
-def _rng(random_state):
-    return random_state if isinstance(random_state, np.random.Generator) else np.random.default_rng(random_state)
 
 
 def _fgn_autocovariance(n: int, hurst: float) -> np.ndarray:
@@ -34,7 +31,7 @@ def fractional_gaussian_noise(n: int, hurst: float, dim: int = 1, *, random_stat
         raise LoglikMapError(f"hurst must be in (0, 1), got {hurst}")
     if n < 1 or dim < 1:
         raise LoglikMapError("n and dim must be positive")
-    rng = _rng(random_state)
+    rng = as_generator(random_state)
     gamma = _fgn_autocovariance(n, hurst)
     c = np.concatenate([gamma[: n + 1], gamma[n - 1 : 0 : -1]])  # length 2n
     lam = np.fft.fft(c).real
@@ -100,7 +97,7 @@ class TakagiLandsberg:
             raise LoglikMapError(f"alpha must be in (0, 1), got {alpha}")
         if lam <= 1.0:
             raise LoglikMapError(f"lam must exceed 1, got {lam}")
-        rng = _rng(random_state)
+        rng = as_generator(random_state)
         b = rng.standard_normal((n_terms, dim_out, dim_in))
         self.b = b / np.linalg.norm(b, axis=2, keepdims=True)
         self.a = rng.uniform(0.5, 1.5, size=(n_terms, dim_out))

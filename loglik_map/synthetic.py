@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
+from ._util import as_generator
 from .errors import LoglikMapError
 from .matrix import MODEL_DIM, LogLikelihoodMatrix
 from .modelmap import PAIR_DIM
@@ -22,10 +23,6 @@ from .textids import text_id
 from .units import nats_per_bit_per_byte
 
 __all__ = ["MarkovChainModel", "MarkovExample", "make_markov_example"]
-
-
-def _rng(random_state: int | np.random.Generator | None) -> np.random.Generator:
-    return random_state if isinstance(random_state, np.random.Generator) else np.random.default_rng(random_state)
 
 
 @dataclass(frozen=True)
@@ -85,7 +82,7 @@ class MarkovChainModel:
             Length (≥ 2 characters) of every text, or one length per text.
         random_state : int or Generator, optional
         """
-        rng = _rng(random_state)
+        rng = as_generator(random_state)
         lens = np.broadcast_to(np.asarray(lengths, dtype=np.int64), (n_texts,))
         if np.any(lens < 2):
             raise LoglikMapError("texts need at least 2 characters (the first is conditioning only)")
@@ -189,7 +186,7 @@ def make_markov_example(
         raise LoglikMapError("need at least two models")
     if not 2 <= min_length <= max_length:
         raise LoglikMapError("need 2 ≤ min_length ≤ max_length")
-    rng = _rng(random_state)
+    rng = as_generator(random_state)
     S = len(alphabet)
     base_logits = rng.normal(scale=1.0, size=(S, S))
     source = MarkovChainModel.from_logits(alphabet, base_logits, "source")

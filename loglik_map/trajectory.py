@@ -11,6 +11,7 @@ import xarray as xr
 
 from .errors import LoglikMapError
 from .fits import PowerLawFit, fit_power_law
+from .kernels import pair_kl_se
 from .matrix import MODEL_DIM, LogLikelihoodMatrix
 from .modelmap import ModelMap
 from .units import check_unit, nats_per_bit_per_byte
@@ -179,8 +180,7 @@ class Trajectory:
         return self._D[i, j]
 
     def _pair_se(self, i: int, j: int) -> float:
-        d2 = (self._X[i] - self._X[j]) ** 2
-        return float(np.sqrt(np.sum((d2 - d2.sum() / d2.size) ** 2)))
+        return pair_kl_se(self._X[i], self._X[j])[1]
 
     def _scale(self, unit: str | None) -> tuple[float, str]:
         if self._X is None:

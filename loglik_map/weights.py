@@ -8,8 +8,6 @@ file, so an interrupted computation resumes where it stopped.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from ._util import write_json_atomic
 from .errors import LoglikMapError
 
 __all__ = ["weight_distances", "checkpoint_tensors"]
@@ -169,9 +168,7 @@ def weight_distances(
         if key not in done:
             done[key] = _squared_distance(reader(i), reader(j), tensor_names, chunk_elements)
             if cache_path is not None:
-                tmp = cache_path.with_name(f".{cache_path.name}.{uuid.uuid4().hex}")
-                tmp.write_text(json.dumps({"pairs": done}), encoding="utf-8")
-                os.replace(tmp, cache_path)
+                write_json_atomic(cache_path, {"pairs": done})
         D[i, j] = D[j, i] = done[key]
     return xr.DataArray(D, dims=("checkpoint", "checkpoint_"), coords={"checkpoint": labels, "checkpoint_": labels},
                         attrs={"units": "squared parameter distance", "tensors": include or "all"},

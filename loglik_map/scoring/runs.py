@@ -32,6 +32,7 @@ from typing import Any
 
 import xarray as xr
 
+from .._util import write_json_atomic
 from ..errors import LoglikMapError
 from ..matrix import LogLikelihoodMatrix
 from ..texts import TextSet
@@ -156,12 +157,6 @@ def is_store(path: str | PathLike[str]) -> bool:
     return (Path(path) / _MANIFEST).is_file()
 
 
-def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _init_store(store: Path, texts: TextSet, labels: Sequence[str]) -> None:
     fingerprint = _fingerprint(texts)
     if is_store(store):
@@ -185,7 +180,7 @@ def _init_store(store: Path, texts: TextSet, labels: Sequence[str]) -> None:
                     "models": list(dict.fromkeys(labels))}
     (store / "models").mkdir(exist_ok=True)
     (store / "failures").mkdir(exist_ok=True)
-    _write_json_atomic(store / _MANIFEST, manifest)
+    write_json_atomic(store / _MANIFEST, manifest)
 
 
 def _finished(store: Path, label: str) -> bool:
@@ -193,10 +188,11 @@ def _finished(store: Path, label: str) -> bool:
 
 
 def _write_result(store: Path, label: str, matrix: LogLikelihoodMatrix) -> None:
+    from ..io import _to_dataset
+
     final = store / "models" / f"{_key(label)}.zarr"
     tmp = store / "models" / f".{_key(label)}.{uuid.uuid4().hex}.partial"
-    ds = matrix.data.to_dataset(name="log_likelihood", promote_attrs=True)
-    ds["log_likelihood"].attrs = {}
+    ds = _to_dataset(matrix)
     ds.attrs["run_label"] = label
     ds.to_zarr(tmp, mode="w", consolidated=False)
     try:
@@ -218,7 +214,7 @@ def _write_failure(store: Path, label: str, spec: ModelSpec | None, err: BaseExc
         "traceback": "".join(traceback.format_exception(type(err), err, err.__traceback__)),
         "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    _write_json_atomic(store / "failures" / f"{_key(label)}.json", record)
+    write_json_atomic(store / "failures" / f"{_key(label)}.json", record)
     return message
 
 
