@@ -88,6 +88,28 @@ def _bnb_config(quantization: Any, compute_dtype: Any):
                               bnb_4bit_compute_dtype=compute_dtype)
 
 
+def _route_unpackable_4bit_layers(model: Any) -> int:
+    """Send 4-bit layers that bitsandbytes' AVX-512-BF16 CPU kernel cannot take to its generic CPU path.
+
+    On CPUs with AVX-512-BF16, bitsandbytes (0.50 seen) repacks each ``Linear4bit`` weight on its
+    first forward pass, which needs ``out_features % 32 == 0`` and ``in_features`` a multiple of
+    the quantization block size; any other layer fails with "shape '[N, 0]' is invalid". Real LLM
+    shapes satisfy both, small or odd-sized models may not. Returns the number of layers rerouted.
+    """
+    n = 0
+    for module in model.modules():
+        if not getattr(module, "support_avx512bf16_for_cpu", False):
+            continue
+        state = getattr(getattr(module, "weight", None), "quant_state", None)
+        if state is None or getattr(state, "packing_format_for_cpu", False):
+            continue
+        out_features, in_features = int(state.shape[0]), int(state.shape[1])
+        if out_features % 32 or in_features % int(state.blocksize):
+            module.support_avx512bf16_for_cpu = False
+            n += 1
+    return n
+
+
 def _resolve_module(model: Any, dotted: str) -> Any:
     obj = model
     for part in dotted.split("."):
@@ -295,6 +317,8 @@ class HFScorer:
             model, tokenizer = self._source, self._given_tokenizer
             device = next(model.parameters()).device
         model.eval()
+        if self.quantization is not None and device.type == "cpu":
+            _route_unpackable_4bit_layers(model)
         dtype_label = str(next(model.parameters()).dtype).replace("torch.", "")
         if self.quantization is not None:
             dtype_label = f"{self.quantization_label} (compute {str(dtype).replace('torch.', '')})"

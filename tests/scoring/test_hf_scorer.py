@@ -197,3 +197,20 @@ def test_bfloat16_on_gpu_stays_close_to_float32(model_dirs, texts):
     # log-softmax in float32 and float64 sums: no 16-nat quantisation of the totals
     assert np.all(np.abs(bf16.values - fp32.values) < 0.05 * np.abs(fp32.values))
     assert len(np.unique(np.mod(bf16.values, 16.0))) > len(texts) // 2
+
+
+def test_4bit_layers_the_avx512_kernel_cannot_pack_are_rerouted(model_dirs):
+    pytest.importorskip("bitsandbytes", reason="quantization tests need the 'quant' extra (bitsandbytes)")
+    from loglik_map.scoring.hf import _route_unpackable_4bit_layers
+
+    scorer = lm.HFScorer(str(model_dirs["gpt_neox"]), quantization="4bit", device="cpu")
+    model = scorer._load().model
+    layers = {name: m for name, m in model.named_modules() if hasattr(m, "support_avx512bf16_for_cpu")}
+    assert layers, "no bitsandbytes 4-bit layers found"
+    for m in layers.values():  # as on a CPU with AVX-512-BF16, whatever this machine has
+        m.support_avx512bf16_for_cpu = True
+    rerouted = _route_unpackable_4bit_layers(model)
+    # hidden 32, intermediate 64, block size 64: only dense_4h_to_h (64 -> 32) can be packed
+    packable = {name for name, m in layers.items() if m.support_avx512bf16_for_cpu}
+    assert packable and all(name.endswith("dense_4h_to_h") for name in packable)
+    assert rerouted == len(layers) - len(packable) > 0
