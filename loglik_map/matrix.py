@@ -72,6 +72,19 @@ def _coord_array(name: str, values: Any, length: int, dim: str) -> np.ndarray:
     raise LoglikMapError(f"{dim} coordinate {name!r} has unsupported dtype {arr.dtype}")
 
 
+def _cell_coord_array(name: str, values: Any, shape: tuple[int, int]) -> np.ndarray:
+    """Normalise a per-entry (model × text) coordinate to a numeric 2-D array."""
+    if name in _RESERVED:
+        raise LoglikMapError(f"coordinate name {name!r} is reserved by LogLikelihoodMatrix")
+    arr = np.asarray(values)
+    if arr.shape != shape:
+        raise LoglikMapError(f"cell coordinate {name!r} must have one entry per model and text, shape {shape}, "
+                             f"got shape {arr.shape}")
+    if arr.dtype.kind not in "biuf":
+        raise LoglikMapError(f"cell coordinate {name!r} must be numeric (NaN for missing), got dtype {arr.dtype}")
+    return arr
+
+
 def _check_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in attrs.items():
@@ -122,6 +135,10 @@ class LogLikelihoodMatrix:
         length K: numbers (NaN for missing) or strings (``""`` for missing).
     text_coords : mapping of str to array_like, optional
         Per-text coordinates (e.g. ``domain``), each of length N.
+    cell_coords : mapping of str to array_like, optional
+        Per-entry coordinates, each numeric of shape (K, N), e.g. the scorers' ``n_tokens``
+        (tokens scored) and ``n_tokens_dropped`` (tokens cut by truncation) of every text under
+        every model's tokenizer. NaN marks a missing entry.
     attrs : mapping, optional
         Metadata (strings, numbers or lists of them). ``units``, ``loglik_map_version`` and
         ``created`` are filled in unless given.
@@ -156,6 +173,7 @@ class LogLikelihoodMatrix:
         n_bytes: Any,
         model_coords: Mapping[str, Any] | None = None,
         text_coords: Mapping[str, Any] | None = None,
+        cell_coords: Mapping[str, Any] | None = None,
         attrs: Mapping[str, Any] | None = None,
     ) -> None:
         models_arr = _as_str_array(models, "models")
@@ -202,6 +220,10 @@ class LogLikelihoodMatrix:
             if name in coords:
                 raise LoglikMapError(f"coordinate {name!r} given both per model and per text")
             coords[name] = (TEXT_DIM, _coord_array(name, v, len(texts_arr), TEXT_DIM))
+        for name, v in (cell_coords or {}).items():
+            if name in coords:
+                raise LoglikMapError(f"coordinate {name!r} given twice (per cell and per model or text)")
+            coords[name] = ((MODEL_DIM, TEXT_DIM), _cell_coord_array(name, v, vals.shape))
         full_attrs: dict[str, Any] = {
             "units": "nats",
             "quantity": "log-likelihood of each text",
@@ -217,7 +239,8 @@ class LogLikelihoodMatrix:
     def from_dataarray(cls, da: xr.DataArray) -> "LogLikelihoodMatrix":
         """Build a matrix from a DataArray with dims ``("model", "text")`` and an ``n_bytes`` coordinate.
 
-        Any other 1-D coordinate along ``model`` or ``text`` is kept, and so are the attrs.
+        Any other coordinate along ``model``, ``text`` or both (a cell coordinate) is kept, and so
+        are the attrs.
         The input is validated exactly as the constructor validates its arguments.
         """
         if not isinstance(da, xr.DataArray):
@@ -227,7 +250,7 @@ class LogLikelihoodMatrix:
         da = da.transpose(MODEL_DIM, TEXT_DIM)
         if "n_bytes" not in da.coords:
             raise LoglikMapError("the DataArray has no 'n_bytes' coordinate (UTF-8 length of each text)")
-        model_coords, text_coords = {}, {}
+        model_coords, text_coords, cell_coords = {}, {}, {}
         for name, coord in da.coords.items():
             if name in _RESERVED:
                 continue
@@ -235,8 +258,11 @@ class LogLikelihoodMatrix:
                 model_coords[name] = coord.values
             elif coord.dims == (TEXT_DIM,):
                 text_coords[name] = coord.values
+            elif set(coord.dims) == {MODEL_DIM, TEXT_DIM}:
+                cell_coords[name] = coord.transpose(MODEL_DIM, TEXT_DIM).values
             else:
-                raise LoglikMapError(f"coordinate {name!r} has dims {coord.dims}; only 1-D model/text coordinates are supported")
+                raise LoglikMapError(f"coordinate {name!r} has dims {coord.dims}; only model, text and "
+                                     "(model, text) coordinates are supported")
         if MODEL_DIM not in da.coords or TEXT_DIM not in da.coords:
             raise LoglikMapError("the DataArray needs 'model' and 'text' label coordinates")
         new = cls(
@@ -246,6 +272,7 @@ class LogLikelihoodMatrix:
             n_bytes=da["n_bytes"].values,
             model_coords=model_coords,
             text_coords=text_coords,
+            cell_coords=cell_coords,
             attrs={},
         )
         # the DataArray's own attrs win; defaults (units, version, creation time) fill the gaps
@@ -346,12 +373,14 @@ class LogLikelihoodMatrix:
         k, n = self.shape
         mcoords = [c for c, v in self._data.coords.items() if v.dims == (MODEL_DIM,) and c != MODEL_DIM]
         tcoords = [c for c, v in self._data.coords.items() if v.dims == (TEXT_DIM,) and c != TEXT_DIM]
+        ccoords = [c for c, v in self._data.coords.items() if v.ndim == 2]
         names = list(self.models[:3]) + (["…"] if k > 3 else [])
         lines = [
             f"<LogLikelihoodMatrix: {k} models × {n} texts, nats, mean {self.mean_bytes:.1f} bytes/text>",
             f"  models: {', '.join(map(str, names))}",
             f"  model coords: {', '.join(map(str, mcoords)) or '—'}",
             f"  text coords: {', '.join(map(str, tcoords))}",
+            *([f"  cell coords: {', '.join(map(str, ccoords))}"] if ccoords else []),
             f"  range: [{self.values.min():.4g}, {self.values.max():.4g}] nats",
         ]
         conv = self.attrs.get("convention")
@@ -432,8 +461,8 @@ class LogLikelihoodMatrix:
 
         Texts must match exactly (ids, order and byte lengths) and model names must not repeat;
         otherwise the error names the first difference. Per-model coordinates missing from
-        some matrices are filled with NaN (numeric) or ``""`` (strings); attrs that differ
-        between matrices are dropped.
+        some matrices are filled with NaN (numeric) or ``""`` (strings), cell coordinates with
+        NaN; attrs that differ between matrices are dropped.
         """
         matrices = list(matrices)
         if not matrices:
@@ -488,6 +517,13 @@ class LogLikelihoodMatrix:
                     for p, m in zip(pieces, matrices)
                 ]
             )
+        cell_names: list[str] = []
+        for m in matrices:
+            cell_names += [n for n, c in m.data.coords.items() if c.ndim == 2 and n not in cell_names]
+        cell_coords = {
+            n: np.concatenate([m.data[n].values if n in m.data.coords else np.full(m.shape, np.nan) for m in matrices])
+            for n in cell_names
+        }
         attrs = dict(first.attrs)
         for m in matrices[1:]:
             for key in list(attrs):
@@ -500,6 +536,7 @@ class LogLikelihoodMatrix:
             n_bytes=first.n_bytes,
             model_coords=model_coords,
             text_coords=text_coords,
+            cell_coords=cell_coords,
             attrs=attrs,
         )
         return out

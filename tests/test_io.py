@@ -13,7 +13,9 @@ import loglik_map as lm
 
 @pytest.mark.parametrize("suffix", [".nc", ".zarr"])
 def test_round_trip_keeps_everything(matrix, tmp_path, suffix):
-    m = lm.LogLikelihoodMatrix.from_dataarray(matrix.data.assign_attrs(convention="reference", note=["a", "b"]))
+    tokens = np.arange(matrix.values.size).reshape(matrix.shape)
+    m = lm.LogLikelihoodMatrix.from_dataarray(matrix.data.assign_attrs(convention="reference", note=["a", "b"])
+                                              .assign_coords(n_tokens=(("model", "text"), tokens)))
     path = tmp_path / f"ll{suffix}"
     m.save(path)
     back = lm.open_matrix(path)
@@ -21,6 +23,7 @@ def test_round_trip_keeps_everything(matrix, tmp_path, suffix):
     np.testing.assert_array_equal(back.values, m.values)
     assert list(back.data["family"].values) == ["a", "a", "b", "b", "c"]
     assert back.attrs["created"] == m.attrs["created"]
+    np.testing.assert_array_equal(back.data["n_tokens"].values, tokens)
 
 
 @pytest.mark.parametrize("suffix", [".nc", ".zarr"])

@@ -55,6 +55,9 @@ def test_values_are_copied_and_float64():
         (dict(model_coords={"step": [1, 2]}), "one entry per model"),
         (dict(model_coords={"tag": np.array(["a", None], dtype=object)[:1]}), None),
         (dict(model_coords={"n_bytes": [1]}), "reserved"),
+        (dict(cell_coords={"n_tokens": [1, 2]}), r"one entry per model and text, shape \(1, 2\)"),
+        (dict(cell_coords={"n_tokens": [["a", "b"]]}), "must be numeric"),
+        (dict(cell_coords={"step": [[1, 2]]}, model_coords={"step": [1]}), "given twice"),
         (dict(attrs={"flag": True}), "booleans"),
         (dict(attrs={"d": {"a": 1}}), "attributes must be"),
     ],
@@ -170,3 +173,22 @@ def test_entropy_is_the_best_models_cross_entropy_in_bits_per_byte():
     np.testing.assert_allclose(ce.values, [40 / 40 / np.log(2), 32 / 40 / np.log(2)])
     assert ce.attrs["units"] == "bits/byte"
     assert m.entropy() == pytest.approx(0.8 / np.log(2))
+
+
+def test_cell_coordinates_follow_selection_concat_clip_and_dataarray(matrix):
+    K, N = matrix.shape
+    tokens = np.arange(K * N).reshape(K, N)
+    m = lm.LogLikelihoodMatrix.from_dataarray(matrix.data.assign_coords(n_tokens=(("model", "text"), tokens)))
+    assert m.data["n_tokens"].dims == ("model", "text") and "cell coords: n_tokens" in repr(m)
+    sub = m.sel(model=["m3", "m1"], text=["t7", "t2"])
+    np.testing.assert_array_equal(sub.data["n_tokens"].values, [[3 * N + 7, 3 * N + 2], [N + 7, N + 2]])
+    np.testing.assert_array_equal(m.clip(0.02).data["n_tokens"].values, tokens)
+    # transposed input DataArrays keep each entry with its model and text
+    back = lm.LogLikelihoodMatrix.from_dataarray(m.data.transpose("text", "model"))
+    np.testing.assert_array_equal(back.data["n_tokens"].values, tokens)
+    other = make_matrix(K=2, N=N, model_coords={"family": ["z", "z"]})  # same texts and byte lengths
+    other = lm.LogLikelihoodMatrix.from_dataarray(other.data.assign_coords(model=["x0", "x1"]))
+    both = lm.LogLikelihoodMatrix.concat([m.isel(model=[0]), other])
+    cell = both.data["n_tokens"].values
+    np.testing.assert_array_equal(cell[0], tokens[0])
+    assert np.isnan(cell[1:]).all()  # missing in the second matrix: NaN, never a made-up count
