@@ -70,10 +70,12 @@ def build(folder: Path, hidden: int, layers: int, vocab: int, n_texts: int) -> N
     texts.to_jsonl(folder / "texts.jsonl")
     n_params = sum(p.numel() for p in model.parameters())
     (folder / "info.json").write_text(json.dumps({"n_params": n_params, "hidden": hidden, "layers": layers,
-                                                  "vocab": len(fast)}))
+                                                  "vocab": len(fast),
+                                                  "mean_bytes": float(np.mean(texts.n_bytes))}))
 
 
-def worker(method: str, folder: Path) -> dict:
+def worker(method: str, folder: Path, repeat: int) -> dict:
+    """Time ``repeat`` runs of one method in this process; report the best (and every) time."""
     import torch
 
     import loglik_map as lm
@@ -82,7 +84,6 @@ def worker(method: str, folder: Path) -> dict:
     texts = lm.TextSet.from_jsonl(folder / "texts.jsonl")
     path = str(folder / "model")
     out: dict = {}
-    base = rss_kib("VmRSS")
     if method in ("hf", "hf_bos", "lens"):
         cls = lm.LogitLensScorer if method == "lens" else lm.HFScorer
         scorer = cls(path, convention="bos" if method == "hf_bos" else "reference", batch_tokens=8192)
@@ -93,38 +94,47 @@ def worker(method: str, folder: Path) -> dict:
         windows = [w for e in enc for w in e.windows]
         batches = plan_batches(windows, scorer.batch_tokens)
         real = sum(len(w.ids) for w in windows)
-        padded = sum(len(b) * max(len(windows[i].ids) for i in b) for b in batches)
-        base = rss_kib("VmRSS")
-        reset_peak()
-        t0 = time.perf_counter()
-        m = scorer.score(texts)
-        out.update(seconds=time.perf_counter() - t0, tokens=real, padded_tokens=padded, values=m.values.tolist())
+        out.update(tokens=real, padded_tokens=sum(len(b) * max(len(windows[i].ids) for i in b) for b in batches))
+
+        def run():
+            return scorer.score(texts).values.tolist()
     elif method == "reference":
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         model = AutoModelForCausalLM.from_pretrained(path).eval()
         tok = AutoTokenizer.from_pretrained(path)
         max_length = model.config.max_position_embeddings
-        values, tokens = [], 0
-        t0 = time.perf_counter()
-        for text in texts:
-            ids = tok.encode(text, return_tensors="pt", truncation=True, max_length=max_length)
-            tokens += ids.shape[1]
-            with torch.no_grad():
-                lp = torch.log_softmax(model(ids, use_cache=False).logits, dim=-1)
-            values.append(float(sum(float(lp[0, i, ids[0, i + 1]]) for i in range(ids.shape[1] - 1))))
-        out.update(seconds=time.perf_counter() - t0, tokens=tokens, values=[values])
+        out["tokens"] = sum(len(tok.encode(t, truncation=True, max_length=max_length)) for t in texts)
+
+        def run():
+            values = []
+            for text in texts:
+                ids = tok.encode(text, return_tensors="pt", truncation=True, max_length=max_length)
+                with torch.no_grad():
+                    lp = torch.log_softmax(model(ids, use_cache=False).logits, dim=-1)
+                values.append(float(sum(float(lp[0, i, ids[0, i + 1]]) for i in range(ids.shape[1] - 1))))
+            return [values]
     elif method == "harness":
         from lm_eval.api.instance import Instance
         from lm_eval.models.huggingface import HFLM
 
         hflm = HFLM(pretrained=path, device="cpu", dtype="float32", batch_size=16)
         reqs = [Instance(request_type="loglikelihood_rolling", doc={}, arguments=(t,), idx=i) for i, t in enumerate(texts)]
+        out["tokens"] = sum(len(hflm.tok_encode(t)) + 1 for t in texts)
+
+        def run():
+            return [[float(r) for r in hflm.loglikelihood_rolling(reqs, disable_tqdm=True)]]
+    else:
+        raise SystemExit(f"unknown method {method!r}")
+    base = rss_kib("VmRSS")
+    reset_peak()
+    times = []
+    for _ in range(repeat):
         t0 = time.perf_counter()
-        res = hflm.loglikelihood_rolling(reqs, disable_tqdm=True)
-        tokens = sum(len(hflm.tok_encode(t)) + 1 for t in texts)
-        out.update(seconds=time.perf_counter() - t0, tokens=tokens, values=[[float(r) for r in res]])
-    out["peak_extra_mib"] = (rss_kib("VmHWM") - base) / 1024
+        values = run()
+        times.append(time.perf_counter() - t0)
+    out.update(seconds=min(times), all_seconds=times, values=values,
+               peak_extra_mib=(rss_kib("VmHWM") - base) / 1024)
     return out
 
 
@@ -134,11 +144,12 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=6)
     ap.add_argument("--vocab", type=int, default=8192)
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs per method; the best is reported")
     ap.add_argument("--worker", nargs=2, metavar=("METHOD", "FOLDER"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         method, folder = args.worker
-        Path(folder, f"{method}.json").write_text(json.dumps(worker(method, Path(folder))))
+        Path(folder, f"{method}.json").write_text(json.dumps(worker(method, Path(folder), args.repeat)))
         return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -153,11 +164,12 @@ def main() -> None:
         res = {}
         for m in methods:
             print(f"running {m} ...", file=sys.stderr, flush=True)
-            subprocess.run([sys.executable, __file__, "--worker", m, str(folder)], check=True)
+            subprocess.run([sys.executable, __file__, "--worker", m, str(folder), "--repeat", str(args.repeat)],
+                           check=True)
             res[m] = json.loads((folder / f"{m}.json").read_text())
     print(f"GPT-NeoX, {info['n_params'] / 1e6:.1f}M parameters (d={info['hidden']}, {info['layers']} layers, "
-          f"vocab {info['vocab']}), fp32, {args.texts} texts of mean "
-          f"{np.mean([len(t.encode()) for t in []]) if False else '~975'} bytes, 2 CPU threads\n")
+          f"vocab {info['vocab']}), fp32, {args.texts} texts of mean {info['mean_bytes']:.0f} bytes, "
+          f"{os.cpu_count()} CPU threads, best of {args.repeat} runs\n")
     print("| method | seconds | tokens/s | padded / real tokens | max abs diff (nats) vs | peak extra MiB |")
     print("|---|---|---|---|---|---|")
     ref = np.array(res["reference"]["values"][0])
@@ -176,10 +188,14 @@ def main() -> None:
         pad = f"{r['padded_tokens'] / r['tokens']:.3f}" if "padded_tokens" in r else "—"
         print(f"| {label} | {r['seconds']:.2f} | {r['tokens'] / r['seconds']:.0f} | {pad} | {diff} | "
               f"{r['peak_extra_mib']:.0f} |")
+    speedups = [f"{res[other]['seconds'] / res[mine]['seconds']:.2f}× {label}"
+                for mine, other, label in (("hf", "reference", "the reference loop"),
+                                           ("hf_bos", "harness", "lm-eval (both bos)")) if other in res]
+    print(f"\nHFScorer speed-up over {', over '.join(speedups)}")
     body = 12 * info["hidden"] ** 2 * info["layers"]
     head = info["hidden"] * info["vocab"]
     floor = (body + (info["layers"] + 1) * head) / (body + head)
-    print(f"\nlogit lens / final-only time: {res['lens']['seconds'] / res['hf']['seconds']:.2f}× "
+    print(f"logit lens / final-only time: {res['lens']['seconds'] / res['hf']['seconds']:.2f}× "
           f"(matmul FLOP floor for this shape: {floor:.2f}×); peak memory "
           f"{res['lens']['peak_extra_mib'] / max(res['hf']['peak_extra_mib'], 1):.2f}×")
 

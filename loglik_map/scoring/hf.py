@@ -29,7 +29,7 @@ FINAL_NORM_PATHS = (
     "model.final_layernorm",
 )
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
-_LOGIT_CHUNK_BYTES = 32 * 2**20  # one chunk of float32 logits; larger chunks only cost cache misses on CPU
+_GPU_LOGIT_CHUNK_BYTES = 256 * 2**20  # float32 logits of one chunk on a GPU; see _logit_rows
 
 
 def _require_torch():
@@ -348,7 +348,9 @@ class HFScorer:
         """Log-likelihood of every text, nats: a one-row :class:`~loglik_map.LogLikelihoodMatrix`.
 
         Model coordinates record the model, revision, dtype, quantization, convention, long-text
-        mode and truncation counts.
+        mode and how many texts were truncated; cell coordinates (model × text) record, for every
+        text, the tokens scored (``n_tokens``) and the tokens truncation dropped
+        (``n_tokens_dropped``; 0 unless ``long_texts="truncate"`` cut the text).
         """
         torch = _require_torch()
         texts = texts if isinstance(texts, TextSet) else TextSet(texts)
@@ -367,7 +369,8 @@ class HFScorer:
             r, k = np.argwhere(bad)[0]
             raise LoglikMapError(f"model {rows[r][0]!r} gave a non-finite log-likelihood for {int(bad.sum())} "
                                  f"text(s), the first text {texts.ids[k]!r} (index {k})")
-        n_dropped = np.array([e.n_dropped for e in encoded])
+        n_dropped = np.array([e.n_dropped for e in encoded], dtype=np.int64)
+        n_scored = np.array([sum(w.n_scored for w in e.windows) for e in encoded], dtype=np.int64)
         coords: dict[str, list[Any]] = {
             "source_model": [self.model_id] * len(rows),
             "revision": [self.revision or ""] * len(rows),
@@ -376,7 +379,6 @@ class HFScorer:
             "convention": [self.convention] * len(rows),
             "long_texts": [self.long_texts] * len(rows),
             "n_texts_truncated": [int((n_dropped > 0).sum())] * len(rows),
-            "n_tokens_dropped": [int(n_dropped.sum())] * len(rows),
         }
         for key in rows[0][1]:
             coords[key] = [extra[key] for _, extra in rows]
@@ -387,6 +389,8 @@ class HFScorer:
             n_bytes=texts.n_bytes,
             model_coords=coords,
             text_coords=texts.text_coords(),
+            cell_coords={"n_tokens": np.tile(n_scored, (len(rows), 1)),
+                         "n_tokens_dropped": np.tile(n_dropped, (len(rows), 1))},
             attrs={"convention": self.convention, "scorer": type(self).__name__,
                    "log_softmax_dtype": "float32", "sum_dtype": "float64"},
         )
@@ -431,21 +435,63 @@ def _postprocess_logits(config: Any, logits: Any) -> Any:
     return logits
 
 
+def _logit_rows(device: Any, vocab: int) -> int:
+    """Scored positions per chunk of float32 logits: one chunk of one layer exists at a time.
+
+    On a CPU, 128 rows: enough that the unembedding GEMM reuses its d × V weight well, few enough
+    that the chunk's logits stay near the caches for the gather and the log-sum-exp. It was the
+    fastest of 16 … 1,024 rows for d = 256 / V = 8,192 and d = 512 / V = 32,000 or 50,304 on the
+    reference machine; 1,024 rows (a 32-MiB chunk at V = 8,192) ran 1.7× slower
+    (``benchmarks/bench_logit_chunks.py``). On a GPU, as many rows as fit in 256 MiB of logits.
+    """
+    if device.type == "cpu":
+        return 128
+    return max(128, _GPU_LOGIT_CHUNK_BYTES // (4 * vocab))
+
+
+def _pad_batch(torch: Any, windows: list[Window], batch: list[int]):
+    """Right-padded token ids, and the (row, position) of every scored prediction.
+
+    Position ``p`` of a row predicts token ``p + 1``. Padding comes after a window's tokens, so
+    under causal attention no real token can see it and no attention mask is needed: the model
+    runs with ``attention_mask=None`` (the fast causal kernels) and position ids 0, 1, … are those
+    of the unpadded window. The filler repeats each window's last token, so it is never mistaken
+    for a pad token.
+    """
+    lengths = [len(windows[w].ids) for w in batch]
+    ids = np.empty((len(batch), max(lengths)), dtype=np.int64)
+    rows, positions = [], []
+    for b, w in enumerate(batch):
+        win = windows[w]
+        n = len(win.ids)
+        ids[b, :n] = win.ids
+        ids[b, n:] = win.ids[-1]
+        positions.append(np.arange(win.score_from - 1, n - 1))
+        rows.append(np.full(n - win.score_from, b))
+    return (torch.from_numpy(ids), torch.from_numpy(np.concatenate(rows)),
+            torch.from_numpy(np.concatenate(positions)))
+
+
 def _score_windows(torch: Any, loaded: _Loaded, windows: list[Window], batch_tokens: int, lens_norm: Any,
                    n_rows: int, *, progress: bool = False, desc: str = "") -> np.ndarray:
-    """Sum of scored target log-probabilities per window (float64), shape (n_rows, n_windows)."""
+    """Sum of scored target log-probabilities per window (float64), shape (n_rows, n_windows).
+
+    For every batch: one forward pass of the base model; then, for each hidden state that is
+    scored (the last one, or all of them for the logit lens), only the scored positions are
+    gathered, final-normed (lens layers below the last) and unembedded in chunks of
+    :func:`_logit_rows` positions.
+    """
     model = loaded.model
     base = model.base_model
     head = model.get_output_embeddings()
     if base is model or head is None:
         raise LoglikMapError(f"{type(model).__name__} has no separate base model and output embeddings")
-    vocab = head.weight.shape[0]
-    pad_id = loaded.tokenizer.pad_token_id
-    pad_id = 0 if pad_id is None else int(pad_id)
+    head_device = head.weight.device
+    rows_per_chunk = _logit_rows(head_device, head.weight.shape[0])
     embed_device = model.get_input_embeddings().weight.device
     # with device_map="auto" the layers' states may live on other GPUs than the final norm
     norm_params = list(lens_norm.parameters()) if lens_norm is not None else []
-    norm_device = norm_params[0].device if norm_params else None
+    norm_device = norm_params[0].device if norm_params else head_device
     out = np.zeros((n_rows, len(windows)))
     batches = plan_batches(windows, batch_tokens)
     bar = None
@@ -455,29 +501,21 @@ def _score_windows(torch: Any, loaded: _Loaded, windows: list[Window], batch_tok
         bar = tqdm(total=len(batches), desc=desc, unit="batch", leave=False)
     with torch.inference_mode():
         for batch in batches:
-            B = len(batch)
-            Lmax = max(len(windows[w].ids) for w in batch)
-            ids = torch.full((B, Lmax), pad_id, dtype=torch.long)
-            attn = torch.zeros((B, Lmax), dtype=torch.long)
-            scored = torch.zeros((B, Lmax - 1), dtype=torch.bool)
-            for b, w in enumerate(batch):
-                win = windows[w]
-                n = len(win.ids)
-                ids[b, :n] = torch.tensor(win.ids)
-                attn[b, :n] = 1
-                scored[b, win.score_from - 1 : n - 1] = True  # position p-1 predicts token p
-            ids = ids.to(embed_device)
-            attn = attn.to(embed_device)
-            result = base(input_ids=ids, attention_mask=attn, use_cache=False, output_hidden_states=lens_norm is not None)
+            ids, rows, positions = _pad_batch(torch, windows, batch)
+            targets = ids[rows, positions + 1].to(head_device)
+            rows_h, positions_h = rows.to(head_device), positions.to(head_device)
+            result = base(input_ids=ids.to(embed_device), use_cache=False, output_hidden_states=lens_norm is not None)
             states = result.hidden_states if lens_norm is not None else (result.last_hidden_state,)
             if len(states) != n_rows:
                 raise LoglikMapError(f"expected {n_rows} hidden states, the model returned {len(states)}")
-            targets = ids[:, 1:]
-            chunk = max(1, _LOGIT_CHUNK_BYTES // (B * vocab * 4))
             for r, h in enumerate(states):
-                if lens_norm is not None and r < n_rows - 1:
-                    h = lens_norm(h.to(norm_device)) if norm_device is not None else lens_norm(h)
-                out[r, batch] = _sum_target_logprobs(torch, model.config, head, h, targets, scored, chunk)
+                picked = h[rows.to(h.device), positions.to(h.device)]  # (scored positions, d)
+                if lens_norm is not None and r < n_rows - 1:  # the last state is already final-normed
+                    picked = lens_norm(picked.to(norm_device))
+                logp = _target_logprobs(torch, model.config, head, picked, targets, rows_per_chunk)
+                per_position = torch.zeros(ids.shape, dtype=torch.float64, device=head_device)
+                per_position[rows_h, positions_h] = logp.to(torch.float64)  # deterministic, unlike index_add_ on GPUs
+                out[r, batch] = per_position.sum(dim=1).cpu().numpy()
             if bar is not None:
                 bar.update(1)
     if bar is not None:
@@ -485,20 +523,16 @@ def _score_windows(torch: Any, loaded: _Loaded, windows: list[Window], batch_tok
     return out
 
 
-def _sum_target_logprobs(torch: Any, config: Any, head: Any, hidden: Any, targets: Any, scored: Any, chunk: int):
-    """Σ log p(target) over scored positions, per sequence, without full-batch float32 logits."""
-    head_device = head.weight.device
-    B, T = scored.shape
-    total = torch.zeros(B, dtype=torch.float64, device=head_device)
-    scored = scored.to(head_device)
-    targets = targets.to(head_device)
-    hidden = hidden.to(head_device)
-    for p0 in range(0, T, chunk):
-        p1 = min(p0 + chunk, T)
-        mask = scored[:, p0:p1]
-        logits = _postprocess_logits(config, head(hidden[:, p0:p1]).float())
-        lse = torch.logsumexp(logits, dim=-1)
-        tgt = logits.gather(-1, targets[:, p0:p1, None]).squeeze(-1)
-        total += torch.where(mask, tgt - lse, 0.0).to(torch.float64).sum(dim=1)
-    return total.cpu().numpy()
+def _target_logprobs(torch: Any, config: Any, head: Any, hidden: Any, targets: Any, rows_per_chunk: int):
+    """log p(target) at each of the given positions (float32), without all their logits at once.
 
+    ``hidden`` has shape (S, d) and ``targets`` (S,); the logits are taken in float32 whatever
+    the model's dtype, ``rows_per_chunk`` positions at a time.
+    """
+    hidden = hidden.to(head.weight.device)
+    out = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
+    for p0 in range(0, hidden.shape[0], rows_per_chunk):
+        p1 = min(p0 + rows_per_chunk, hidden.shape[0])
+        logits = _postprocess_logits(config, head(hidden[p0:p1]).float())
+        out[p0:p1] = logits.gather(-1, targets[p0:p1, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    return out

@@ -59,6 +59,15 @@ def test_reference_convention_scores_first_token_only_with_a_bos_tokenizer(model
     ll_ref = lm.HFScorer(str(model_dirs["llama"])).score(texts)
     ll_bos = lm.HFScorer(str(model_dirs["llama"]), convention="bos").score(texts)
     np.testing.assert_allclose(ll_ref.values, ll_bos.values, atol=1e-6)
+    np.testing.assert_array_equal(ll_ref.data["n_tokens"].values, ll_bos.data["n_tokens"].values)
+    # no BOS from the tokenizer: "bos" scores the first text token too, one token more per text
+    nx_ref = lm.HFScorer(str(model_dirs["gpt_neox"])).score(texts)
+    nx_bos = lm.HFScorer(str(model_dirs["gpt_neox"]), convention="bos").score(texts)
+    n_text = np.array([len(neox(x, add_special_tokens=False)["input_ids"]) for x in texts])
+    assert (n_text > 64).any() and (n_text < 64).any()  # some truncated at the 64 positions, some not
+    np.testing.assert_array_equal(nx_ref.data["n_tokens"].values[0], np.minimum(n_text, 64) - 1)
+    np.testing.assert_array_equal(nx_bos.data["n_tokens"].values[0], np.minimum(n_text + 1, 64) - 1)
+    np.testing.assert_array_equal(nx_bos.data["n_tokens_dropped"].values[0], np.maximum(n_text + 1 - 64, 0))
 
 
 def test_bos_convention_matches_a_manual_evaluation(model_dirs, loaded, texts):
@@ -78,8 +87,12 @@ def test_long_texts_truncate_roll_or_refuse(model_dirs, loaded, tokenizers):
     long = lm.TextSet([" ".join(tiny.corpus())[:600], " ".join(tiny.corpus())[1000:1100]])
     n_tokens = len(tok(long[0])["input_ids"])
     assert n_tokens > 3 * 16
+    n_short = len(tok(long[1])["input_ids"])
+    assert n_short > 16
     trunc = lm.HFScorer(str(model_dirs["gpt_neox"]), max_length=16).score(long)
-    assert trunc.data["n_texts_truncated"].values[0] == 2 or trunc.data["n_tokens_dropped"].values[0] >= n_tokens - 16
+    assert trunc.data["n_texts_truncated"].values[0] == 2
+    assert list(trunc.data["n_tokens_dropped"].values[0]) == [n_tokens - 16, n_short - 16]  # per text
+    assert list(trunc.data["n_tokens"].values[0]) == [15, 15]  # the first token conditions only
     assert trunc.values[0, 0] == pytest.approx(tiny.reference_loglik(model, tok, long[0], 16), abs=1e-4)
     # rolling: every token scored exactly once
     enc = encode_text(tok, long[0], 0, convention="reference", max_length=16, long_texts="rolling", stride=5)
@@ -96,7 +109,8 @@ def test_long_texts_truncate_roll_or_refuse(model_dirs, loaded, tokenizers):
             lp = torch.log_softmax(model(ids).logits.float(), -1)[0]
         manual += sum(float(lp[p - 1, ids[0, p]]) for p in range(w.score_from, len(w.ids)))
     assert roll.values[0, 0] == pytest.approx(manual, abs=1e-4)
-    assert roll.data["n_tokens_dropped"].values[0] == 0
+    assert list(roll.data["n_tokens_dropped"].values[0]) == [0, 0]
+    assert list(roll.data["n_tokens"].values[0]) == [n_tokens - 1, n_short - 1]  # every token scored once
     with pytest.raises(lm.LoglikMapError, match="more than the model's 16"):
         lm.HFScorer(str(model_dirs["gpt_neox"]), max_length=16, long_texts="error").score(long)
 

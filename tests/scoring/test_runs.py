@@ -47,6 +47,9 @@ def test_store_holds_every_row_in_run_order(uninterrupted, model_dirs, texts):
     layer = m.data["layer"].values
     assert np.isnan(layer[:2]).all() and list(layer[2:]) == [0, 1, 2]
     assert list(m.data["convention"].values) == ["reference"] * 5
+    tokens = m.data["n_tokens"].values  # per model and text, through the Zarr store
+    np.testing.assert_array_equal(tokens[0], single.data["n_tokens"].values[0])
+    assert (tokens[2:] == tokens[2]).all() and (tokens > 0).all()
 
 
 def test_rerun_skips_finished_models(tmp_path, specs, texts):
