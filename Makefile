@@ -34,6 +34,7 @@ docs: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_pairwise.py
 	$(BIN)/python benchmarks/bench_scoring.py
+	$(BIN)/python benchmarks/bench_logit_chunks.py
 
 clean:
 	rm -rf $(VENV) docs/_build docs/generated docs/auto_examples

@@ -3,6 +3,10 @@
 Run by hand (not a test), in the project's virtual environment:
 
     python benchmarks/bench_scoring.py [--texts 240] [--hidden 256] [--layers 6] [--vocab 8192]
+                                       [--repeat 3] [--device cpu] [--dtype float32]
+
+On a GPU node, ``--device cuda --dtype float16`` measures what the reference scorer ran (fp16,
+one text at a time) against batched scoring; the model is then worth making larger too.
 
 Builds a ~10M-parameter GPT-NeoX (random weights, fp32) with a byte-level BPE tokenizer trained
 locally on Python's pydoc topics, saves it, and scores ~1 KB chunks of those topics (SPEC §1
@@ -74,7 +78,7 @@ def build(folder: Path, hidden: int, layers: int, vocab: int, n_texts: int) -> N
                                                   "mean_bytes": float(np.mean(texts.n_bytes))}))
 
 
-def worker(method: str, folder: Path, repeat: int) -> dict:
+def worker(method: str, folder: Path, repeat: int, device: str, dtype: str) -> dict:
     """Time ``repeat`` runs of one method in this process; report the best (and every) time."""
     import torch
 
@@ -86,7 +90,8 @@ def worker(method: str, folder: Path, repeat: int) -> dict:
     out: dict = {}
     if method in ("hf", "hf_bos", "lens"):
         cls = lm.LogitLensScorer if method == "lens" else lm.HFScorer
-        scorer = cls(path, convention="bos" if method == "hf_bos" else "reference", batch_tokens=8192)
+        scorer = cls(path, convention="bos" if method == "hf_bos" else "reference", batch_tokens=8192,
+                     device=device, dtype=dtype)
         scorer.score(texts[:4])  # load + warm up
         enc = scorer.encode(texts)
         from loglik_map.scoring.windows import plan_batches
@@ -101,7 +106,7 @@ def worker(method: str, folder: Path, repeat: int) -> dict:
     elif method == "reference":
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        model = AutoModelForCausalLM.from_pretrained(path).eval()
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device).eval()
         tok = AutoTokenizer.from_pretrained(path)
         max_length = model.config.max_position_embeddings
         out["tokens"] = sum(len(tok.encode(t, truncation=True, max_length=max_length)) for t in texts)
@@ -109,7 +114,7 @@ def worker(method: str, folder: Path, repeat: int) -> dict:
         def run():
             values = []
             for text in texts:
-                ids = tok.encode(text, return_tensors="pt", truncation=True, max_length=max_length)
+                ids = tok.encode(text, return_tensors="pt", truncation=True, max_length=max_length).to(device)
                 with torch.no_grad():
                     lp = torch.log_softmax(model(ids, use_cache=False).logits, dim=-1)
                 values.append(float(sum(float(lp[0, i, ids[0, i + 1]]) for i in range(ids.shape[1] - 1))))
@@ -118,7 +123,7 @@ def worker(method: str, folder: Path, repeat: int) -> dict:
         from lm_eval.api.instance import Instance
         from lm_eval.models.huggingface import HFLM
 
-        hflm = HFLM(pretrained=path, device="cpu", dtype="float32", batch_size=16)
+        hflm = HFLM(pretrained=path, device=device, dtype=dtype, batch_size=16)
         reqs = [Instance(request_type="loglikelihood_rolling", doc={}, arguments=(t,), idx=i) for i, t in enumerate(texts)]
         out["tokens"] = sum(len(hflm.tok_encode(t)) + 1 for t in texts)
 
@@ -128,13 +133,20 @@ def worker(method: str, folder: Path, repeat: int) -> dict:
         raise SystemExit(f"unknown method {method!r}")
     base = rss_kib("VmRSS")
     reset_peak()
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+        gpu_base = torch.cuda.memory_allocated()
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         values = run()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     out.update(seconds=min(times), all_seconds=times, values=values,
                peak_extra_mib=(rss_kib("VmHWM") - base) / 1024)
+    if device.startswith("cuda"):  # on a GPU, device memory is what counts
+        out["peak_extra_mib"] = (torch.cuda.max_memory_allocated() - gpu_base) / 2**20
     return out
 
 
@@ -145,11 +157,13 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=6)
     ap.add_argument("--vocab", type=int, default=8192)
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per method; the best is reported")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     ap.add_argument("--worker", nargs=2, metavar=("METHOD", "FOLDER"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         method, folder = args.worker
-        Path(folder, f"{method}.json").write_text(json.dumps(worker(method, Path(folder), args.repeat)))
+        Path(folder, f"{method}.json").write_text(json.dumps(worker(method, Path(folder), args.repeat, args.device, args.dtype)))
         return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -164,13 +178,14 @@ def main() -> None:
         res = {}
         for m in methods:
             print(f"running {m} ...", file=sys.stderr, flush=True)
-            subprocess.run([sys.executable, __file__, "--worker", m, str(folder), "--repeat", str(args.repeat)],
-                           check=True)
+            subprocess.run([sys.executable, __file__, "--worker", m, str(folder), "--repeat", str(args.repeat),
+                            "--device", args.device, "--dtype", args.dtype], check=True)
             res[m] = json.loads((folder / f"{m}.json").read_text())
     print(f"GPT-NeoX, {info['n_params'] / 1e6:.1f}M parameters (d={info['hidden']}, {info['layers']} layers, "
-          f"vocab {info['vocab']}), fp32, {args.texts} texts of mean {info['mean_bytes']:.0f} bytes, "
+          f"vocab {info['vocab']}), {args.dtype} on {args.device}, {args.texts} texts of mean {info['mean_bytes']:.0f} bytes, "
           f"{os.cpu_count()} CPU threads, best of {args.repeat} runs\n")
-    print("| method | seconds | tokens/s | padded / real tokens | max abs diff (nats) vs | peak extra MiB |")
+    print(f"| method | seconds | tokens/s | padded / real tokens | max abs diff (nats) vs | peak extra MiB "
+          f"({'GPU' if args.device.startswith('cuda') else 'RSS'}) |")
     print("|---|---|---|---|---|---|")
     ref = np.array(res["reference"]["values"][0])
     bos = np.array(res["hf_bos"]["values"][0])
@@ -188,10 +203,10 @@ def main() -> None:
         pad = f"{r['padded_tokens'] / r['tokens']:.3f}" if "padded_tokens" in r else "—"
         print(f"| {label} | {r['seconds']:.2f} | {r['tokens'] / r['seconds']:.0f} | {pad} | {diff} | "
               f"{r['peak_extra_mib']:.0f} |")
-    speedups = [f"{res[other]['seconds'] / res[mine]['seconds']:.2f}× {label}"
+    speedups = [f"{res[other]['seconds'] / res[mine]['seconds']:.2f}× over {label}"
                 for mine, other, label in (("hf", "reference", "the reference loop"),
                                            ("hf_bos", "harness", "lm-eval (both bos)")) if other in res]
-    print(f"\nHFScorer speed-up over {', over '.join(speedups)}")
+    print(f"\nHFScorer speed-up: {', '.join(speedups)}")
     body = 12 * info["hidden"] ** 2 * info["layers"]
     head = info["hidden"] * info["vocab"]
     floor = (body + (info["layers"] + 1) * head) / (body + head)
