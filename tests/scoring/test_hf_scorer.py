@@ -42,6 +42,13 @@ def test_results_do_not_depend_on_batch_composition(model_dirs, texts):
     again = lm.HFScorer(str(model_dirs["llama"]), batch_tokens=700).score(shuffled)
     np.testing.assert_allclose(one.values, many.values, atol=1e-4)
     np.testing.assert_allclose(again.sel(text=list(texts.ids)).values, many.values, atol=1e-4)
+    # a tokenizer that pads on the left (as many Llama tokenizers do) changes nothing either
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dirs["llama"], padding_side="left")
+    model = AutoModelForCausalLM.from_pretrained(model_dirs["llama"])
+    left = lm.HFScorer(model, tokenizer=tok, name="left", batch_tokens=4096).score(texts)
+    np.testing.assert_allclose(left.values, many.values, atol=1e-4)
 
 
 def test_reference_convention_scores_first_token_only_with_a_bos_tokenizer(model_dirs, tokenizers, texts):
@@ -228,3 +235,19 @@ def test_4bit_layers_the_avx512_kernel_cannot_pack_are_rerouted(model_dirs):
     packable = {name for name, m in layers.items() if m.support_avx512bf16_for_cpu}
     assert packable and all(name.endswith("dense_4h_to_h") for name in packable)
     assert rerouted == len(layers) - len(packable) > 0
+
+
+def test_batches_are_right_padded_and_only_scored_positions_are_unembedded():
+    from loglik_map.scoring.hf import _logit_rows, _pad_batch
+    from loglik_map.scoring.windows import Window
+
+    windows = [Window(0, (5, 6, 7, 8), 1), Window(1, (9, 10), 1), Window(2, (1, 2, 3, 4, 5, 6), 4)]
+    ids, rows, positions = _pad_batch(torch, windows, [1, 0, 2])
+    assert ids.tolist() == [[9, 10, 10, 10, 10, 10], [5, 6, 7, 8, 8, 8], [1, 2, 3, 4, 5, 6]]
+    # (row, position) pairs predict exactly the scored targets, nothing in the padding
+    assert list(zip(rows.tolist(), positions.tolist())) == [(0, 0), (1, 0), (1, 1), (1, 2), (2, 3), (2, 4)]
+    assert ids[rows, positions + 1].tolist() == [10, 6, 7, 8, 5, 6]
+    # chunking: 128 positions on a CPU; on a GPU as many as fit in 256 MiB of float32 logits
+    assert _logit_rows(torch.device("cpu"), 50304) == 128
+    assert _logit_rows(torch.device("cuda", 0), 50304) == 256 * 2**20 // (4 * 50304)
+    assert _logit_rows(torch.device("cuda"), 2**22) == 128
