@@ -210,10 +210,14 @@ def test_dtype_auto_is_float32_on_cpu_and_explicit_dtypes_are_recorded(model_dir
         lm.HFScorer("x", dtype="int8")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine): bf16 on GPU")
-def test_bfloat16_on_gpu_stays_close_to_float32(model_dirs, texts):
+@pytest.mark.parametrize("device", [
+    "cpu",  # the 2-layer, 32-wide model is small enough for bf16 on any CPU
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                  reason="needs a CUDA GPU (none on this machine): bf16 on GPU")),
+])
+def test_bfloat16_stays_close_to_float32(device, model_dirs, texts):
     fp32 = lm.HFScorer(str(model_dirs["llama"]), device="cpu").score(texts)
-    bf16 = lm.HFScorer(str(model_dirs["llama"]), device="cuda", dtype="bfloat16").score(texts)
+    bf16 = lm.HFScorer(str(model_dirs["llama"]), device=device, dtype="bfloat16").score(texts)
     assert bf16.data["dtype"].values[0] == "bfloat16"
     # log-softmax in float32 and float64 sums: no 16-nat quantisation of the totals
     assert np.all(np.abs(bf16.values - fp32.values) < 0.05 * np.abs(fp32.values))
