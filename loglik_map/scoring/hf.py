@@ -5,6 +5,7 @@ torch and transformers are imported only when a model is loaded.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -479,7 +480,9 @@ def _score_windows(torch: Any, loaded: _Loaded, windows: list[Window], batch_tok
     For every batch: one forward pass of the base model; then, for each hidden state that is
     scored (the last one, or all of them for the logit lens), only the scored positions are
     gathered, final-normed (lens layers below the last) and unembedded in chunks of
-    :func:`_logit_rows` positions.
+    :func:`_logit_rows` positions. A batch that runs out of device memory is split in two and
+    later batches are kept under half its padded size (with a warning), so a too-large
+    ``batch_tokens`` costs time, not the model's results.
     """
     model = loaded.model
     base = model.base_model
@@ -492,32 +495,62 @@ def _score_windows(torch: Any, loaded: _Loaded, windows: list[Window], batch_tok
     # with device_map="auto" the layers' states may live on other GPUs than the final norm
     norm_params = list(lens_norm.parameters()) if lens_norm is not None else []
     norm_device = norm_params[0].device if norm_params else head_device
+
+    def score_batch(batch: list[int]) -> np.ndarray:
+        ids, rows, positions = _pad_batch(torch, windows, batch)
+        targets = ids[rows, positions + 1].to(head_device)
+        rows_h, positions_h = rows.to(head_device), positions.to(head_device)
+        result = base(input_ids=ids.to(embed_device), use_cache=False, output_hidden_states=lens_norm is not None)
+        states = result.hidden_states if lens_norm is not None else (result.last_hidden_state,)
+        if len(states) != n_rows:
+            raise LoglikMapError(f"expected {n_rows} hidden states, the model returned {len(states)}")
+        sums = np.empty((n_rows, len(batch)))
+        for r, h in enumerate(states):
+            picked = h[rows.to(h.device), positions.to(h.device)]  # (scored positions, d)
+            if lens_norm is not None and r < n_rows - 1:  # the last state is already final-normed
+                picked = lens_norm(picked.to(norm_device))
+            logp = _target_logprobs(torch, model.config, head, picked, targets, rows_per_chunk)
+            per_position = torch.zeros(ids.shape, dtype=torch.float64, device=head_device)
+            per_position[rows_h, positions_h] = logp.to(torch.float64)  # deterministic, unlike index_add_ on GPUs
+            sums[r] = per_position.sum(dim=1).cpu().numpy()
+        return sums
+
     out = np.zeros((n_rows, len(windows)))
-    batches = plan_batches(windows, batch_tokens)
+    pending = plan_batches(windows, batch_tokens)[::-1]  # a stack: the next batch is last
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(batches), desc=desc, unit="batch", leave=False)
+        bar = tqdm(total=len(pending), desc=desc, unit="batch", leave=False)
+    limit: int | None = None  # padded tokens per batch known to fit, once memory ran out
     with torch.inference_mode():
-        for batch in batches:
-            ids, rows, positions = _pad_batch(torch, windows, batch)
-            targets = ids[rows, positions + 1].to(head_device)
-            rows_h, positions_h = rows.to(head_device), positions.to(head_device)
-            result = base(input_ids=ids.to(embed_device), use_cache=False, output_hidden_states=lens_norm is not None)
-            states = result.hidden_states if lens_norm is not None else (result.last_hidden_state,)
-            if len(states) != n_rows:
-                raise LoglikMapError(f"expected {n_rows} hidden states, the model returned {len(states)}")
-            for r, h in enumerate(states):
-                picked = h[rows.to(h.device), positions.to(h.device)]  # (scored positions, d)
-                if lens_norm is not None and r < n_rows - 1:  # the last state is already final-normed
-                    picked = lens_norm(picked.to(norm_device))
-                logp = _target_logprobs(torch, model.config, head, picked, targets, rows_per_chunk)
-                per_position = torch.zeros(ids.shape, dtype=torch.float64, device=head_device)
-                per_position[rows_h, positions_h] = logp.to(torch.float64)  # deterministic, unlike index_add_ on GPUs
-                out[r, batch] = per_position.sum(dim=1).cpu().numpy()
+        while pending:
+            batch = pending.pop()
+            padded = len(batch) * max(len(windows[w].ids) for w in batch)
+            if limit is None or padded <= limit or len(batch) == 1:
+                ran_out = False
+                try:
+                    out[:, batch] = score_batch(batch)
+                except torch.OutOfMemoryError:
+                    ran_out = True  # handled below, outside the except block, so the pass's tensors are freed
+                if not ran_out:
+                    if bar is not None:
+                        bar.update(1)
+                    continue
+                if len(batch) == 1:
+                    raise LoglikMapError(
+                        f"model {desc!r}: out of memory on a single text window of {padded} tokens; "
+                        "use a smaller max_length (with long_texts='rolling'), a smaller dtype or more devices")
+                limit = padded // 2
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                warnings.warn(f"model {desc!r}: out of memory at {padded} padded tokens per batch; going on "
+                              f"with at most {limit} (batch_tokens={batch_tokens} is too large for this device)",
+                              stacklevel=2)
+            half = len(batch) // 2  # results do not depend on how texts are batched
+            pending += [batch[half:], batch[:half]]
             if bar is not None:
-                bar.update(1)
+                bar.total += 1
     if bar is not None:
         bar.close()
     return out

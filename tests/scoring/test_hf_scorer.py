@@ -255,3 +255,39 @@ def test_batches_are_right_padded_and_only_scored_positions_are_unembedded():
     assert _logit_rows(torch.device("cpu"), 50304) == 128
     assert _logit_rows(torch.device("cuda", 0), 50304) == 256 * 2**20 // (4 * 50304)
     assert _logit_rows(torch.device("cuda"), 2**22) == 128
+
+
+def test_out_of_memory_splits_batches_and_keeps_the_results(model_dirs, texts):
+    """A device that runs out of memory above some batch size (simulated: the forward pass raises
+    torch.OutOfMemoryError as CUDA does) costs retries, never results."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dirs["gpt_neox"])
+    model = AutoModelForCausalLM.from_pretrained(model_dirs["gpt_neox"]).eval()
+    expected = lm.HFScorer(model, tokenizer=tok, name="m", batch_tokens=4096).score(texts)
+    seen = []
+
+    def small_device(module, args, kwargs):
+        n = kwargs["input_ids"].numel()
+        seen.append(n)
+        if n > 300:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    def no_device(module, args, kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    handle = model.base_model.register_forward_pre_hook(small_device, with_kwargs=True)
+    try:
+        with pytest.warns(UserWarning, match="out of memory at .* padded tokens per batch"):
+            got = lm.HFScorer(model, tokenizer=tok, name="m", batch_tokens=4096).score(texts)
+    finally:
+        handle.remove()
+    np.testing.assert_allclose(got.values, expected.values, atol=1e-4)
+    assert max(seen) > 300 and sum(n <= 300 for n in seen) > 2  # it failed, split and went on
+    handle = model.base_model.register_forward_pre_hook(no_device, with_kwargs=True)
+    try:
+        with pytest.raises(lm.LoglikMapError, match="model 'm': out of memory on a single text window"), \
+                pytest.warns(UserWarning):
+            lm.HFScorer(model, tokenizer=tok, name="m").score(texts[:3])
+    finally:
+        handle.remove()
