@@ -17,7 +17,9 @@ chunking) loaded back through ``from_pretrained``:
   ``log_softmax``) — same numbers as the reference convention,
 * lm-evaluation-harness ``HFLM.loglikelihood_rolling`` (if installed) — same numbers as the
   "bos" convention,
-* ``LogitLensScorer`` (all layers) vs ``HFScorer`` (final layer only): time and peak memory.
+* ``LogitLensScorer`` (all layers) vs ``HFScorer`` (final layer only): time and peak memory,
+* ``HFScorer`` with bfloat16 weights: its speed, and the spurious KL (bits/byte) between the
+  bf16 and the float32 scoring of the same model.
 
 Peak memory is the process's high-water mark above the resident size before the call
 (``/proc/self/clear_refs`` reset), each measurement in a fresh subprocess.
@@ -88,10 +90,10 @@ def worker(method: str, folder: Path, repeat: int, device: str, dtype: str) -> d
     texts = lm.TextSet.from_jsonl(folder / "texts.jsonl")
     path = str(folder / "model")
     out: dict = {}
-    if method in ("hf", "hf_bos", "lens"):
+    if method in ("hf", "hf_bos", "hf_bf16", "lens"):
         cls = lm.LogitLensScorer if method == "lens" else lm.HFScorer
         scorer = cls(path, convention="bos" if method == "hf_bos" else "reference", batch_tokens=8192,
-                     device=device, dtype=dtype)
+                     device=device, dtype="bfloat16" if method == "hf_bf16" else dtype)
         scorer.score(texts[:4])  # load + warm up
         enc = scorer.encode(texts)
         from loglik_map.scoring.windows import plan_batches
@@ -172,9 +174,9 @@ def main() -> None:
         try:
             import lm_eval  # noqa: F401
 
-            methods = ["hf", "hf_bos", "reference", "harness", "lens"]
+            methods = ["hf", "hf_bos", "hf_bf16", "reference", "harness", "lens"]
         except ImportError:
-            methods = ["hf", "hf_bos", "reference", "lens"]
+            methods = ["hf", "hf_bos", "hf_bf16", "reference", "lens"]
         res = {}
         for m in methods:
             print(f"running {m} ...", file=sys.stderr, flush=True)
@@ -192,6 +194,7 @@ def main() -> None:
     rows = [("HFScorer, reference convention", "hf", ref, "reference loop"),
             ("reference loop (shimo-lab procedure)", "reference", ref, "itself"),
             ("HFScorer, bos convention", "hf_bos", None, ""),
+            ("HFScorer, bfloat16 weights", "hf_bf16", np.array(res["hf"]["values"][0]), f"HFScorer {args.dtype}"),
             ("lm-eval loglikelihood_rolling", "harness", bos, "HFScorer bos"),
             ("LogitLensScorer, all layers", "lens", np.array(res["hf"]["values"][0]), "HFScorer (last layer)")]
     for label, key, against, against_label in rows:
@@ -207,6 +210,11 @@ def main() -> None:
                 for mine, other, label in (("hf", "reference", "the reference loop"),
                                            ("hf_bos", "harness", "lm-eval (both bos)")) if other in res]
     print(f"\nHFScorer speed-up: {', '.join(speedups)}")
+    # the same model scored with bf16 weights, as a KL on the map's scale (SPEC §2: var / (2 B̄ ln 2))
+    dtype_kl = np.var(np.array(res["hf_bf16"]["values"][0]) - np.array(res["hf"]["values"][0])) / (
+        2 * info["mean_bytes"] * np.log(2))
+    print(f"bfloat16 weights: {res['hf']['seconds'] / res['hf_bf16']['seconds']:.2f}× the speed of {args.dtype}, "
+          f"KL between the two scorings of one model {dtype_kl:.1e} bits/byte")
     body = 12 * info["hidden"] ** 2 * info["layers"]
     head = info["hidden"] * info["vocab"]
     floor = (body + (info["layers"] + 1) * head) / (body + head)
