@@ -165,7 +165,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.worker:
         method, folder = args.worker
-        Path(folder, f"{method}.json").write_text(json.dumps(worker(method, Path(folder), args.repeat, args.device, args.dtype)))
+        result = worker(method, Path(folder), args.repeat, args.device, args.dtype)
+        Path(folder, f"{method}.json").write_text(json.dumps(result))
         return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -184,19 +185,20 @@ def main() -> None:
                             "--device", args.device, "--dtype", args.dtype], check=True)
             res[m] = json.loads((folder / f"{m}.json").read_text())
     print(f"GPT-NeoX, {info['n_params'] / 1e6:.1f}M parameters (d={info['hidden']}, {info['layers']} layers, "
-          f"vocab {info['vocab']}), {args.dtype} on {args.device}, {args.texts} texts of mean {info['mean_bytes']:.0f} bytes, "
-          f"{os.cpu_count()} CPU threads, best of {args.repeat} runs\n")
+          f"vocab {info['vocab']}), {args.dtype} on {args.device}, {args.texts} texts of mean "
+          f"{info['mean_bytes']:.0f} bytes, {os.cpu_count()} CPU threads, best of {args.repeat} runs\n")
     print(f"| method | seconds | tokens/s | padded / real tokens | max abs diff (nats) vs | peak extra MiB "
           f"({'GPU' if args.device.startswith('cuda') else 'RSS'}) |")
     print("|---|---|---|---|---|---|")
     ref = np.array(res["reference"]["values"][0])
     bos = np.array(res["hf_bos"]["values"][0])
+    hf = np.array(res["hf"]["values"][0])
     rows = [("HFScorer, reference convention", "hf", ref, "reference loop"),
             ("reference loop (shimo-lab procedure)", "reference", ref, "itself"),
             ("HFScorer, bos convention", "hf_bos", None, ""),
-            ("HFScorer, bfloat16 weights", "hf_bf16", np.array(res["hf"]["values"][0]), f"HFScorer {args.dtype}"),
+            ("HFScorer, bfloat16 weights", "hf_bf16", hf, f"HFScorer {args.dtype}"),
             ("lm-eval loglikelihood_rolling", "harness", bos, "HFScorer bos"),
-            ("LogitLensScorer, all layers", "lens", np.array(res["hf"]["values"][0]), "HFScorer (last layer)")]
+            ("LogitLensScorer, all layers", "lens", hf, "HFScorer (last layer)")]
     for label, key, against, against_label in rows:
         if key not in res:
             continue
@@ -211,8 +213,7 @@ def main() -> None:
                                            ("hf_bos", "harness", "lm-eval (both bos)")) if other in res]
     print(f"\nHFScorer speed-up: {', '.join(speedups)}")
     # the same model scored with bf16 weights, as a KL on the map's scale (SPEC §2: var / (2 B̄ ln 2))
-    dtype_kl = np.var(np.array(res["hf_bf16"]["values"][0]) - np.array(res["hf"]["values"][0])) / (
-        2 * info["mean_bytes"] * np.log(2))
+    dtype_kl = np.var(np.array(res["hf_bf16"]["values"][0]) - hf) / (2 * info["mean_bytes"] * np.log(2))
     print(f"bfloat16 weights: {res['hf']['seconds'] / res['hf_bf16']['seconds']:.2f}× the speed of {args.dtype}, "
           f"KL between the two scorings of one model {dtype_kl:.1e} bits/byte")
     body = 12 * info["hidden"] ** 2 * info["layers"]
