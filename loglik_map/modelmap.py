@@ -11,10 +11,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ._labels import unknown_labels_error
+from ._scoring_checks import row_conventions, scoring_conflict
 from .centering import double_center_array
-from .errors import LoglikMapError
+from .errors import LoglikMapError, require_extra
 from .kernels import PairwiseKL, pair_kl_se, pairs_kl_se, pairwise_kl_se
 from .matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
+from .options import KERNEL_BACKENDS
 from .results import KLEstimate
 from .units import check_unit, nats_per_bit_per_byte
 
@@ -67,6 +70,12 @@ class ModelMap:
         Log-likelihoods in nats. Clip first (:meth:`LogLikelihoodMatrix.clip`) to follow the paper.
     backend : {"auto", "blas", "numba", "numpy"}, optional
         Kernel for all-pairs KL/SE; defaults to the ``kernel_backend`` option.
+    allow_truncated : bool, default False
+        Map a matrix in which some texts lost tokens to truncation (scored with
+        ``long_texts="truncate"``). Refused by default: such a row's log-likelihood covers a
+        prefix of the text, so its KLs are wrong by an unknown amount.
+    allow_mixed_scoring : bool, default False
+        Map rows scored under different conventions (``"reference"`` and ``"bos"``) anyway.
 
     Examples
     --------
@@ -81,13 +90,18 @@ class ModelMap:
     True
     """
 
-    __slots__ = ("_matrix", "_coords", "_text_means", "_backend", "_pairwise")
+    __slots__ = ("_matrix", "_coords", "_text_means", "_backend", "_pairwise", "_allow")
 
-    def __init__(self, matrix: LogLikelihoodMatrix | xr.DataArray, *, backend: str | None = None) -> None:
+    def __init__(self, matrix: LogLikelihoodMatrix | xr.DataArray, *, backend: str | None = None,
+                 allow_truncated: bool = False, allow_mixed_scoring: bool = False) -> None:
+        if backend is not None and backend not in KERNEL_BACKENDS:
+            raise LoglikMapError(f"unknown backend {backend!r}; use one of {KERNEL_BACKENDS} (or None for the "
+                                 "kernel_backend option); the kernels run on the CPU")
         if isinstance(matrix, xr.DataArray):
             matrix = LogLikelihoodMatrix.from_dataarray(matrix)
         if not isinstance(matrix, LogLikelihoodMatrix):
             raise LoglikMapError(f"ModelMap needs a LogLikelihoodMatrix or DataArray, got {type(matrix).__name__}")
+        self._check_scoring(matrix, "ModelMap", allow_truncated, allow_mixed_scoring)
         self._matrix = matrix
         self._backend = backend
         parts = double_center_array(matrix.values)
@@ -144,10 +158,21 @@ class ModelMap:
         )
 
     # ------------------------------------------------------------------ helpers
+    def _check_scoring(self, matrix: LogLikelihoodMatrix, action: str, allow_truncated: bool,
+                       allow_mixed_scoring: bool) -> None:
+        """Refuse rows that lost tokens to truncation or were scored under different conventions."""
+        self._allow = (allow_truncated, allow_mixed_scoring)
+        if not allow_truncated:
+            matrix.check_not_truncated(action)
+        if not allow_mixed_scoring:
+            conflict = scoring_conflict(matrix.data)
+            if conflict is not None:
+                raise LoglikMapError(f"{action}: {conflict}, or pass allow_mixed_scoring=True")
+
     def _index(self, model: str) -> int:
         idx = np.flatnonzero(self.models == model)
         if idx.size == 0:
-            raise LoglikMapError(f"model {model!r} is not on the map")
+            raise unknown_labels_error([model], self.models, "model", "on the map")
         return int(idx[0])
 
     def _scale(self, unit: str) -> float:
@@ -280,6 +305,15 @@ class ModelMap:
             raise LoglikMapError(f"the new models were scored on different texts than the map{where}")
         if np.any(other.n_bytes != mine.n_bytes):
             raise LoglikMapError("the new models' texts have different byte lengths than the map's")
+        allow_truncated, allow_mixed = self._allow
+        if not allow_truncated:
+            other.check_not_truncated("project")
+        if not allow_mixed:
+            theirs, ours = set(row_conventions(other.data)) - {""}, set(row_conventions(mine.data)) - {""}
+            if len(theirs | ours) > 1:
+                raise LoglikMapError(f"project: the map's models were scored with convention {sorted(ours)} and the "
+                                     f"new ones with {sorted(theirs)}; rescore them alike, or build the map with "
+                                     "allow_mixed_scoring=True")
         L = other.values
         Q = L - L.mean(axis=1, keepdims=True) - self._text_means[None, :]
         Q *= 1.0 / math.sqrt(2.0 * mine.n_texts * nats_per_bit_per_byte(mine.mean_bytes))
@@ -343,10 +377,7 @@ class ModelMap:
             total = float(np.sum(S**2))
             attrs["explained_variance_ratio"] = list(map(float, (S[:n_components] ** 2) / total)) if total > 0 else [0.0] * n_components
         elif method == "tsne":
-            try:
-                from sklearn.manifold import TSNE
-            except ImportError:
-                raise LoglikMapError("t-SNE needs scikit-learn: pip install 'loglik_map[plot]'") from None
+            TSNE = require_extra("sklearn.manifold", "plot", "t-SNE").TSNE
             if not 0 < perplexity < K:
                 raise LoglikMapError(f"perplexity must be in (0, {K}) for {K} models, got {perplexity}")
             seed = random_state if not isinstance(random_state, np.random.Generator) else int(random_state.integers(2**31))
