@@ -45,16 +45,18 @@ _FORMAT = 1
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One model of a run: what to load and how to score it.
+    """One model of a run: what to load and how to score it. Every field is checked when the spec is made.
 
     Parameters
     ----------
-    model : str
-        Hub id or local folder.
+    model : str or path
+        Hub id or local folder (its existence is checked where it is scored).
     name : str, optional
-        Row label (default: id, ``@revision``, ``[quantization]``); logit-lens rows add ``@layer<l>``.
+        Row label (default: short and stable — the hub id or the folder's base name, then
+        ``@revision`` and ``[quantization]``; see :func:`~loglik_map.scoring.naming.default_model_name`);
+        logit-lens rows add ``@layer<l>``.
     revision : str, optional
-        Hub revision (e.g. ``"step1000"``).
+        Hub revision (e.g. ``"step1000"``, which also sets ``step``).
     quantization : str, optional
         ``"8bit"``, ``"4bit"`` (nf4) or ``"4bit-fp4"``.
     logit_lens : bool
@@ -64,6 +66,19 @@ class ModelSpec:
     options : mapping
         Further :class:`~loglik_map.HFScorer` arguments (convention, max_length, long_texts,
         batch_tokens, device, cache_dir, trust_remote_code, final_norm, …).
+    step : int, optional
+        Training step, recorded as the ``step`` model coordinate (e.g. for
+        :class:`~loglik_map.Trajectory`); read from a ``"stepN"`` revision or a checkpoint folder
+        name (``step24``, ``checkpoint-500``) when not given.
+    coords : mapping, optional
+        Further model coordinates of this model's rows, e.g. ``{"seed": 1, "size": "410m"}``.
+
+    Examples
+    --------
+    >>> import loglik_map as lm
+    >>> spec = lm.ModelSpec("EleutherAI/pythia-160m", revision="step1000", coords={"seed": 0})
+    >>> spec.label, spec.step
+    ('EleutherAI/pythia-160m@step1000', 1000)
     """
 
     model: str
@@ -73,6 +88,30 @@ class ModelSpec:
     logit_lens: bool = False
     dtype: str = "auto"
     options: Mapping[str, Any] = field(default_factory=dict)
+    step: int | None = None
+    coords: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from .naming import check_model_coords, merge_step
+        from .settings import check_scorer_options
+
+        if isinstance(self.model, PathLike):
+            object.__setattr__(self, "model", os.fspath(self.model))
+        if not isinstance(self.model, str) or not self.model:
+            raise LoglikMapError(f"ModelSpec needs a hub id or a folder, got {self.model!r}")
+        if not isinstance(self.logit_lens, bool):
+            raise LoglikMapError(f"logit_lens must be True or False, got {self.logit_lens!r}")
+        if not hasattr(self.options, "items"):
+            raise LoglikMapError(f"options must be a mapping of HFScorer arguments, got {self.options!r}")
+        fields = {"name", "revision", "quantization", "dtype", "step", "coords", "tokenizer"}
+        clash = sorted(fields & set(self.options))
+        if clash:
+            raise LoglikMapError(f"give {', '.join(clash)} as ModelSpec field(s), not in options")
+        check_scorer_options(name=self.name, revision=self.revision, quantization=self.quantization, dtype=self.dtype,
+                             **self.options)
+        coords = merge_step(check_model_coords(self.coords, "ModelSpec coords"), self.step, self.revision, None)
+        object.__setattr__(self, "coords", coords)
+        object.__setattr__(self, "step", coords.get("step"))
 
     @classmethod
     def coerce(cls, spec: "ModelSpec | str | PathLike[str]") -> "ModelSpec":
@@ -90,19 +129,20 @@ class ModelSpec:
         cls = LogitLensScorer if self.logit_lens else HFScorer
         kwargs = {**defaults, **dict(self.options)}
         return cls(self.model, name=self.name, revision=self.revision, quantization=self.quantization,
-                   dtype=self.dtype, **kwargs)
+                   dtype=self.dtype, coords={k: v for k, v in self.coords.items() if k != "step"}, step=self.step,
+                   **kwargs)
 
     @property
     def label(self) -> str:
-        """The run's key for this spec: the row name (default: id, ``@revision``, ``[quantization]``),
+        """The run's key for this spec: the row name (the scorer's default unless ``name`` is given),
         with ``@lens`` appended for logit-lens specs, whose rows are named ``<name>@layer<l>``."""
+        from .naming import default_model_name
+        from .settings import quantization_label
+
         label = self.name
         if not label:
-            label = self.model + (f"@{self.revision}" if self.revision else "")
-            if self.quantization:
-                from .hf import quantization_label
-
-                label += f"[{quantization_label(self.quantization)}]"
+            quant = quantization_label(self.quantization) if self.quantization else None
+            label = default_model_name(self.model, self.revision, quant, must_exist=False)
         return label + ("@lens" if self.logit_lens else "")
 
 

@@ -13,10 +13,10 @@ from typing import Any
 
 from ..errors import LoglikMapError
 
-__all__ = ["Window", "EncodedText", "CONVENTIONS", "LONG_TEXT_MODES", "encode_text"]
+__all__ = ["Window", "EncodedText", "CONVENTIONS", "LONG_TEXT_MODES", "encode_text", "split_windows", "tokenize"]
 
 CONVENTIONS = ("reference", "bos")
-LONG_TEXT_MODES = ("truncate", "rolling", "error")
+LONG_TEXT_MODES = ("rolling", "truncate", "error")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,55 @@ def _prefix_token(tokenizer: Any) -> int:
     raise LoglikMapError("convention 'bos' needs a tokenizer with a BOS or EOS token")
 
 
+def tokenize(tokenizer: Any, text: str, convention: str) -> list[int]:
+    """The token ids of ``text`` under a convention (see :func:`encode_text`); the first is conditioning only."""
+    if convention == "reference":
+        return list(tokenizer(text, add_special_tokens=True)["input_ids"])
+    if convention == "bos":
+        return [_prefix_token(tokenizer)] + list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    raise LoglikMapError(f"unknown convention {convention!r}; use one of {CONVENTIONS}")
+
+
+def split_windows(
+    ids: Sequence[int],
+    index: int,
+    *,
+    max_length: int,
+    long_texts: str,
+    stride: int | None = None,
+    text_id: str | None = None,
+) -> EncodedText:
+    """Cut a tokenized text into windows of at most ``max_length`` tokens (see :func:`encode_text`).
+
+    ``text_id`` names the text in errors (default: its index).
+    """
+    name = f"text {text_id!r} (index {index})" if text_id is not None else f"text {index}"
+    ids = list(ids)
+    n = len(ids)
+    if n < 2:
+        raise LoglikMapError(f"{name} has {n} token(s); the first only conditions, so there is nothing to score")
+    if n <= max_length:
+        return EncodedText((Window(index, tuple(ids), 1),), n, 0)
+    if long_texts == "truncate":
+        return EncodedText((Window(index, tuple(ids[:max_length]), 1),), n, n - max_length)
+    if long_texts == "error":
+        raise LoglikMapError(f"{name} has {n} tokens, more than the model's {max_length}; "
+                             "use long_texts='rolling' (every token scored) or 'truncate'")
+    if long_texts != "rolling":
+        raise LoglikMapError(f"unknown long_texts {long_texts!r}; use one of {LONG_TEXT_MODES}")
+    step = max_length // 2 if stride is None else int(stride)
+    if not 1 <= step <= max_length - 1:
+        raise LoglikMapError(f"stride must be between 1 and max_length - 1 = {max_length - 1}, got {stride}")
+    windows = [Window(index, tuple(ids[:max_length]), 1)]
+    done = max_length  # targets [1, done) are scored
+    while done < n:
+        end = min(done + step, n)
+        start = end - max_length
+        windows.append(Window(index, tuple(ids[start:end]), done - start))
+        done = end
+    return EncodedText(tuple(windows), n, 0)
+
+
 def encode_text(
     tokenizer: Any,
     text: str,
@@ -58,6 +107,7 @@ def encode_text(
     max_length: int,
     long_texts: str,
     stride: int | None = None,
+    text_id: str | None = None,
 ) -> EncodedText:
     """Tokenize ``text`` and cut it into windows.
 
@@ -72,40 +122,15 @@ def encode_text(
         conditioning only: every text token is scored (as lm-evaluation-harness
         ``loglikelihood_rolling``); never a double BOS.
 
-    Long texts (more than ``max_length`` tokens): ``"truncate"`` keeps the first ``max_length``;
-    ``"rolling"`` scores every token once with overlapping windows of ``max_length`` tokens, each
-    after the first adding ``stride`` new targets (default ``max_length // 2``, so every token
-    sees at least ``max_length - stride`` tokens of context); ``"error"`` refuses.
+    Long texts (more than ``max_length`` tokens): ``"rolling"`` scores every token once with
+    overlapping windows of ``max_length`` tokens, each after the first adding ``stride`` new
+    targets (default ``max_length // 2``, so every token sees at least ``max_length - stride``
+    tokens of context); ``"truncate"`` keeps the first ``max_length`` (and records how many were
+    dropped); ``"error"`` refuses. A text that fits is one window whatever the mode, so all
+    three give the same number for it.
     """
-    if convention == "reference":
-        ids = list(tokenizer(text, add_special_tokens=True)["input_ids"])
-    elif convention == "bos":
-        ids = [_prefix_token(tokenizer)] + list(tokenizer(text, add_special_tokens=False)["input_ids"])
-    else:
-        raise LoglikMapError(f"unknown convention {convention!r}; use one of {CONVENTIONS}")
-    n = len(ids)
-    if n < 2:
-        raise LoglikMapError(f"text {index} has {n} token(s) under convention {convention!r}; nothing to score")
-    if n <= max_length:
-        return EncodedText((Window(index, tuple(ids), 1),), n, 0)
-    if long_texts == "truncate":
-        return EncodedText((Window(index, tuple(ids[:max_length]), 1),), n, n - max_length)
-    if long_texts == "error":
-        raise LoglikMapError(f"text {index} has {n} tokens, more than the model's {max_length}; "
-                             "use long_texts='truncate' or 'rolling'")
-    if long_texts != "rolling":
-        raise LoglikMapError(f"unknown long_texts {long_texts!r}; use one of {LONG_TEXT_MODES}")
-    step = max_length // 2 if stride is None else int(stride)
-    if not 1 <= step <= max_length - 1:
-        raise LoglikMapError(f"stride must be between 1 and max_length - 1 = {max_length - 1}, got {stride}")
-    windows = [Window(index, tuple(ids[:max_length]), 1)]
-    done = max_length  # targets [1, done) are scored
-    while done < n:
-        end = min(done + step, n)
-        start = end - max_length
-        windows.append(Window(index, tuple(ids[start:end]), done - start))
-        done = end
-    return EncodedText(tuple(windows), n, 0)
+    return split_windows(tokenize(tokenizer, text, convention), index, max_length=max_length,
+                         long_texts=long_texts, stride=stride, text_id=text_id)
 
 
 def plan_batches(windows: Sequence[Window], batch_tokens: int) -> list[list[int]]:
