@@ -157,7 +157,8 @@ def _validate_values(values: np.ndarray, n_bytes: np.ndarray, models: np.ndarray
             f"every log-likelihood is within {largest:.2g} nats per byte of 0, far less than any real model "
             f"gives (0.2 to 5 nats per byte): these look like per-token means. LogLikelihoodMatrix needs each "
             "text's total log-likelihood in nats (the sum over its scored tokens); multiply the means by each "
-            "text's number of scored tokens. KLs computed from means come out ~1e-6 bits/byte.",
+            "text's number of scored tokens. KLs computed from means are too small by about the square of the "
+            "tokens per text.",
             LoglikMapWarning, stacklevel=3,
         )
 
