@@ -20,7 +20,7 @@ from ..matrix import LogLikelihoodMatrix
 from ..texts import TextSet
 from .naming import check_model_coords, default_model_name, local_folder, merge_step
 from .settings import check_scorer_options, quantization_label
-from .windows import EncodedText, Window, plan_batches, split_windows, tokenize
+from .windows import EncodedText, Window, encode_texts, plan_batches
 
 __all__ = ["HFScorer", "LogitLensScorer", "FINAL_NORM_PATHS", "find_final_norm", "quantization_label"]
 
@@ -413,21 +413,9 @@ class HFScorer:
         them at once, named by text id.
         """
         texts = texts if isinstance(texts, TextSet) else TextSet(texts)
-        tokenizer = self._tokenizer()
-        max_length = self.context_length()
-        ids = [tokenize(tokenizer, t, self.convention) for t in texts]
-        short = [k for k, x in enumerate(ids) if len(x) < 2]
-        if short:
-            shown = ", ".join(f"{texts.ids[k]!r} ({texts[k]!r})" for k in short[:3])
-            more = f" and {len(short) - 3} more" if len(short) > 3 else ""
-            hint = (" or use convention='bos', which scores every token of a text" if self.convention == "reference"
-                    else "")
-            raise LoglikMapError(f"{len(short)} text(s) have fewer than 2 tokens under {self.name!r} with convention "
-                                 f"{self.convention!r}, so nothing of them would be scored: {shown}{more}. "
-                                 f"Leave them out{hint}")
-        return [split_windows(x, i, max_length=max_length, long_texts=self.long_texts, stride=self.stride,
-                              text_id=str(texts.ids[i]))
-                for i, x in enumerate(ids)]
+        return encode_texts(self._tokenizer(), texts.texts, convention=self.convention,
+                            max_length=self.context_length(), long_texts=self.long_texts, stride=self.stride,
+                            text_ids=texts.ids)
 
     def _rows(self, loaded: _Loaded) -> list[tuple[str, dict[str, Any]]]:
         return [(self.name, {})]

@@ -13,7 +13,8 @@ from typing import Any
 
 from ..errors import LoglikMapError
 
-__all__ = ["Window", "EncodedText", "CONVENTIONS", "LONG_TEXT_MODES", "encode_text", "split_windows", "tokenize"]
+__all__ = ["Window", "EncodedText", "CONVENTIONS", "LONG_TEXT_MODES", "encode_text", "encode_texts", "token_ids",
+           "cut_windows", "plan_batches"]
 
 CONVENTIONS = ("reference", "bos")
 LONG_TEXT_MODES = ("rolling", "truncate", "error")
@@ -49,33 +50,102 @@ def _prefix_token(tokenizer: Any) -> int:
     raise LoglikMapError("convention 'bos' needs a tokenizer with a BOS or EOS token")
 
 
-def tokenize(tokenizer: Any, text: str, convention: str) -> list[int]:
-    """The token ids of ``text`` under a convention (see :func:`encode_text`); the first is conditioning only."""
+def token_ids(tokenizer: Any, texts: Sequence[str], *, convention: str) -> list[list[int]]:
+    """Token ids of every text under ``convention`` (see :func:`encode_text`), in one tokenizer call.
+
+    A fast (Rust) tokenizer encodes a list of texts on all CPU cores; the ids are those of one
+    call per text.
+    """
     if convention == "reference":
-        return list(tokenizer(text, add_special_tokens=True)["input_ids"])
+        return [list(ids) for ids in tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
     if convention == "bos":
-        return [_prefix_token(tokenizer)] + list(tokenizer(text, add_special_tokens=False)["input_ids"])
+        prefix = _prefix_token(tokenizer)
+        return [[prefix] + list(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
     raise LoglikMapError(f"unknown convention {convention!r}; use one of {CONVENTIONS}")
 
 
-def split_windows(
+def encode_text(
+    tokenizer: Any,
+    text: str,
+    index: int,
+    *,
+    convention: str,
+    max_length: int,
+    long_texts: str,
+    stride: int | None = None,
+) -> EncodedText:
+    """Tokenize ``text`` and cut it into windows.
+
+    Conventions
+    -----------
+    ``"reference"``
+        ``tokenizer(text)`` with the tokenizer's own special tokens (as shimo-lab/modelmap's
+        ``tokenizer.encode``); the first token is conditioning only, so a BOS-prepending tokenizer
+        scores every text token and a GPT-NeoX/GPT-2 tokenizer does not score the first one.
+    ``"bos"``
+        The text's tokens without special tokens, after one BOS (EOS if there is no BOS) that is
+        conditioning only: every text token is scored (as lm-evaluation-harness
+        ``loglikelihood_rolling``); never a double BOS.
+
+    Long texts (more than ``max_length`` tokens): ``"rolling"`` scores every token once with
+    overlapping windows of ``max_length`` tokens, each after the first adding ``stride`` new
+    targets (default ``max_length // 2``, so every token sees at least ``max_length - stride``
+    tokens of context); ``"truncate"`` keeps the first ``max_length`` (and records how many were
+    dropped); ``"error"`` refuses. A text that fits is one window whatever the mode, so all three
+    give the same number for it.
+    """
+    ids = token_ids(tokenizer, [text], convention=convention)[0]
+    return cut_windows(ids, index, convention=convention, max_length=max_length, long_texts=long_texts,
+                       stride=stride)
+
+
+def encode_texts(
+    tokenizer: Any,
+    texts: Sequence[str],
+    *,
+    convention: str,
+    max_length: int,
+    long_texts: str,
+    stride: int | None = None,
+    text_ids: Sequence[str] | None = None,
+) -> list[EncodedText]:
+    """:func:`encode_text` of every text, tokenized in one call (text ``i`` gets index ``i``).
+
+    Texts with fewer than two tokens are refused all at once, named by ``text_ids`` if given.
+    """
+    ids = token_ids(tokenizer, texts, convention=convention)
+    short = [i for i, x in enumerate(ids) if len(x) < 2]
+    if short:
+        names = [repr(str(text_ids[i])) if text_ids is not None else str(i) for i in short]
+        shown = ", ".join(f"{name} ({texts[i]!r})" for name, i in zip(names[:3], short))
+        more = f" and {len(short) - 3} more" if len(short) > 3 else ""
+        hint = " or use convention='bos', which scores every token of a text" if convention == "reference" else ""
+        raise LoglikMapError(f"{len(short)} text(s) have fewer than 2 tokens under convention {convention!r}, so "
+                             f"nothing of them would be scored (the first token only conditions): {shown}{more}. "
+                             f"Leave them out{hint}")
+    return [cut_windows(x, i, convention=convention, max_length=max_length, long_texts=long_texts, stride=stride,
+                        text_id=None if text_ids is None else str(text_ids[i]))
+            for i, x in enumerate(ids)]
+
+
+def cut_windows(
     ids: Sequence[int],
     index: int,
     *,
+    convention: str,
     max_length: int,
     long_texts: str,
     stride: int | None = None,
     text_id: str | None = None,
 ) -> EncodedText:
-    """Cut a tokenized text into windows of at most ``max_length`` tokens (see :func:`encode_text`).
+    """The windows of one text's token ids (see :func:`encode_text` for the long-text modes).
 
     ``text_id`` names the text in errors (default: its index).
     """
     name = f"text {text_id!r} (index {index})" if text_id is not None else f"text {index}"
-    ids = list(ids)
     n = len(ids)
     if n < 2:
-        raise LoglikMapError(f"{name} has {n} token(s); the first only conditions, so there is nothing to score")
+        raise LoglikMapError(f"{name} has {n} token(s) under convention {convention!r}; nothing to score")
     if n <= max_length:
         return EncodedText((Window(index, tuple(ids), 1),), n, 0)
     if long_texts == "truncate":
@@ -96,41 +166,6 @@ def split_windows(
         windows.append(Window(index, tuple(ids[start:end]), done - start))
         done = end
     return EncodedText(tuple(windows), n, 0)
-
-
-def encode_text(
-    tokenizer: Any,
-    text: str,
-    index: int,
-    *,
-    convention: str,
-    max_length: int,
-    long_texts: str,
-    stride: int | None = None,
-    text_id: str | None = None,
-) -> EncodedText:
-    """Tokenize ``text`` and cut it into windows.
-
-    Conventions
-    -----------
-    ``"reference"``
-        ``tokenizer(text)`` with the tokenizer's own special tokens (as shimo-lab/modelmap's
-        ``tokenizer.encode``); the first token is conditioning only, so a BOS-prepending tokenizer
-        scores every text token and a GPT-NeoX/GPT-2 tokenizer does not score the first one.
-    ``"bos"``
-        The text's tokens without special tokens, after one BOS (EOS if there is no BOS) that is
-        conditioning only: every text token is scored (as lm-evaluation-harness
-        ``loglikelihood_rolling``); never a double BOS.
-
-    Long texts (more than ``max_length`` tokens): ``"rolling"`` scores every token once with
-    overlapping windows of ``max_length`` tokens, each after the first adding ``stride`` new
-    targets (default ``max_length // 2``, so every token sees at least ``max_length - stride``
-    tokens of context); ``"truncate"`` keeps the first ``max_length`` (and records how many were
-    dropped); ``"error"`` refuses. A text that fits is one window whatever the mode, so all
-    three give the same number for it.
-    """
-    return split_windows(tokenize(tokenizer, text, convention), index, max_length=max_length,
-                         long_texts=long_texts, stride=stride, text_id=text_id)
 
 
 def plan_batches(windows: Sequence[Window], batch_tokens: int) -> list[list[int]]:

@@ -114,7 +114,7 @@ def test_texts_too_short_to_score_are_found_before_the_model_loads(model_dirs, m
 
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", no_model)
     texts = lm.TextSet(["A long enough text to score.", "a", "Another text that is fine.", "b"])
-    with pytest.raises(lm.LoglikMapError, match=rf"2 text\(s\) have fewer than 2 tokens under 'gpt_neox' with convention "
+    with pytest.raises(lm.LoglikMapError, match=rf"2 text\(s\) have fewer than 2 tokens under convention "
                                                 rf"'reference'.*{texts.ids[1]!r} \('a'\), {texts.ids[3]!r} \('b'\).*"
                                                 "convention='bos'"):
         lm.HFScorer(str(model_dirs["gpt_neox"])).score(texts)
