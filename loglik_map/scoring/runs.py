@@ -103,7 +103,7 @@ class ModelSpec:
             raise LoglikMapError(f"logit_lens must be True or False, got {self.logit_lens!r}")
         if not hasattr(self.options, "items"):
             raise LoglikMapError(f"options must be a mapping of HFScorer arguments, got {self.options!r}")
-        fields = {"name", "revision", "quantization", "dtype", "step", "coords", "tokenizer"}
+        fields = {"name", "revision", "quantization", "dtype", "step", "coords"}
         clash = sorted(fields & set(self.options))
         if clash:
             raise LoglikMapError(f"give {', '.join(clash)} as ModelSpec field(s), not in options")

@@ -74,6 +74,11 @@ def _int_at_least(low: int) -> Callable[[str, Any], None]:
     return check
 
 
+def _batch_tokens(key: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise LoglikMapError(f"batch_tokens must be a positive integer, got {value!r}")
+
+
 def _flag(key: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise LoglikMapError(f"{key} must be True or False, got {value!r}")
@@ -94,15 +99,15 @@ def _token(key: str, value: Any) -> None:
         raise LoglikMapError(f"token must be a string, True/False or None, got {type(value).__name__}")
 
 
-_CHECKS: dict[str, Callable[[str, Any], None]] = {
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {  # each raises on a bad value
     "convention": _one_of(CONVENTIONS),
     "long_texts": _one_of(LONG_TEXT_MODES),
     "dtype": _dtype,
     "device": _device,
-    "quantization": lambda key, value: quantization_label(value) and None,
+    "quantization": lambda key, value: quantization_label(value),
     "max_length": _int_at_least(2),
     "stride": _int_at_least(1),
-    "batch_tokens": _int_at_least(1),
+    "batch_tokens": _batch_tokens,
     "trust_remote_code": _flag,
     "progress": _flag,
     "name": _optional_text,
@@ -110,7 +115,7 @@ _CHECKS: dict[str, Callable[[str, Any], None]] = {
     "final_norm": _optional_text,
     "cache_dir": _path,
     "token": _token,
-    "coords": lambda key, value: check_model_coords(value) and None,
+    "coords": lambda key, value: check_model_coords(value),
 }
 
 

@@ -132,8 +132,8 @@ def test_max_length_beyond_the_models_context_is_refused(model_dirs, texts):
     (dict(long_texts="truncated"), r"unknown long_texts 'truncated'; use one of \('rolling', 'truncate', 'error'\)"),
     (dict(max_length=1), "max_length must be an integer ≥ 2"),
     (dict(max_length=16, stride=16), "stride must be smaller than max_length = 16"),
-    (dict(batch_tokens=0), "batch_tokens must be an integer ≥ 1"),
-    (dict(batch_tokens=2.5), "batch_tokens must be an integer ≥ 1"),
+    (dict(batch_tokens=0), "batch_tokens must be a positive integer"),
+    (dict(batch_tokens=2.5), "batch_tokens must be a positive integer"),
     (dict(progress="yes"), "progress must be True or False"),
     (dict(coords={"step": "x", "n_bytes": 1}), "'n_bytes' cannot be a model coordinate name"),
 ])
