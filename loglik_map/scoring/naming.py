@@ -6,6 +6,7 @@ model is loaded.
 
 from __future__ import annotations
 
+import numbers
 import os
 import re
 from os import PathLike
@@ -105,6 +106,13 @@ def step_of(revision: str | None = None, folder: Path | None = None) -> int | No
     return None
 
 
+def _plain(value: Any) -> float | int | str:
+    """A Python scalar (numpy scalars become int, float or str, so specs stay JSON-serialisable)."""
+    if isinstance(value, str):
+        return str(value)
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
+
+
 def check_model_coords(coords: Any, what: str = "coords") -> dict[str, float | str]:
     """Validate per-model coordinates given for one model: names are strings, values numbers or strings."""
     if coords is None:
@@ -117,9 +125,9 @@ def check_model_coords(coords: Any, what: str = "coords") -> dict[str, float | s
         if not isinstance(key, str) or not key or key in _RECORDED:
             raise LoglikMapError(f"{what}: {key!r} cannot be a model coordinate name"
                                  + (" (the matrix or the scorer records it)" if key in _RECORDED else ""))
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        if isinstance(value, bool) or not isinstance(value, (numbers.Real, str)):
             raise LoglikMapError(f"{what}[{key!r}] = {value!r}: a model coordinate is a number or a string")
-        out[key] = value
+        out[key] = _plain(value)
     return out
 
 
@@ -131,11 +139,11 @@ def merge_step(coords: dict[str, float | str], step: int | None, revision: str |
     """
     given = coords.get("step")
     if step is not None:
-        if isinstance(step, bool) or not isinstance(step, (int, float)) or step < 0:
+        if isinstance(step, bool) or not isinstance(step, numbers.Real) or step < 0:
             raise LoglikMapError(f"step must be a non-negative number, got {step!r}")
         if given is not None and given != step:
             raise LoglikMapError(f"step={step} contradicts coords['step']={given}")
-        given = step
+        given = _plain(step)
     inferred = step_of(revision, folder)
     if given is not None and inferred is not None and float(given) != float(inferred):
         source = f"revision {revision!r}" if revision else f"folder {folder.name!r}"  # type: ignore[union-attr]

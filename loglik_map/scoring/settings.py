@@ -8,6 +8,7 @@ impossible value fails at once instead of hours into a scoring run.
 from __future__ import annotations
 
 import inspect
+import numbers
 import re
 from collections.abc import Callable
 from os import PathLike
@@ -69,13 +70,13 @@ def _int_at_least(low: int) -> Callable[[str, Any], None]:
     def check(key: str, value: Any) -> None:
         if value is None and key in ("max_length", "stride"):
             return
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
             raise LoglikMapError(f"{key} must be an integer ≥ {low}, got {value!r}")
     return check
 
 
 def _batch_tokens(key: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise LoglikMapError(f"batch_tokens must be a positive integer, got {value!r}")
 
 

@@ -69,6 +69,10 @@ def test_logit_lens_rows_carry_layer_parent_name_and_coordinates(checkpoints, te
 
 
 def test_steps_and_coords_contradictions_are_refused():
+    import numpy as np
+
+    spec = lm.ModelSpec("EleutherAI/pythia-160m", step=np.int64(5), coords={"seed": np.int64(1)})
+    assert spec.coords == {"seed": 1, "step": 5} and type(spec.coords["seed"]) is int  # JSON-safe in failure records
     with pytest.raises(lm.LoglikMapError, match="step=2000 contradicts revision 'step1000'"):
         lm.ModelSpec("EleutherAI/pythia-160m", revision="step1000", step=2000)
     with pytest.raises(lm.LoglikMapError, match="'convention' cannot be a model coordinate name"):
