@@ -13,7 +13,8 @@ from typing import Any
 
 from ..errors import LoglikMapError
 
-__all__ = ["Window", "EncodedText", "CONVENTIONS", "LONG_TEXT_MODES", "encode_text"]
+__all__ = ["Window", "EncodedText", "CONVENTIONS", "LONG_TEXT_MODES", "encode_text", "encode_texts", "token_ids",
+           "cut_windows", "plan_batches"]
 
 CONVENTIONS = ("reference", "bos")
 LONG_TEXT_MODES = ("truncate", "rolling", "error")
@@ -49,6 +50,20 @@ def _prefix_token(tokenizer: Any) -> int:
     raise LoglikMapError("convention 'bos' needs a tokenizer with a BOS or EOS token")
 
 
+def token_ids(tokenizer: Any, texts: Sequence[str], *, convention: str) -> list[list[int]]:
+    """Token ids of every text under ``convention`` (see :func:`encode_text`), in one tokenizer call.
+
+    A fast (Rust) tokenizer encodes a list of texts on all CPU cores; the ids are those of one
+    call per text.
+    """
+    if convention == "reference":
+        return [list(ids) for ids in tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
+    if convention == "bos":
+        prefix = _prefix_token(tokenizer)
+        return [[prefix] + list(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+    raise LoglikMapError(f"unknown convention {convention!r}; use one of {CONVENTIONS}")
+
+
 def encode_text(
     tokenizer: Any,
     text: str,
@@ -77,12 +92,35 @@ def encode_text(
     after the first adding ``stride`` new targets (default ``max_length // 2``, so every token
     sees at least ``max_length - stride`` tokens of context); ``"error"`` refuses.
     """
-    if convention == "reference":
-        ids = list(tokenizer(text, add_special_tokens=True)["input_ids"])
-    elif convention == "bos":
-        ids = [_prefix_token(tokenizer)] + list(tokenizer(text, add_special_tokens=False)["input_ids"])
-    else:
-        raise LoglikMapError(f"unknown convention {convention!r}; use one of {CONVENTIONS}")
+    ids = token_ids(tokenizer, [text], convention=convention)[0]
+    return cut_windows(ids, index, convention=convention, max_length=max_length, long_texts=long_texts,
+                       stride=stride)
+
+
+def encode_texts(
+    tokenizer: Any,
+    texts: Sequence[str],
+    *,
+    convention: str,
+    max_length: int,
+    long_texts: str,
+    stride: int | None = None,
+) -> list[EncodedText]:
+    """:func:`encode_text` of every text, tokenized in one call (text ``i`` gets index ``i``)."""
+    return [cut_windows(ids, i, convention=convention, max_length=max_length, long_texts=long_texts, stride=stride)
+            for i, ids in enumerate(token_ids(tokenizer, texts, convention=convention))]
+
+
+def cut_windows(
+    ids: Sequence[int],
+    index: int,
+    *,
+    convention: str,
+    max_length: int,
+    long_texts: str,
+    stride: int | None = None,
+) -> EncodedText:
+    """The windows of one text's token ids (see :func:`encode_text` for the long-text modes)."""
     n = len(ids)
     if n < 2:
         raise LoglikMapError(f"text {index} has {n} token(s) under convention {convention!r}; nothing to score")
