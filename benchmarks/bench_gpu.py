@@ -292,8 +292,10 @@ def profile_table(scorer: Any, texts: Any, device: Any, path: Path) -> str:
             break
         except Exception:  # noqa: BLE001 - the column's name changed across torch versions
             continue
-    if cuda:
-        busy = sum(getattr(e, "self_device_time_total", getattr(e, "self_cuda_time_total", 0)) for e in events) / 1e6
+    if cuda:  # kernels only: an operator's device time is also its kernels' time
+        from torch.autograd import DeviceType
+
+        busy = sum(e.self_device_time_total for e in prof.events() if e.device_type == DeviceType.CUDA) / 1e6
     text = (f"wall {wall:.3f} s with the profiler on; device busy {busy:.3f} s ({busy / wall:.0%} of wall); "
             f"host syncs and copies: {syncs}\n\n{table}")
     path.write_text(text)
@@ -426,6 +428,85 @@ def run_shape(shape: str, args: argparse.Namespace, tok: Any, texts: Any, device
     return out
 
 
+# --------------------------------------------------------------------------- precision
+def train_briefly(model: Any, tok: Any, texts: list[str], seconds: float, device: Any, log: Any,
+                  seq: int = 256, batch: int = 64) -> dict:
+    """Train ``model`` (float32 master weights, bf16 autocast on a GPU) on random crops of ``texts``."""
+    import torch
+
+    eos = tok.eos_token_id
+    stream = torch.tensor([t for ids in tok(texts)["input_ids"] for t in ids + [eos]], dtype=torch.long)
+    opt = torch.optim.AdamW(model.parameters(), lr=6e-4, betas=(0.9, 0.95), weight_decay=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / 100))
+    model.train()
+    gen = torch.Generator().manual_seed(0)
+    start, step, losses = time.perf_counter(), 0, []
+    while time.perf_counter() - start < seconds:
+        starts = torch.randint(0, len(stream) - seq - 1, (batch,), generator=gen)
+        x = torch.stack([stream[i:i + seq] for i in starts]).to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = model(input_ids=x, labels=x).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        if step % 100 == 0 or step == 1:
+            losses.append((step, float(loss.detach())))
+            log(f"    train step {step}: loss {losses[-1][1]:.3f} nats/token")
+    model.eval()
+    return {"steps": step, "tokens": step * batch * seq, "seconds": time.perf_counter() - start, "losses": losses}
+
+
+def precision_study(args: argparse.Namespace, tok: Any, device: Any, log: Any) -> list[dict]:
+    """Spurious KL of 16-bit scoring against float32 for better-conditioned weights than the speed rows':
+    a Pythia-shaped model trained for ``--train-seconds`` on the built-in ``train`` texts and
+    scored on ``mini`` (held out), and untrained models at Pythia's own initialisation (std 0.02,
+    like a step-0 checkpoint)."""
+    import torch
+
+    import loglik_map as lm
+
+    texts = lm.datasets.load_texts("mini")[:args.kl_texts]
+    b_bar = float(np.mean(texts.n_bytes))
+    out = []
+    plan = [(s, "trained") for s in args.precision_trained.split(",") if s] + \
+           [(s, "step0") for s in args.precision_step0.split(",") if s]
+    for shape, kind in plan:
+        model = build_model(shape, max(len(tok), PYTHIA_VOCAB if shape != "tiny" else len(tok)), device)
+        entry: dict[str, Any] = {"shape": shape, "weights": kind}
+        with torch.no_grad():  # Pythia's initialisation scale instead of the speed rows' wide one
+            for p in model.parameters():
+                if p.dim() == 2:
+                    p.normal_(0.0, 0.02)
+        if kind == "trained":
+            entry["training"] = train_briefly(model, tok, lm.datasets.load_texts("train").texts,
+                                              args.train_seconds, device, log)
+        torch.backends.cuda.matmul.allow_tf32 = False
+        values = {}
+        for label, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16)):
+            copy_ = copy.deepcopy(model).to(dtype if device.type == "cuda" else torch.float32)
+            values[label] = lm.HFScorer(copy_, tokenizer=tok, name=f"{shape}-{label}").score(texts).values[0]
+            del copy_
+        ref16 = copy.deepcopy(model).to(torch.float16 if device.type == "cuda" else torch.float32)
+        values["reference"] = np.array(reference_procedure(ref16, tok, list(texts)[:args.reference_texts], device))
+        del ref16
+        fp32 = values["fp32"]
+        entry["mean_loglik_bits_per_byte"] = float(-fp32.mean() / (b_bar * LN2))
+        entry["spurious_kl_bits_per_byte"] = {
+            k: float(np.var(v - fp32[:len(v)]) / (2 * b_bar * LN2)) for k, v in values.items() if k != "fp32"}
+        entry["max_abs_diff_nats"] = {k: float(np.max(np.abs(v - fp32[:len(v)]))) for k, v in values.items()
+                                      if k != "fp32"}
+        log(f"  precision {shape} ({kind}): cross-entropy {entry['mean_loglik_bits_per_byte']:.3f} bits/byte; "
+            "spurious KL " + ", ".join(f"{k} {v:.1e}" for k, v in entry["spurious_kl_bits_per_byte"].items()))
+        out.append(entry)
+        del model
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return out
+
+
 # --------------------------------------------------------------------------- report
 def report(results: dict) -> str:
     lines = [f"{results['gpu']}; torch {results['torch']}, transformers {results['transformers']}; "
@@ -471,6 +552,17 @@ def report(results: dict) -> str:
             notes.append("spurious KL against fp32 scoring (bits/byte): " + ", ".join(
                 f"{labels.get(k, k)} {v:.1e}" for k, v in shape["spurious_kl_bits_per_byte"].items()))
         lines += [""] + [f"* {n}" for n in notes] + [""]
+    if results.get("precision"):
+        lines += ["### Spurious KL of 16-bit scoring against float32 (bits/byte)", "",
+                  "| shape | weights | cross-entropy (bits/byte) | HFScorer bf16 | HFScorer fp16 | reference (fp16) |",
+                  "|---|---|---|---|---|---|"]
+        for e in results["precision"]:
+            kl = e["spurious_kl_bits_per_byte"]
+            what = (f"trained {e['training']['steps']} steps ({e['training']['seconds']:.0f} s)"
+                    if e["weights"] == "trained" else "initialisation, std 0.02 (step 0)")
+            lines.append(f"| {e['shape']} | {what} | {e['mean_loglik_bits_per_byte']:.3f} | {kl['bf16']:.1e} | "
+                         f"{kl['fp16']:.1e} | {kl['reference']:.1e} |")
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -488,6 +580,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile-texts", type=int, default=512)
     ap.add_argument("--lens-chunked", default="", help="shapes (comma-separated) whose logit lens is also timed "
                                                          "with unembed='chunked'")
+    ap.add_argument("--precision", action="store_true",
+                    help="only the precision study: spurious KL of trained and step-0 models (no speed rows)")
+    ap.add_argument("--precision-trained", default="160m", help="shapes trained for --train-seconds, then scored")
+    ap.add_argument("--precision-step0", default="410m,1b", help="shapes scored at Pythia's initialisation")
+    ap.add_argument("--train-seconds", type=float, default=75.0)
     ap.add_argument("--budget", type=float, default=420.0, help="seconds after which remaining rows are skipped")
     ap.add_argument("--out", type=Path, default=Path("bench-gpu"), help="folder for results.json, results.md, profiles")
     args = ap.parse_args(argv)
@@ -517,7 +614,10 @@ def main(argv: list[str] | None = None) -> int:
                "peak_tflops": peak, "n_texts": len(texts), "mean_bytes": float(np.mean(texts.n_bytes)),
                "tokenizer": tok_label, "command": " ".join(sys.argv), "shapes": []}
     deadline = start + args.budget
-    for shape in args.shapes.split(","):
+    if args.precision:
+        results["precision"] = precision_study(args, tok, device, log)
+        (args.out / "results.json").write_text(json.dumps(results))
+    for shape in ([] if args.precision else args.shapes.split(",")):
         if time.perf_counter() > deadline:
             log(f"time budget spent before {shape}")
             break
