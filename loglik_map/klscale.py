@@ -380,7 +380,7 @@ def _prepare(source: ModelMap | LogLikelihoodMatrix, recipe: PretrainingPreproce
             cache[None] = _Prepared(mm, _as_given(matrix))
         else:
             res = recipe.apply(matrix)
-            cache[recipe] = _Prepared(ModelMap(res.matrix), f"own: {res}")
+            cache[recipe] = _Prepared(ModelMap(res.matrix), f"own {res}")
     return cache[recipe]
 
 
