@@ -353,17 +353,17 @@ def preprocess_pretraining(matrix: LogLikelihoodMatrix, *, exclude: Iterable[str
     dropped = tuple(str(t) for t in matrix.texts[_top_texts(scores, n)])
     cleaned = kept.drop_texts(dropped) if dropped else kept
     names = tuple(str(m) for m in matrix.models[excluded])
-    excluded_rows = None
-    if names:
-        rows = matrix.isel(model=np.flatnonzero(excluded)).data
-        rows = rows.copy(data=values[excluded]).isel({TEXT_DIM: np.flatnonzero(~np.isin(matrix.texts, dropped))})
-        rows.attrs = {**rows.attrs, "preprocessing": "excluded checkpoints (clipped with the others' threshold)"}
-        excluded_rows = LogLikelihoodMatrix.from_dataarray(rows)
     da = cleaned.data.copy()
     da.attrs = {**da.attrs, "preprocessing": "pretraining (exclude, clip, outlier texts; SPEC §6)",
                 "outlier_texts_dropped": n, "outlier_after": float(after),
                 **({"excluded_models": list(names)} if names else {})}
     cleaned = LogLikelihoodMatrix.from_dataarray(da)
+    excluded_rows = None
+    if names:  # clipped with the same threshold, same texts and attrs: they concatenate with the cleaned matrix
+        rows = matrix.isel(model=np.flatnonzero(excluded)).data
+        rows = rows.copy(data=values[excluded]).isel({TEXT_DIM: np.flatnonzero(~np.isin(matrix.texts, dropped))})
+        rows.attrs = dict(da.attrs)
+        excluded_rows = LogLikelihoodMatrix.from_dataarray(rows)
     grids = {("all" if by is None else g): steps[idx] for g, idx in groups.items()}
     return PreprocessingResult(cleaned, names, math.nan if clip is None else float(clip), threshold, scores, dropped,
                                float(after), order, by, grids, matrix.n_texts, matrix.mean_bytes, excluded_rows)

@@ -57,6 +57,9 @@ def test_preprocessing_follows_the_authors_order(main, reference, cleaned):
         for step in (0, 2000, 143000):
             np.testing.assert_allclose(out.sel(model=P.name(size, step)).values[0], ref_cleaned[size][step], rtol=1e-12)
     assert out.attrs["clip_lower_quantile"] == 0.02 and out.attrs["excluded_models"] == [EXCLUDED_NAME]
+    rows = cleaned.excluded_rows  # kept for inspection, clipped with the others' threshold
+    assert list(rows.models) == [EXCLUDED_NAME] and list(rows.texts) == list(out.texts)
+    assert rows.values.min() == pytest.approx(info["threshold"])
     rec = cleaned.dropped
     assert list(rec.what) == ["model"] + ["text"] * 6 and rec.label.iloc[0] == EXCLUDED_NAME
     assert "excluded" in rec.reason.iloc[0] and "top 6 of 200" in rec.reason.iloc[1]
@@ -276,6 +279,8 @@ def test_random_pairs_follow_the_authors_sampling(matrix):
     many = lm.random_pairs(60, lineage="base_model", seed=0)(mm)
     assert len(many) == 60 and len(set(many)) < 60  # 7 models: 42 ordered pairs at most
     assert lm.random_pairs(5, seed=0)(mm) == lm.random_pairs(5, seed=0)(mm) and len(set(lm.random_pairs(5)(mm))) == 5
+    short = lm.kl_scale_pairs(mm, {"w": "random pairs within a model type", "a": "random pairs across all models"})
+    assert (short.setting == "w").sum() == 5 and (short.setting == "a").sum() == 5
     with pytest.raises(lm.LoglikMapError, match="leave n=None"):
         lm.random_pairs(10, within="family", lineage="base_model")
 
