@@ -287,27 +287,46 @@ class LogLikelihoodMatrix:
         return new
 
     @classmethod
-    def from_modelmap(cls, pickle_path: str | PathLike[str], texts_path: str | PathLike[str]) -> "LogLikelihoodMatrix":
+    def from_modelmap(cls, loglik_path: str | PathLike[str], texts_path: str | PathLike[str], *,
+                      trust_pickle: bool = False) -> "LogLikelihoodMatrix":
         """Import the published data of shimo-lab/modelmap (Oyama et al. 2025).
 
         Parameters
         ----------
-        pickle_path : path
-            ``log-likelihood_1018.pkl``: a pickled dict ``{model_name: vector of N log-likelihoods}``.
-            **Unpickling runs arbitrary code: open only files you trust.**
+        loglik_path : path
+            The log-likelihoods (nats), one vector of N values per model, as
+
+            * ``.npz`` (safe): arrays ``models`` (K names) and ``log_likelihood`` (K × N), or one
+              array per model named by the model; read without unpickling;
+            * ``.csv`` (safe): a header row, then one row per model: its name, then N values;
+            * the authors' pickle ``log-likelihood_1018.pkl`` (a dict ``{model_name: vector}``):
+              **unpickling runs any code the file contains**, so it is refused unless
+              ``trust_pickle=True``. Convert it once with
+              :func:`loglik_map.io.convert_modelmap_pickle` and use the ``.npz`` afterwards.
         texts_path : path
             ``texts-10k-pile.jsonl``: one JSON object per text, in the order of the vectors,
             with fields ``text`` and ``pile_set_name`` (and optionally ``pile_idx``, ``chunk_idx``).
+        trust_pickle : bool, default False
+            Allow unpickling ``loglik_path``: only for a file you trust.
 
         Returns
         -------
         LogLikelihoodMatrix
             Text ids from :func:`loglik_map.text_id`, so the matrix aligns with texts you score
             yourself; ``domain`` (the Pile subset) and the index fields become text coordinates.
+
+        Examples
+        --------
+        Convert the published pickle once, then read the safe copy (or save the matrix itself)::
+
+            from loglik_map.io import convert_modelmap_pickle
+            convert_modelmap_pickle("log-likelihood_1018.pkl", "modelmap-1018.npz", trust_pickle=True)
+            m = lm.LogLikelihoodMatrix.from_modelmap("modelmap-1018.npz", "texts-10k-pile.jsonl")
+            m.save("modelmap-1018.nc")      # checksummed; later: lm.open_matrix("modelmap-1018.nc")
         """
         from .io import read_modelmap
 
-        return read_modelmap(pickle_path, texts_path)
+        return read_modelmap(loglik_path, texts_path, trust_pickle=trust_pickle)
 
     # ------------------------------------------------------------------ accessors
     @property

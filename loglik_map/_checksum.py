@@ -1,0 +1,64 @@
+"""Content checksums of stored matrices: one SHA-256 over the log-likelihoods and every coordinate.
+
+The digest is taken over a canonical form (names, dims, shapes, and the values as little-endian
+float64/int64 or UTF-8 strings), so it does not depend on how a backend hands the arrays back
+(object or fixed-width strings, float32 or float64 coordinates, NaN payloads). Attributes are
+not covered: the format version and units are checked on their own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["CHECKSUM_ATTR", "FORMAT_ATTR", "FILE_FORMAT", "dataset_checksum"]
+
+#: Attribute holding ``"sha256:<hex>"`` of the data (written by every save and every run-store row).
+CHECKSUM_ATTR = "loglik_map_checksum"
+#: Attribute holding the storage format version of a saved matrix or run-store row.
+FORMAT_ATTR = "loglik_map_format"
+#: The storage format this version writes (and the newest it reads).
+FILE_FORMAT = 1
+
+
+def _feed(h: "hashlib._Hash", tag: str, data: bytes) -> None:
+    h.update(tag.encode("ascii"))
+    h.update(len(data).to_bytes(8, "little"))
+    h.update(data)
+
+
+def _canonical_bytes(values: np.ndarray) -> tuple[str, bytes]:
+    kind = values.dtype.kind
+    if kind in "USOT":
+        parts = []
+        for v in values.ravel():
+            s = v.decode("utf-8", "surrogateescape") if isinstance(v, bytes) else str(v)
+            b = s.encode("utf-8", "surrogatepass")
+            parts.append(len(b).to_bytes(8, "little") + b)
+        return "str", b"".join(parts)
+    if kind == "f":
+        v = np.ascontiguousarray(values, dtype="<f8").copy()
+        v[np.isnan(v)] = np.nan  # one NaN bit pattern, whatever the backend returns
+        return "f8", v.tobytes()
+    if kind in "ib":
+        return "i8", np.ascontiguousarray(values, dtype="<i8").tobytes()
+    if kind == "u":
+        return "u8", np.ascontiguousarray(values, dtype="<u8").tobytes()
+    raise TypeError(f"cannot checksum an array of dtype {values.dtype}")
+
+
+def dataset_checksum(ds: xr.Dataset, variable: str = "log_likelihood") -> str:
+    """``"sha256:<hex>"`` of ``ds[variable]`` and every coordinate of ``ds`` (attributes excluded)."""
+    h = hashlib.sha256()
+    names = [variable] + sorted(str(n) for n in ds.coords)
+    for name in names:
+        da = ds[name]
+        values = np.asarray(da.values)
+        tag, data = _canonical_bytes(values)
+        _feed(h, "name", name.encode("utf-8", "surrogatepass"))
+        _feed(h, "dims", ",".join(map(str, da.dims)).encode("utf-8"))
+        _feed(h, "shape", repr(values.shape).encode("ascii"))
+        _feed(h, tag, data)
+    return "sha256:" + h.hexdigest()
