@@ -593,7 +593,12 @@ class LogLikelihoodMatrix:
         xarray.DataArray
             Dims ``("model",)``, with the model coordinates.
         """
-        ce = -self._data.mean(TEXT_DIM) / (self.mean_bytes * LN2)
+        with np.errstate(over="ignore", invalid="ignore"):
+            ce = -self._data.mean(TEXT_DIM) / (self.mean_bytes * LN2)
+        if not np.isfinite(ce.values).all():
+            bad = self.models[int(np.argmax(~np.isfinite(ce.values)))]
+            raise LoglikMapError(f"the cross-entropy of model {bad!r} overflows float64: its log-likelihoods are far "
+                                 "larger in magnitude than any real text's; check the matrix's values and units")
         ce.attrs = {"units": "bits/byte", "quantity": "cross-entropy estimate"}
         return ce.rename("cross_entropy")
 
