@@ -1,14 +1,15 @@
 """Content checksums of stored matrices: one SHA-256 over the log-likelihoods and every coordinate.
 
 The digest is taken over a canonical form (names, dims, shapes, and the values as little-endian
-float64/int64 or UTF-8 strings), so it does not depend on how a backend hands the arrays back
-(object or fixed-width strings, float32 or float64 coordinates, NaN payloads). Attributes are
-not covered: the format version and units are checked on their own.
+float64/int64 or UTF-8 strings; the dataset's attributes as flat lists of strings and numbers),
+so it does not depend on how a backend hands them back (object or fixed-width strings, float32
+or float64 coordinates, NaN payloads, a one-element list read back as a scalar).
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -49,9 +50,32 @@ def _canonical_bytes(values: np.ndarray) -> tuple[str, bytes]:
     raise TypeError(f"cannot checksum an array of dtype {values.dtype}")
 
 
+def _canonical_attr(value: Any) -> bytes:
+    items = np.asarray(value, dtype=object).reshape(-1) if isinstance(value, (list, tuple, np.ndarray)) else [value]
+    parts = []
+    for v in items:
+        if isinstance(v, bytes):
+            v = v.decode("utf-8", "surrogateescape")
+        if isinstance(v, str):
+            parts.append("s:" + v)
+        elif isinstance(v, (bool, np.bool_)):
+            parts.append(f"b:{bool(v)}")
+        elif isinstance(v, (int, np.integer)) or (isinstance(v, (float, np.floating)) and float(v).is_integer()):
+            parts.append(f"n:{int(v)}")  # 3 and 3.0: backends may turn one into the other
+        elif isinstance(v, (float, np.floating)):
+            parts.append("n:" + float(v).hex())
+        else:
+            parts.append(f"?:{v!r}")
+    return "\x00".join(parts).encode("utf-8", "surrogatepass")
+
+
 def dataset_checksum(ds: xr.Dataset, variable: str = "log_likelihood") -> str:
-    """``"sha256:<hex>"`` of ``ds[variable]`` and every coordinate of ``ds`` (attributes excluded)."""
+    """``"sha256:<hex>"`` of ``ds[variable]``, every coordinate of ``ds`` and the dataset's attributes
+    (except the checksum attribute itself)."""
     h = hashlib.sha256()
+    for key in sorted(str(k) for k in ds.attrs if k != CHECKSUM_ATTR):
+        _feed(h, "attr", key.encode("utf-8", "surrogatepass"))
+        _feed(h, "value", _canonical_attr(ds.attrs[key]))
     names = [variable] + sorted(str(n) for n in ds.coords)
     for name in names:
         da = ds[name]

@@ -14,6 +14,7 @@ import errno
 import os
 import re
 import shutil
+import time
 import uuid
 import warnings
 from pathlib import Path
@@ -22,7 +23,7 @@ from filelock import FileLock, Timeout
 
 from .errors import DataIntegrityWarning, LoglikMapError
 
-__all__ = ["temp_sibling", "siblings", "lock_file", "acquire", "remove_path", "fsync_tree",
+__all__ = ["temp_sibling", "siblings", "lock_file", "acquire", "remove_path", "remove_settled", "fsync_tree",
            "fsync_dir", "recover", "storage_error", "PARTIAL", "ASIDE"]
 
 PARTIAL = "partial"
@@ -41,7 +42,13 @@ def siblings(path: Path, tag: str) -> list[Path]:
         entries = list(path.parent.iterdir())
     except FileNotFoundError:
         return []
-    return sorted((p for p in entries if pattern.fullmatch(p.name)), key=lambda p: p.stat().st_mtime)
+    def age(p: Path) -> float:
+        try:
+            return p.stat().st_mtime
+        except OSError:  # removed meanwhile by its writer
+            return 0.0
+
+    return sorted((p for p in entries if pattern.fullmatch(p.name)), key=age)
 
 
 def lock_file(path: Path) -> FileLock:
@@ -65,6 +72,21 @@ def remove_path(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
+
+
+def remove_settled(path: Path, quiet: float = 0.1, limit: float = 2.0) -> None:
+    """Delete ``path`` and keep deleting it until it stays gone for ``quiet`` seconds (at most ``limit``).
+
+    After a failed Zarr write, chunk writes already in flight on Zarr's I/O thread can still land
+    (and recreate the folder) after the error reached us.
+    """
+    end = time.monotonic() + limit
+    remove_path(path)
+    while time.monotonic() < end:
+        time.sleep(quiet)
+        if not (path.exists() or path.is_symlink()):
+            return
+        remove_path(path)
 
 
 def fsync_dir(path: Path) -> None:
@@ -123,11 +145,12 @@ _HINTS = {
 }
 
 
-def storage_error(err: BaseException, path: Path, action: str) -> LoglikMapError:
+def storage_error(err: BaseException, path: Path, action: str, *, nothing_replaced: bool = False) -> LoglikMapError:
     """A :class:`LoglikMapError` naming ``path``, what failed and what to do."""
     code = getattr(err, "errno", None)
     hint = _HINTS.get(code) if code is not None else None
     detail = f"{type(err).__name__}: {err}"
     if hint is None:
         hint = "check the folder is writable and has space, then try again"
-    return LoglikMapError(f"could not {action} {str(path)!r} ({detail}); {hint}. Nothing was replaced.")
+    tail = " Nothing was replaced." if nothing_replaced else ""
+    return LoglikMapError(f"could not {action} {str(path)!r} ({detail}); {hint}.{tail}")

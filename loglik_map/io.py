@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import warnings
 from os import PathLike
 from pathlib import Path
@@ -66,9 +67,10 @@ def _to_dataset(matrix: LogLikelihoodMatrix) -> xr.Dataset:
     return ds
 
 
-def stamped_dataset(matrix: LogLikelihoodMatrix) -> xr.Dataset:
-    """The dataset a matrix is stored as, with the format version and checksum attributes set."""
+def stamped_dataset(matrix: LogLikelihoodMatrix, **attrs: Any) -> xr.Dataset:
+    """The dataset a matrix is stored as, with ``attrs`` added and the format version and checksum set."""
     ds = _to_dataset(matrix)
+    ds.attrs.update(attrs)
     ds.attrs[FORMAT_ATTR] = FILE_FORMAT
     ds.attrs[CHECKSUM_ATTR] = dataset_checksum(ds)
     return ds
@@ -88,7 +90,13 @@ def _write_netcdf(ds: xr.Dataset, tmp: Path) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         return
-    ds.to_netcdf(tmp, engine=engine)  # pragma: no cover - only without h5netcdf
+    # netCDF4 writes to disk itself: refuse up front what cannot fit rather than meet a full disk
+    needed = sum(int(v.nbytes) for v in ds.variables.values()) + 2**20  # pragma: no cover - only without h5netcdf
+    free = shutil.disk_usage(tmp.parent).free  # pragma: no cover
+    if free < needed:  # pragma: no cover
+        raise LoglikMapError(f"not enough free space in {str(tmp.parent)!r} to save {needed} bytes ({free} free): free "
+                             "some space or choose another folder")
+    ds.to_netcdf(tmp, engine=engine)  # pragma: no cover
     _storage.fsync_tree(tmp)  # pragma: no cover
 
 
@@ -197,18 +205,13 @@ def save_matrix(matrix: LogLikelihoodMatrix, path: str | PathLike[str], *, overw
                 raise LoglikMapError(f"saving {str(path)!r}: the data read back from disk differ from the data "
                                      "written (faulty disk or file system?); nothing was replaced")
             _commit(tmp, path, fmt, overwrite)
-        except LoglikMapError:
-            _storage.remove_path(tmp)
-            raise
-        except OSError as err:
-            _storage.remove_path(tmp)
-            raise _storage.storage_error(err, path, "save") from err
-        except Exception as err:
-            _storage.remove_path(tmp)
-            raise LoglikMapError(f"could not save {str(path)!r} ({type(err).__name__}: {err}); nothing was "
-                                 "replaced") from err
-        except BaseException:
-            _storage.remove_path(tmp)
+        except BaseException as err:
+            (_storage.remove_settled if fmt == "zarr" else _storage.remove_path)(tmp)
+            if isinstance(err, OSError):
+                raise _storage.storage_error(err, path, "save", nothing_replaced=True) from err
+            if isinstance(err, Exception) and not isinstance(err, LoglikMapError):
+                raise LoglikMapError(f"could not save {str(path)!r} ({type(err).__name__}: {err}); nothing was "
+                                     "replaced") from err
             raise
     finally:
         lock.release()
@@ -294,19 +297,20 @@ def check_format_version(value: Any, path: Path) -> None:
 
 
 def verify_checksum(ds: xr.Dataset, path: Path, what: str = "the file") -> None:
-    """Check (and remove) the format and checksum attributes of a stored dataset."""
-    version = ds.attrs.pop(FORMAT_ATTR, None)
+    """Check the format version and the checksum of a stored dataset, then remove both attributes."""
+    version = ds.attrs.get(FORMAT_ATTR)
     check_format_version(version, path)
-    expected = ds.attrs.pop(CHECKSUM_ATTR, None)
-    if expected is None:
-        if version is not None:
-            raise LoglikMapError(f"{str(path)!r} has lost its checksum: {what} was changed after it was saved; restore "
-                                 "it from a backup, or pass verify=False to read it unchecked")
-        return  # written before checksums were recorded
-    if dataset_checksum(ds) != str(expected):
-        raise LoglikMapError(f"{str(path)!r} is corrupt: its values or labels no longer match the checksum saved with "
-                             f"them, so {what} was damaged or changed after saving. Restore it from a backup or save "
-                             "it again; pass verify=False to read it anyway (e.g. after editing it on purpose)")
+    expected = ds.attrs.get(CHECKSUM_ATTR)
+    if expected is None and version is not None:
+        raise LoglikMapError(f"{str(path)!r} has lost its checksum: {what} was changed after it was saved; restore "
+                             "it from a backup, or pass verify=False to read it unchecked")
+    if expected is not None and dataset_checksum(ds) != str(expected):
+        raise LoglikMapError(f"{str(path)!r} is corrupt: its values, labels or attributes no longer match the checksum "
+                             f"saved with them, so {what} was damaged or changed after saving. Restore it from a "
+                             "backup or save it again; pass verify=False to read it anyway (e.g. after editing it "
+                             "on purpose)")
+    ds.attrs.pop(FORMAT_ATTR, None)
+    ds.attrs.pop(CHECKSUM_ATTR, None)  # absent: written before checksums were recorded
 
 
 _NATS = {"nats", "nat", "nats per text"}
@@ -359,7 +363,7 @@ def open_matrix(path: str | PathLike[str], *, verify: bool = True) -> LogLikelih
     from a newer loglik_map is refused), the checksum saved with the data (a changed or damaged
     file is refused, naming it), and the ``units`` attribute (bits are converted to nats, other
     units refused). An interrupted save of ``path`` is rolled back first. In a run store a damaged
-    row is skipped with a :class:`~loglik_map.errors.DataIntegrityWarning` naming the model, and
+    row is skipped with a :class:`~loglik_map.DataIntegrityWarning` naming the model, and
     rescored by the next :func:`~loglik_map.score_models` run.
 
     Parameters

@@ -102,7 +102,8 @@ def _rewrite_attrs(path: Path, **attrs) -> None:
 def test_units_are_checked_bits_converted_others_refused(matrix, tmp_path):
     path = tmp_path / "ll.nc"
     matrix.save(path)
-    _rewrite_attrs(path, units="bits")  # attributes are outside the checksum
+    # a file written by another tool: no format version or checksum, units as it says
+    _rewrite_attrs(path, units="bits", loglik_map_format=None, loglik_map_checksum=None)
     m = lm.open_matrix(path)
     np.testing.assert_allclose(m.values, matrix.values * np.log(2), rtol=1e-15)
     assert m.attrs["units"] == "nats" and m.attrs["units_converted_from"] == "bits"
@@ -112,6 +113,28 @@ def test_units_are_checked_bits_converted_others_refused(matrix, tmp_path):
     _rewrite_attrs(path, units=None)
     with pytest.raises(lm.LoglikMapError, match="no 'units'"):
         lm.open_matrix(path)
+
+
+def test_a_changed_attribute_is_caught_by_the_checksum(matrix, tmp_path):
+    path = tmp_path / "ll.nc"
+    m = lm.LogLikelihoodMatrix.from_dataarray(matrix.data.assign_attrs(convention="reference"))
+    m.save(path)
+    path.write_bytes(path.read_bytes().replace(b"reference", b"referenCe"))
+    with pytest.raises(lm.LoglikMapError, match="corrupt.*attributes"):
+        lm.open_matrix(path)
+    m.save(path, overwrite=True)
+    _rewrite_attrs(path, units="bits")
+    with pytest.raises(lm.LoglikMapError, match="corrupt"):
+        lm.open_matrix(path)
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_attributes_of_every_kind_round_trip_under_the_checksum(matrix, tmp_path, suffix):
+    attrs = {"one": ["x"], "ints": [1, 2], "f": 0.1, "whole": 3.0, "i": 7, "s": "naïve ✓", "nan": float("nan")}
+    m = lm.LogLikelihoodMatrix.from_dataarray(matrix.data.assign_attrs(**attrs))
+    m.save(tmp_path / f"ll{suffix}")
+    back = lm.open_matrix(tmp_path / f"ll{suffix}")
+    assert back.attrs["s"] == "naïve ✓" and np.isnan(back.attrs["nan"])
 
 
 def test_a_file_from_a_newer_format_is_refused(matrix, tmp_path):

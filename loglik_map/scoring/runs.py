@@ -18,6 +18,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from .._storage import storage_error
 from .._util import write_json_atomic
 from ..errors import LoglikMapError
 from ..texts import TextSet
@@ -147,7 +148,10 @@ def _write_failure(store: Path, label: str, spec: ModelSpec | None, err: BaseExc
         "traceback": "".join(traceback.format_exception(type(err), err, err.__traceback__)),
         "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    write_json_atomic(failure_path(store, label), record)
+    try:
+        write_json_atomic(failure_path(store, label), record)
+    except OSError as io_err:
+        raise storage_error(io_err, failure_path(store, label), "record the failure of a model in") from io_err
     return message
 
 
@@ -191,7 +195,7 @@ def score_models(
     retry_failed : bool
         Rescore models whose earlier attempt failed (default); finished models are always skipped,
         unless their stored rows fail their checksum: those are moved to the store's ``corrupt/``
-        folder (with a :class:`~loglik_map.errors.DataIntegrityWarning`) and scored again.
+        folder (with a :class:`~loglik_map.DataIntegrityWarning`) and scored again.
     **scorer_options
         Defaults for every scorer (e.g. ``convention``, ``batch_tokens``, ``device``); a spec's own
         ``options`` win.

@@ -159,7 +159,7 @@ def _load_row(path: Path, verify: bool) -> tuple[LogLikelihoodMatrix | None, str
             ds = ds.load()
     except Exception as err:  # noqa: BLE001 - any backend error means the row cannot be read
         return None, None, f"{type(err).__name__}: {err}"
-    label = ds.attrs.pop("run_label", None)
+    label = ds.attrs.get("run_label")
     check_format_version(ds.attrs.get(FORMAT_ATTR), path)  # a newer format is refused, not skipped
     try:
         if "log_likelihood" not in ds:
@@ -169,11 +169,12 @@ def _load_row(path: Path, verify: bool) -> tuple[LogLikelihoodMatrix | None, str
         else:
             ds.attrs.pop(FORMAT_ATTR, None)
             ds.attrs.pop(CHECKSUM_ATTR, None)
+        ds.attrs.pop("run_label", None)
         da = ds["log_likelihood"]
         da.attrs = dict(ds.attrs)
         return LogLikelihoodMatrix.from_dataarray(to_nats(_normalise_strings(da), path)), label, ""
     except LoglikMapError as err:
-        return None, label, str(err)
+        return None, label if isinstance(label, str) else None, str(err)
 
 
 def _quarantine(store: Path, row: Path) -> Path:
@@ -216,8 +217,7 @@ def write_result(store: Path, label: str, matrix: LogLikelihoodMatrix) -> None:
     from .._checksum import CHECKSUM_ATTR, dataset_checksum
 
     final = row_path(store, label)
-    ds = stamped_dataset(matrix)
-    ds.attrs["run_label"] = label
+    ds = stamped_dataset(matrix, run_label=label)
     tmp = _storage.temp_sibling(final, _storage.PARTIAL)
     lock = _partial_lock(tmp)
     lock.acquire(timeout=0)  # a fresh name: never held by anyone else
@@ -234,6 +234,7 @@ def write_result(store: Path, label: str, matrix: LogLikelihoodMatrix) -> None:
             # another worker finished the same model first; its rows stand
         _storage.fsync_dir(final.parent)
     except OSError as err:
+        _storage.remove_settled(tmp)
         raise _storage.storage_error(err, final, "write") from err
     finally:
         _storage.remove_path(tmp)
@@ -323,42 +324,50 @@ def init_store(store: Path, texts: TextSet, labels: Sequence[str]) -> None:
     except OSError as err:
         raise _storage.storage_error(err, store, "create the run store") from err
     fingerprint = fingerprint_ids(texts.ids)
-    with _locked(store):
-        manifest = None
-        if is_store(store):
-            try:
-                manifest = _read_manifest(store)
-            except _DamagedManifest as err:
-                warnings.warn(f"{err}; rebuilt from the store's files", DataIntegrityWarning, stacklevel=3)
-        if manifest is not None:
-            if manifest["texts_fingerprint"] != fingerprint:
-                raise _different_texts(store, manifest.get("n_texts"))
-            order = list(manifest["models"])
-            order += [lab for lab in labels if lab not in order]
-            if order != manifest["models"]:
-                manifest["models"] = order
-                write_json_atomic(store / MANIFEST, manifest)
-            return
-        # new, half-initialised (killed during set-up) or with a damaged manifest: (re)build it
-        on_disk = _fingerprint_on_disk(store)
-        if on_disk is not None and on_disk != fingerprint:
-            raise _different_texts(store, "another set of")
-        for leftover in store.iterdir():
-            if leftover.name.startswith((".texts.", f".{MANIFEST}.")):
-                _storage.remove_path(leftover)  # temporaries of a set-up that was killed
-        if _fingerprint_of(store / "texts.zarr") != fingerprint:
-            _storage.remove_path(store / "texts.zarr")
-            tmp = store / f".texts.{os.urandom(16).hex()}.zarr"
-            from ..io import write_zarr
+    try:
+        with _locked(store):
+            _init_locked(store, texts, labels, fingerprint)
+    except OSError as err:
+        raise _storage.storage_error(err, store, "set up the run store") from err
 
-            write_zarr(_texts_dataset(texts), tmp)
-            os.replace(tmp, store / "texts.zarr")
-        (store / "models").mkdir(exist_ok=True)
-        (store / "failures").mkdir(exist_ok=True)
-        manifest = {"format": STORE_FORMAT, "texts_fingerprint": fingerprint, "n_texts": len(texts),
-                    "models": list(dict.fromkeys([*_row_labels(store), *labels]))}
-        write_json_atomic(store / MANIFEST, manifest)  # last: its presence marks a complete set-up
-        _storage.fsync_dir(store)
+
+def _init_locked(store: Path, texts: TextSet, labels: Sequence[str], fingerprint: str) -> None:
+    """The set-up of :func:`init_store`, with the store's lock held."""
+    manifest = None
+    if is_store(store):
+        try:
+            manifest = _read_manifest(store)
+        except _DamagedManifest as err:
+            warnings.warn(f"{err}; rebuilt from the store's files", DataIntegrityWarning, stacklevel=3)
+    if manifest is not None:
+        if manifest["texts_fingerprint"] != fingerprint:
+            raise _different_texts(store, manifest.get("n_texts"))
+        order = list(manifest["models"])
+        order += [lab for lab in labels if lab not in order]
+        if order != manifest["models"]:
+            manifest["models"] = order
+            write_json_atomic(store / MANIFEST, manifest)
+        return
+    # new, half-initialised (killed during set-up) or with a damaged manifest: (re)build it
+    on_disk = _fingerprint_on_disk(store)
+    if on_disk is not None and on_disk != fingerprint:
+        raise _different_texts(store, "another set of")
+    for leftover in store.iterdir():
+        if leftover.name.startswith((".texts.", f".{MANIFEST}.")):
+            _storage.remove_path(leftover)  # temporaries of a set-up that was killed
+    if _fingerprint_of(store / "texts.zarr") != fingerprint:
+        _storage.remove_path(store / "texts.zarr")
+        tmp = store / f".texts.{os.urandom(16).hex()}.zarr"
+        from ..io import write_zarr
+
+        write_zarr(_texts_dataset(texts), tmp)
+        os.replace(tmp, store / "texts.zarr")
+    (store / "models").mkdir(exist_ok=True)
+    (store / "failures").mkdir(exist_ok=True)
+    manifest = {"format": STORE_FORMAT, "texts_fingerprint": fingerprint, "n_texts": len(texts),
+                "models": list(dict.fromkeys([*_row_labels(store), *labels]))}
+    write_json_atomic(store / MANIFEST, manifest)  # last: its presence marks a complete set-up
+    _storage.fsync_dir(store)
 
 
 # ---------------------------------------------------------------------- reading
@@ -380,7 +389,7 @@ def open_store(store: str | PathLike[str], *, verify: bool = True) -> LogLikelih
 
     Rows are found from their own files (the manifest orders them). A damaged row — one that
     cannot be read or fails its checksum — is skipped with a
-    :class:`~loglik_map.errors.DataIntegrityWarning` naming the model and file, listed in the
+    :class:`~loglik_map.DataIntegrityWarning` naming the model and file, listed in the
     result's ``damaged_models_skipped`` attribute, and rescored by the next
     :func:`~loglik_map.score_models` run on the store. ``verify=False`` skips the checksums.
     """
