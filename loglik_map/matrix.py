@@ -614,6 +614,11 @@ class LogLikelihoodMatrix:
     def save(self, path: str | PathLike[str], *, overwrite: bool = False) -> None:
         """Save to netCDF (path ending in ``.nc``) or Zarr (``.zarr``); see :func:`loglik_map.open_matrix`.
 
+        The save is complete or absent: it is written beside ``path``, flushed and checked against
+        a checksum stored with it, then renamed in; a killed save leaves the previous data. Of
+        several processes saving to one path at once, one wins and the others get a
+        :class:`~loglik_map.LoglikMapError` (see :func:`loglik_map.io.save_matrix`).
+
         Parameters
         ----------
         path : path

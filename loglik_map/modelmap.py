@@ -255,7 +255,13 @@ class ModelMap:
         return self._pairwise_query(a, b, unit, "kl")
 
     def kl_se(self, a: str | None = None, b: str | None = None, *, unit: str = "bits/byte") -> float | xr.DataArray:
-        """Standard errors of :meth:`kl` (SPEC §2, App. C); same arguments and shapes."""
+        """Standard errors of :meth:`kl` (SPEC §2, App. C); same arguments and shapes.
+
+        Refused with fewer than 3 texts (the SE is then 0 by construction); below
+        :data:`MIN_TEXTS_FOR_SE` (32) texts it comes with an
+        :class:`~loglik_map.UnreliableEstimateWarning`. The same holds for every method that
+        returns an SE (:meth:`compare`, :meth:`pairs`, :meth:`nearest`, :meth:`project`).
+        """
         return self._pairwise_query(a, b, unit, "se")
 
     def compare(self, a: str, b: str, *, unit: str = "bits/byte") -> KLEstimate:
