@@ -24,13 +24,13 @@ FORMAT_ATTR = "loglik_map_format"
 FILE_FORMAT = 1
 
 
-def _feed(h: "hashlib._Hash", tag: str, data: bytes) -> None:
+def _feed(h: "hashlib._Hash", tag: str, data: bytes | memoryview) -> None:
     h.update(tag.encode("ascii"))
-    h.update(len(data).to_bytes(8, "little"))
+    h.update(memoryview(data).nbytes.to_bytes(8, "little"))
     h.update(data)
 
 
-def _canonical_bytes(values: np.ndarray) -> tuple[str, bytes]:
+def _canonical_bytes(values: np.ndarray) -> tuple[str, bytes | memoryview]:
     kind = values.dtype.kind
     if kind in "USOT":
         parts = []
@@ -40,13 +40,16 @@ def _canonical_bytes(values: np.ndarray) -> tuple[str, bytes]:
             parts.append(len(b).to_bytes(8, "little") + b)
         return "str", b"".join(parts)
     if kind == "f":
-        v = np.ascontiguousarray(values, dtype="<f8").copy()
-        v[np.isnan(v)] = np.nan  # one NaN bit pattern, whatever the backend returns
-        return "f8", v.tobytes()
+        v = np.ascontiguousarray(values, dtype="<f8")
+        nan = np.isnan(v)
+        if nan.any():
+            v = v.copy()
+            v[nan] = np.nan  # one NaN bit pattern, whatever the backend returns
+        return "f8", memoryview(v).cast("B")
     if kind in "ib":
-        return "i8", np.ascontiguousarray(values, dtype="<i8").tobytes()
+        return "i8", memoryview(np.ascontiguousarray(values, dtype="<i8")).cast("B")
     if kind == "u":
-        return "u8", np.ascontiguousarray(values, dtype="<u8").tobytes()
+        return "u8", memoryview(np.ascontiguousarray(values, dtype="<u8")).cast("B")
     raise TypeError(f"cannot checksum an array of dtype {values.dtype}")
 
 

@@ -211,7 +211,8 @@ def save_matrix(matrix: LogLikelihoodMatrix, path: str | PathLike[str], *, overw
                 raise _storage.storage_error(err, path, "save", nothing_replaced=True) from err
             if isinstance(err, Exception) and not isinstance(err, LoglikMapError):
                 raise LoglikMapError(f"could not save {str(path)!r} ({type(err).__name__}: {err}); nothing was "
-                                     "replaced") from err
+                                     "replaced. Check that every label, coordinate and attribute is valid text "
+                                     "(no NUL characters or lone surrogates) or a number") from err
             raise
     finally:
         lock.release()
