@@ -26,12 +26,14 @@ _OVERFLOW = ("is not finite (inf or NaN): the log-likelihoods are too large in m
 
 
 class NonFiniteKLError(LoglikMapError):
-    """A KL or SE came out inf or NaN; ``rows`` are the two rows of the coordinates involved."""
+    """A KL or SE came out inf or NaN; ``rows`` are the two rows of the coordinates involved (None
+    when the caller passed the two rows themselves)."""
 
-    def __init__(self, rows: tuple[int, int]) -> None:
-        self.rows = (int(rows[0]), int(rows[1]))
+    def __init__(self, rows: tuple[int, int] | None) -> None:
+        self.rows = None if rows is None else (int(rows[0]), int(rows[1]))
         self.reason = _OVERFLOW
-        super().__init__(f"KL between rows {self.rows[0]} and {self.rows[1]} {_OVERFLOW}")
+        where = "of a pair of models" if rows is None else f"between rows {self.rows[0]} and {self.rows[1]}"
+        super().__init__(f"KL {where} {_OVERFLOW}")
 
 
 def require_finite(kl: np.ndarray, se: np.ndarray, rows_a: np.ndarray | None = None,
@@ -60,7 +62,7 @@ def pair_kl_se(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         d2 -= kl / d2.size
         se = float(np.sqrt(np.dot(d2, d2)))
     if not (math.isfinite(kl) and math.isfinite(se)):
-        raise NonFiniteKLError((0, 1))
+        raise NonFiniteKLError(None)
     return kl, se
 
 
