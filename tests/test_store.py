@@ -127,7 +127,7 @@ def test_a_store_whose_set_up_was_killed_is_recognised_and_completed(tmp_path, l
     assert fake.score(store, ["a"]).scored == ("a",)
     _same_rows(lm.open_matrix(store), ["a"])
     assert sorted(p.name for p in store.iterdir()) == sorted(
-        ["failures", "models", "texts.zarr", st.MANIFEST, st.LOCK])
+        ["claims", "failures", "models", "texts.zarr", st.MANIFEST, st.LOCK])
 
 
 def test_a_folder_that_is_not_a_store_is_left_alone(tmp_path):

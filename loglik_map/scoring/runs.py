@@ -23,6 +23,7 @@ from .._util import write_json_atomic
 from ..errors import LoglikMapError
 from ..texts import TextSet
 from .store import (
+    claim,
     failure_path,
     init_store,
     is_store,
@@ -116,12 +117,16 @@ class RunSummary:
     failed : dict
         Model → error message, for models that failed (recorded in the store).
     store : str
+    elsewhere : tuple of str
+        Models another live process (a second run on the same store) was scoring when this run
+        reached them; rerun, or open the store once that process is done, to get their rows.
     """
 
     scored: tuple[str, ...]
     skipped: tuple[str, ...]
     failed: Mapping[str, str]
     store: str
+    elsewhere: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -130,7 +135,8 @@ class RunSummary:
 
     def __str__(self) -> str:
         lines = [f"run store {self.store}: {len(self.scored)} scored, {len(self.skipped)} already finished, "
-                 f"{len(self.failed)} failed"]
+                 f"{len(self.failed)} failed" + (f", {len(self.elsewhere)} being scored by another process"
+                                                 if self.elsewhere else "")]
         for name, err in self.failed.items():
             lines.append(f"  FAILED {name}: {err}")
         return "\n".join(lines)
@@ -159,13 +165,18 @@ def _score_one(spec: ModelSpec, texts: TextSet, store: str, defaults: Mapping[st
     """Score one model and write its rows (or its failure) to the store. Runs on any worker."""
     label = spec.label
     path = Path(store)
-    try:
-        scorer = spec.scorer(**defaults)
-        matrix = scorer.score(texts)
-        write_result(path, label, matrix)
-        return label, "scored", ""
-    except Exception as err:  # noqa: BLE001 - every failure is recorded, the run goes on
-        return label, "failed", _write_failure(path, label, spec, err)
+    with claim(path, label) as mine:
+        if not mine:
+            return label, "elsewhere", "being scored by another process"
+        if row_is_finished(path, label):  # another run finished it between the plan and the claim
+            return label, "skipped", ""
+        try:
+            scorer = spec.scorer(**defaults)
+            matrix = scorer.score(texts)
+            write_result(path, label, matrix)
+            return label, "scored", ""
+        except Exception as err:  # noqa: BLE001 - every failure is recorded, the run goes on
+            return label, "failed", _write_failure(path, label, spec, err)
 
 
 def score_models(
@@ -223,6 +234,7 @@ def score_models(
             todo.append(spec)
     defaults = {"progress": progress and executor is None, **scorer_options}
     scored: list[str] = []
+    elsewhere: list[str] = []
     failed: dict[str, str] = {}
     bar = None
     if progress and todo:
@@ -233,6 +245,10 @@ def score_models(
     def record(label: str, status: str, message: str) -> None:
         if status == "scored":
             scored.append(label)
+        elif status == "skipped":
+            skipped.append(label)
+        elif status == "elsewhere":
+            elsewhere.append(label)
         else:
             failed[label] = message
         if bar is not None:
@@ -253,5 +269,6 @@ def score_models(
                 record(spec.label, "failed", _write_failure(path, spec.label, spec, err))
     if bar is not None:
         bar.close()
-    return RunSummary(scored=tuple(s for s in labels if s in scored), skipped=tuple(skipped),
-                      failed={lab: failed[lab] for lab in labels if lab in failed}, store=str(path))
+    return RunSummary(scored=tuple(s for s in labels if s in scored), skipped=tuple(s for s in labels if s in skipped),
+                      failed={lab: failed[lab] for lab in labels if lab in failed}, store=str(path),
+                      elsewhere=tuple(s for s in labels if s in elsewhere))

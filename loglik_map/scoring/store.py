@@ -9,6 +9,8 @@ A *run store* is a directory::
       models/<key>.zarr          one finished model's rows, with a checksum (written elsewhere, renamed in)
       failures/<key>.json        the error of a model that failed (removed when it later succeeds)
       corrupt/<key>.<id>.zarr    damaged rows moved aside (kept for inspection; the model is rescored)
+      claims/<key>.lock          held (an OS lock) by the process scoring that model: no model is
+                                 scored by two workers or two runs at once
 
 A model's rows appear by an atomic rename, so they are complete or absent, and they are found
 from their own files: the manifest only orders them, so a row can never be lost from it. The
@@ -42,7 +44,7 @@ from ..matrix import LogLikelihoodMatrix
 from ..texts import TextSet
 
 __all__ = ["is_store", "open_store", "store_failures", "unfinished_store_error", "init_store", "write_result",
-           "row_is_finished", "remove_stale_partials", "row_key", "row_path", "failure_path"]
+           "row_is_finished", "remove_stale_partials", "row_key", "row_path", "failure_path", "claim"]
 
 MANIFEST = "loglik_map_store.json"
 LOCK = "loglik_map_store.lock"
@@ -51,7 +53,7 @@ STORE_FORMAT = 1
 #: Seconds to wait for the store lock (held for milliseconds at a time: manifest updates,
 #: initialisation, moving a damaged row aside).
 LOCK_WAIT = 300.0
-_INIT_NAMES = {LOCK, "texts.zarr", "models", "failures", "corrupt"}
+_INIT_NAMES = {LOCK, "texts.zarr", "models", "failures", "corrupt", "claims"}
 
 
 # ---------------------------------------------------------------------- names
@@ -204,6 +206,29 @@ def row_is_finished(store: Path, label: str) -> bool:
     warnings.warn(f"run store {str(store)!r}: the rows of model {label!r} were damaged ({problem}); moved to "
                   f"{str(dest)!r} and scored again", DataIntegrityWarning, stacklevel=3)
     return False
+
+
+@contextmanager
+def claim(store: Path, label: str) -> Iterator[bool]:
+    """Hold the right to score ``label``: yields True if this process holds it, False if another
+    live process does (two workers or two runs never score one model at the same time).
+
+    The claim is an OS lock on ``claims/<key>.lock``, released when its holder exits or dies, so
+    a killed worker's models are free again at once. The lock files stay (removing a lock file
+    another process may be opening would let two processes hold "the same" lock).
+    """
+    folder = store / "claims"
+    folder.mkdir(exist_ok=True)
+    lock = FileLock(folder / f"{row_key(label)}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
 
 
 def _partial_lock(partial: Path) -> FileLock:

@@ -19,13 +19,20 @@ class FakeScorer:
     """Log-likelihoods derived from the model name alone: the same in every process.
 
     ``FAKE_SCORE_SECONDS`` (environment) makes every score take that long, so a test can kill a
-    process while it scores.
+    process while it scores; ``FAKE_SCORE_LOG`` names a file that gets one line per scoring.
     """
 
     def __init__(self, name: str) -> None:
         self.name = name
 
     def score(self, texts: lm.TextSet) -> lm.LogLikelihoodMatrix:
+        log = os.environ.get("FAKE_SCORE_LOG")
+        if log:  # one line per scoring, appended atomically (O_APPEND, one short write)
+            fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, f"{self.name} {os.getpid()}\n".encode())
+            finally:
+                os.close(fd)
         time.sleep(float(os.environ.get("FAKE_SCORE_SECONDS", "0")))
         seed = int(hashlib.sha1(self.name.encode("utf-8")).hexdigest()[:8], 16)
         rng = np.random.default_rng(seed)

@@ -74,3 +74,27 @@ def test_a_scoring_run_killed_anywhere_resumes_to_the_full_matrix(tmp_path, poin
 @pytest.mark.usefixtures("_fake")
 def test_concurrent_scorers_on_one_new_store_lose_nothing(tmp_path):
     _check(scenarios.concurrent_scorers(tmp_path, n=3))
+
+
+@pytest.mark.usefixtures("_fake")
+def test_concurrent_runs_never_score_one_model_twice(tmp_path):
+    """Three runs on one store, all asked for the same four models at the same instant: every model
+    is scored exactly once (a claim per model), nothing is lost, and a run that met a model
+    another process was scoring says so instead of scoring it again."""
+    from . import harness
+
+    store, log = tmp_path / "s", tmp_path / "scorings.log"
+    names = ["a", "b", "c", "d"]
+    env = {"FAKE_SCORE_SECONDS": "0.4", "FAKE_SCORE_LOG": str(log)}
+    procs = harness.start_together([["score", store, "--models", *names] for _ in range(3)], tmp_path / "go", env=env)
+    results = [harness.finish(p) for p in procs]
+    assert all(rc == 0 for rc, _, _ in results), [err[-500:] for _, _, err in results]
+    scorings = [line.split()[0] for line in log.read_text().splitlines()]
+    assert sorted(scorings) == names  # each model once, whichever process took it
+    assert len({line.split()[1] for line in log.read_text().splitlines()}) > 1  # the work was shared
+    summaries = " | ".join(lines[-1]["summary"] for _, lines, _ in results)
+    assert "being scored by another process" in summaries
+    summary = fake.score(store, names)  # a rerun finds everything finished
+    assert summary.skipped == tuple(names) and not summary.scored
+    m = scenarios._open(store)
+    assert sorted(m.models) == names and (m.values == fake.expected(sorted(m.models)).values).all()
