@@ -14,4 +14,4 @@ if __name__ == "__main__":
     rows = lm.LogitLensScorer("EleutherAI/pythia-410m", batch_tokens=16384, progress=True).score(texts)
     mm = lm.ModelMap(rows.clip(0.02))
     layers = lm.Trajectory(mm, order="layer")
-    print(layers.step_kl().to_dataframe()[["step", "kl", "se"]])  # adjacent layers: paper median 3.0 bits/byte
+    print(layers.step_kl().to_dataframe()[["layer", "layer_next", "kl", "se"]])  # adjacent layers: paper median 3.0 bits/byte

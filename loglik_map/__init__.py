@@ -19,12 +19,14 @@ from .analyses import (
     text_resampling_stability,
 )
 from .centering import DoubleCentering, double_center
-from .errors import LoglikMapError, LoglikMapWarning, MissingExtraError
+from .errors import DataIntegrityWarning, LoglikMapError, LoglikMapWarning, MissingExtraError, UnreliableEstimateWarning
 from .fits import HolderEstimate, PowerLawFit, fit_power_law, holder_exponent
 from .io import open_matrix
 from .klscale import (
     PAPER_KL_SCALE,
+    KLSetting,
     PairRule,
+    PretrainingPreprocessing,
     adjacent_layers,
     child_vs_parent,
     consecutive_checkpoints,
@@ -38,7 +40,13 @@ from .matrix import LogLikelihoodMatrix
 from .modelmap import ModelMap, ModelProjection
 from .options import get_options, set_options
 from .paths import TakagiLandsberg, fbm, fractional_gaussian_noise, takagi_landsberg
-from .preprocessing import drop_outlier_texts, flag_outlier_models, outlier_text_scores
+from .preprocessing import (
+    PreprocessingResult,
+    drop_outlier_texts,
+    flag_outlier_models,
+    outlier_text_scores,
+    preprocess_pretraining,
+)
 from .results import ConfidenceInterval, KLEstimate
 from .scoring import HFScorer, LogitLensScorer, ModelSpec, RunSummary, Scorer, score_models
 from .synthetic import MarkovChainModel, MarkovExample, make_markov_example
@@ -50,9 +58,12 @@ from .weights import weight_distances
 __all__ = [
     "__version__",
     "HolderEstimate",
+    "KLSetting",
     "PAPER_KL_SCALE",
     "PairRule",
+    "PretrainingPreprocessing",
     "PowerLawFit",
+    "PreprocessingResult",
     "ResamplingStability",
     "SpiralPeriod",
     "TakagiLandsberg",
@@ -72,6 +83,7 @@ __all__ = [
     "lineage",
     "original_vs",
     "outlier_text_scores",
+    "preprocess_pretraining",
     "datasets",
     "zoo",
     "plotting",
@@ -96,6 +108,8 @@ __all__ = [
     "LoglikMapError",
     "LoglikMapWarning",
     "MissingExtraError",
+    "DataIntegrityWarning",
+    "UnreliableEstimateWarning",
     "MarkovChainModel",
     "MarkovExample",
     "ModelMap",

@@ -33,6 +33,7 @@ from .klscale import (
 )
 from .matrix import LogLikelihoodMatrix
 from .modelmap import ModelMap
+from .preprocessing import preprocess_pretraining
 from .trajectory import Trajectory
 
 __all__ = ["run_demo", "DemoResult"]
@@ -128,10 +129,15 @@ def run_demo(out_dir: str | PathLike[str] = "loglik-map-demo", *, fast: bool = F
     store = out_dir / f"scores-{cfg.fingerprint()}-n{len(texts)}.store"
     summary = score_models(specs, texts, store, progress=progress, device="cpu", batch_tokens=8192)
     p(f"  {summary}")
-    matrix = zoo.annotate(open_matrix(store)).clip(0.02)
+    # the paper's preprocessing (SPEC §6): clip at 2 %, then drop the 3 % of texts whose log-likelihood jumps most
+    # between consecutive checkpoints after warm-up; nothing is excluded in the zoo
+    prep = preprocess_pretraining(zoo.annotate(open_matrix(store)), by="run", after=cfg.warmup)
+    matrix = prep.matrix
     mm = ModelMap(matrix)  # refuses texts that lost tokens: every number below covers whole texts
     p(f"  map: {matrix.n_models} rows (models, checkpoints, quantized copies, logit-lens layers) × {matrix.n_texts} "
-      f"texts of mean {matrix.mean_bytes:.0f} bytes; clipped at the 2nd percentile")
+      f"texts of mean {matrix.mean_bytes:.0f} bytes")
+    p(f"  {prep}")
+    p(f"  outlier texts dropped: {', '.join(prep.dropped_texts[:4])}{', …' if len(prep.dropped_texts) > 4 else ''}")
     tokens = matrix.data["n_tokens"].values
     rolled = int((tokens.max(axis=0) >= cfg.max_positions).sum())
     p(f"  every token of every text scored ({int(tokens[0].sum())} per model, none dropped); {rolled} text(s) longer "
@@ -162,17 +168,17 @@ def run_demo(out_dir: str | PathLike[str] = "loglik-map-demo", *, fast: bool = F
     for _, r in step_df.iterrows():
         p(f"  step {int(r.step):>5} → {int(r.step_next):>5}: {r.kl:.4g} ± {r.se:.2g}")
 
-    folders = [zoo.checkpoint(first, int(s)) for s in traj_q.steps()]
-    W = weight_distances(folders, names=[str(int(s)) for s in traj_q.steps()], window=window,
+    folders = [zoo.checkpoint(first, int(s)) for s in traj_q.positions()]
+    W = weight_distances(folders, names=[str(int(s)) for s in traj_q.positions()], window=window,
                          cache=out_dir / f"weight-distances-{cfg.fingerprint()}.json")
-    traj_w = Trajectory.from_distances(W.values, traj_q.steps(), unit="squared parameter distance")
+    traj_w = Trajectory.from_distances(W.values, traj_q.positions(), unit="squared parameter distance")
     min_start = cfg.checkpoint_every
     exps_q = traj_q.diffusion_exponents(window=window, min_start=min_start)
     exps_w = traj_w.diffusion_exponents(window=window, min_start=min_start)
     p(f"\nDiffusion exponents over windows of {window} checkpoints from t0 ≥ {min_start} (SPEC §6):")
-    p(f"  log-likelihoods: c_q = {exps_q.exponent.mean():.3f} (median r² {float(np.median(exps_q.r2)):.2f}, "
+    p(f"  log-likelihoods: c_q = {exps_q.exponent.mean():.3f} (median r² {float(np.nanmedian(exps_q.r2)):.2f}, "
       f"{exps_q.sizes['start']} starts); paper late in training ≈ 0.2")
-    p(f"  weights:         c_w = {exps_w.exponent.mean():.3f} (median r² {float(np.median(exps_w.r2)):.2f}); "
+    p(f"  weights:         c_w = {exps_w.exponent.mean():.3f} (median r² {float(np.nanmedian(exps_w.r2)):.2f}); "
       f"paper ≈ 1 (Brownian)")
     t0 = float(exps_q["t0"].values[len(exps_q["t0"]) // 2])
     holder = holder_exponent(traj_q.diffusion_exponent(t0, window), traj_w.diffusion_exponent(t0, window))

@@ -1,8 +1,8 @@
-"""The exception and warning classes of :mod:`loglik_map`."""
+"""The exception class raised by :mod:`loglik_map` for bad input, and its warning classes."""
 
 from __future__ import annotations
 
-__all__ = ["LoglikMapError", "LoglikMapWarning", "MissingExtraError"]
+__all__ = ["LoglikMapError", "DataIntegrityWarning", "LoglikMapWarning", "MissingExtraError", "UnreliableEstimateWarning"]
 
 
 class LoglikMapError(ValueError):
@@ -47,3 +47,9 @@ def require_extra(module: str, extra: str, purpose: str):
         return importlib.import_module(module)
     except ImportError:
         raise MissingExtraError(purpose, module.split(".")[0], extra) from None
+class DataIntegrityWarning(UserWarning):
+    """Stored data were damaged or incomplete and were skipped or repaired (the message names the file)."""
+
+
+class UnreliableEstimateWarning(UserWarning):
+    """An estimate was computed but cannot be trusted as usual (e.g. a standard error from too few texts)."""

@@ -104,9 +104,10 @@ def fit_power_law(lags: np.ndarray, distances: np.ndarray, *, t0: float = math.n
     resid = y - (intercept + slope * x)
     ssr = float(np.sum(resid**2))
     sst = float(np.sum((y - ym) ** 2))
-    # a flat line (c = 0) has no variance to explain: rounding-level sst means a perfect fit
-    flat = sst <= n * (64 * np.finfo(float).eps * max(1.0, float(np.max(np.abs(y))))) ** 2
-    r2 = 1.0 if flat else 1.0 - ssr / sst
+    # residuals at rounding level (of log d) are an exact fit, also when the line is (nearly) flat
+    # and sst is itself tiny: 1 − ssr/sst would then be a ratio of rounding errors
+    exact = ssr <= n * (64 * np.finfo(float).eps * max(1.0, float(np.max(np.abs(y))))) ** 2
+    r2 = 1.0 if exact else 1.0 - ssr / sst
     stderr = math.sqrt(ssr / (n - 2) / sxx) if n > 2 else math.nan
     return PowerLawFit(slope, intercept, r2, stderr, n, float(t0), int(window))
 

@@ -334,27 +334,46 @@ class LogLikelihoodMatrix:
         return new
 
     @classmethod
-    def from_modelmap(cls, pickle_path: str | PathLike[str], texts_path: str | PathLike[str]) -> "LogLikelihoodMatrix":
+    def from_modelmap(cls, loglik_path: str | PathLike[str], texts_path: str | PathLike[str], *,
+                      trust_pickle: bool = False) -> "LogLikelihoodMatrix":
         """Import the published data of shimo-lab/modelmap (Oyama et al. 2025).
 
         Parameters
         ----------
-        pickle_path : path
-            ``log-likelihood_1018.pkl``: a pickled dict ``{model_name: vector of N log-likelihoods}``.
-            **Unpickling runs arbitrary code: open only files you trust.**
+        loglik_path : path
+            The log-likelihoods (nats), one vector of N values per model, as
+
+            * ``.npz`` (safe): arrays ``models`` (K names) and ``log_likelihood`` (K × N), or one
+              array per model named by the model; read without unpickling;
+            * ``.csv`` (safe): a header row, then one row per model: its name, then N values;
+            * the authors' pickle ``log-likelihood_1018.pkl`` (a dict ``{model_name: vector}``):
+              **unpickling runs any code the file contains**, so it is refused unless
+              ``trust_pickle=True``. Convert it once with
+              :func:`loglik_map.io.convert_modelmap_pickle` and use the ``.npz`` afterwards.
         texts_path : path
             ``texts-10k-pile.jsonl``: one JSON object per text, in the order of the vectors,
             with fields ``text`` and ``pile_set_name`` (and optionally ``pile_idx``, ``chunk_idx``).
+        trust_pickle : bool, default False
+            Allow unpickling ``loglik_path``: only for a file you trust.
 
         Returns
         -------
         LogLikelihoodMatrix
             Text ids from :func:`loglik_map.text_id`, so the matrix aligns with texts you score
             yourself; ``domain`` (the Pile subset) and the index fields become text coordinates.
+
+        Examples
+        --------
+        Convert the published pickle once, then read the safe copy (or save the matrix itself)::
+
+            from loglik_map.io import convert_modelmap_pickle
+            convert_modelmap_pickle("log-likelihood_1018.pkl", "modelmap-1018.npz", trust_pickle=True)
+            m = lm.LogLikelihoodMatrix.from_modelmap("modelmap-1018.npz", "texts-10k-pile.jsonl")
+            m.save("modelmap-1018.nc")      # checksummed; later: lm.open_matrix("modelmap-1018.nc")
         """
         from .io import read_modelmap
 
-        return read_modelmap(pickle_path, texts_path)
+        return read_modelmap(loglik_path, texts_path, trust_pickle=trust_pickle)
 
     # ------------------------------------------------------------------ accessors
     @property
@@ -755,7 +774,12 @@ class LogLikelihoodMatrix:
         """
         if not allow_truncated:
             self.check_not_truncated("cross_entropy()")
-        ce = -self._data.mean(TEXT_DIM) / (self.mean_bytes * LN2)
+        with np.errstate(over="ignore", invalid="ignore"):
+            ce = -self._data.mean(TEXT_DIM) / (self.mean_bytes * LN2)
+        if not np.isfinite(ce.values).all():
+            bad = self.models[int(np.argmax(~np.isfinite(ce.values)))]
+            raise LoglikMapError(f"the cross-entropy of model {bad!r} overflows float64: its log-likelihoods are far "
+                                 "larger in magnitude than any real text's; check the matrix's values and units")
         ce.attrs = {"units": "bits/byte", "quantity": "cross-entropy estimate"}
         return ce.rename("cross_entropy")
 
@@ -773,6 +797,11 @@ class LogLikelihoodMatrix:
     # ------------------------------------------------------------------ storage
     def save(self, path: str | PathLike[str], *, overwrite: bool = False) -> None:
         """Save to netCDF (path ending in ``.nc``) or Zarr (``.zarr``); see :func:`loglik_map.open_matrix`.
+
+        The save is complete or absent: it is written beside ``path``, flushed and checked against
+        a checksum stored with it, then renamed in; a killed save leaves the previous data. Of
+        several processes saving to one path at once, one wins and the others get a
+        :class:`~loglik_map.LoglikMapError` (see :func:`loglik_map.io.save_matrix`).
 
         Parameters
         ----------

@@ -102,15 +102,16 @@ def plot_kl_scale(pairs: pd.DataFrame, *, ax: Any = None, linthresh: float = 0.1
 def plot_step_kl(steps: xr.Dataset, *, ax: Any = None, logy: bool = True):
     """Consecutive KL along trajectories (:meth:`Trajectory.step_kl`) with ±SE bands (Fig. 4, 14)."""
     ax = _axes(ax)
+    order = str(steps.attrs.get("order", "step"))
     for g in dict.fromkeys(steps["group"].values.tolist()):
         sel = steps["group"].values == g
-        x, y, se = steps["step"].values[sel], steps["kl"].values[sel], steps["se"].values[sel]
+        x, y, se = steps[order].values[sel], steps["kl"].values[sel], steps["se"].values[sel]
         ax.plot(x, y, marker=".", label=str(g))
         if np.isfinite(se).any():
             ax.fill_between(x, np.maximum(y - se, 0), y + se, alpha=0.25)
     if logy:
         ax.set_yscale("log")
-    ax.set_xlabel(str(steps.attrs.get("order", "step")))
+    ax.set_xlabel(order)
     ax.set_ylabel(f"KL to next point ({steps.attrs.get('units', '')})")
     if len(set(steps["group"].values.tolist())) > 1:
         ax.legend(fontsize="small")
@@ -122,7 +123,7 @@ def plot_displacement(trajectory: Trajectory, t0: float, *, window: int = 10, gr
     """Log–log displacement ‖q_t − q_t0‖² against t − t0 with the fitted power law (Fig. 5, left)."""
     ax = _axes(ax)
     disp = trajectory.displacement(t0, group)
-    lag = disp["step"].values - t0
+    lag = disp[trajectory.order].values - t0
     ax.loglog(lag, disp.values, "o", ms=3, label="displacement")
     fit: PowerLawFit = trajectory.diffusion_exponent(t0, window, group)
     x = lag[:window]

@@ -18,9 +18,10 @@ import numpy as np
 from ..errors import LoglikMapError, LoglikMapWarning, MissingExtraError
 from ..matrix import LogLikelihoodMatrix
 from ..texts import TextSet
+from .batching import auto_batch_tokens, score_windows
 from .naming import check_model_coords, default_model_name, local_folder, merge_step
 from .settings import check_scorer_options, quantization_label
-from .windows import EncodedText, Window, encode_texts, plan_batches
+from .windows import EncodedText, encode_texts
 
 __all__ = ["HFScorer", "LogitLensScorer", "FINAL_NORM_PATHS", "find_final_norm", "quantization_label"]
 
@@ -32,7 +33,6 @@ FINAL_NORM_PATHS = (
     "model.decoder.final_layer_norm",
     "model.final_layernorm",
 )
-_GPU_LOGIT_CHUNK_BYTES = 256 * 2**20  # float32 logits of one chunk on a GPU; see _logit_rows
 
 
 def _require_torch():
@@ -200,8 +200,15 @@ class HFScorer:
         ``allow_truncated=True``. ``"error"`` refuses long texts.
     stride : int, optional
         New tokens per window with ``long_texts="rolling"`` (default ``max_length // 2``).
-    batch_tokens : int
+    batch_tokens : int or "auto"
         Padded tokens per forward pass; texts are sorted by length so padding stays small.
+        ``"auto"``: 8,192 on a CPU; on a GPU, what half the free device memory holds
+        (:func:`loglik_map.scoring.batching.auto_batch_tokens`), at most 65,536. A batch that
+        runs out of memory is split, never lost.
+    unembed : {"auto", "fused", "chunked"}
+        How log p(target) is computed from the final hidden states
+        (:mod:`loglik_map.scoring.unembed`): ``"auto"`` uses the fused Triton kernel on GPUs
+        where it applies, checked against the chunked computation the first time.
     trust_remote_code, cache_dir, token
         Passed to ``from_pretrained``.
     progress : bool
@@ -241,7 +248,8 @@ class HFScorer:
         max_length: int | None = None,
         long_texts: str = "rolling",
         stride: int | None = None,
-        batch_tokens: int = 8192,
+        batch_tokens: int | str = "auto",
+        unembed: str = "auto",
         trust_remote_code: bool = False,
         cache_dir: str | PathLike[str] | None = None,
         token: str | bool | None = None,
@@ -252,7 +260,7 @@ class HFScorer:
     ) -> None:
         check_scorer_options(name=name, revision=revision, dtype=dtype, device=device, quantization=quantization,
                              convention=convention, max_length=max_length, long_texts=long_texts, stride=stride,
-                             batch_tokens=batch_tokens, trust_remote_code=trust_remote_code, cache_dir=cache_dir,
+                             batch_tokens=batch_tokens, unembed=unembed, trust_remote_code=trust_remote_code, cache_dir=cache_dir,
                              token=token, final_norm=final_norm, progress=progress, coords=coords)
         self._source = model
         self._given_tokenizer = tokenizer
@@ -283,7 +291,8 @@ class HFScorer:
         self.max_length = max_length
         self.long_texts = long_texts
         self.stride = stride
-        self.batch_tokens = int(batch_tokens)
+        self.batch_tokens = batch_tokens if batch_tokens == "auto" else int(batch_tokens)
+        self.unembed = unembed
         self.trust_remote_code = trust_remote_code
         self.cache_dir = cache_dir
         self.token = token
@@ -441,14 +450,17 @@ class HFScorer:
         the tokens truncation dropped (``n_tokens_dropped``; 0 unless ``long_texts="truncate"``
         cut the text, which is also warned about).
         """
-        torch = _require_torch()
+        _require_torch()
         texts = texts if isinstance(texts, TextSet) else TextSet(texts)
         encoded = self.encode(texts)  # tokenizer and config only: bad texts fail before the model loads
         loaded = self._load()
         windows = [w for e in encoded for w in e.windows]
         rows = self._rows(loaded)
-        sums = _score_windows(torch, loaded, windows, self.batch_tokens, self._lens_norm(loaded), len(rows),
-                              progress=self.progress, desc=self.name)
+        batch_tokens = self.batch_tokens
+        if batch_tokens == "auto":
+            batch_tokens = auto_batch_tokens(loaded.model, n_states=len(rows))
+        sums = score_windows(loaded, windows, batch_tokens, self._lens_norm(loaded), len(rows),
+                              progress=self.progress, desc=self.name, unembed=self.unembed)
         values = np.zeros((len(rows), len(texts)))
         owner = np.array([w.text_index for w in windows])
         for r in range(len(rows)):
@@ -515,149 +527,3 @@ class LogitLensScorer(HFScorer):
 
     def _lens_norm(self, loaded: _Loaded) -> Any:
         return find_final_norm(loaded.model, self.final_norm)
-
-
-def _postprocess_logits(config: Any, logits: Any) -> Any:
-    """Architecture-specific logit transforms applied after the unembedding."""
-    cap = getattr(config, "final_logit_softcapping", None)
-    if cap:
-        logits = cap * (logits / cap).tanh()
-    scale = getattr(config, "logit_scale", None)
-    if isinstance(scale, (int, float)) and scale != 1:
-        logits = logits * scale
-    return logits
-
-
-def _logit_rows(device: Any, vocab: int) -> int:
-    """Scored positions per chunk of float32 logits: one chunk of one layer exists at a time.
-
-    On a CPU, 128 rows: enough that the unembedding GEMM reuses its d × V weight well, few enough
-    that the chunk's logits stay near the caches for the gather and the log-sum-exp. It was the
-    fastest of 16 … 1,024 rows for d = 256 / V = 8,192 and d = 512 / V = 32,000 or 50,304 on the
-    reference machine; 1,024 rows (a 32-MiB chunk at V = 8,192) ran 1.7× slower
-    (``benchmarks/bench_logit_chunks.py``). On a GPU, as many rows as fit in 256 MiB of logits.
-    """
-    if device.type == "cpu":
-        return 128
-    return max(128, _GPU_LOGIT_CHUNK_BYTES // (4 * vocab))
-
-
-def _pad_batch(torch: Any, windows: list[Window], batch: list[int]):
-    """Right-padded token ids, and the (row, position) of every scored prediction.
-
-    Position ``p`` of a row predicts token ``p + 1``. Padding comes after a window's tokens, so
-    under causal attention no real token can see it and no attention mask is needed: the model
-    runs with ``attention_mask=None`` (the fast causal kernels) and position ids 0, 1, … are those
-    of the unpadded window. The filler repeats each window's last token, so it is never mistaken
-    for a pad token.
-    """
-    lengths = [len(windows[w].ids) for w in batch]
-    ids = np.empty((len(batch), max(lengths)), dtype=np.int64)
-    rows, positions = [], []
-    for b, w in enumerate(batch):
-        win = windows[w]
-        n = len(win.ids)
-        ids[b, :n] = win.ids
-        ids[b, n:] = win.ids[-1]
-        positions.append(np.arange(win.score_from - 1, n - 1))
-        rows.append(np.full(n - win.score_from, b))
-    return (torch.from_numpy(ids), torch.from_numpy(np.concatenate(rows)),
-            torch.from_numpy(np.concatenate(positions)))
-
-
-def _score_windows(torch: Any, loaded: _Loaded, windows: list[Window], batch_tokens: int, lens_norm: Any,
-                   n_rows: int, *, progress: bool = False, desc: str = "") -> np.ndarray:
-    """Sum of scored target log-probabilities per window (float64), shape (n_rows, n_windows).
-
-    For every batch: one forward pass of the base model; then, for each hidden state that is
-    scored (the last one, or all of them for the logit lens), only the scored positions are
-    gathered, final-normed (lens layers below the last) and unembedded in chunks of
-    :func:`_logit_rows` positions. A batch that runs out of device memory is split in two and
-    later batches are kept under half its padded size (with a warning), so a too-large
-    ``batch_tokens`` costs time, not the model's results.
-    """
-    model = loaded.model
-    base = model.base_model
-    head = model.get_output_embeddings()
-    if base is model or head is None:
-        raise LoglikMapError(f"{type(model).__name__} has no separate base model and output embeddings")
-    head_device = head.weight.device
-    rows_per_chunk = _logit_rows(head_device, head.weight.shape[0])
-    embed_device = model.get_input_embeddings().weight.device
-    # with device_map="auto" the layers' states may live on other GPUs than the final norm
-    norm_params = list(lens_norm.parameters()) if lens_norm is not None else []
-    norm_device = norm_params[0].device if norm_params else head_device
-
-    def score_batch(batch: list[int]) -> np.ndarray:
-        ids, rows, positions = _pad_batch(torch, windows, batch)
-        targets = ids[rows, positions + 1].to(head_device)
-        rows_h, positions_h = rows.to(head_device), positions.to(head_device)
-        result = base(input_ids=ids.to(embed_device), use_cache=False, output_hidden_states=lens_norm is not None)
-        states = result.hidden_states if lens_norm is not None else (result.last_hidden_state,)
-        if len(states) != n_rows:
-            raise LoglikMapError(f"expected {n_rows} hidden states, the model returned {len(states)}")
-        sums = np.empty((n_rows, len(batch)))
-        for r, h in enumerate(states):
-            picked = h[rows.to(h.device), positions.to(h.device)]  # (scored positions, d)
-            if lens_norm is not None and r < n_rows - 1:  # the last state is already final-normed
-                picked = lens_norm(picked.to(norm_device))
-            logp = _target_logprobs(torch, model.config, head, picked, targets, rows_per_chunk)
-            per_position = torch.zeros(ids.shape, dtype=torch.float64, device=head_device)
-            per_position[rows_h, positions_h] = logp.to(torch.float64)  # deterministic, unlike index_add_ on GPUs
-            sums[r] = per_position.sum(dim=1).cpu().numpy()
-        return sums
-
-    out = np.zeros((n_rows, len(windows)))
-    pending = plan_batches(windows, batch_tokens)[::-1]  # a stack: the next batch is last
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(pending), desc=desc, unit="batch", leave=False)
-    limit: int | None = None  # padded tokens per batch known to fit, once memory ran out
-    with torch.inference_mode():
-        while pending:
-            batch = pending.pop()
-            padded = len(batch) * max(len(windows[w].ids) for w in batch)
-            if limit is None or padded <= limit or len(batch) == 1:
-                ran_out = False
-                try:
-                    out[:, batch] = score_batch(batch)
-                except torch.OutOfMemoryError:
-                    ran_out = True  # handled below, outside the except block, so the pass's tensors are freed
-                if not ran_out:
-                    if bar is not None:
-                        bar.update(1)
-                    continue
-                if len(batch) == 1:
-                    raise LoglikMapError(
-                        f"model {desc!r}: out of memory on a single text window of {padded} tokens; "
-                        "use a smaller max_length (with long_texts='rolling'), a smaller dtype or more devices")
-                limit = padded // 2
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-                warnings.warn(f"model {desc!r}: out of memory at {padded} padded tokens per batch; going on "
-                              f"with at most {limit} (batch_tokens={batch_tokens} is too large for this device)",
-                              stacklevel=2)
-            half = len(batch) // 2  # results do not depend on how texts are batched
-            pending += [batch[half:], batch[:half]]
-            if bar is not None:
-                bar.total += 1
-    if bar is not None:
-        bar.close()
-    return out
-
-
-def _target_logprobs(torch: Any, config: Any, head: Any, hidden: Any, targets: Any, rows_per_chunk: int):
-    """log p(target) at each of the given positions (float32), without all their logits at once.
-
-    ``hidden`` has shape (S, d) and ``targets`` (S,); the logits are taken in float32 whatever
-    the model's dtype, ``rows_per_chunk`` positions at a time.
-    """
-    hidden = hidden.to(head.weight.device)
-    out = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
-    for p0 in range(0, hidden.shape[0], rows_per_chunk):
-        p1 = min(p0 + rows_per_chunk, hidden.shape[0])
-        logits = _postprocess_logits(config, head(hidden[p0:p1]).float())
-        out[p0:p1] = logits.gather(-1, targets[p0:p1, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-    return out

@@ -17,6 +17,7 @@ from typing import Any
 from .._labels import check_text, unknown_labels_error
 from ..errors import LoglikMapError
 from .naming import check_model_coords
+from .unembed import UNEMBED_METHODS
 from .windows import CONVENTIONS, LONG_TEXT_MODES
 
 __all__ = ["DTYPES", "QUANTIZATIONS", "check_scorer_options", "quantization_label"]
@@ -76,8 +77,8 @@ def _int_at_least(low: int) -> Callable[[str, Any], None]:
 
 
 def _batch_tokens(key: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise LoglikMapError(f"batch_tokens must be a positive integer, got {value!r}")
+    if value != "auto" and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
+        raise LoglikMapError(f"batch_tokens must be a positive integer or 'auto', got {value!r}")
 
 
 def _flag(key: str, value: Any) -> None:
@@ -109,6 +110,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {  # each raises on a bad value
     "max_length": _int_at_least(2),
     "stride": _int_at_least(1),
     "batch_tokens": _batch_tokens,
+    "unembed": lambda key, value: _one_of(UNEMBED_METHODS)(key, value),
     "trust_remote_code": _flag,
     "progress": _flag,
     "name": _optional_text,

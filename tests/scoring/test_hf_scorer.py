@@ -259,7 +259,8 @@ def test_4bit_layers_the_avx512_kernel_cannot_pack_are_rerouted(model_dirs):
 
 
 def test_batches_are_right_padded_and_only_scored_positions_are_unembedded():
-    from loglik_map.scoring.hf import _logit_rows, _pad_batch
+    from loglik_map.scoring.batching import pad_batch as _pad_batch
+    from loglik_map.scoring.unembed import logit_rows as _logit_rows
     from loglik_map.scoring.windows import Window
 
     windows = [Window(0, (5, 6, 7, 8), 1), Window(1, (9, 10), 1), Window(2, (1, 2, 3, 4, 5, 6), 4)]

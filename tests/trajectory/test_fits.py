@@ -26,6 +26,13 @@ def test_exact_power_laws_are_recovered(c, intercept, lags):
     assert fit.n_points == lags.size
 
 
+def test_rounding_level_residuals_are_an_exact_fit():
+    # found by hypothesis: a nearly flat exact power law once gave r² = 0.99999997 (a ratio of rounding errors)
+    lags = np.array([1.0, 2.0, 3.0])
+    fit = lm.fit_power_law(lags, np.exp(1.0) * lags**1.5196465447488058e-12)
+    assert fit.r2 == 1.0 and fit.exponent == pytest.approx(0.0, abs=1e-10)
+
+
 def test_fit_drops_non_finite_and_non_positive_points_and_reports_uncertainty():
     rng = np.random.default_rng(0)
     lags = np.arange(1, 41, dtype=float)

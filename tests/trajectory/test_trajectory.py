@@ -29,10 +29,10 @@ def test_ordering_groups_and_non_uniform_steps():
     m = _walk_matrix(PYTHIA_STEPS[::-1], groups=("70m", "160m"))  # given in reverse order
     traj = lm.Trajectory(m, order="step", by="size")
     assert traj.groups == ["70m", "160m"]
-    assert list(traj.steps("70m")) == sorted(PYTHIA_STEPS)
+    assert list(traj.positions("70m")) == sorted(PYTHIA_STEPS)
     assert traj.models("160m")[0] == "160m@0"
     with pytest.raises(lm.LoglikMapError, match="several trajectories"):
-        traj.steps()
+        traj.positions()
     with pytest.raises(lm.LoglikMapError, match="no model coordinate 'epoch'"):
         lm.Trajectory(m, order="epoch")
 
@@ -65,12 +65,16 @@ def test_diffusion_exponent_of_an_fbm_trajectory(hurst):
 def test_excluded_checkpoints_are_skipped_as_starts_and_targets():
     m = _walk_matrix(np.arange(0, 15000, 1000))
     traj = lm.Trajectory(m, exclude=["a@5000"])
-    assert 5000 not in traj.steps()
+    assert 5000 not in traj.positions()
     assert 5000 not in traj.displacement(2000)["step"].values
-    with pytest.raises(lm.LoglikMapError, match="not a saved point"):
+    with pytest.raises(lm.LoglikMapError, match="excluded point 'a@5000'"):
         traj.displacement(5000)
-    with pytest.raises(lm.LoglikMapError, match="only 4 saved points"):
+    with pytest.raises(lm.LoglikMapError, match="not a saved point"):
+        traj.displacement(5500)
+    with pytest.raises(lm.LoglikMapError, match="only 4 grid slots"):
         traj.diffusion_exponent(10000, window=10)
+    with pytest.raises(lm.LoglikMapError, match="only 4 saved points"):
+        traj.diffusion_exponent(10000, window=10, window_on="remaining")
 
 
 def test_duplicate_steps_are_an_error():

@@ -1,0 +1,185 @@
+"""Batches of token windows through a model: padding, device memory, asynchronous copies.
+
+Texts are cut into windows (:mod:`.windows`), all windows of a scoring call are sorted by length
+and grouped under a padded-token budget (:func:`.windows.plan_batches`), and each batch runs
+through the model body once; :mod:`.unembed` turns the hidden states at the scored positions
+into log-probabilities. Everything here is torch code, imported when a model is scored.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ..errors import LoglikMapError
+from .unembed import Head, logit_rows, target_logprobs
+from .windows import Window, plan_batches
+
+__all__ = ["auto_batch_tokens", "pad_batch", "score_windows", "CPU_BATCH_TOKENS", "MAX_BATCH_TOKENS"]
+
+#: Padded tokens per batch on a CPU (``batch_tokens="auto"``): larger batches gain nothing there.
+CPU_BATCH_TOKENS = 8192
+#: Upper bound of the automatic GPU budget: beyond it the matrix products are already large.
+MAX_BATCH_TOKENS = 65536
+_MIN_GPU_BATCH_TOKENS = 2048
+_RESERVED_BYTES = 2 * 2**30  # left free for the allocator, cuBLAS workspaces and the logit chunks
+
+
+def auto_batch_tokens(model: Any, *, n_states: int = 1, free_bytes: int | None = None) -> int:
+    """Padded tokens per batch for ``model`` on its device: a budget from free memory on a GPU.
+
+    During an inference forward pass a token holds, at the widest point of a block, a few
+    residual-width vectors and the MLP's hidden layer (twice, for the activation's input and
+    output); the logit lens also keeps every layer's hidden state until it is scored. With ``b``
+    bytes per weight that is about ``b · (10 d + 3 d_ff + n_states · d)`` bytes per token. Half of
+    the free device memory, less a reserve of 2 GiB, is given to the batch; the result is
+    clipped to [2,048, :data:`MAX_BATCH_TOKENS`]. If the estimate is too high anyway, the scorer
+    splits the batch that runs out of memory and goes on (nothing is lost).
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel
+    n_states : int
+        Hidden states kept per token: 1, or the number of layers + 1 for the logit lens.
+    free_bytes : int, optional
+        Free device memory; default ``torch.cuda.mem_get_info`` of the model's input device.
+
+    Returns
+    -------
+    int
+        :data:`CPU_BATCH_TOKENS` on a CPU.
+    """
+    import torch
+
+    weight = model.get_input_embeddings().weight
+    if weight.device.type != "cuda" and free_bytes is None:
+        return CPU_BATCH_TOKENS
+    if free_bytes is None:
+        free_bytes = torch.cuda.mem_get_info(weight.device)[0]
+    config = model.config
+    d = int(getattr(config, "hidden_size", weight.shape[1]))
+    d_ff = int(getattr(config, "intermediate_size", None) or 4 * d)
+    per_token = weight.element_size() * (10 * d + 3 * d_ff + n_states * d) + 64  # + ids, indices, sums
+    budget = int(0.5 * max(free_bytes - _RESERVED_BYTES, 0) / per_token)
+    return int(min(max(budget, _MIN_GPU_BATCH_TOKENS), MAX_BATCH_TOKENS))
+
+
+def pad_batch(torch: Any, windows: list[Window], batch: list[int]):
+    """Right-padded token ids, and the (row, position) of every scored prediction.
+
+    Position ``p`` of a row predicts token ``p + 1``. Padding comes after a window's tokens, so
+    under causal attention no real token can see it and no attention mask is needed: the model
+    runs with ``attention_mask=None`` (the fast causal kernels) and position ids 0, 1, … are those
+    of the unpadded window. The filler repeats each window's last token, so it is never mistaken
+    for a pad token.
+    """
+    lengths = [len(windows[w].ids) for w in batch]
+    ids = np.empty((len(batch), max(lengths)), dtype=np.int64)
+    rows, positions = [], []
+    for b, w in enumerate(batch):
+        win = windows[w]
+        n = len(win.ids)
+        ids[b, :n] = win.ids
+        ids[b, n:] = win.ids[-1]
+        positions.append(np.arange(win.score_from - 1, n - 1))
+        rows.append(np.full(n - win.score_from, b))
+    return (torch.from_numpy(ids), torch.from_numpy(np.concatenate(rows)),
+            torch.from_numpy(np.concatenate(positions)))
+
+
+def score_windows(loaded: Any, windows: list[Window], batch_tokens: int, lens_norm: Any, n_rows: int, *,
+                   progress: bool = False, desc: str = "", unembed: str = "auto") -> np.ndarray:
+    """Sum of scored target log-probabilities per window (float64), shape (n_rows, n_windows).
+
+    For every batch: one forward pass of the base model; then, for each hidden state that is
+    scored (the last one, or all of them for the logit lens), only the scored positions are
+    gathered, final-normed (lens layers below the last) and unembedded
+    (:func:`loglik_map.scoring.unembed.target_logprobs`). The per-window sums stay on the device
+    until every batch has been queued, so the host never waits for the device between batches:
+    token ids go through pinned memory with asynchronous copies, and the host pads the next
+    batch while the device computes. A batch that runs out of device memory is split in two and
+    later batches are kept under half its padded size (with a warning), so a too-large
+    ``batch_tokens`` costs time, not the model's results.
+    """
+    import torch
+
+    model = loaded.model
+    base = model.base_model
+    head_module = model.get_output_embeddings()
+    if base is model or head_module is None:
+        raise LoglikMapError(f"{type(model).__name__} has no separate base model and output embeddings")
+    head = Head(head_module)
+    rows_per_chunk = logit_rows(head.device, head.vocab)
+    embed_device = model.get_input_embeddings().weight.device
+    # with device_map="auto" the layers' states may live on other GPUs than the final norm
+    norm_params = list(lens_norm.parameters()) if lens_norm is not None else []
+    norm_device = norm_params[0].device if norm_params else head.device
+    asynchronous = embed_device.type == "cuda"
+
+    def to_device(t: Any, device: Any) -> Any:
+        return t.pin_memory().to(device, non_blocking=True) if asynchronous else t.to(device)
+
+    sums = torch.zeros((n_rows, len(windows)), dtype=torch.float64, device=head.device)
+
+    def score_batch(batch: list[int]) -> None:
+        ids, rows, positions = pad_batch(torch, windows, batch)
+        ids_d = to_device(ids, embed_device)
+        rows_h, positions_h = to_device(rows, head.device), to_device(positions, head.device)
+        where = to_device(torch.as_tensor(batch), head.device)
+        targets = ids_d.to(head.device)[rows_h, positions_h + 1]
+        result = base(input_ids=ids_d, use_cache=False, output_hidden_states=lens_norm is not None)
+        states = result.hidden_states if lens_norm is not None else (result.last_hidden_state,)
+        if len(states) != n_rows:
+            raise LoglikMapError(f"expected {n_rows} hidden states, the model returned {len(states)}")
+        for r, h in enumerate(states):
+            same = h.device == head.device
+            picked = h[rows_h if same else rows_h.to(h.device), positions_h if same else positions_h.to(h.device)]
+            if lens_norm is not None and r < n_rows - 1:  # the last state is already final-normed
+                picked = lens_norm(picked.to(norm_device))
+            logp = target_logprobs(model.config, head, picked, targets, rows_per_chunk=rows_per_chunk,
+                                   method=unembed)
+            per_position = torch.zeros(ids.shape, dtype=torch.float64, device=head.device)
+            per_position[rows_h, positions_h] = logp.to(torch.float64)  # deterministic, unlike index_add_ on GPUs
+            sums[r, where] = per_position.sum(dim=1)
+
+    pending = plan_batches(windows, batch_tokens)[::-1]  # a stack: the next batch is last
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(pending), desc=desc, unit="batch", leave=False)
+    limit: int | None = None  # padded tokens per batch known to fit, once memory ran out
+    with torch.inference_mode():
+        while pending:
+            batch = pending.pop()
+            padded = len(batch) * max(len(windows[w].ids) for w in batch)
+            if limit is None or padded <= limit or len(batch) == 1:
+                ran_out = False
+                try:
+                    score_batch(batch)
+                except torch.OutOfMemoryError:
+                    ran_out = True  # handled below, outside the except block, so the pass's tensors are freed
+                if not ran_out:
+                    if bar is not None:
+                        bar.update(1)
+                    continue
+                if len(batch) == 1:
+                    raise LoglikMapError(
+                        f"model {desc!r}: out of memory on a single text window of {padded} tokens; "
+                        "use a smaller max_length (with long_texts='rolling'), a smaller dtype or more devices")
+                limit = padded // 2
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                warnings.warn(f"model {desc!r}: out of memory at {padded} padded tokens per batch; going on "
+                              f"with at most {limit} (batch_tokens={batch_tokens} is too large for this device)",
+                              stacklevel=2)
+            half = len(batch) // 2  # results do not depend on how texts are batched
+            pending += [batch[half:], batch[:half]]
+            if bar is not None:
+                bar.total += 1
+        out = sums.cpu().numpy()  # the only wait for the device
+    if bar is not None:
+        bar.close()
+    return out
