@@ -168,6 +168,11 @@ class ModelMap:
         )
 
     # ------------------------------------------------------------------ helpers
+    def _with_matrix(self, matrix: LogLikelihoodMatrix) -> "ModelMap":
+        """A map of ``matrix`` built with this map's options (backend, what it allows)."""
+        return type(self)(matrix, backend=self._backend, allow_truncated=self._allow[0],
+                          allow_mixed_scoring=self._allow[1])
+
     def _check_scoring(self, matrix: LogLikelihoodMatrix, action: str, allow_truncated: bool,
                        allow_mixed_scoring: bool) -> None:
         """Refuse rows that lost tokens to truncation or were scored under different conventions."""

@@ -161,3 +161,11 @@ def test_the_store_lock_times_out_with_a_clear_error(tmp_path, monkeypatch):
     with FileLock(store / st.LOCK):
         with pytest.raises(lm.LoglikMapError, match="stayed locked.*loglik_map_store.lock"):
             fake.score(store, ["a", "b"])
+
+
+def test_scorer_options_of_a_run_are_checked_before_anything_is_written(tmp_path):
+    with pytest.raises(lm.LoglikMapError, match="batch_tokens must be a positive integer"):
+        fake.score(tmp_path / "s", ["a"], batch_tokens=-1)
+    with pytest.raises(lm.LoglikMapError, match="convetion"):
+        fake.score(tmp_path / "s", ["a"], convetion="bos")
+    assert not (tmp_path / "s").exists()

@@ -256,6 +256,9 @@ def score_models(
     RunSummary
         Open the results with :func:`loglik_map.open_matrix` (store).
     """
+    from .settings import check_scorer_options
+
+    check_scorer_options(**scorer_options)  # a typo fails now, not in every job of the run
     texts = texts if isinstance(texts, TextSet) else TextSet(texts)
     specs = [ModelSpec.coerce(s) for s in specs]
     labels = [s.label for s in specs]
