@@ -468,7 +468,7 @@ def precision_study(args: argparse.Namespace, tok: Any, device: Any, log: Any) -
 
     import loglik_map as lm
 
-    texts = lm.datasets.load_texts("mini")[:args.kl_texts]
+    texts = lm.load_texts("mini")[:args.kl_texts]
     b_bar = float(np.mean(texts.n_bytes))
     out = []
     plan = [(s, "trained") for s in args.precision_trained.split(",") if s] + \
@@ -481,7 +481,7 @@ def precision_study(args: argparse.Namespace, tok: Any, device: Any, log: Any) -
                 if p.dim() == 2:
                     p.normal_(0.0, 0.02)
         if kind == "trained":
-            entry["training"] = train_briefly(model, tok, lm.datasets.load_texts("train").texts,
+            entry["training"] = train_briefly(model, tok, lm.load_texts("train").texts,
                                               args.train_seconds, device, log)
         torch.backends.cuda.matmul.allow_tf32 = False
         values = {}
@@ -604,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
         log_file.write(line + "\n")
         log_file.flush()
 
-    all_texts = lm.datasets.load_texts("mini").texts + lm.datasets.load_texts("train").texts
+    all_texts = lm.load_texts("mini").texts + lm.load_texts("train").texts
     texts = lm.TextSet(all_texts[:args.texts])
     tok, tok_label = load_tokenizer(args.tokenizer, list(texts), args.vocab)
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or 'cpu'})"

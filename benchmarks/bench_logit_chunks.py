@@ -4,10 +4,10 @@ Run by hand (not a test), in the project's virtual environment:
 
     python benchmarks/bench_logit_chunks.py [--positions 30000] [--repeat 3]
 
-For each shape (hidden size d, vocabulary V) it times ``loglik_map.scoring.hf._target_logprobs``
+For each shape (hidden size d, vocabulary V) it times ``loglik_map.scoring.unembed.target_logprobs``
 (float32 logits chunk by chunk, gather, log-sum-exp) over the same random hidden states with
 different rows per chunk, and prints the best of ``--repeat`` runs. The row marked ``*`` is what
-``_logit_rows`` picks on this device.
+``logit_rows`` picks on this device.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ ROWS = (16, 32, 64, 128, 256, 512, 1024)
 def main() -> None:
     import torch
 
-    from loglik_map.scoring.hf import _logit_rows, _target_logprobs
+    from loglik_map.scoring.unembed import Head, logit_rows, target_logprobs
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--positions", type=int, default=30000, help="scored positions per run (scaled down for large V)")
@@ -43,14 +43,16 @@ def main() -> None:
             head.weight.copy_(torch.randn(vocab, d, generator=gen) * d**-0.5)
         hidden = torch.randn(n, d, generator=gen)
         targets = torch.randint(0, vocab, (n,), generator=gen)
-        chosen = _logit_rows(torch.device("cpu"), vocab)
+        chosen = logit_rows(torch.device("cpu"), vocab)
+        scorer_head = Head(head)
         results = []
         for rows in ROWS:
             times = []
             with torch.inference_mode():
                 for _ in range(args.repeat):
                     t0 = time.perf_counter()
-                    out = _target_logprobs(torch, None, head, hidden, targets, rows)  # no softcap/scale
+                    out = target_logprobs(None, scorer_head, hidden, targets, rows_per_chunk=rows,
+                                          method="chunked")  # no softcap/scale
                     times.append(time.perf_counter() - t0)
             results.append(out)
             mark = " *" if rows == chosen else ""

@@ -96,7 +96,7 @@ def _run(method: str, X: np.ndarray, L: np.ndarray, n_bytes: np.ndarray):
         np.fill_diagonal(se, 0.0)
         return kl, se
     if method in ("numpy", "numba", "blas"):
-        from loglik_map.kernels import pairwise_kl_se
+        from loglik_map.core.kernels import pairwise_kl_se
 
         r = pairwise_kl_se(X, backend=method)
         return r.kl, r.se

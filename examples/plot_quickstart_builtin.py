@@ -3,7 +3,7 @@ Quickstart on the built-in data: score a model suite, map it, read the KL scale
 ===============================================================================
 
 Everything here runs offline in about a minute: the built-in ``mini`` texts, a miniature model
-suite trained on CPU (its fast setting; ``lm.zoo.ZooConfig()`` is the full one the demo uses),
+suite trained on CPU (its fast setting; ``lm.demo.ZooConfig()`` is the full one the demo uses),
 the resumable scorer, and the map.
 """
 
@@ -11,11 +11,11 @@ the resumable scorer, and the map.
 import tempfile
 
 import loglik_map as lm
-from loglik_map import datasets, zoo
+from loglik_map import demo
 
-texts = datasets.load_texts("mini").sample(150, seed=42)
+texts = lm.load_texts("mini").sample(150, seed=42)
 print(texts)
-suite = zoo.build_zoo(tempfile.mkdtemp(), zoo.ZooConfig.fast(), progress=False)
+suite = demo.build_zoo(tempfile.mkdtemp(), demo.ZooConfig.fast(), progress=False)
 
 # %%
 # Score every model into a run store (rerunning skips what is finished), then map it.
@@ -35,8 +35,8 @@ print(est, est.confidence_interval(0.95))
 # %%
 # The KL scale of a few settings, beside the paper's values:
 print(lm.kl_scale(mm, {
-    "random seeds": lm.differing_only_in("seed", same=("arch", "size", "step")),
-    "model sizes": lm.differing_only_in("size", same=("arch", "seed", "step")),
+    "random seeds": lm.differing_only_in("seed", by=("arch", "size", "step")),
+    "model sizes": lm.differing_only_in("size", by=("arch", "seed", "step")),
     "fine-tuned vs base": lm.child_vs_parent("base_model"),
     "consecutive checkpoints, last 50k steps": lm.consecutive_checkpoints("step", by="run", after=12),
 })[["count", "median", "median_se", "paper_median"]])

@@ -3,26 +3,58 @@
 Log-likelihoods of K models on N texts form a matrix (:class:`LogLikelihoodMatrix`); its
 double-centring is the model map (:class:`ModelMap`), where squared Euclidean distance
 estimates KL divergence in bits/byte, with a standard error.
+
+The package is layered; each layer imports only the ones above it::
+
+    errors, options, units       the foundation
+    texts                        TextSet, text ids, the built-in texts
+    core                         matrix → centring → ModelMap → kernels → results
+    io                           netCDF, Zarr, run stores, the published data, model cards
+    scoring                      scorers and scoring runs (torch, imported when a model loads)
+    dynamics, scale, stats,      trajectories and diffusion; the KL scale; stability;
+    synthetic                    synthetic ground truth (these import the core)
+    plotting, demo, cli          figures; the miniature model suite; the command line
+
+``import loglik_map`` imports neither torch nor numba, nor the demo; ``scoring``, ``plotting``
+and ``demo`` are imported on first use.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0.dev0"
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from . import datasets, plotting, zoo
-from .analyses import (
-    ResamplingStability,
+from ._deprecation import MOVED_MODULES, deprecated, install_module_aliases
+from ._version import __version__
+
+# Log-likelihood matrices and texts
+from .core import LogLikelihoodMatrix, double_center
+from .texts import TextSet, load_texts, split_utf8, text_id
+from .io import convert_modelmap_pickle, open_matrix, save_matrix
+
+# The model map: KL divergences and their standard errors
+from .core import ConfidenceInterval, KLEstimate, ModelMap, ModelProjection
+from .options import get_options, set_options
+
+# Trajectories, diffusion and outliers of training runs
+from .dynamics import (
+    HolderEstimate,
+    PowerLawFit,
+    PreprocessingResult,
     SpiralPeriod,
-    lineage,
-    read_base_model,
+    Trajectory,
+    drop_outlier_texts,
+    fit_power_law,
+    flag_outlier_models,
+    holder_exponent,
+    outlier_text_scores,
+    preprocess_pretraining,
     spiral_period,
-    text_resampling_stability,
+    weight_distances,
 )
-from .centering import DoubleCentering, double_center
-from .errors import DataIntegrityWarning, LoglikMapError, LoglikMapWarning, MissingExtraError, UnreliableEstimateWarning
-from .fits import HolderEstimate, PowerLawFit, fit_power_law, holder_exponent
-from .io import open_matrix
-from .klscale import (
+
+# The KL scale: model pairs per setting, beside the paper's Table 1a
+from .scale import (
     PAPER_KL_SCALE,
     KLSetting,
     PairRule,
@@ -36,88 +68,167 @@ from .klscale import (
     original_vs,
     random_pairs,
 )
-from .matrix import LogLikelihoodMatrix
-from .modelmap import ModelMap, ModelProjection
-from .options import get_options, set_options
-from .paths import TakagiLandsberg, fbm, fractional_gaussian_noise, takagi_landsberg
-from .preprocessing import (
-    PreprocessingResult,
-    drop_outlier_texts,
-    flag_outlier_models,
-    outlier_text_scores,
-    preprocess_pretraining,
+
+# Stability under resampled texts; fine-tuning lineages from model cards
+from .stats import ResamplingStability, text_resampling_stability
+from .io import lineage, read_base_model
+
+# Synthetic ground truth
+from .synthetic import (
+    MarkovChainModel,
+    MarkovExample,
+    TakagiLandsberg,
+    fbm,
+    fractional_gaussian_noise,
+    make_markov_example,
+    takagi_landsberg,
 )
-from .results import ConfidenceInterval, KLEstimate
-from .scoring import HFScorer, LogitLensScorer, ModelSpec, RunSummary, Scorer, score_models
-from .synthetic import MarkovChainModel, MarkovExample, make_markov_example
-from .textids import text_id
-from .texts import TextSet, split_utf8
-from .trajectory import Trajectory
-from .weights import weight_distances
+
+# Errors and warnings
+from .errors import (
+    DataIntegrityWarning,
+    LoglikMapError,
+    LoglikMapWarning,
+    MissingExtraError,
+    UnknownLabelError,
+    UnreliableEstimateWarning,
+    WrongTypeError,
+)
+
+# Sub-packages
+from . import core, dynamics, io, scale, stats, synthetic, texts
+
+if TYPE_CHECKING:  # imported on first use (see __getattr__)
+    from . import demo, plotting, scoring
+    from .scoring import HFScorer, LogitLensScorer, ModelSpec, RunSummary, Scorer, score_models
+
+install_module_aliases()
+
+#: Names imported on first use: name → module that defines it.
+_LAZY = {
+    # Scoring models (torch is imported when a model loads, not here)
+    "HFScorer": "loglik_map.scoring",
+    "LogitLensScorer": "loglik_map.scoring",
+    "ModelSpec": "loglik_map.scoring",
+    "RunSummary": "loglik_map.scoring",
+    "Scorer": "loglik_map.scoring",
+    "score_models": "loglik_map.scoring",
+    # Sub-packages
+    "scoring": "loglik_map.scoring",
+    "plotting": "loglik_map.plotting",
+    "demo": "loglik_map.demo",
+}
+
+#: Deprecated top-level names: name → (module, attribute or None for the module, new spelling).
+_DEPRECATED = {
+    "datasets": ("loglik_map.texts.builtin", None, "loglik_map.texts (load_texts, licenses)"),
+    "zoo": ("loglik_map.demo.zoo", None, "loglik_map.demo (build_zoo, ZooConfig, Zoo)"),
+    "DoubleCentering": ("loglik_map.core.centering", "DoubleCentering", "loglik_map.core.centering.DoubleCentering"),
+}
 
 __all__ = [
     "__version__",
-    "HolderEstimate",
-    "KLSetting",
-    "PAPER_KL_SCALE",
-    "PairRule",
-    "PretrainingPreprocessing",
-    "PowerLawFit",
-    "PreprocessingResult",
-    "ResamplingStability",
-    "SpiralPeriod",
-    "TakagiLandsberg",
-    "Trajectory",
-    "adjacent_layers",
-    "child_vs_parent",
-    "consecutive_checkpoints",
-    "differing_only_in",
-    "drop_outlier_texts",
-    "fbm",
-    "fit_power_law",
-    "flag_outlier_models",
-    "fractional_gaussian_noise",
-    "holder_exponent",
-    "kl_scale",
-    "kl_scale_pairs",
-    "lineage",
-    "original_vs",
-    "outlier_text_scores",
-    "preprocess_pretraining",
-    "datasets",
-    "zoo",
-    "plotting",
-    "random_pairs",
-    "read_base_model",
-    "spiral_period",
-    "takagi_landsberg",
-    "text_resampling_stability",
-    "weight_distances",
+    # Log-likelihood matrices and texts
+    "LogLikelihoodMatrix",
+    "TextSet",
+    "convert_modelmap_pickle",
+    "double_center",
+    "load_texts",
+    "open_matrix",
+    "save_matrix",
+    "split_utf8",
+    "text_id",
+    # The model map
     "ConfidenceInterval",
+    "KLEstimate",
+    "ModelMap",
+    "ModelProjection",
+    "get_options",
+    "set_options",
+    # Scoring models
     "HFScorer",
     "LogitLensScorer",
     "ModelSpec",
     "RunSummary",
     "Scorer",
-    "TextSet",
     "score_models",
-    "split_utf8",
-    "DoubleCentering",
-    "KLEstimate",
-    "LogLikelihoodMatrix",
+    # Trajectories, diffusion and outliers
+    "HolderEstimate",
+    "PowerLawFit",
+    "PreprocessingResult",
+    "SpiralPeriod",
+    "Trajectory",
+    "drop_outlier_texts",
+    "fit_power_law",
+    "flag_outlier_models",
+    "holder_exponent",
+    "outlier_text_scores",
+    "preprocess_pretraining",
+    "spiral_period",
+    "weight_distances",
+    # The KL scale
+    "KLSetting",
+    "PAPER_KL_SCALE",
+    "PairRule",
+    "PretrainingPreprocessing",
+    "adjacent_layers",
+    "child_vs_parent",
+    "consecutive_checkpoints",
+    "differing_only_in",
+    "kl_scale",
+    "kl_scale_pairs",
+    "original_vs",
+    "random_pairs",
+    # Stability and lineage
+    "ResamplingStability",
+    "lineage",
+    "read_base_model",
+    "text_resampling_stability",
+    # Synthetic ground truth
+    "MarkovChainModel",
+    "MarkovExample",
+    "TakagiLandsberg",
+    "fbm",
+    "fractional_gaussian_noise",
+    "make_markov_example",
+    "takagi_landsberg",
+    # Errors and warnings
+    "DataIntegrityWarning",
     "LoglikMapError",
     "LoglikMapWarning",
     "MissingExtraError",
-    "DataIntegrityWarning",
+    "UnknownLabelError",
     "UnreliableEstimateWarning",
-    "MarkovChainModel",
-    "MarkovExample",
-    "ModelMap",
-    "ModelProjection",
-    "double_center",
-    "get_options",
-    "make_markov_example",
-    "open_matrix",
-    "set_options",
-    "text_id",
+    "WrongTypeError",
+    # Sub-packages
+    "core",
+    "demo",
+    "dynamics",
+    "io",
+    "plotting",
+    "scale",
+    "scoring",
+    "stats",
+    "synthetic",
+    "texts",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name])
+        value = module if module.__name__ == f"{__name__}.{name}" else getattr(module, name)
+        globals()[name] = value
+        return value
+    if name in _DEPRECATED:
+        module_name, attribute, new = _DEPRECATED[name]
+        deprecated(f"loglik_map.{name}", new)
+        module = importlib.import_module(module_name)
+        return module if attribute is None else getattr(module, attribute)
+    if f"{__name__}.{name}" in MOVED_MODULES:  # an old module path, e.g. loglik_map.modelmap
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

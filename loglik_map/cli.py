@@ -41,7 +41,7 @@ def _device(text: str) -> str:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from ._version import __version__
 
     parser = argparse.ArgumentParser(prog="loglik-map", description="Compare language models as probability distributions.")
     parser.add_argument("--version", action="version", version=f"loglik_map {__version__}")

@@ -1,4 +1,4 @@
-"""Figures of the paper (SPEC §7): map scatter with trajectories, KL scale, consecutive KL, diffusion.
+"""Figures of the paper (:ref:`method-figures`): map scatter with trajectories, KL scale, consecutive KL, diffusion.
 
 matplotlib is imported when a function is called (the ``plot`` extra). Every function returns the
 matplotlib Axes it drew on (pass ``ax=`` to draw into your own figure).
@@ -14,9 +14,9 @@ import pandas as pd
 import xarray as xr
 
 from .errors import require_extra
-from .fits import PowerLawFit
-from .modelmap import ModelMap
-from .trajectory import Trajectory
+from .dynamics.fits import PowerLawFit
+from .core.modelmap import ModelMap
+from .dynamics.trajectory import Trajectory
 
 __all__ = ["plot_map", "plot_kl_scale", "plot_step_kl", "plot_displacement", "plot_diffusion_exponents"]
 

@@ -2,7 +2,7 @@
 
 A KL divergence between distributions over whole texts, in nats, becomes bits per byte
 after division by ``B̄ ln 2``, where ``B̄`` is the mean UTF-8 length of the texts in bytes
-(SPEC §2).
+(:ref:`method-map`).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import xarray as xr
 from filelock import FileLock
 
 import loglik_map as lm
-from loglik_map import _storage
+from loglik_map.io import _storage
 from loglik_map.errors import DataIntegrityWarning
 
 
@@ -158,7 +158,7 @@ def test_a_file_from_a_newer_format_is_refused(matrix, tmp_path):
 @pytest.mark.parametrize("suffix", [".nc", ".zarr"])
 def test_files_saved_before_checksums_still_open(matrix, tmp_path, suffix):
     """What earlier versions wrote: the dataset without format and checksum attributes."""
-    from loglik_map.io import _to_dataset
+    from loglik_map.io._format import to_dataset as _to_dataset
 
     path = tmp_path / f"old{suffix}"
     ds = _to_dataset(matrix)
@@ -220,7 +220,7 @@ def test_a_failed_write_replaces_nothing_and_names_the_file(matrix, tmp_path, su
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("loglik_map.io._write_netcdf" if suffix == ".nc" else "loglik_map.io.write_zarr", disk_full)
+    monkeypatch.setattr("loglik_map.io.files.write_netcdf" if suffix == ".nc" else "loglik_map.io.files.write_zarr", disk_full)
     with pytest.raises(lm.LoglikMapError, match=rf"ll\{suffix}.*no space left.*Nothing was replaced"):
         matrix.isel(model=[0]).save(path, overwrite=True)
     assert lm.open_matrix(path).identical(matrix)

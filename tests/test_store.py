@@ -13,7 +13,9 @@ from filelock import FileLock
 
 import loglik_map as lm
 from loglik_map.errors import DataIntegrityWarning
-from loglik_map.scoring import store as st
+from loglik_map.io import _storage
+from loglik_map.io import runstore as st
+from loglik_map.io.runstore import layout, writing
 
 from .faults import fake
 
@@ -85,7 +87,7 @@ def test_rows_written_before_checksums_still_open(tmp_path):
     with xr.open_zarr(row, consolidated=False) as ds:
         ds = ds.load()
     del ds.attrs["loglik_map_checksum"], ds.attrs["loglik_map_format"]
-    st._storage.remove_path(row)
+    _storage.remove_path(row)
     ds.to_zarr(row, consolidated=False)  # as the previous version wrote rows
     _same_rows(lm.open_matrix(store), ["a", "b"])
     assert fake.score(store, ["a", "b"]).skipped == ("a", "b")
@@ -119,7 +121,7 @@ def test_a_store_whose_set_up_was_killed_is_recognised_and_completed(tmp_path, l
     if leftover == "texts temporary":
         (store / ".texts.0123.zarr").mkdir()
     elif leftover == "texts written":
-        st._texts_dataset(lm.TextSet(fake.TEXTS)).to_zarr(store / "texts.zarr", consolidated=False)
+        writing._texts_dataset(lm.TextSet(fake.TEXTS)).to_zarr(store / "texts.zarr", consolidated=False)
     elif leftover == "manifest temporary":
         (store / f".{st.MANIFEST}.0123.tmp").write_text("{")
     with pytest.raises(lm.LoglikMapError, match="set-up was interrupted.*rerun score_models"):
@@ -157,7 +159,7 @@ def test_a_live_writers_temporary_is_not_cleaned_but_a_dead_ones_is(tmp_path):
 def test_the_store_lock_times_out_with_a_clear_error(tmp_path, monkeypatch):
     store = tmp_path / "s"
     fake.score(store, ["a"])
-    monkeypatch.setattr(st, "LOCK_WAIT", 0.05)
+    monkeypatch.setattr(layout, "LOCK_WAIT", 0.05)
     with FileLock(store / st.LOCK):
         with pytest.raises(lm.LoglikMapError, match="stayed locked.*loglik_map_store.lock"):
             fake.score(store, ["a", "b"])

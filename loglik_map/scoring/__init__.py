@@ -1,13 +1,20 @@
-"""Scorers: log-likelihood vectors from language models, and resumable scoring runs.
+"""Scoring: log-likelihood vectors from language models, and resumable scoring runs.
 
-Importing this package does not import torch; loading a model does.
+``protocol`` (what a scorer is) · ``windows`` (which tokens are scored) · ``loading``,
+``quantization``, ``architectures`` (getting a model ready) · ``batching``, ``unembed`` (the
+forward passes) · ``hf`` (:class:`HFScorer`, :class:`LogitLensScorer`) · ``naming``,
+``settings`` (row names, checked options) · ``runs`` (:func:`score_models` into a run store,
+whose file format is :mod:`loglik_map.io.runstore`). Importing this package does not import
+torch; loading a model does.
 """
 
 from __future__ import annotations
 
-from .hf import FINAL_NORM_PATHS, HFScorer, LogitLensScorer, find_final_norm
+from ..io.runstore import is_store, open_store, store_failures
+from .architectures import FINAL_NORM_PATHS, find_final_norm
+from .hf import HFScorer, LogitLensScorer
 from .protocol import Scorer
-from .runs import ModelSpec, RunSummary, is_store, open_store, score_models, store_failures
+from .runs import ModelSpec, RunSummary, score_models
 from .windows import CONVENTIONS, LONG_TEXT_MODES, encode_text
 
 __all__ = [

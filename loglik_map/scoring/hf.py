@@ -1,162 +1,42 @@
-"""Hugging Face scorers: batched log-likelihoods and the logit lens (SPEC §1, §5).
+"""Hugging Face scorers: batched log-likelihoods of texts (:ref:`method-loglik`) and the logit lens (:ref:`method-lens`).
 
-torch and transformers are imported only when a model is loaded.
+:class:`HFScorer` tokenizes (:mod:`.windows`), loads (:mod:`.loading`, :mod:`.quantization`),
+batches (:mod:`.batching`) and unembeds (:mod:`.unembed`); :class:`LogitLensScorer` adds the
+final norm of every layer (:mod:`.architectures`). torch and transformers are imported only
+when a model is loaded.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import LoglikMapError, LoglikMapWarning, MissingExtraError
-from ..matrix import LogLikelihoodMatrix
+from ..core.matrix import LogLikelihoodMatrix
+from ..errors import LoglikMapError, LoglikMapWarning
 from ..texts import TextSet
+from .architectures import DEFAULT_CONTEXT, find_final_norm, stated_positions
 from .batching import auto_batch_tokens, score_windows
+from .loading import (
+    Loaded,
+    finish_loading,
+    from_pretrained_options,
+    loading_errors,
+    quiet_transformers,
+    require_torch,
+    target_device,
+    weight_dtype,
+)
 from .naming import check_model_coords, default_model_name, local_folder, merge_step
-from .settings import check_scorer_options, quantization_label
+from .quantization import quantization_label
+from .settings import check_scorer_options
 from .windows import EncodedText, encode_texts
 
-__all__ = ["HFScorer", "LogitLensScorer", "FINAL_NORM_PATHS", "find_final_norm", "quantization_label"]
-
-#: Where the final norm lives, tried in order (GPT-NeoX; Llama/Mistral/Qwen2/Gemma; GPT-2; OPT; Phi).
-FINAL_NORM_PATHS = (
-    "gpt_neox.final_layer_norm",
-    "model.norm",
-    "transformer.ln_f",
-    "model.decoder.final_layer_norm",
-    "model.final_layernorm",
-)
-
-
-def _require_torch():
-    for module in ("torch", "transformers"):
-        try:
-            __import__(module)
-        except ImportError:
-            raise MissingExtraError("scoring", module, "models") from None
-    import torch
-
-    return torch
-
-
-@contextmanager
-def quiet_transformers():
-    """Silence transformers' per-file progress bars ("Loading weights", "Writing model shards") while
-    loading or saving inside loglik_map's own progress reporting; restores the previous setting."""
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
-
-
-def _bnb_config(quantization: Any, compute_dtype: Any):
-    from transformers import BitsAndBytesConfig
-
-    if not isinstance(quantization, str):
-        return quantization
-    label = quantization_label(quantization)
-    try:
-        import bitsandbytes  # noqa: F401
-    except ImportError:
-        raise MissingExtraError("quantization", "bitsandbytes", "quant") from None
-    if label == "8bit":
-        return BitsAndBytesConfig(load_in_8bit=True)
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=label.split("-")[1],
-                              bnb_4bit_compute_dtype=compute_dtype)
-
-
-def _route_unpackable_4bit_layers(model: Any) -> int:
-    """Send 4-bit layers that bitsandbytes' AVX-512-BF16 CPU kernel cannot take to its generic CPU path.
-
-    On CPUs with AVX-512-BF16, bitsandbytes (0.50 seen) repacks each ``Linear4bit`` weight on its
-    first forward pass, which needs ``out_features % 32 == 0`` and ``in_features`` a multiple of
-    the quantization block size; any other layer fails with "shape '[N, 0]' is invalid". Real LLM
-    shapes satisfy both, small or odd-sized models may not. Returns the number of layers rerouted.
-    """
-    n = 0
-    for module in model.modules():
-        if not getattr(module, "support_avx512bf16_for_cpu", False):
-            continue
-        state = getattr(getattr(module, "weight", None), "quant_state", None)
-        if state is None or getattr(state, "packing_format_for_cpu", False):
-            continue
-        out_features, in_features = int(state.shape[0]), int(state.shape[1])
-        if out_features % 32 or in_features % int(state.blocksize):
-            module.support_avx512bf16_for_cpu = False
-            n += 1
-    return n
-
-
-def _resolve_module(model: Any, dotted: str) -> Any:
-    obj = model
-    for part in dotted.split("."):
-        if not hasattr(obj, part):
-            return None
-        obj = getattr(obj, part)
-    return obj
-
-
-def find_final_norm(model: Any, final_norm: str | None = None) -> Any:
-    """The module applying the model's final normalisation (for the logit lens).
-
-    Parameters
-    ----------
-    model : transformers.PreTrainedModel
-        A causal LM.
-    final_norm : str, optional
-        Dotted path (e.g. ``"model.norm"``) overriding the built-in list :data:`FINAL_NORM_PATHS`.
-
-    Raises
-    ------
-    LoglikMapError
-        If the architecture is unknown and no path is given, or the given path does not exist.
-    """
-    if final_norm is not None:
-        module = _resolve_module(model, final_norm)
-        if module is None:
-            raise LoglikMapError(f"final_norm {final_norm!r} is not a submodule of {type(model).__name__}")
-        return module
-    for path in FINAL_NORM_PATHS:
-        module = _resolve_module(model, path)
-        if module is not None:
-            return module
-    raise LoglikMapError(
-        f"cannot find the final norm of {type(model).__name__}; pass final_norm='dotted.path' "
-        f"(known places: {', '.join(FINAL_NORM_PATHS)})"
-    )
-
-
-def _stated_positions(config: Any) -> int | None:
-    """The context length a model's config states, or None."""
-    for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
-        value = getattr(config, attr, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
-
-
-def _max_positions(config: Any) -> int:
-    return _stated_positions(config) or 2048
-
-
-@dataclass
-class _Loaded:
-    model: Any
-    tokenizer: Any
-    device: Any
-    dtype_label: str
+__all__ = ["HFScorer", "LogitLensScorer"]
 
 
 class HFScorer:
@@ -231,9 +111,6 @@ class HFScorer:
         matrix = scorer.score(lm.TextSet.from_jsonl("texts-10k-pile.jsonl"))
     """
 
-    #: True for scorers returning one row per layer.
-    logit_lens = False
-
     def __init__(
         self,
         model: str | PathLike[str] | Any,
@@ -253,7 +130,6 @@ class HFScorer:
         trust_remote_code: bool = False,
         cache_dir: str | PathLike[str] | None = None,
         token: str | bool | None = None,
-        final_norm: str | None = None,
         progress: bool = False,
         step: int | None = None,
         coords: Mapping[str, Any] | None = None,
@@ -261,7 +137,7 @@ class HFScorer:
         check_scorer_options(name=name, revision=revision, dtype=dtype, device=device, quantization=quantization,
                              convention=convention, max_length=max_length, long_texts=long_texts, stride=stride,
                              batch_tokens=batch_tokens, unembed=unembed, trust_remote_code=trust_remote_code, cache_dir=cache_dir,
-                             token=token, final_norm=final_norm, progress=progress, coords=coords)
+                             token=token, progress=progress, coords=coords)
         self._source = model
         self._given_tokenizer = tokenizer
         self._tokenizer_loaded: Any = None
@@ -296,26 +172,14 @@ class HFScorer:
         self.trust_remote_code = trust_remote_code
         self.cache_dir = cache_dir
         self.token = token
-        self.final_norm = final_norm
         self.progress = progress
         self.name = name or default
-        self._loaded: _Loaded | None = None
+        self._loaded: Loaded | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, convention={self.convention!r}, quantization={self.quantization_label!r})"
 
     # ------------------------------------------------------------------ loading
-    @contextmanager
-    def _loading_errors(self):
-        """Turn hub and file errors into one that names the model and revision."""
-        try:
-            yield
-        except LoglikMapError:
-            raise
-        except Exception as err:  # noqa: BLE001 - OSError, HTTP errors, bad configs all mean "cannot load"
-            rev = f" at revision {self.revision!r}" if self.revision else ""
-            raise LoglikMapError(f"cannot load {self.model_id!r}{rev}: {type(err).__name__}: {err}") from err
-
     def _hub_kwargs(self) -> dict[str, Any]:
         return dict(revision=self.revision, cache_dir=self.cache_dir, token=self.token,
                     trust_remote_code=self.trust_remote_code)
@@ -323,10 +187,10 @@ class HFScorer:
     def _pretrained(self, attr: str, auto_class: str) -> Any:
         """``transformers.<auto_class>.from_pretrained(model)``, loaded once and kept in ``self.<attr>``."""
         if getattr(self, attr) is None:
-            _require_torch()
+            require_torch()
             import transformers
 
-            with self._loading_errors():
+            with loading_errors(self.model_id, self.revision):
                 loader = getattr(transformers, auto_class)
                 setattr(self, attr, loader.from_pretrained(self._source, **self._hub_kwargs()))
         return getattr(self, attr)
@@ -354,59 +218,34 @@ class HFScorer:
             If ``max_length`` exceeds the context the model's config states (positions it never
             saw give numbers that mean nothing, or fail).
         """
-        stated = _stated_positions(self._config())
+        stated = stated_positions(self._config())
         if self.max_length is None:
-            return stated or 2048
+            return stated or DEFAULT_CONTEXT
         if stated is not None and self.max_length > stated:
             raise LoglikMapError(f"max_length={self.max_length} exceeds the {stated} positions of {self.name!r}; "
                                  f"use max_length ≤ {stated} (long texts are scored in rolling windows)")
         return self.max_length
 
-    def _load(self) -> _Loaded:
+    def _load(self) -> Loaded:
         if self._loaded is not None:
             return self._loaded
-        torch = _require_torch()
+        require_torch()
         from transformers import AutoModelForCausalLM
 
-        if self.device == "auto":
-            device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-        else:
-            device = torch.device(self.device)
-            if device.type == "cuda" and not torch.cuda.is_available():
-                raise LoglikMapError(f"device={self.device!r}, but torch sees no CUDA GPU on this machine "
-                                     "(torch.cuda.is_available() is False); use device='cpu' or 'auto'")
-        if isinstance(self.dtype, str):
-            if self.dtype == "auto":
-                dtype = torch.float32 if device.type == "cpu" else "auto"
-            else:
-                dtype = getattr(torch, self.dtype)
-        else:
-            dtype = self.dtype
+        device = target_device(self.device)
+        dtype = weight_dtype(self.dtype, device)
         if isinstance(self._source, (str, PathLike)):
-            with self._loading_errors():
+            with loading_errors(self.model_id, self.revision):
                 tokenizer = self._tokenizer()
-                kwargs: dict[str, Any] = dict(self._hub_kwargs(), dtype=dtype)
-                if self.quantization is not None:
-                    compute = torch.float32 if device.type == "cpu" else torch.bfloat16
-                    kwargs["quantization_config"] = _bnb_config(self.quantization, compute)
-                    kwargs["device_map"] = {"": device.index if device.type == "cuda" and device.index is not None
-                                            else device.type}
-                elif self.device == "auto" and device.type == "cuda":
-                    kwargs["device_map"] = "auto"
+                options = from_pretrained_options(device, dtype, self.quantization, self._hub_kwargs(), self.device)
                 with quiet_transformers():
-                    model = AutoModelForCausalLM.from_pretrained(self._source, **kwargs)
-            if "device_map" not in kwargs:
+                    model = AutoModelForCausalLM.from_pretrained(self._source, **options)
+            if "device_map" not in options:
                 model = model.to(device)
         else:
             model, tokenizer = self._source, self._given_tokenizer
             device = next(model.parameters()).device
-        model.eval()
-        if self.quantization is not None and device.type == "cpu":
-            _route_unpackable_4bit_layers(model)
-        dtype_label = str(next(model.parameters()).dtype).replace("torch.", "")
-        if self.quantization is not None:
-            dtype_label = f"{self.quantization_label} (compute {str(dtype).replace('torch.', '')})"
-        self._loaded = _Loaded(model, tokenizer, device, dtype_label)
+        self._loaded = finish_loading(model, tokenizer, device, self.quantization, self.quantization_label, dtype)
         return self._loaded
 
     def unload(self) -> None:
@@ -426,7 +265,7 @@ class HFScorer:
                             max_length=self.context_length(), long_texts=self.long_texts, stride=self.stride,
                             text_ids=texts.ids)
 
-    def _rows(self, loaded: _Loaded) -> list[tuple[str, dict[str, Any]]]:
+    def _rows(self, loaded: Loaded) -> list[tuple[str, dict[str, Any]]]:
         return [(self.name, {})]
 
     def _warn_truncated(self, n_dropped: np.ndarray, n_tokens: np.ndarray) -> None:
@@ -450,7 +289,7 @@ class HFScorer:
         the tokens truncation dropped (``n_tokens_dropped``; 0 unless ``long_texts="truncate"``
         cut the text, which is also warned about).
         """
-        _require_torch()
+        require_torch()
         texts = texts if isinstance(texts, TextSet) else TextSet(texts)
         encoded = self.encode(texts)  # tokenizer and config only: bad texts fail before the model loads
         loaded = self._load()
@@ -499,12 +338,12 @@ class HFScorer:
                    "log_softmax_dtype": "float32", "sum_dtype": "float64"},
         )
 
-    def _lens_norm(self, loaded: _Loaded) -> Any:
+    def _lens_norm(self, loaded: Loaded) -> Any:
         return None
 
 
 class LogitLensScorer(HFScorer):
-    """The logit lens (SPEC §5): every layer of one model scored as a model of its own.
+    """The logit lens (:ref:`method-lens`): every layer of one model scored as a model of its own.
 
     One forward pass gives all hidden states; for the states after the embedding (layer 0) and
     blocks 1 … L−1 the model's final norm and unembedding (bias included) are applied, and the
@@ -513,17 +352,27 @@ class LogitLensScorer(HFScorer):
     coordinate, a ``parent_model`` coordinate (``<name>``) and the model's own coordinates
     (``step``, ``coords``, …). Only one position-chunk of one layer's logits exists at a time.
 
-    Takes the same arguments as :class:`HFScorer`; ``final_norm`` (a dotted path) overrides the
-    per-architecture lookup of :func:`find_final_norm`.
+    Parameters
+    ----------
+    model : str, path or transformers.PreTrainedModel
+        As for :class:`HFScorer`.
+    final_norm : str, optional
+        Dotted path of the final norm (e.g. ``"model.norm"``), overriding the per-architecture
+        lookup of :func:`~loglik_map.scoring.architectures.find_final_norm`.
+    **options
+        Every other :class:`HFScorer` argument.
     """
 
-    logit_lens = True
+    def __init__(self, model: str | PathLike[str] | Any, *, final_norm: str | None = None, **options: Any) -> None:
+        check_scorer_options(final_norm=final_norm, lens=True)
+        super().__init__(model, **options)
+        self.final_norm = final_norm
 
-    def _rows(self, loaded: _Loaded) -> list[tuple[str, dict[str, Any]]]:
+    def _rows(self, loaded: Loaded) -> list[tuple[str, dict[str, Any]]]:
         n_layers = getattr(loaded.model.config, "num_hidden_layers", None)
         if n_layers is None:
             raise LoglikMapError(f"{self.model_id!r}: config has no num_hidden_layers")
         return [(f"{self.name}@layer{l}", {"layer": l, "parent_model": self.name}) for l in range(n_layers + 1)]
 
-    def _lens_norm(self, loaded: _Loaded) -> Any:
+    def _lens_norm(self, loaded: Loaded) -> Any:
         return find_final_norm(loaded.model, self.final_norm)

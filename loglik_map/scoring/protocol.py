@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from ..matrix import LogLikelihoodMatrix
+from ..core.matrix import LogLikelihoodMatrix
 from ..texts import TextSet
 
 __all__ = ["Scorer"]

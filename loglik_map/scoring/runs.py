@@ -1,6 +1,6 @@
 """Scoring runs that never lose work: one model at a time into a run store, resumable, distributable.
 
-The store's layout, locking and integrity checks live in :mod:`loglik_map.scoring.store`. A
+The store's layout, locking and integrity checks are a file format, in :mod:`loglik_map.io.runstore`. A
 model's rows appear by an atomic rename, so they are complete or absent; a rerun skips finished
 (and intact) models; every job writes only its own files, so any number of workers (a
 ``concurrent.futures`` executor, a dask cluster's ``client.get_executor()``, several
@@ -10,6 +10,7 @@ model's rows appear by an atomic rename, so they are complete or absent; a rerun
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Executor, Future, as_completed
@@ -18,27 +19,24 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from .._storage import storage_error
 from .._util import write_json_atomic
-from ..errors import LoglikMapError
-from ..texts import TextSet
-from .store import (
+from ..errors import LoglikMapError, WrongTypeError
+from ..io._storage import storage_error
+from ..io.runstore import (
     claim,
     failure_path,
     init_store,
-    is_store,
-    open_store,
     remove_stale_partials,
     row_is_finished,
-    row_key,
     row_path,
-    store_failures,
     write_result,
 )
+from ..texts import TextSet
+from .naming import check_model_coords, default_model_name, merge_step
+from .quantization import quantization_label
+from .settings import LENS_OPTIONS, check_scorer_options
 
-__all__ = ["ModelSpec", "RunSummary", "score_models", "open_store", "is_store", "store_failures"]
-
-_key = row_key  # the name earlier versions (and their tests) used
+__all__ = ["ModelSpec", "RunSummary", "score_models"]
 
 
 @dataclass(frozen=True)
@@ -90,9 +88,6 @@ class ModelSpec:
     coords: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from .naming import check_model_coords, merge_step
-        from .settings import check_scorer_options
-
         if isinstance(self.model, PathLike):
             object.__setattr__(self, "model", os.fspath(self.model))
         if not isinstance(self.model, str) or not self.model:
@@ -105,8 +100,8 @@ class ModelSpec:
         clash = sorted(fields & set(self.options))
         if clash:
             raise LoglikMapError(f"give {', '.join(clash)} as ModelSpec field(s), not in options")
-        check_scorer_options(name=self.name, revision=self.revision, quantization=self.quantization, dtype=self.dtype,
-                             **self.options)
+        check_scorer_options(lens=self.logit_lens, name=self.name, revision=self.revision,
+                             quantization=self.quantization, dtype=self.dtype, **self.options)
         coords = merge_step(check_model_coords(self.coords, "ModelSpec coords"), self.step, self.revision, None)
         object.__setattr__(self, "coords", coords)
         object.__setattr__(self, "step", coords.get("step"))
@@ -118,13 +113,26 @@ class ModelSpec:
             return spec
         if isinstance(spec, (str, PathLike)):
             return cls(str(spec))
-        raise LoglikMapError(f"cannot make a ModelSpec from {spec!r}")
+        raise WrongTypeError(f"cannot make a ModelSpec from {spec!r}; give a ModelSpec, a hub id or a folder")
 
-    def scorer(self, **defaults: Any):
-        """The scorer this spec describes (``defaults`` are overridden by :attr:`options`)."""
+    def scorer(self, **defaults: Any) -> Any:
+        """The scorer this spec describes.
+
+        Parameters
+        ----------
+        **defaults
+            Scorer options for every model of a run, overridden by :attr:`options`; the logit
+            lens' own options (``final_norm``) are left out for other scorers.
+
+        Returns
+        -------
+        HFScorer or LogitLensScorer
+        """
         from .hf import HFScorer, LogitLensScorer
 
         cls = LogitLensScorer if self.logit_lens else HFScorer
+        if not self.logit_lens:
+            defaults = {k: v for k, v in defaults.items() if k not in LENS_OPTIONS}
         kwargs = {**defaults, **dict(self.options)}
         return cls(self.model, name=self.name, revision=self.revision, quantization=self.quantization,
                    dtype=self.dtype, coords={k: v for k, v in self.coords.items() if k != "step"}, step=self.step,
@@ -134,9 +142,6 @@ class ModelSpec:
     def label(self) -> str:
         """The run's key for this spec: the row name (the scorer's default unless ``name`` is given),
         with ``@lens`` appended for logit-lens specs, whose rows are named ``<name>@layer<l>``."""
-        from .naming import default_model_name
-        from .settings import quantization_label
-
         label = self.name
         if not label:
             quant = quantization_label(self.quantization) if self.quantization else None
@@ -256,9 +261,7 @@ def score_models(
     RunSummary
         Open the results with :func:`loglik_map.open_matrix` (store).
     """
-    from .settings import check_scorer_options
-
-    check_scorer_options(**scorer_options)  # a typo fails now, not in every job of the run
+    check_scorer_options(lens=True, **scorer_options)  # a typo fails now, not in every job of the run
     texts = texts if isinstance(texts, TextSet) else TextSet(texts)
     specs = [ModelSpec.coerce(s) for s in specs]
     labels = [s.label for s in specs]

@@ -7,7 +7,6 @@ impossible value fails at once instead of hours into a scoring run.
 
 from __future__ import annotations
 
-import inspect
 import numbers
 import re
 from collections.abc import Callable
@@ -17,30 +16,14 @@ from typing import Any
 from .._labels import check_text, unknown_labels_error
 from ..errors import LoglikMapError
 from .naming import check_model_coords
+from .quantization import quantization_label
 from .unembed import UNEMBED_METHODS
 from .windows import CONVENTIONS, LONG_TEXT_MODES
 
-__all__ = ["DTYPES", "QUANTIZATIONS", "check_scorer_options", "quantization_label"]
+__all__ = ["DTYPES", "LENS_OPTIONS", "SCORER_OPTIONS", "check_scorer_options"]
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-QUANTIZATIONS = ("8bit", "4bit", "4bit-nf4", "4bit-fp4")
 _DEVICE = re.compile(r"^(auto|cpu|mps|meta|(cuda|xpu|npu|hpu)(:\d+)?)$")
-
-
-def quantization_label(quantization: Any) -> str:
-    """Short label for a quantization setting: ``"none"``, ``"8bit"``, ``"4bit-nf4"``, ``"4bit-fp4"``."""
-    if quantization is None:
-        return "none"
-    if isinstance(quantization, str):
-        if quantization in QUANTIZATIONS:
-            return "4bit-nf4" if quantization == "4bit" else quantization
-        raise LoglikMapError(f"unknown quantization {quantization!r}; use '8bit', '4bit' (nf4), '4bit-fp4' "
-                             "or a transformers.BitsAndBytesConfig")
-    if getattr(quantization, "load_in_8bit", False):
-        return "8bit"
-    if getattr(quantization, "load_in_4bit", False):
-        return f"4bit-{getattr(quantization, 'bnb_4bit_quant_type', 'fp4')}"
-    raise LoglikMapError(f"cannot interpret quantization {quantization!r}")
 
 
 def _is_torch(value: Any, kind: str) -> bool:
@@ -115,36 +98,42 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {  # each raises on a bad value
     "progress": _flag,
     "name": _optional_text,
     "revision": _optional_text,
-    "final_norm": _optional_text,
     "cache_dir": _path,
     "token": _token,
     "coords": lambda key, value: check_model_coords(value),
+    "tokenizer": lambda key, value: None,  # any tokenizer object
+    "step": lambda key, value: None,  # checked with the revision by naming.merge_step
 }
+_LENS_CHECKS: dict[str, Callable[[str, Any], Any]] = {"final_norm": _optional_text}
+
+#: The keyword arguments of :class:`~loglik_map.HFScorer` besides the model (a test checks the signature).
+SCORER_OPTIONS = tuple(_CHECKS)
+#: The further keyword arguments of :class:`~loglik_map.LogitLensScorer`.
+LENS_OPTIONS = tuple(_LENS_CHECKS)
 
 
-def scorer_parameters() -> list[str]:
-    """The keyword arguments :class:`~loglik_map.HFScorer` takes (besides the model)."""
-    from .hf import HFScorer
-
-    return [p for p in inspect.signature(HFScorer.__init__).parameters if p not in ("self", "model")]
-
-
-def check_scorer_options(**options: Any) -> None:
+def check_scorer_options(*, lens: bool = False, **options: Any) -> None:
     """Validate scorer options by name; unknown names are refused with the closest known ones.
+
+    Parameters
+    ----------
+    lens : bool, default False
+        Also accept the options of :class:`~loglik_map.LogitLensScorer` (``final_norm``).
+    **options
+        :class:`~loglik_map.HFScorer` arguments by name.
 
     Raises
     ------
     LoglikMapError
         Naming the option, the bad value and the accepted ones.
     """
-    known = scorer_parameters()
-    unknown = [key for key in options if key not in known]
+    checks = {**_CHECKS, **_LENS_CHECKS} if lens else _CHECKS
+    unknown = [key for key in options if key not in checks]
     if unknown:
-        raise unknown_labels_error(unknown, known, "scorer option", "an HFScorer argument")
+        hint = " (final_norm is an option of the logit lens: logit_lens=True)" if "final_norm" in unknown else ""
+        raise unknown_labels_error(unknown, list(checks), "scorer option", "an HFScorer argument" + hint)
     for key, value in options.items():
-        check = _CHECKS.get(key)
-        if check is not None:
-            check(key, value)
+        checks[key](key, value)
     max_length, stride = options.get("max_length"), options.get("stride")
     if max_length is not None and stride is not None and stride >= max_length:
         raise LoglikMapError(f"stride must be smaller than max_length = {max_length} (each window keeps "

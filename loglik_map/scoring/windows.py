@@ -1,4 +1,4 @@
-"""Which tokens of a text are scored: conventions and long-text windows (SPEC §1), torch-free.
+"""Which tokens of a text are scored: conventions and long-text windows (:ref:`method-loglik`), torch-free.
 
 A text becomes one or more *windows*: a token sequence fed to the model and the position from
 which its targets are scored. Position ``p`` scores token ``ids[p]`` given ``ids[:p]``; a text's

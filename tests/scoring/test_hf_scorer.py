@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import loglik_map as lm
-from loglik_map.scoring.hf import find_final_norm
+from loglik_map.scoring.architectures import find_final_norm
 from loglik_map.scoring.windows import encode_text
 
 from . import tiny
@@ -243,7 +243,7 @@ def test_bfloat16_stays_close_to_float32(device, model_dirs, texts):
 
 def test_4bit_layers_the_avx512_kernel_cannot_pack_are_rerouted(model_dirs):
     pytest.importorskip("bitsandbytes", reason="quantization tests need the 'quant' extra (bitsandbytes)")
-    from loglik_map.scoring.hf import _route_unpackable_4bit_layers
+    from loglik_map.scoring.quantization import route_unpackable_4bit_layers as _route_unpackable_4bit_layers
 
     scorer = lm.HFScorer(str(model_dirs["gpt_neox"]), quantization="4bit", device="cpu")
     model = scorer._load().model

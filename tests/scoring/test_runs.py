@@ -67,7 +67,7 @@ def test_a_failing_model_is_recorded_and_the_run_goes_on(tmp_path, specs, texts)
     summary = lm.score_models([specs[0], bad, specs[1]], texts, store, progress=False)
     assert summary.scored == ("neox-a", "neox-b") and list(summary.failed) == ["broken"]
     assert "no such folder" in summary.failed["broken"] and "FAILED broken" in str(summary)
-    rec = runs.store_failures(store)["broken"]
+    rec = lm.io.store_failures(store)["broken"]
     assert rec["spec"]["model"].endswith("no-such-model") and "Traceback" in rec["traceback"]
     assert list(lm.open_matrix(store).models) == ["neox-a", "neox-b"]
     again = lm.score_models([specs[0], bad], texts, store, progress=False, retry_failed=False)
@@ -83,7 +83,7 @@ def test_killed_run_resumes_to_the_uninterrupted_matrix(tmp_path, specs, texts, 
         calls.append(spec.label)
         if len(calls) == 2:
             # a half-written result, as a kill during writing would leave it
-            (store / "models" / f".{runs._key(spec.label)}.dead.partial").mkdir()
+            (store / "models" / f".{lm.io.runstore.row_key(spec.label)}.dead.partial").mkdir()
             raise KeyboardInterrupt  # like SIGINT/SIGKILL: not an Exception, the run stops
         return real(spec, *args)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import loglik_map as lm
-from loglik_map import zoo as zoo_mod
+from loglik_map.demo import zoo as zoo_mod
 from loglik_map.demo import run_demo
 
 
@@ -96,7 +96,7 @@ def test_no_demo_or_zoo_scoring_drops_a_token(fast_zoo, fast_demo):
     assert set(data["long_texts"].values) == {"rolling"}
     # every token after the first of every text was scored, under every model (one tokenizer in the zoo)
     tok = AutoTokenizer.from_pretrained(fast_zoo.final(fast_zoo.run_names[0]))
-    texts = lm.datasets.load_texts("mini").sample(60, seed=42)
+    texts = lm.load_texts("mini").sample(60, seed=42)
     n_tokens = np.array([len(tok(t)["input_ids"]) for t in texts])
     assert (n_tokens > fast_zoo.config.max_positions).mean() > 0.9  # the fast zoo needs its rolling windows
     order = [list(texts.ids).index(t) for t in res.matrix.texts]

@@ -15,23 +15,11 @@ def corpus() -> list[str]:
 
 
 def train_tokenizer(kind: str, vocab_size: int = 384):
-    """A byte-level BPE tokenizer: ``kind="neox"`` adds no special tokens (GPT-NeoX/GPT-2 style),
-    ``kind="llama"`` prepends ``<s>`` (Llama style)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    """A byte-level BPE tokenizer on :func:`corpus`: ``kind="neox"`` adds no special tokens (GPT-NeoX/GPT-2
+    style), ``kind="llama"`` prepends ``<s>`` (Llama style)."""
+    from loglik_map.demo.tokenizer import train_bpe_tokenizer
 
-    special = ["<|endoftext|>"] if kind == "neox" else ["<s>", "</s>", "<unk>"]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(corpus(), trainer)
-    if kind == "neox":
-        return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>")
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
-                                                       special_tokens=[("<s>", tok.token_to_id("<s>"))])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    return train_bpe_tokenizer(corpus(), vocab_size, style=kind)
 
 
 def tiny_config(arch: str, vocab_size: int, max_positions: int = 64):
@@ -71,7 +59,7 @@ def build_model(arch: str, tokenizer, seed: int = 0, max_positions: int = 64):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from loglik_map.scoring.hf import find_final_norm
+    from loglik_map.scoring.architectures import find_final_norm
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(tiny_config(arch, len(tokenizer), max_positions))

@@ -1,0 +1,18 @@
+"""The numerical core: the log-likelihood matrix, its double-centring, the model map and its kernels.
+
+``matrix`` → ``centering`` → ``modelmap`` (KL and SE through ``kernels``) → ``results``. The
+core imports only :mod:`loglik_map.errors`, :mod:`~loglik_map.options`, :mod:`~loglik_map.units`
+and the small foundation modules: storage (:mod:`loglik_map.io`) registers itself with the
+matrix, never the other way round.
+"""
+
+from __future__ import annotations
+
+from .centering import double_center
+from .groups import ordered_groups
+from .matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
+from .modelmap import MIN_TEXTS_FOR_SE, PAIR_DIM, ModelMap, ModelProjection
+from .results import ConfidenceInterval, KLEstimate
+
+__all__ = ["ConfidenceInterval", "KLEstimate", "LogLikelihoodMatrix", "MIN_TEXTS_FOR_SE", "MODEL_DIM", "ModelMap",
+           "ModelProjection", "PAIR_DIM", "TEXT_DIM", "double_center", "ordered_groups"]

@@ -1,0 +1,232 @@
+"""The main job out of the box: ``loglik-map demo`` (also ``python -m loglik_map demo``, ``make demo``).
+
+Trains or reuses the miniature model suite (:mod:`loglik_map.demo.zoo`), scores it on the built-in
+texts through the same resumable run store as real runs, builds the map and prints the
+text-entropy estimate, the KL-scale table of all ten settings of :ref:`method-scale` beside the paper's
+values, consecutive-checkpoint KL, diffusion exponents for log-likelihoods and weights, and the
+Hölder estimate; then writes the figures as PNG. Every number printed is computed.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+import pandas as pd
+
+from ..core.matrix import LogLikelihoodMatrix
+from ..core.modelmap import ModelMap
+from ..dynamics import HolderEstimate, Trajectory, holder_exponent, preprocess_pretraining, weight_distances
+from ..io import open_matrix
+from ..scale import (
+    adjacent_layers,
+    child_vs_parent,
+    consecutive_checkpoints,
+    differing_only_in,
+    kl_scale,
+    kl_scale_pairs,
+    original_vs,
+    random_pairs,
+)
+from ..scoring.runs import score_models
+from ..texts import load_texts
+from .zoo import ZooConfig, build_zoo
+
+__all__ = ["run_demo", "DemoResult"]
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo computed (for use after ``run_demo`` in a notebook)."""
+
+    matrix: LogLikelihoodMatrix
+    map: ModelMap
+    kl_scale: pd.DataFrame
+    step_kl: pd.DataFrame
+    holder: HolderEstimate | None
+    figures: tuple[Path, ...]
+    out_dir: Path
+
+
+def _settings(mm: ModelMap, cfg) -> dict[str, object]:
+    half = cfg.steps / 2
+    plain = mm.matrix.data
+    is_model = np.isnan(plain["layer"].values) if "layer" in plain.coords else np.ones(len(mm), bool)
+    not_quant = plain["quantization"].values == "none"
+    whole = ModelMap(mm.matrix.isel(model=np.flatnonzero(is_model & not_quant)))
+    return {
+        "consecutive checkpoints, last 50k steps": consecutive_checkpoints("step", by="run", after=half),
+        "consecutive checkpoints, first 50k steps": consecutive_checkpoints("step", by="run", after=cfg.warmup,
+                                                                            before=half),
+        "random seeds": differing_only_in("seed", by=("arch", "size", "step")),
+        "model sizes": differing_only_in("size", by=("arch", "seed", "step")),
+        "8-bit quantization": original_vs("quantization", "none", "8bit"),
+        "4-bit quantization": original_vs("quantization", "none", "4bit-nf4"),
+        "fine-tuned vs base": child_vs_parent("base_model"),
+        "random pairs within a model type": random_pairs(200, by="family", seed=0)(whole),
+        "random pairs across all models": random_pairs(200, seed=0)(whole),
+        "adjacent layers": adjacent_layers("layer", by="source_model"),
+    }
+
+
+def _fmt(x: float) -> str:
+    return "—" if not np.isfinite(x) else f"{x:.3g}"
+
+
+def run_demo(out_dir: str | PathLike[str] = "loglik-map-demo", *, fast: bool = False, n_texts: int | None = None,
+             zoo_dir: str | PathLike[str] | None = None, window: int = 5, progress: bool = True,
+             out: TextIO | None = None) -> DemoResult:
+    """Run the whole method on the miniature zoo and the built-in texts.
+
+    Parameters
+    ----------
+    out_dir : path
+        Where the run store and the figures go (reused on the next run: seconds when cached).
+    fast : bool
+        Use :meth:`ZooConfig.fast` (seconds; for tests) instead of the default zoo (minutes).
+    n_texts : int, optional
+        Texts sampled from the built-in ``mini`` set (default 800; 200 with ``fast``).
+    zoo_dir : path, optional
+        Cache of the trained zoo (default ``$LOGLIK_MAP_ZOO`` or ``~/.cache/loglik_map/zoo``).
+    window : int
+        Saved checkpoints per diffusion-exponent fit.
+    progress : bool
+        Progress bars.
+    out : file-like, optional
+        Where to print (standard output by default).
+    """
+    out = sys.stdout if out is None else out
+
+    def p(*args: object) -> None:
+        print(*args, file=out, flush=True)
+
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg = ZooConfig.fast() if fast else ZooConfig()
+    n_texts = n_texts or (200 if fast else 800)
+    p("loglik_map demo — the model map of a miniature model suite")
+    zoo = build_zoo(zoo_dir, cfg, progress=progress)
+    p(f"  zoo: {len(cfg.runs)} pretraining runs ({', '.join(zoo.run_names)}), {len(cfg.checkpoints)} checkpoints "
+      f"each, {len(cfg.finetune_domains)} fine-tuned children; cached in {zoo.root}")
+    texts = load_texts("mini").sample(n_texts, seed=42)
+    specs = zoo.specs()
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        p("  bitsandbytes is not installed: quantized copies are skipped (pip install 'loglik_map[quant]')")
+        specs = [s for s in specs if s.quantization is None]
+    # one store per zoo and text sample: models of another zoo may share names but not weights
+    store = out_dir / f"scores-{cfg.fingerprint()}-n{len(texts)}.store"
+    summary = score_models(specs, texts, store, progress=progress, device="cpu", batch_tokens=8192)
+    p(f"  {summary}")
+    # the paper's preprocessing (App. E.1): clip at 2 %, then drop the 3 % of texts whose log-likelihood jumps most
+    # between consecutive checkpoints after warm-up; nothing is excluded in the zoo
+    prep = preprocess_pretraining(zoo.annotate(open_matrix(store)), by="run", after=cfg.warmup)
+    matrix = prep.matrix
+    mm = ModelMap(matrix)  # refuses texts that lost tokens: every number below covers whole texts
+    p(f"  map: {matrix.n_models} rows (models, checkpoints, quantized copies, logit-lens layers) × {matrix.n_texts} "
+      f"texts of mean {matrix.mean_bytes:.0f} bytes")
+    p(f"  {prep}")
+    p(f"  outlier texts dropped: {', '.join(prep.dropped_texts[:4])}{', …' if len(prep.dropped_texts) > 4 else ''}")
+    tokens = matrix.data["n_tokens"].values
+    rolled = int((tokens.max(axis=0) >= cfg.max_positions).sum())
+    p(f"  every token of every text scored ({int(tokens[0].sum())} per model, none dropped); {rolled} text(s) longer "
+      f"than the {cfg.max_positions}-token context were scored in rolling windows")
+    best = str(matrix.cross_entropy().idxmin().item())
+    p(f"\nText-entropy estimate: {matrix.entropy():.3f} bits/byte (best model: {best}); the paper's Pile texts: ≈ 0.71")
+
+    settings = _settings(mm, cfg)
+    table = kl_scale(mm, settings)
+    pairs = kl_scale_pairs(mm, settings)
+    p("\nKL scale, bits/byte (the paper's Table 1a): this zoo | the paper's Pythia-scale models")
+    cols = ("median", "median_se", "mean", "sd")
+    p(f"  {'setting':<42} {'n':>4} {'median':>9} {'± SE':>9} {'mean':>9} {'SD':>9} | {'median':>7} {'mean':>7} {'SD':>7}")
+    for name, row in table.iterrows():
+        mine = " ".join(f"{_fmt(row[c]):>9}" for c in cols)
+        paper = " ".join(f"{_fmt(row.get('paper_' + c, np.nan)):>7}" for c in ("median", "mean", "sd"))
+        p(f"  {name:<42} {int(row['count']):>4} {mine} | {paper}")
+    p("  (± SE: median of the pairs' standard errors; the zoo is tiny and briefly trained, so only the ordering of"
+      " settings is expected to resemble the paper's)")
+
+    first = zoo.run_names[0]
+    ckpt = matrix.where_models(run=first, quantization="none", base_model="")
+    ckpt = ckpt.isel(model=np.flatnonzero(np.isfinite(ckpt.data["step"].values)))
+    traj_q = Trajectory(ModelMap(ckpt), order="step")
+    steps_ds = traj_q.step_kl()
+    step_df = steps_ds.to_dataframe().reset_index()[["step", "step_next", "kl", "se"]]
+    p(f"\nConsecutive-checkpoint KL along {first} (bits/byte, ± SE):")
+    for _, r in step_df.iterrows():
+        p(f"  step {int(r.step):>5} → {int(r.step_next):>5}: {r.kl:.4g} ± {r.se:.2g}")
+
+    folders = [zoo.checkpoint(first, int(s)) for s in traj_q.positions()]
+    W = weight_distances(folders, names=[str(int(s)) for s in traj_q.positions()], window=window,
+                         cache=out_dir / f"weight-distances-{cfg.fingerprint()}.json")
+    traj_w = Trajectory.from_distances(W.values, traj_q.positions(), unit="squared parameter distance")
+    min_start = cfg.checkpoint_every
+    exps_q = traj_q.diffusion_exponents(window=window, min_start=min_start)
+    exps_w = traj_w.diffusion_exponents(window=window, min_start=min_start)
+    p(f"\nDiffusion exponents over windows of {window} checkpoints from t0 ≥ {min_start} (the paper's §4, Table 3):")
+    p(f"  log-likelihoods: c_q = {exps_q.exponent.mean():.3f} (median r² {float(np.nanmedian(exps_q.r2)):.2f}, "
+      f"{exps_q.sizes['start']} starts); paper late in training ≈ 0.2")
+    p(f"  weights:         c_w = {exps_w.exponent.mean():.3f} (median r² {float(np.nanmedian(exps_w.r2)):.2f}); "
+      f"paper ≈ 1 (Brownian)")
+    t0 = float(exps_q["t0"].values[len(exps_q["t0"]) // 2])
+    holder = holder_exponent(traj_q.diffusion_exponent(t0, window), traj_w.diffusion_exponent(t0, window))
+    p(f"  at t0 = {t0:g}: {holder}")
+
+    figures = _figures(out_dir, mm, traj_q, pairs, steps_ds, exps_q, exps_w, p)
+    p(f"\nDone in {time.perf_counter() - started:.0f} s. Figures and the run store are in {out_dir.resolve()}")
+    return DemoResult(matrix, mm, table, step_df, holder, figures, out_dir)
+
+
+def _figures(out_dir: Path, mm: ModelMap, traj, pairs, steps_ds, exps_q, exps_w, p) -> tuple[Path, ...]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        p("  matplotlib is not installed: no figures (pip install 'loglik_map[plot]')")
+        return ()
+    from .. import plotting
+
+    data = mm.matrix.data
+    sel = np.flatnonzero(np.isnan(data["layer"].values)) if "layer" in data.coords else np.arange(len(mm))
+    sub = ModelMap(mm.matrix.isel(model=sel))
+    links = [(str(b), str(a)) for a, b in zip(sub.models, sub.points["base_model"].values) if b]
+    quant = original_vs("quantization", "none")(sub)
+    paths = []
+
+    def save(ax, name: str) -> None:
+        ax.figure.tight_layout()
+        path = out_dir / name
+        ax.figure.savefig(path, dpi=120)
+        plt.close(ax.figure)
+        paths.append(path)
+
+    ax = plotting.plot_map(sub, color="family", trajectory=traj, links=links + quant)
+    ax.set_title("Model map (PCA)")
+    save(ax, "map.png")
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    plotting.plot_kl_scale(pairs, ax=ax)
+    ax.set_title("KL scale by setting")
+    save(ax, "kl_scale.png")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    plotting.plot_step_kl(steps_ds, ax=ax)
+    ax.set_title("KL between consecutive checkpoints")
+    save(ax, "consecutive_kl.png")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    plotting.plot_diffusion_exponents(exps_q, exps_w, ax=ax)
+    ax.set_title("Diffusion exponents c(t0)")
+    save(ax, "diffusion.png")
+    p("\nFigures:")
+    for path in paths:
+        p(f"  {path.resolve()}")
+    return tuple(paths)
+

@@ -1,0 +1,398 @@
+"""A miniature model suite: every setting of the paper with real GPT-NeoX (and Llama) models on CPU.
+
+:func:`build_zoo` trains, with ``transformers`` and a byte-level BPE tokenizer trained locally on
+the built-in ``train`` texts, several model sizes with checkpoints on a Pythia-like schedule
+(dense early, then regular), several seeds of one size, a second architecture, and fine-tuned
+children on one domain; all saved with ``save_pretrained`` (safetensors) and cached, so a second
+call returns at once. Quantized copies (bitsandbytes 8-bit and 4-bit) and logit-lens rows are
+scoring options of the specs :meth:`Zoo.specs` returns. Deterministic for a seed on one machine.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.matrix import LogLikelihoodMatrix
+from ..errors import LoglikMapError, require_extra
+from ..scoring.loading import quiet_transformers
+from ..scoring.runs import ModelSpec
+from ..texts import DOMAINS, load_texts
+from .tokenizer import train_bpe_tokenizer
+
+__all__ = ["ZooConfig", "Zoo", "build_zoo", "default_zoo_dir"]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run: architecture, width, depth, seed."""
+
+    arch: str
+    size: str
+    hidden: int
+    layers: int
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.arch}-{self.size}-seed{self.seed}"
+
+
+def _schedule(total: int, every: int) -> tuple[int, ...]:
+    dense = [0] + [2**k for k in range(int(math.log2(max(every, 1))) + 1) if 2**k < every]
+    return tuple(sorted(set(dense + list(range(every, total + 1, every)))))
+
+
+@dataclass(frozen=True)
+class ZooConfig:
+    """What the zoo trains. The defaults take a few minutes on 2 CPU cores; :meth:`fast` seconds.
+
+    Attributes
+    ----------
+    runs : tuple of RunConfig
+        The pretraining runs (the first one also gets fine-tuned children and the full trajectory).
+    steps : int
+        Optimizer steps per pretraining run.
+    checkpoint_every : int
+        Regular checkpoint spacing; before it, checkpoints at 0, 1, 2, 4, … (Pythia-like).
+    batch_size, seq_len : int
+        Sequences per step and tokens per sequence (the models are trained on every position up
+        to ``seq_len``).
+    learning_rate, warmup : float, int
+        AdamW peak learning rate and linear warm-up steps (then cosine decay to 10 %).
+    vocab_size : int
+        Tokenizer vocabulary (byte-level BPE trained on the ``train`` texts).
+    max_positions : int
+        Context length of the models. The default (512, as ``seq_len``) holds 99 % of the built-in
+        texts in one window (median ~430 tokens under the zoo's tokenizer, at most ~630); the rest
+        are scored in rolling windows, so no token is ever dropped.
+    finetune_domains : tuple of str
+        One child per domain, fine-tuned from the first run's final checkpoint.
+    finetune_steps : int
+    finetune_learning_rate : float
+        Peak learning rate of fine-tuning (2 warm-up steps, then cosine decay).
+    seed : int
+        Seed of the tokenizer data order and of fine-tuning.
+    """
+
+    runs: tuple[RunConfig, ...] = (
+        RunConfig("neox", "s", 128, 2, 0),
+        RunConfig("neox", "s", 128, 2, 1),
+        RunConfig("neox", "xs", 64, 2, 0),
+        RunConfig("neox", "m", 128, 4, 0),
+        RunConfig("llama", "s", 128, 2, 0),
+    )
+    steps: int = 256
+    checkpoint_every: int = 16
+    batch_size: int = 4
+    seq_len: int = 512
+    learning_rate: float = 3e-3
+    warmup: int = 16
+    vocab_size: int = 1024
+    max_positions: int = 512
+    finetune_domains: tuple[str, ...] = ("python_docs", "kjv")
+    finetune_steps: int = 48
+    finetune_learning_rate: float = 3e-4
+    seed: int = 0
+
+    @classmethod
+    def fast(cls) -> "ZooConfig":
+        """A seconds-long setting for tests: tiny models, few steps, same structure; a 128-token context,
+        so most built-in texts are scored in rolling windows."""
+        return cls(
+            runs=(RunConfig("neox", "s", 32, 2, 0), RunConfig("neox", "s", 32, 2, 1), RunConfig("neox", "xs", 16, 1, 0),
+                  RunConfig("llama", "s", 32, 2, 0)),
+            steps=24, checkpoint_every=4, batch_size=2, seq_len=128, warmup=2, vocab_size=1024, max_positions=128,
+            finetune_domains=("python_docs",), finetune_steps=6,
+        )
+
+    def __post_init__(self) -> None:
+        for key in ("steps", "checkpoint_every", "batch_size", "seq_len", "warmup", "vocab_size", "max_positions",
+                    "finetune_steps"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "warmup" else 1):
+                raise LoglikMapError(f"ZooConfig.{key} must be a positive integer, got {value!r}")
+        if self.seq_len > self.max_positions:
+            raise LoglikMapError(f"ZooConfig.seq_len = {self.seq_len} exceeds max_positions = {self.max_positions}: "
+                                 "the models would be trained on positions they do not have")
+        if not self.runs:
+            raise LoglikMapError("ZooConfig.runs is empty; the zoo needs at least one pretraining run")
+
+    @property
+    def checkpoints(self) -> tuple[int, ...]:
+        """Saved steps of every pretraining run."""
+        return _schedule(self.steps, self.checkpoint_every)
+
+    def fingerprint(self) -> str:
+        import hashlib
+
+        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def default_zoo_dir() -> Path:
+    """``$LOGLIK_MAP_ZOO`` or ``~/.cache/loglik_map/zoo``."""
+    return Path(os.environ.get("LOGLIK_MAP_ZOO", Path.home() / ".cache" / "loglik_map" / "zoo"))
+
+
+@dataclass(frozen=True)
+class Zoo:
+    """A built zoo: where its checkpoints are and how to score and label them.
+
+    Attributes
+    ----------
+    root : Path
+    config : ZooConfig
+    """
+
+    root: Path
+    config: ZooConfig
+    _meta: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    def checkpoint(self, run: str, step: int) -> Path:
+        """Folder of a saved checkpoint."""
+        return self.root / "runs" / run / f"step{step}"
+
+    def final(self, run: str) -> Path:
+        return self.checkpoint(run, self.config.steps)
+
+    @property
+    def run_names(self) -> list[str]:
+        return [r.name for r in self.config.runs]
+
+    def child(self, domain: str) -> Path:
+        return self.root / "finetuned" / f"{self.run_names[0]}-{domain}"
+
+    def specs(self, *, quantization: Sequence[str] = ("8bit", "4bit"), logit_lens: bool = True,
+              trajectory: bool = True) -> list[ModelSpec]:
+        """What the demo scores: every checkpoint of the first run (``trajectory``), every run's final
+        checkpoint, the fine-tuned children, quantized copies and logit-lens rows of the finals of
+        the first and the deepest run."""
+        specs: list[ModelSpec] = []
+        first = self.run_names[0]
+        steps = self.config.checkpoints if trajectory else (self.config.steps,)
+        every_token = {"long_texts": "rolling"}  # never drop a token, whatever the scorer's default
+        for s in steps:
+            specs.append(ModelSpec(str(self.checkpoint(first, s)), name=f"{first}@{s}", step=s, options=every_token))
+        for run in self.run_names[1:]:
+            specs.append(ModelSpec(str(self.final(run)), name=f"{run}@{self.config.steps}", step=self.config.steps,
+                                   options=every_token))
+        for d in self.config.finetune_domains:
+            specs.append(ModelSpec(str(self.child(d)), name=f"{first}-{d}", options=every_token))
+        deepest = max(self.config.runs, key=lambda r: (r.layers, r.hidden)).name
+        for run in dict.fromkeys([first, deepest]):
+            for q in quantization:
+                specs.append(ModelSpec(str(self.final(run)), name=f"{run}@{self.config.steps}[{q}]", quantization=q,
+                                       options=every_token))
+            if logit_lens:
+                specs.append(ModelSpec(str(self.final(run)), name=f"{run}@{self.config.steps}", logit_lens=True,
+                                       options=every_token))
+        return specs
+
+    def annotate(self, matrix: LogLikelihoodMatrix) -> LogLikelihoodMatrix:
+        """Add the zoo's model coordinates: ``arch``, ``size``, ``seed``, ``step``, ``run``,
+        ``base_model`` (for children), ``family`` (model type); quantization and layer come from scoring."""
+        cfg = {r.name: r for r in self.config.runs}
+        cols: dict[str, list[Any]] = {k: [] for k in ("run", "arch", "size", "seed", "step", "family", "base_model")}
+        for name in matrix.models:
+            base = name.split("[")[0].split("@layer")[0]
+            child_of = None
+            for d in self.config.finetune_domains:
+                if base == f"{self.run_names[0]}-{d}":
+                    child_of = f"{self.run_names[0]}@{self.config.steps}"
+                    run, step = self.run_names[0], np.nan
+                    break
+            else:
+                run, _, step_s = base.partition("@")
+                step = float(step_s) if step_s else np.nan
+            r = cfg.get(run)
+            if r is None:
+                raise LoglikMapError(f"model {name!r} is not from this zoo")
+            cols["run"].append(run)
+            cols["arch"].append(r.arch)
+            cols["size"].append(r.size)
+            cols["seed"].append(float(r.seed))
+            cols["step"].append(step if "[" not in name and "@layer" not in name else np.nan)
+            cols["family"].append(r.arch if child_of is None else f"{r.arch}-finetuned")
+            cols["base_model"].append(child_of or "")
+        da = matrix.data.assign_coords({k: ("model", np.asarray(v, dtype=object if isinstance(v[0], str) else float))
+                                        for k, v in cols.items()})
+        return LogLikelihoodMatrix.from_dataarray(da)
+
+
+# ---------------------------------------------------------------------- training
+def _train_tokenizer(texts: Sequence[str], vocab_size: int, folder: Path) -> Any:
+    tokenizer = train_bpe_tokenizer(texts, vocab_size, style="neox")
+    tokenizer.save_pretrained(folder)
+    return tokenizer
+
+
+def _model(run: RunConfig, cfg: ZooConfig, vocab: int):
+    import transformers as tf
+
+    common = dict(vocab_size=vocab, hidden_size=run.hidden, num_hidden_layers=run.layers,
+                  intermediate_size=4 * run.hidden, max_position_embeddings=cfg.max_positions, bos_token_id=0,
+                  eos_token_id=0)
+    heads = max(run.hidden // 32, 1)
+    if run.arch == "neox":
+        config = tf.GPTNeoXConfig(num_attention_heads=heads, **common)
+    elif run.arch == "llama":
+        config = tf.LlamaConfig(num_attention_heads=heads, num_key_value_heads=heads, **common)
+    else:
+        raise LoglikMapError(f"unknown zoo architecture {run.arch!r}")
+    return tf.AutoModelForCausalLM.from_config(config)
+
+
+def _token_stream(tokenizer, texts: Sequence[str]):
+    import torch
+
+    ids: list[int] = []
+    for t in texts:
+        ids.extend(tokenizer(t, add_special_tokens=False)["input_ids"])
+        ids.append(tokenizer.eos_token_id)
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def _train(model, stream, *, steps: int, cfg: ZooConfig, seed: int, save_at: dict[int, Path], tokenizer,
+           lr: float | None = None, warmup: int | None = None, bar=None) -> None:
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    peak = cfg.learning_rate if lr is None else lr
+    warm = cfg.warmup if warmup is None else warmup
+    opt = torch.optim.AdamW(model.parameters(), lr=peak, weight_decay=0.01, betas=(0.9, 0.95))
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return peak * (step + 1) / warm
+        frac = (step - warm) / max(steps - warm, 1)
+        return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+    def save(step: int) -> None:
+        if step in save_at:
+            tmp = save_at[step].with_name(save_at[step].name + ".partial")
+            shutil.rmtree(tmp, ignore_errors=True)
+            with quiet_transformers():
+                model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            shutil.rmtree(save_at[step], ignore_errors=True)
+            os.replace(tmp, save_at[step])
+
+    model.train()
+    save(0)
+    n = stream.numel() - cfg.seq_len - 1
+    for step in range(steps):
+        starts = torch.randint(0, n, (cfg.batch_size,), generator=gen)
+        batch = torch.stack([stream[s : s + cfg.seq_len] for s in starts.tolist()])
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step)
+        loss = model(input_ids=batch, labels=batch).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        save(step + 1)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix_str(f"loss {loss.item():.3f}")
+    model.eval()
+
+
+def build_zoo(root: str | PathLike[str] | None = None, config: ZooConfig | None = None, *,
+              progress: bool = True) -> Zoo:
+    """Train (or reuse) the miniature model suite.
+
+    Parameters
+    ----------
+    root : path, optional
+        Cache folder (default :func:`default_zoo_dir`); a different ``config`` gets its own subfolder.
+    config : ZooConfig, optional
+        Default :class:`ZooConfig()`; :meth:`ZooConfig.fast` for tests.
+    progress : bool
+        Progress bars while training.
+
+    Returns
+    -------
+    Zoo
+    """
+    torch = require_extra("torch", "models", "the zoo")
+    require_extra("transformers", "models", "the zoo")
+
+    cfg = config or ZooConfig()
+    base = Path(root) if root is not None else default_zoo_dir()
+    zroot = base / cfg.fingerprint()
+    zoo = Zoo(zroot, cfg)
+    done = zroot / "zoo.json"
+    if done.is_file():
+        return zoo
+    zroot.mkdir(parents=True, exist_ok=True)
+    train = load_texts("train")
+    tok_dir = zroot / "tokenizer"
+    if (tok_dir / "tokenizer.json").is_file():
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(tok_dir)
+    else:
+        tokenizer = _train_tokenizer(train.texts, cfg.vocab_size, tok_dir)
+    stream = _token_stream(tokenizer, train.texts)
+    bar = None
+    total = len(cfg.runs) * cfg.steps + len(cfg.finetune_domains) * cfg.finetune_steps
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc="training the zoo", unit="step")
+    started = time.perf_counter()
+    threads = torch.get_num_threads()
+    for run in cfg.runs:
+        final = zoo.final(run.name)
+        if final.is_dir():
+            if bar is not None:
+                bar.update(cfg.steps)
+            continue
+        torch.manual_seed(run.seed)
+        model = _model(run, cfg, len(tokenizer))
+        save_at = {s: zoo.checkpoint(run.name, s) for s in cfg.checkpoints}
+        for p in save_at.values():
+            p.parent.mkdir(parents=True, exist_ok=True)
+        if bar is not None:
+            bar.set_description(f"training {run.name}")
+        _train(model, stream, steps=cfg.steps, cfg=cfg, seed=1000 + run.seed, save_at=save_at, tokenizer=tokenizer, bar=bar)
+    from transformers import AutoModelForCausalLM
+
+    first = cfg.runs[0].name
+    for d in cfg.finetune_domains:
+        if d not in DOMAINS:
+            raise LoglikMapError(f"unknown fine-tuning domain {d!r}; domains are {DOMAINS}")
+        child = zoo.child(d)
+        if child.is_dir():
+            if bar is not None:
+                bar.update(cfg.finetune_steps)
+            continue
+        child.parent.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(cfg.seed)
+        with quiet_transformers():
+            model = AutoModelForCausalLM.from_pretrained(zoo.final(first))
+        domain_stream = _token_stream(tokenizer, [t for t, dom in zip(train.texts, train.domains) if dom == d])
+        if bar is not None:
+            bar.set_description(f"fine-tuning on {d}")
+        _train(model, domain_stream, steps=cfg.finetune_steps, cfg=cfg, seed=cfg.seed + 7,
+               save_at={cfg.finetune_steps: child}, tokenizer=tokenizer, lr=cfg.finetune_learning_rate, warmup=2,
+               bar=bar)
+        (child / "README.md").write_text(
+            f"---\nbase_model: {zoo.final(first)}\nlicense: mit\n---\n# {child.name}\n\n"
+            f"{first} fine-tuned for {cfg.finetune_steps} steps on the '{d}' domain of loglik_map's built-in texts.\n",
+            encoding="utf-8")
+    if bar is not None:
+        bar.close()
+    done.write_text(json.dumps({"config": asdict(cfg), "seconds": time.perf_counter() - started,
+                                "torch_threads": threads}, indent=1), encoding="utf-8")
+    return zoo

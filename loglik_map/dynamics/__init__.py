@@ -1,0 +1,20 @@
+"""Dynamics: models ordered along training (or depth) — trajectories, diffusion exponents, weights, outliers.
+
+Builds on the core only: a :class:`Trajectory` orders a map's points, :mod:`.fits` fits power
+laws to their displacements, :mod:`.weights` measures the same paths in weight space,
+:mod:`.outliers` and :mod:`.preprocessing` apply the paper's cleaning of pretraining runs, and
+:mod:`.spiral` the spiral check of App. D.1.
+"""
+
+from __future__ import annotations
+
+from .fits import HolderEstimate, PowerLawFit, fit_power_law, holder_exponent
+from .outliers import drop_outlier_texts, flag_outlier_models, outlier_text_scores
+from .preprocessing import PreprocessingResult, preprocess_pretraining
+from .spiral import SpiralPeriod, spiral_period
+from .trajectory import Trajectory
+from .weights import weight_distances
+
+__all__ = ["HolderEstimate", "PowerLawFit", "PreprocessingResult", "SpiralPeriod", "Trajectory", "drop_outlier_texts",
+           "fit_power_law", "flag_outlier_models", "holder_exponent", "outlier_text_scores", "preprocess_pretraining",
+           "spiral_period", "weight_distances"]

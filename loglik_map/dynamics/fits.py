@@ -1,0 +1,160 @@
+"""Power-law fits of displacement curves and the Hölder estimate (:ref:`method-trajectories`)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from ..errors import LoglikMapError
+from ..core.results import ConfidenceInterval
+
+__all__ = ["PowerLawFit", "HolderEstimate", "fit_power_law", "holder_exponent"]
+
+
+def _check_level(level: float) -> float:
+    if not 0.0 < level < 1.0:
+        raise LoglikMapError(f"confidence level must be in (0, 1), got {level}")
+    return level
+
+
+@dataclass(frozen=True)
+class PowerLawFit:
+    """Least-squares fit of ``log d = intercept + c · log lag`` (natural logs).
+
+    Attributes
+    ----------
+    exponent : float
+        The diffusion exponent c: ``d ∝ lag^c``.
+    intercept : float
+        ``log d`` at lag 1 (d in the units of the distances fitted, e.g. bits/byte).
+    r2 : float
+        Coefficient of determination of the log–log fit.
+    stderr : float
+        Standard error of ``exponent`` (NaN with fewer than 3 points).
+    n_points : int
+        Points used (non-finite and non-positive distances are dropped).
+    t0 : float
+        Start of the displacement (NaN when not from a trajectory).
+    window : int
+        Saved points after ``t0`` considered (0 when not from a trajectory).
+    """
+
+    exponent: float
+    intercept: float
+    r2: float
+    stderr: float
+    n_points: int
+    t0: float = math.nan
+    window: int = 0
+
+    @property
+    def hurst(self) -> float:
+        """Hurst exponent H = c / 2 of the fractional-Brownian interpretation."""
+        return self.exponent / 2.0
+
+    @property
+    def fractal_dimension(self) -> float:
+        """Hausdorff dimension D = 1/H = 2/c of the path."""
+        return 2.0 / self.exponent if self.exponent != 0 else math.inf
+
+    def confidence_interval(self, confidence_level: float = 0.95) -> ConfidenceInterval:
+        """Student-t interval for the exponent (n − 2 degrees of freedom)."""
+        _check_level(confidence_level)
+        if not np.isfinite(self.stderr):
+            return ConfidenceInterval(math.nan, math.nan)
+        q = float(stats.t.ppf(0.5 + confidence_level / 2.0, self.n_points - 2))
+        return ConfidenceInterval(self.exponent - q * self.stderr, self.exponent + q * self.stderr)
+
+    def __str__(self) -> str:
+        where = f" from t0 = {self.t0:g} over {self.window} points" if np.isfinite(self.t0) else ""
+        return (f"diffusion exponent c = {self.exponent:.4g} ± {self.stderr:.2g} (r² = {self.r2:.3f}, "
+                f"n = {self.n_points}){where}; H = {self.hurst:.3g}, D = {self.fractal_dimension:.3g}")
+
+
+def fit_power_law(lags: np.ndarray, distances: np.ndarray, *, t0: float = math.nan, window: int = 0) -> PowerLawFit:
+    """Fit ``distances ∝ lags^c`` by least squares on log–log axes.
+
+    Parameters
+    ----------
+    lags : array_like
+        Positive lags ``|t − t0|``.
+    distances : array_like
+        Squared distances at those lags; non-finite or non-positive ones are dropped.
+
+    Returns
+    -------
+    PowerLawFit
+    """
+    x = np.asarray(lags, dtype=float)
+    y = np.asarray(distances, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise LoglikMapError(f"lags and distances must be 1-D of equal length, got {x.shape} and {y.shape}")
+    keep = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    x, y = np.log(x[keep]), np.log(y[keep])
+    n = x.size
+    if n < 2 or np.ptp(x) == 0:
+        raise LoglikMapError(f"a power-law fit needs at least 2 distinct positive lags with positive distance, got {n}")
+    xm, ym = x.mean(), y.mean()
+    sxx = float(np.sum((x - xm) ** 2))
+    slope = float(np.sum((x - xm) * (y - ym)) / sxx)
+    intercept = float(ym - slope * xm)
+    resid = y - (intercept + slope * x)
+    ssr = float(np.sum(resid**2))
+    sst = float(np.sum((y - ym) ** 2))
+    # residuals at rounding level (of log d) are an exact fit, also when the line is (nearly) flat
+    # and sst is itself tiny: 1 − ssr/sst would then be a ratio of rounding errors
+    exact = ssr <= n * (64 * np.finfo(float).eps * max(1.0, float(np.max(np.abs(y))))) ** 2
+    r2 = 1.0 if exact else 1.0 - ssr / sst
+    stderr = math.sqrt(ssr / (n - 2) / sxx) if n > 2 else math.nan
+    return PowerLawFit(slope, intercept, r2, stderr, n, float(t0), int(window))
+
+
+@dataclass(frozen=True)
+class HolderEstimate:
+    """Effective Hölder exponent α = c_q / c_w = D_w / D_q of the map weights → log-likelihoods.
+
+    Attributes
+    ----------
+    alpha : float
+    stderr : float
+        Delta-method standard error from the two fits' standard errors (taken as independent).
+    c_q, c_w : float
+        Diffusion exponents in log-likelihood space and weight space.
+    fractal_dimension_q, fractal_dimension_w : float
+        D = 2 / c of each path.
+    """
+
+    alpha: float
+    stderr: float
+    c_q: float
+    c_w: float
+    fractal_dimension_q: float
+    fractal_dimension_w: float
+
+    def confidence_interval(self, confidence_level: float = 0.95) -> ConfidenceInterval:
+        """Normal-approximation interval ``alpha ± z · stderr``."""
+        _check_level(confidence_level)
+        z = float(stats.norm.ppf(0.5 + confidence_level / 2.0))
+        return ConfidenceInterval(self.alpha - z * self.stderr, self.alpha + z * self.stderr)
+
+    def __str__(self) -> str:
+        return (f"Hölder exponent α = c_q / c_w = {self.c_q:.3g} / {self.c_w:.3g} = {self.alpha:.3g} ± "
+                f"{self.stderr:.2g}; D_q = {self.fractal_dimension_q:.3g}, D_w = {self.fractal_dimension_w:.3g}")
+
+
+def holder_exponent(q_fit: PowerLawFit, w_fit: PowerLawFit) -> HolderEstimate:
+    """Hölder exponent from a log-likelihood fit and a weight-space fit (:ref:`method-trajectories`).
+
+    ``α = c_q / c_w``; its SE propagates both fits' SEs (NaN SEs count as 0).
+    """
+    if w_fit.exponent == 0:
+        raise LoglikMapError("the weight-space exponent is 0; α is undefined")
+    cq, cw = q_fit.exponent, w_fit.exponent
+    sq = q_fit.stderr if np.isfinite(q_fit.stderr) else 0.0
+    sw = w_fit.stderr if np.isfinite(w_fit.stderr) else 0.0
+    alpha = cq / cw
+    se = math.sqrt((sq / cw) ** 2 + (cq * sw / cw**2) ** 2)
+    return HolderEstimate(alpha, se, cq, cw, q_fit.fractal_dimension, w_fit.fractal_dimension)

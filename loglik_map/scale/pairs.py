@@ -1,0 +1,246 @@
+"""Rules that pick model pairs from a map's coordinates: consecutive checkpoints, seeds, quantized copies, …
+
+A :class:`PairRule` is applied to a :class:`~loglik_map.ModelMap` and returns ``(a, b)`` model
+pairs; :func:`~loglik_map.kl_scale` measures the KL of every pair of every rule. Every grouping
+keyword is ``by=``: pairs are formed within groups of equal ``by`` coordinates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._deprecation import renamed_parameter
+from .._labels import unknown_labels_error
+from ..core.groups import ordered_groups, ordered_unique
+from ..core.matrix import MODEL_DIM
+from ..core.modelmap import ModelMap
+from ..errors import LoglikMapError
+
+__all__ = ["Pair", "PairRule", "adjacent_layers", "child_vs_parent", "consecutive_checkpoints", "differing_only_in",
+           "original_vs", "random_pairs"]
+
+Pair = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class PairRule:
+    """A rule that picks model pairs from a map's coordinates (see the constructors below)."""
+
+    description: str
+    select: Callable[[ModelMap], list[Pair]]
+
+    def __call__(self, mm: ModelMap) -> list[Pair]:
+        return self.select(mm)
+
+
+def _coord(mm: ModelMap, name: str) -> np.ndarray:
+    c = mm.points.coords
+    if name not in c or c[name].dims != (MODEL_DIM,):
+        known = [str(n) for n, v in c.items() if v.dims == (MODEL_DIM,) and n != MODEL_DIM]
+        raise unknown_labels_error([name], known, "model coordinate", "on the map")
+    return c[name].values
+
+
+def _keys(mm: ModelMap, names: Sequence[str]) -> list[tuple]:
+    cols = [_coord(mm, n) for n in names]
+    return [tuple(c[i] for c in cols) for i in range(len(mm))]
+
+
+def consecutive_checkpoints(order: str = "step", by: str | Sequence[str] | None = None, *,
+                            after: float | None = None, before: float | None = None, interval: float | None = None,
+                            first: int | None = None, last: int | None = None,
+                            exclude: Iterable[str] | None = None) -> PairRule:
+    """Pairs of consecutive saved checkpoints within each ``by`` group.
+
+    Checkpoints of a group are ordered by ``order``; each is paired with the next, then
+
+    * a pair that touches a model in ``exclude`` is dropped — never bridged (names not on the
+      map are ignored, so one list serves several settings);
+    * both ends must lie in ``[after, before]``;
+    * with ``interval``, the two ends must be exactly ``interval`` apart (the paper: 1,000, which
+      also drops the two-step pair around a checkpoint removed from the matrix);
+    * with ``first`` (``last``), only the first (last) that many remaining pairs of each group
+      are kept, and the groups are pooled.
+
+    The paper's Table 1a (``calc_kl.py``): pairs exactly 1,000 steps apart with end step > 2,000,
+    the first 50 ("Early", first 50k steps) and the last 50 ("Later", last 50k steps) per model
+    size — ``consecutive_checkpoints("step", "size", interval=1000, after=2000, first=50)`` and
+    the same with ``last=50``. On Pythia's grid "both ends ≥ 2,000" and "end > 2,000" pick the
+    same pairs.
+    """
+    for name, value in (("first", first), ("last", last)):
+        if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
+            raise LoglikMapError(f"{name} must be a positive number of pairs, got {value!r}")
+    if first is not None and last is not None:
+        raise LoglikMapError("first= and last= are two settings (the paper's Early and Later): make one rule with "
+                             "first=50 and another with last=50")
+    excluded = set(exclude or ())
+
+    def select(mm: ModelMap) -> list[Pair]:
+        steps = _coord(mm, order).astype(float)
+        groups = _keys(mm, [by] if isinstance(by, str) else list(by)) if by else [()] * len(mm)
+        out = []
+        for idx in ordered_groups(steps, groups, mm.models, order, split_hint=not by).values():
+            pairs = [(a, b) for a, b in zip(idx[:-1], idx[1:])
+                     if mm.models[a] not in excluded and mm.models[b] not in excluded
+                     and (after is None or steps[a] >= after) and (before is None or steps[b] <= before)
+                     and (interval is None or steps[b] - steps[a] == interval)]
+            if first is not None:
+                pairs = pairs[:first]
+            if last is not None:
+                pairs = pairs[-last:]
+            out += [(mm.models[a], mm.models[b]) for a, b in pairs]
+        return out
+
+    parts = [f"consecutive {order}s" + (f" by {by}" if by else "")]
+    if interval is not None:
+        parts.append(f"exactly {interval:g} apart")
+    if after is not None or before is not None:
+        parts.append(f"within [{'' if after is None else f'{after:g}'}, {'' if before is None else f'{before:g}'}]")
+    if first is not None or last is not None:
+        parts.append(f"{'first' if first is not None else 'last'} {first or last} per group")
+    if excluded:
+        parts.append(f"{len(excluded)} excluded")
+    return PairRule(", ".join(parts), select)
+
+
+@renamed_parameter("same", "by")
+def differing_only_in(coord: str, by: str | Sequence[str] = (), *, final: str | None = None) -> PairRule:
+    """All pairs whose ``coord`` differs while every coordinate in ``by`` is equal
+    (e.g. ``differing_only_in("seed", by=["size", "step"])``).
+
+    With ``final`` (a position coordinate such as ``"step"``), only models at the last position
+    that every value of ``coord`` has are paired — the paper's "final checkpoint" for sizes and
+    seeds (``calc_kl.py``: the largest step common to all runs). Models without a finite
+    ``final`` or without a ``coord`` value are not considered then.
+    """
+
+    def select(mm: ModelMap) -> list[Pair]:
+        values = _coord(mm, coord)
+        keys = _keys(mm, [by] if isinstance(by, str) else list(by))
+        use = np.ones(len(mm), dtype=bool)
+        if final is not None:
+            pos = _coord(mm, final).astype(float)
+            use = np.isfinite(pos) & np.array([not _missing(v) for v in values])
+            if not use.any():
+                raise LoglikMapError(f"no model has both a {coord!r} value and a finite {final!r}")
+            common = set.intersection(*(set(pos[use & (values == v)].tolist()) for v in ordered_unique(values[use])))
+            if not common:
+                raise LoglikMapError(f"no {final} is shared by every {coord}; there is no common final checkpoint")
+            use &= pos == max(common)
+        rows = np.flatnonzero(use)
+        return [(mm.models[i], mm.models[j]) for n, i in enumerate(rows) for j in rows[n + 1:]
+                if keys[i] == keys[j] and values[i] != values[j]]
+
+    return PairRule(f"pairs differing only in {coord}" + (f", at the last common {final}" if final else ""), select)
+
+
+def _missing(value: Any) -> bool:
+    return value == "" or (isinstance(value, (float, np.floating)) and np.isnan(value))
+
+
+@renamed_parameter("match", "by")
+def original_vs(coord: str = "quantization", base: Any = "none", value: Any = None,
+                by: str | Sequence[str] = ("source_model", "revision")) -> PairRule:
+    """(original, variant) pairs: ``coord == base`` vs ``coord == value`` (any other value if None),
+    matched on the ``by`` coordinates — e.g. a model and its 8-bit copy."""
+
+    def select(mm: ModelMap) -> list[Pair]:
+        values = _coord(mm, coord)
+        keys = _keys(mm, [by] if isinstance(by, str) else list(by))
+        originals = {keys[i]: i for i in range(len(mm)) if values[i] == base}
+        return [(mm.models[originals[keys[j]]], mm.models[j]) for j in range(len(mm))
+                if values[j] != base and (value is None or values[j] == value) and keys[j] in originals]
+
+    return PairRule(f"{coord} {base} vs {value if value is not None else 'other'}", select)
+
+
+def child_vs_parent(parent: str = "base_model") -> PairRule:
+    """(child, parent) pairs where the ``parent`` model coordinate names another mapped model."""
+
+    def select(mm: ModelMap) -> list[Pair]:
+        parents = _coord(mm, parent)
+        names = set(mm.models)
+        return [(mm.models[i], str(p)) for i, p in enumerate(parents) if isinstance(p, str) and p in names
+                and p != mm.models[i]]
+
+    return PairRule("child vs parent", select)
+
+
+def adjacent_layers(order: str = "layer", by: str = "source_model") -> PairRule:
+    """Logit-lens rows of the same model at consecutive layers."""
+    rule = consecutive_checkpoints(order, by)
+    return PairRule("adjacent layers", rule.select)
+
+
+def _lineage_pairs(mm: ModelMap, parent: str) -> list[tuple[int, int]]:
+    """(child, parent) row pairs where the ``parent`` coordinate names another mapped model."""
+    index = {m: i for i, m in enumerate(mm.models)}
+    return [(i, index[p]) for i, p in enumerate(_coord(mm, parent))
+            if isinstance(p, str) and p in index and index[p] != i]
+
+
+def _draw_pairs(candidates: np.ndarray, count: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+    """``count`` ordered pairs of distinct candidates, drawn with replacement across pairs."""
+    a = rng.integers(candidates.size, size=count)
+    b = rng.integers(candidates.size - 1, size=count)
+    b += b >= a
+    return list(zip(candidates[a].tolist(), candidates[b].tolist()))
+
+
+@renamed_parameter("within", "by")
+def random_pairs(n: int | None = None, by: str | None = None, *, seed: int = 0,
+                 lineage: str | None = None) -> PairRule:
+    """Random model pairs, optionally within equal values of ``by`` (a model type).
+
+    Without ``lineage``: ``n`` (default 1,000) distinct pairs of mapped models, without repetition.
+
+    With ``lineage`` (the parent coordinate, e.g. ``"base_model"``), the paper's sampling
+    (``calc_kl.py``): only models of child–parent pairs are candidates; pairs are drawn with
+    replacement (the two models of a pair differ), as many as there are child–parent pairs —
+    per type with ``by`` (the child's ``by`` value is the pair's type; the random
+    generator is reseeded with ``seed`` for every type, as the authors do), or in total
+    across all types without it (``n`` overrides the total; the authors' ``num_random_pairs``).
+    The draws follow the authors' scheme, not their exact pairs (they draw with Python's
+    ``random`` over a set of row indices).
+    """
+    if n is not None and (not isinstance(n, (int, np.integer)) or n < 1):
+        raise LoglikMapError(f"n must be a positive number of pairs, got {n!r}")
+    if lineage is not None and by is not None and n is not None:
+        raise LoglikMapError("with lineage= and by= the paper draws as many pairs per type as the type has "
+                             "child–parent pairs: leave n=None")
+
+    def distinct(mm: ModelMap) -> list[Pair]:
+        rng = np.random.default_rng(seed)
+        keys = _coord(mm, by) if by else np.zeros(len(mm))
+        candidates = [(i, j) for i in range(len(mm)) for j in range(i + 1, len(mm)) if keys[i] == keys[j]]
+        if not candidates:
+            return []
+        pick = rng.choice(len(candidates), size=min(n or 1000, len(candidates)), replace=False)
+        return [(mm.models[candidates[p][0]], mm.models[candidates[p][1]]) for p in sorted(pick)]
+
+    def paper(mm: ModelMap) -> list[Pair]:
+        links = _lineage_pairs(mm, lineage)
+        types = _coord(mm, by) if by else np.zeros(len(mm))
+        by_type: dict[Any, list[tuple[int, int]]] = {}
+        for child, par in links:
+            by_type.setdefault(types[child], []).append((child, par))
+        out: list[tuple[int, int]] = []
+        if by:
+            for related in by_type.values():
+                candidates = np.unique(np.array(related).ravel())
+                if candidates.size >= 2:
+                    out += _draw_pairs(candidates, len(related), np.random.default_rng(seed))
+        elif links:
+            out = _draw_pairs(np.unique(np.array(links).ravel()), n or len(links), np.random.default_rng(seed))
+        return [(mm.models[a], mm.models[b]) for a, b in out]
+
+    if lineage is None:
+        return PairRule(f"{n or 1000} random distinct pairs{' within each ' + by if by else ''}", distinct)
+    what = f"within each {by}" if by else "across all types"
+    return PairRule(f"random pairs of {lineage} lineage models {what}, with replacement, as many as child–parent "
+                    f"pairs{'' if n is None else f' ({n})'}, seed {seed}", paper)

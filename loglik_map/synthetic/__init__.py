@@ -1,0 +1,13 @@
+"""Synthetic ground truth: Markov-chain language models with exact KL, fractional Brownian paths, Hölder maps.
+
+Known answers for every estimator: :mod:`.markov` gives log-likelihood matrices whose true KLs
+are known exactly, :mod:`.paths` paths with known diffusion and Hölder exponents.
+"""
+
+from __future__ import annotations
+
+from .markov import MarkovChainModel, MarkovExample, make_markov_example
+from .paths import TakagiLandsberg, fbm, fractional_gaussian_noise, takagi_landsberg
+
+__all__ = ["MarkovChainModel", "MarkovExample", "TakagiLandsberg", "fbm", "fractional_gaussian_noise",
+           "make_markov_example", "takagi_landsberg"]

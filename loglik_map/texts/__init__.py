@@ -1,0 +1,12 @@
+"""Texts: the ordered text set a map is scored on, stable text ids, and the built-in texts.
+
+Torch-free and independent of the rest of the package (it imports only :mod:`loglik_map.errors`).
+"""
+
+from __future__ import annotations
+
+from .builtin import DOMAINS, licenses, load_texts
+from .ids import text_id
+from .textset import TextSet, read_jsonl_records, split_utf8
+
+__all__ = ["DOMAINS", "TextSet", "licenses", "load_texts", "read_jsonl_records", "split_utf8", "text_id"]

@@ -1,0 +1,293 @@
+"""``TextSet``: the ordered texts a map is scored on, with stable content-derived ids."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import LoglikMapError
+from .ids import text_id
+
+__all__ = ["TextSet", "split_utf8"]
+
+
+def split_utf8(text: str, max_bytes: int = 1024) -> list[str]:
+    """Split ``text`` into consecutive chunks of at most ``max_bytes`` UTF-8 bytes.
+
+    A chunk ends at ``max_bytes`` unless that would split a multi-byte character, in which case
+    it ends before that character (:ref:`method-loglik`; the procedure of shimo-lab/modelmap's
+    ``make-texts-10k-pile``). Joining the chunks gives back ``text``.
+    """
+    if max_bytes < 4:
+        raise LoglikMapError("max_bytes must be at least 4 (one UTF-8 character)")
+    data = text.encode("utf-8")
+    chunks = []
+    start = 0
+    while len(data) - start > max_bytes:
+        end = start + max_bytes
+        while data[end] & 0xC0 == 0x80:  # continuation byte: back off to the character start
+            end -= 1
+        chunks.append(data[start:end].decode("utf-8"))
+        start = end
+    if start < len(data):
+        chunks.append(data[start:].decode("utf-8"))
+    return chunks
+
+
+def read_jsonl_records(path: str | PathLike[str]) -> list[dict[str, Any]]:
+    """Read a reference-format JSONL file: one JSON object with a string ``text`` per line.
+
+    Errors name the file and line (invalid UTF-8, invalid JSON, missing ``text``); blank lines are
+    skipped; an empty file is an error.
+    """
+    records = []
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise LoglikMapError(f"{path}:{lineno}: not valid UTF-8") from None
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise LoglikMapError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
+            if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
+                raise LoglikMapError(f"{path}:{lineno}: each line needs a string field 'text'")
+            records.append(rec)
+    if not records:
+        raise LoglikMapError(f"{path}: no texts")
+    return records
+
+
+class TextSet:
+    """Ordered, unique texts with stable ids, UTF-8 byte lengths and optional domain labels.
+
+    Parameters
+    ----------
+    texts : sequence of str
+        The texts, in order. Each must be non-empty and unique.
+    domains : sequence of str, optional
+        A domain label per text (like the Pile's ``pile_set_name``).
+    metadata : mapping of str to sequence, optional
+        Further per-text fields (e.g. ``pile_idx``, ``chunk_idx``), kept as text coordinates.
+
+    Attributes
+    ----------
+    ids : ndarray of str
+        ``text_id(text)`` for each text: matrices scored in different runs align on these.
+    n_bytes : ndarray of int
+        UTF-8 length of each text.
+
+    Examples
+    --------
+    >>> ts = TextSet(["a first text", "a second, longer text"], domains=["x", "y"])
+    >>> len(ts), ts.n_bytes.tolist()
+    (2, [12, 21])
+    """
+
+    __slots__ = ("_texts", "_ids", "_n_bytes", "_domains", "_metadata")
+
+    def __init__(
+        self,
+        texts: Sequence[str],
+        *,
+        domains: Sequence[str] | None = None,
+        metadata: Mapping[str, Sequence[Any]] | None = None,
+    ) -> None:
+        texts = list(texts)
+        if not texts:
+            raise LoglikMapError("a TextSet needs at least one text")
+        n_bytes = np.empty(len(texts), dtype=np.int64)
+        for i, t in enumerate(texts):
+            if isinstance(t, bytes):
+                try:
+                    t = texts[i] = t.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise LoglikMapError(f"text {i} is not valid UTF-8 ({err.reason} at byte {err.start})") from None
+            if not isinstance(t, str):
+                raise LoglikMapError(f"text {i} is a {type(t).__name__}, not a string")
+            if not t:
+                raise LoglikMapError(f"text {i} is empty")
+            try:
+                n_bytes[i] = len(t.encode("utf-8"))
+            except UnicodeEncodeError as err:
+                raise LoglikMapError(f"text {i} cannot be encoded as UTF-8 ({err.reason}: lone surrogate?)") from None
+        ids = [text_id(t) for t in texts]
+        seen: dict[str, int] = {}
+        for i, tid in enumerate(ids):
+            if tid in seen:
+                raise LoglikMapError(f"text {i} duplicates text {seen[tid]}: {texts[i][:60]!r}…")
+            seen[tid] = i
+        if domains is not None:
+            domains = [str(d) for d in domains]
+            if len(domains) != len(texts):
+                raise LoglikMapError(f"{len(domains)} domain labels for {len(texts)} texts")
+        meta = {}
+        for key, values in (metadata or {}).items():
+            values = list(values)
+            if len(values) != len(texts):
+                raise LoglikMapError(f"metadata {key!r} has {len(values)} entries for {len(texts)} texts")
+            meta[key] = values
+        self._texts = texts
+        self._ids = np.array(ids, dtype=object)
+        self._n_bytes = n_bytes
+        self._domains = domains
+        self._metadata = meta
+
+    # ------------------------------------------------------------------ loaders
+    @classmethod
+    def from_jsonl(cls, path: str | PathLike[str]) -> "TextSet":
+        """Load the reference format: one JSON object per line with ``text`` and optionally
+        ``pile_set_name`` (→ domain), ``pile_idx`` and ``chunk_idx``."""
+        records = read_jsonl_records(path)
+        domains = [r.get("pile_set_name", "") for r in records] if any("pile_set_name" in r for r in records) else None
+        meta = {k: [r[k] for r in records] for k in ("pile_idx", "chunk_idx") if all(k in r for r in records)}
+        return cls([r["text"] for r in records], domains=domains, metadata=meta)
+
+    @classmethod
+    def from_json(cls, path: str | PathLike[str]) -> "TextSet":
+        """Load a JSON file holding a list of strings."""
+        try:
+            data = json.loads(Path(path).read_bytes().decode("utf-8"))
+        except UnicodeDecodeError:
+            raise LoglikMapError(f"{path}: not valid UTF-8") from None
+        except json.JSONDecodeError as err:
+            raise LoglikMapError(f"{path}: not valid JSON ({err.msg})") from None
+        if not isinstance(data, list) or not all(isinstance(t, str) for t in data):
+            raise LoglikMapError(f"{path}: expected a JSON list of strings")
+        return cls(data)
+
+    @classmethod
+    def load(cls, path: str | PathLike[str]) -> "TextSet":
+        """Load ``.jsonl`` (reference format) or ``.json`` (list of strings) by suffix."""
+        suffix = Path(path).suffix.lower()
+        if suffix == ".jsonl":
+            return cls.from_jsonl(path)
+        if suffix == ".json":
+            return cls.from_json(path)
+        raise LoglikMapError(f"{path}: use a .jsonl (one object with 'text' per line) or .json (list of strings) file")
+
+    @classmethod
+    def from_corpus(
+        cls,
+        documents: Iterable[str | Mapping[str, Any]],
+        *,
+        max_bytes: int = 1024,
+        min_bytes: int = 256,
+        domain_key: str = "pile_set_name",
+    ) -> "TextSet":
+        """Split documents into UTF-8-safe chunks exactly as :ref:`method-loglik` (and shimo-lab/modelmap) do.
+
+        Each document is split by :func:`split_utf8`; chunks of ``min_bytes`` bytes or fewer are
+        dropped. Documents may be strings or mappings with a ``text`` field (and a domain under
+        ``domain_key``). Chunks keep ``doc_idx`` and ``chunk_idx``. Repeated chunks keep their
+        first occurrence only.
+        """
+        texts, domains, doc_idx, chunk_idx = [], [], [], []
+        seen = set()
+        has_domain = False
+        for d, doc in enumerate(documents):
+            if isinstance(doc, Mapping):
+                text, domain = doc.get("text"), doc.get(domain_key, "")
+                has_domain |= domain_key in doc
+            else:
+                text, domain = doc, ""
+            if not isinstance(text, str):
+                raise LoglikMapError(f"document {d} has no text")
+            for c, chunk in enumerate(split_utf8(text, max_bytes)):
+                if len(chunk.encode("utf-8")) > min_bytes and chunk not in seen:
+                    seen.add(chunk)
+                    texts.append(chunk)
+                    domains.append(str(domain))
+                    doc_idx.append(d)
+                    chunk_idx.append(c)
+        if not texts:
+            raise LoglikMapError(f"no chunk of more than {min_bytes} bytes in the corpus")
+        return cls(texts, domains=domains if has_domain else None,
+                   metadata={"doc_idx": doc_idx, "chunk_idx": chunk_idx})
+
+    # ------------------------------------------------------------------ access
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._texts)
+
+    def __getitem__(self, index: int | slice | Sequence[int]) -> "str | TextSet":
+        if isinstance(index, (int, np.integer)):
+            return self._texts[index]
+        idx = range(len(self))[index] if isinstance(index, slice) else [int(i) for i in index]
+        return self._subset(list(idx))
+
+    def __repr__(self) -> str:
+        dom = f", {len(set(self._domains))} domains" if self._domains else ""
+        return f"<TextSet: {len(self)} texts, mean {self.n_bytes.mean():.1f} bytes{dom}>"
+
+    @property
+    def texts(self) -> list[str]:
+        """The texts (a copy of the list)."""
+        return list(self._texts)
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Content-derived ids, shape (N,)."""
+        return self._ids.copy()
+
+    @property
+    def n_bytes(self) -> np.ndarray:
+        """UTF-8 lengths in bytes, shape (N,)."""
+        return self._n_bytes.copy()
+
+    @property
+    def domains(self) -> list[str] | None:
+        """Domain labels, or None."""
+        return None if self._domains is None else list(self._domains)
+
+    def text_coords(self) -> dict[str, np.ndarray]:
+        """Per-text coordinates for a :class:`~loglik_map.LogLikelihoodMatrix` (domain, metadata)."""
+        out: dict[str, np.ndarray] = {}
+        if self._domains is not None:
+            out["domain"] = np.array(self._domains, dtype=object)
+        for k, v in self._metadata.items():
+            out[k] = np.asarray(v)
+        return out
+
+    def _subset(self, idx: list[int]) -> "TextSet":
+        new = TextSet.__new__(TextSet)
+        new._texts = [self._texts[i] for i in idx]
+        new._ids = self._ids[idx]
+        new._n_bytes = self._n_bytes[idx]
+        new._domains = None if self._domains is None else [self._domains[i] for i in idx]
+        new._metadata = {k: [v[i] for i in idx] for k, v in self._metadata.items()}
+        if not new._texts:
+            raise LoglikMapError("the selection is empty")
+        return new
+
+    def sample(self, n: int, seed: int = 42) -> "TextSet":
+        """``n`` texts drawn without replacement, in draw order, by ``random.Random(seed).sample``.
+
+        For large sets this is the reference procedure (``random.seed(42)``, ``random.sample``):
+        Python draws the first ``n`` of a larger sample identically.
+        """
+        if not 1 <= n <= len(self):
+            raise LoglikMapError(f"cannot sample {n} texts from {len(self)}")
+        return self._subset(random.Random(seed).sample(range(len(self)), n))
+
+    def to_jsonl(self, path: str | PathLike[str]) -> None:
+        """Write the reference JSONL format (``text``, ``pile_set_name`` if domains, metadata)."""
+        with open(path, "w", encoding="utf-8") as fh:
+            for i, t in enumerate(self._texts):
+                rec: dict[str, Any] = {"text": t}
+                if self._domains is not None:
+                    rec["pile_set_name"] = self._domains[i]
+                for k, v in self._metadata.items():
+                    rec[k] = v[i].item() if isinstance(v[i], np.generic) else v[i]
+                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")

@@ -1,0 +1,169 @@
+"""The package's layout: the import graph has no cycle and points one way; old spellings still work, with a warning."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+import loglik_map as lm
+from loglik_map._deprecation import MOVED_MODULES
+
+PACKAGE = Path(lm.__file__).resolve().parent
+FOUNDATION = {"errors", "options", "units", "_util", "_labels", "_version", "_deprecation"}
+#: Which layers a layer may import (its own included). "top" is loglik_map/__init__.py.
+ALLOWED = {
+    "foundation": {"foundation"},
+    "texts": {"foundation", "texts"},
+    "core": {"foundation", "texts", "core"},
+    "io": {"foundation", "texts", "core", "io"},
+    "scoring": {"foundation", "texts", "core", "io", "scoring"},
+    "dynamics": {"foundation", "core", "dynamics"},
+    "scale": {"foundation", "core", "dynamics", "scale"},
+    "stats": {"foundation", "core", "stats"},
+    "synthetic": {"foundation", "texts", "core", "synthetic"},
+    "plotting": {"foundation", "core", "dynamics", "scale", "plotting"},
+}
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _runtime_imports(tree: ast.AST):
+    """Import nodes anywhere in the module (functions too), except under ``if TYPE_CHECKING:``."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            stack.extend(node.orelse)
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def _imports(name: str, path: Path) -> set[str]:
+    """The loglik_map modules that module ``name`` imports (names resolved to modules where they are ones)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out = set()
+    for node in _runtime_imports(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        else:
+            base = package.split(".")
+            if node.level:
+                base = base[: len(base) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            targets = [f"{module}.{alias.name}" if f"{module}.{alias.name}" in MODULES else module
+                       for alias in node.names]
+        out |= {t for t in targets if t in MODULES and t != name}
+    return out
+
+
+GRAPH = {name: _imports(name, path) for name, path in MODULES.items()}
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    if len(parts) == 1:
+        return "top"
+    return "foundation" if parts[1] in FOUNDATION else parts[1]
+
+
+def test_the_import_graph_has_no_cycle():
+    done, active = set(), []
+
+    def visit(node: str) -> None:
+        if node in active:
+            cycle = active[active.index(node):] + [node]
+            pytest.fail("import cycle: " + " -> ".join(cycle))
+        if node in done:
+            return
+        active.append(node)
+        for target in sorted(GRAPH[node]):
+            visit(target)
+        active.pop()
+        done.add(node)
+
+    for name in sorted(GRAPH):
+        visit(name)
+    assert len(done) == len(MODULES) > 40
+
+
+def test_imports_point_one_way():
+    wrong = [f"{src} imports {dst}" for src, targets in GRAPH.items() for dst in targets
+             if _layer(src) in ALLOWED and _layer(dst) not in ALLOWED[_layer(src)]]
+    assert not wrong, wrong
+    # the two rules the layout exists for
+    assert not any(_layer(dst) == "scoring" for src, t in GRAPH.items() if _layer(src) == "io" for dst in t)
+    assert not any(_layer(dst) in ("io", "scoring") for src, t in GRAPH.items() if _layer(src) == "core" for dst in t)
+
+
+def test_the_graph_sees_function_level_imports():
+    # the rule must not be dodged by importing inside a function: the scorer loads its loading code there
+    assert "loglik_map.scoring.loading" in GRAPH["loglik_map.scoring.hf"]
+    assert "loglik_map.demo.zoo" in GRAPH["loglik_map.demo.run"]
+
+
+def test_import_loglik_map_loads_no_heavy_dependency_and_no_demo():
+    code = ("import sys, loglik_map; heavy = ('torch', 'numba', 'triton', 'transformers', 'matplotlib', "
+            "'loglik_map.demo', 'loglik_map.scoring', 'loglik_map.plotting'); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m.startswith(heavy)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=PACKAGE.parent).stdout
+    assert out.strip() == "[]", out
+
+
+def test_lazy_names_load_on_first_use():
+    assert lm.HFScorer is importlib.import_module("loglik_map.scoring").HFScorer
+    assert lm.plotting is importlib.import_module("loglik_map.plotting")
+    assert {"HFScorer", "demo", "scoring"} <= set(dir(lm))
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        lm.nonsense  # noqa: B018
+
+
+@pytest.mark.parametrize("old", sorted(MOVED_MODULES))
+def test_old_module_paths_still_import_with_a_warning(old):
+    new = importlib.import_module(MOVED_MODULES[old])
+    sys.modules.pop(old, None)
+    with pytest.warns(DeprecationWarning, match=f"{old} is deprecated.*{MOVED_MODULES[old]}"):
+        module = importlib.import_module(old)
+    assert module is new and module.__spec__.name == MOVED_MODULES[old]  # the same module, its own spec
+
+
+def test_old_submodule_paths_are_the_new_modules():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from loglik_map.kernels import _blas
+    assert _blas is importlib.import_module("loglik_map.core.kernels._blas")
+
+
+@pytest.mark.parametrize("name, new", [("datasets", "loglik_map.texts"), ("zoo", "loglik_map.demo"),
+                                       ("DoubleCentering", "loglik_map.core.centering.DoubleCentering")])
+def test_old_top_level_names_warn(name, new):
+    vars(lm).pop(name, None)  # set by an earlier import of the old module path
+    with pytest.warns(DeprecationWarning, match=f"loglik_map.{name} is deprecated.*{new}"):
+        getattr(lm, name)
