@@ -11,7 +11,7 @@ EXTRAS ?= all
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
-.PHONY: demo test docs bench venv clean
+.PHONY: demo test docs lint bench venv clean
 
 venv: $(STAMP)
 
@@ -27,6 +27,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# ruff (style and likely bugs), mypy (types), numpydoc validation of the public docstrings
+lint: $(STAMP)
+	$(BIN)/python -m ruff check loglik_map tests benchmarks examples tools docs/conf.py
+	$(BIN)/python -m mypy
+	$(BIN)/python tools/check_docstrings.py
 
 docs: $(STAMP)
 	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
