@@ -290,7 +290,7 @@ def profile_table(scorer: Any, texts: Any, device: Any, path: Path) -> str:
         try:
             table = events.table(sort_by=sort, row_limit=30, max_name_column_width=70)
             break
-        except Exception:  # noqa: BLE001 - the column's name changed across torch versions
+        except Exception:
             continue
     if cuda:  # kernels only: an operator's device time is also its kernels' time
         from torch.autograd import DeviceType
@@ -382,8 +382,8 @@ def run_shape(shape: str, args: argparse.Namespace, tok: Any, texts: Any, device
                 log(f"  {shape} {name} warning: {w.message}")
             real, padded, budget = scorer_padding(scorer, texts)
             reset()
-            seconds, matrix, _ = timer.best(lambda: scorer.score(texts), args.repeat)
-        except Exception as err:  # noqa: BLE001 - keep the other rows
+            seconds, matrix, _ = timer.best(lambda s=scorer: s.score(texts), args.repeat)
+        except Exception as err:
             import traceback
 
             log(f"  {shape} {name} FAILED: {type(err).__name__}: {err}\n{traceback.format_exc()}")
@@ -397,7 +397,7 @@ def run_shape(shape: str, args: argparse.Namespace, tok: Any, texts: Any, device
             prof_scorer = lm.HFScorer(models["bf16"], tokenizer=tok, name=f"pythia-{shape}-bf16")
             text = profile_table(prof_scorer, texts[:args.profile_texts], device, args.out / f"profile_{shape}.txt")
             log(text.splitlines()[0])
-        except Exception as err:  # noqa: BLE001 - a profiler problem must not cost the remaining rows
+        except Exception as err:
             log(f"  {shape} profile failed: {type(err).__name__}: {err}")
     # 4. float32 reference scoring: the spurious KL of 16-bit scoring
     if model32 is not None and time_left():

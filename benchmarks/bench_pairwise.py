@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _memory import reset_peak, rss_kib  # noqa: E402
+from _memory import reset_peak, rss_kib
 
 HERE = Path(__file__).resolve().parent
 

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _memory import reset_peak, rss_kib  # noqa: E402
+from _memory import reset_peak, rss_kib
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -50,8 +50,9 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def build(folder: Path, hidden: int, layers: int, vocab: int, n_texts: int) -> None:
-    import torch
     from pydoc_data.topics import topics
+
+    import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
 

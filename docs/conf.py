@@ -6,7 +6,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.abspath(".."))
-import loglik_map  # noqa: E402
+import loglik_map
 
 project = "loglik_map"
 author = "loglik_map developers"

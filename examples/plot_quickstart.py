@@ -16,7 +16,7 @@ import numpy as np
 
 import loglik_map as lm
 
-example = lm.make_markov_example(n_families=3, members_per_family=3, n_texts=2000, random_state=0)
+example = lm.make_markov_example(n_families=3, members_per_family=3, n_texts=2000, seed=0)
 matrix = example.matrix
 print(matrix)
 

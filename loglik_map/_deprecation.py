@@ -14,10 +14,11 @@ import functools
 import importlib
 import importlib.abc
 import importlib.machinery
+import os
 import sys
 import warnings
 from collections.abc import Callable
-from types import ModuleType
+from types import FrameType, ModuleType
 from typing import Any, TypeVar
 
 from .errors import WrongTypeError
@@ -27,10 +28,28 @@ __all__ = ["MOVED_MODULES", "deprecated", "install_module_aliases", "renamed_att
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def deprecated(old: str, new: str, *, stacklevel: int = 3) -> None:
-    """Warn that ``old`` is deprecated in favour of ``new`` (removed in the next release)."""
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _first_frame_outside_package() -> int:
+    """``stacklevel`` of the nearest caller outside :mod:`loglik_map` (as seen from :func:`deprecated`)."""
+    frame: FrameType | None = sys._getframe(1)  # deprecated()'s frame: stacklevel 1 there
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+def deprecated(old: str, new: str, *, stacklevel: int | None = None) -> None:
+    """Warn that ``old`` is deprecated in favour of ``new`` (removed in the next release).
+
+    The warning points at the user's code: the nearest caller outside the package, however deep
+    the call that reached the old spelling (``stacklevel`` overrides it).
+    """
+    level = _first_frame_outside_package() if stacklevel is None else stacklevel
     warnings.warn(f"{old} is deprecated and will be removed in the next release of loglik_map; use {new}",
-                  DeprecationWarning, stacklevel=stacklevel)
+                  DeprecationWarning, stacklevel=level)
 
 
 def renamed_parameter(old: str, new: str) -> Callable[[F], F]:

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import LoglikMapError
+from .errors import LoglikMapError, UnknownLabelError, WrongTypeError
 
-__all__ = ["check_text", "unknown_labels_error", "closest"]
+__all__ = ["check_text", "closest", "unknown_labels_error"]
 
 _SHOWN = 3  # bad labels named in one message
 
@@ -27,7 +27,7 @@ def check_text(value: Any, what: str) -> str:
         except UnicodeDecodeError as err:
             raise LoglikMapError(f"{what} is not valid UTF-8 ({err.reason} at byte {err.start}): {value!r}") from None
     if not isinstance(value, (str, np.str_)):
-        raise LoglikMapError(f"{what} must be a string, got {value!r} ({type(value).__name__})")
+        raise WrongTypeError(f"{what} must be a string, got {value!r} ({type(value).__name__})")
     value = str(value)
     if "\x00" in value:
         raise LoglikMapError(f"{what} contains a NUL character: {value!r}; remove it")
@@ -44,7 +44,8 @@ def closest(label: str, known: Iterable[str], n: int = 3) -> list[str]:
     return difflib.get_close_matches(str(label), [str(k) for k in known], n=n, cutoff=0.5)
 
 
-def unknown_labels_error(bad: Sequence[Any], known: Sequence[Any], what: str, where: str = "in the matrix") -> LoglikMapError:
+def unknown_labels_error(bad: Sequence[Any], known: Sequence[Any] | np.ndarray, what: str,
+                         where: str = "in the matrix") -> UnknownLabelError:
     """The error for labels that do not exist: names them and suggests the closest known ones.
 
     Parameters
@@ -73,4 +74,4 @@ def unknown_labels_error(bad: Sequence[Any], known: Sequence[Any], what: str, wh
     else:
         listed = ", ".join(repr(k) for k in known[:8]) + (f", … ({len(known)} in all)" if len(known) > 8 else "")
         tail = f" Known {what}s: {listed}." if known else f" There are no {what}s."
-    return LoglikMapError(f"{noun} {shown} {verb} not {where}.{tail}")
+    return UnknownLabelError(f"{noun} {shown} {verb} not {where}.{tail}")

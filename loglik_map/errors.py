@@ -14,14 +14,14 @@ import importlib
 from types import ModuleType
 
 __all__ = [
-    "LoglikMapError",
-    "UnknownLabelError",
-    "WrongTypeError",
-    "MissingExtraError",
-    "require_extra",
-    "LoglikMapWarning",
     "DataIntegrityWarning",
+    "LoglikMapError",
+    "LoglikMapWarning",
+    "MissingExtraError",
+    "UnknownLabelError",
     "UnreliableEstimateWarning",
+    "WrongTypeError",
+    "require_extra",
 ]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from .errors import LoglikMapError
 
-__all__ = ["set_options", "get_options", "KERNEL_BACKENDS"]
+__all__ = ["KERNEL_BACKENDS", "get_options", "set_options"]
 
 #: ``"auto"`` = BLAS Gram formulation with exact per-pair fallback (the fastest measured, see
 #: ``benchmarks/RESULTS.md``); ``"numba"`` = tiled direct numba kernel; ``"numpy"`` = plain
@@ -23,17 +23,24 @@ _VALIDATORS = {"kernel_backend": lambda v: v in KERNEL_BACKENDS}
 
 
 def get_options() -> dict[str, Any]:
-    """Return a copy of the current options."""
+    """The current options.
+
+    Returns
+    -------
+    dict
+        A copy: ``{"kernel_backend": ...}``.
+    """
     return dict(_OPTIONS)
 
 
-class set_options:  # noqa: N801 - lower case like xarray.set_options, used as a function
+class set_options:
     """Set options globally or, used as a context manager, inside a ``with`` block.
 
     Parameters
     ----------
-    kernel_backend : {"auto", "blas", "numba", "numpy"}
-        Default backend of the all-pairs KL/SE kernels.
+    **kwargs
+        Options to set: ``kernel_backend`` ({"auto", "blas", "numba", "numpy"}), the default
+        backend of the all-pairs KL/SE kernels. An unknown option is refused.
 
     Examples
     --------
@@ -53,7 +60,7 @@ class set_options:  # noqa: N801 - lower case like xarray.set_options, used as a
             self._old[key] = _OPTIONS[key]
         _OPTIONS.update(kwargs)
 
-    def __enter__(self) -> "set_options":
+    def __enter__(self) -> set_options:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -13,12 +13,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .errors import require_extra
-from .dynamics.fits import PowerLawFit
+from ._deprecation import renamed_parameter
+from .core.groups import ordered_unique
 from .core.modelmap import ModelMap
+from .dynamics.fits import PowerLawFit
 from .dynamics.trajectory import Trajectory
+from .errors import require_extra
 
-__all__ = ["plot_map", "plot_kl_scale", "plot_step_kl", "plot_displacement", "plot_diffusion_exponents"]
+__all__ = ["plot_diffusion_exponents", "plot_displacement", "plot_kl_scale", "plot_map", "plot_step_kl"]
 
 
 def _plt():
@@ -33,9 +35,10 @@ def _axes(ax: Any, projection: str | None = None):
     return fig.add_subplot(projection=projection)
 
 
+@renamed_parameter("random_state", "seed")
 def plot_map(mm: ModelMap, *, embedding: xr.DataArray | None = None, method: str = "pca", n_components: int = 2,
              color: str | None = None, trajectory: Trajectory | None = None, links: Sequence[tuple[str, str]] = (),
-             max_width: float = 6.0, ax: Any = None, random_state: int = 0, **scatter_kwargs: Any):
+             max_width: float = 6.0, ax: Any = None, seed: int = 0, **scatter_kwargs: Any):
     """Scatter of the map's models (PCA or t-SNE, 2-D or 3-D).
 
     Parameters
@@ -50,7 +53,7 @@ def plot_map(mm: ModelMap, *, embedding: xr.DataArray | None = None, method: str
     links : list of (a, b)
         Extra segments, e.g. parent → child or original → quantized.
     """
-    emb = embedding if embedding is not None else mm.embed(method, n_components, random_state=random_state)
+    emb = embedding if embedding is not None else mm.embed(method, n_components, seed=seed)
     d = emb.sizes["component"]
     ax = _axes(ax, "3d" if d == 3 else None)
     pos = {m: emb.values[i, :d] for i, m in enumerate(emb["model"].values)}
@@ -61,7 +64,7 @@ def plot_map(mm: ModelMap, *, embedding: xr.DataArray | None = None, method: str
             sc = ax.scatter(*P.T, c=c, cmap="viridis", **scatter_kwargs)
             ax.figure.colorbar(sc, ax=ax, label=color)
         else:
-            for v in dict.fromkeys(c.tolist()):
+            for v in ordered_unique(c):
                 sel = c == v
                 ax.scatter(*P[sel].T, label=str(v), **scatter_kwargs)
             ax.legend(fontsize="small", title=color)
@@ -87,7 +90,7 @@ def plot_kl_scale(pairs: pd.DataFrame, *, ax: Any = None, linthresh: float = 0.1
     """One strip per setting of :func:`loglik_map.kl_scale_pairs`, symlog axis linear up to 0.1."""
     ax = _axes(ax)
     rng = np.random.default_rng(seed)
-    settings = list(dict.fromkeys(pairs["setting"]))
+    settings = ordered_unique(pairs["setting"].to_numpy())
     for k, s in enumerate(settings):
         kl = pairs.loc[pairs.setting == s, "kl"].to_numpy()
         ax.scatter(k + rng.uniform(-jitter, jitter, kl.size), kl, s=8, alpha=0.6)
@@ -103,7 +106,7 @@ def plot_step_kl(steps: xr.Dataset, *, ax: Any = None, logy: bool = True):
     """Consecutive KL along trajectories (:meth:`Trajectory.step_kl`) with ±SE bands (Fig. 4, 14)."""
     ax = _axes(ax)
     order = str(steps.attrs.get("order", "step"))
-    for g in dict.fromkeys(steps["group"].values.tolist()):
+    for g in ordered_unique(steps["group"].values):
         sel = steps["group"].values == g
         x, y, se = steps[order].values[sel], steps["kl"].values[sel], steps["se"].values[sel]
         ax.plot(x, y, marker=".", label=str(g))
@@ -140,7 +143,7 @@ def plot_diffusion_exponents(loglik: xr.Dataset, weights: xr.Dataset | None = No
     for name, ds in (("log-likelihood", loglik), ("weights", weights)):
         if ds is None:
             continue
-        for g in dict.fromkeys(ds["group"].values.tolist()):
+        for g in ordered_unique(ds["group"].values):
             sel = ds["group"].values == g
             ax.plot(ds["t0"].values[sel], ds["exponent"].values[sel], marker=".",
                     ls="-" if name == "log-likelihood" else "--", label=f"{name} {g}" if g != "all" else name)

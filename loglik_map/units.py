@@ -8,17 +8,15 @@ after division by ``B̄ ln 2``, where ``B̄`` is the mean UTF-8 length of the te
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import numpy as np
 
 from .errors import LoglikMapError
 
-__all__ = ["LN2", "Unit", "UNITS", "check_unit", "nats_per_bit_per_byte"]
+__all__ = ["LN2", "UNITS", "check_unit", "nats_per_bit_per_byte"]
 
 LN2 = math.log(2.0)
 
-Unit = Literal["bits/byte", "nats"]
 UNITS: tuple[str, ...] = ("bits/byte", "nats")
 
 

@@ -12,8 +12,8 @@ import xarray as xr
 from filelock import FileLock
 
 import loglik_map as lm
-from loglik_map.io import _storage
 from loglik_map.errors import DataIntegrityWarning
+from loglik_map.io import _storage
 
 
 def _value_bytes_offset(raw: bytes, matrix: lm.LogLikelihoodMatrix) -> int:

@@ -21,7 +21,7 @@ def _coords_with_near_duplicates(K=40, N=3000, seed=1):
         L[i + 1] = L[i] + rng.normal(scale=0.04, size=N)  # var/2/(B ln2) ≈ 1e-6 bits/byte at B≈970
     m = lm.LogLikelihoodMatrix(L, models=[f"m{i}" for i in range(K)], texts=[f"t{k}" for k in range(N)],
                                n_bytes=np.full(N, 970))
-    return lm.ModelMap(m).coordinates.values
+    return lm.ModelMap(m).points.values
 
 
 def _direct_all_pairs(X):
@@ -58,7 +58,7 @@ def test_entrywise_accuracy_against_direct_formulas(near_dupes, backend):
 
 
 def test_blas_guard_sends_near_identical_pairs_to_direct_evaluation(near_dupes):
-    X, (kl_ref, _) = near_dupes
+    X, _ = near_dupes
     refined: list[tuple[int, int]] = []
 
     def refine(X_, a, b):

@@ -17,7 +17,7 @@ def _pair(eps, n_texts, seed=0, text_seed=None):
     src = lm.MarkovChainModel.from_logits(alphabet, base, "source")
     a = lm.MarkovChainModel.from_logits(alphabet, base + eps * U, "a")
     b = lm.MarkovChainModel.from_logits(alphabet, base - eps * U, "b")
-    texts = src.sample(n_texts, 300, random_state=rng if text_seed is None else text_seed)
+    texts = src.sample(n_texts, 300, seed=rng if text_seed is None else text_seed)
     L = np.vstack([a.log_likelihood(texts), b.log_likelihood(texts)])
     m = lm.LogLikelihoodMatrix(L, models=["a", "b"], texts=[f"t{k}" for k in range(n_texts)],
                                n_bytes=np.full(n_texts, 300))
@@ -83,7 +83,7 @@ def test_se_matches_spread_over_independent_text_sets():
 
 
 def test_make_markov_example_gives_exact_truth_beside_the_matrix():
-    ex = lm.make_markov_example(n_families=2, members_per_family=2, n_texts=600, random_state=4)
+    ex = lm.make_markov_example(n_families=2, members_per_family=2, n_texts=600, seed=4)
     assert ex.matrix.shape == (4, 600)
     assert ex.true_kl.dims == ("model", "model_")
     mm = lm.ModelMap(ex.matrix)

@@ -167,3 +167,24 @@ def test_old_top_level_names_warn(name, new):
     vars(lm).pop(name, None)  # set by an earlier import of the old module path
     with pytest.warns(DeprecationWarning, match=f"loglik_map.{name} is deprecated.*{new}"):
         getattr(lm, name)
+
+
+def test_all_is_grouped_by_topic_and_sorted_within_each_group():
+    source = (PACKAGE / "__init__.py").read_text(encoding="utf-8")
+    body = source[source.index("__all__ = ["):]
+    body = body[: body.index("\n]\n")]
+    groups, current = [], None
+    for line in body.splitlines()[1:]:
+        line = line.strip()
+        if line.startswith("#"):
+            current = []
+            groups.append((line, current))
+        elif line.startswith('"') and current is not None:
+            current.append(line.strip('",'))
+    assert len(groups) >= 6
+    for title, names in groups:
+        assert names == sorted(names), title  # classes and constants, then functions (isort order)
+    listed = [n for _, names in groups for n in names]
+    assert len(listed) == len(set(listed)) and set(listed) | {"__version__"} == set(lm.__all__)
+    for name in lm.__all__:
+        getattr(lm, name)  # every listed name exists (lazy ones load)

@@ -19,7 +19,7 @@ def mm(matrix):
 
 
 def test_squared_distance_of_coordinates_is_kl_in_bits_per_byte(mm, matrix):
-    Q = mm.coordinates
+    Q = mm.points
     assert Q.dims == ("model", "text") and Q.attrs["units"] == "sqrt(bits/byte)"
     L, B, N = matrix.values, matrix.mean_bytes, matrix.n_texts
     np.testing.assert_allclose(Q.values * np.sqrt(2 * N * B * np.log(2)), lm.double_center(L), atol=1e-10)
@@ -74,22 +74,22 @@ def test_nearest(mm):
     full = mm.kl("m2").drop_sel(model="m2").sortby(lambda x: x)
     assert list(near.model.values) == list(full.model.values[:3])
     np.testing.assert_allclose(near.values, full.values[:3], rtol=1e-10)
-    assert "kl_se" in near.coords
+    assert "se" in near.coords
 
 
 def test_project_places_new_models_without_moving_the_map(matrix):
     base = matrix.isel(model=[0, 1, 2])
     new = matrix.isel(model=[3, 4])
     mm = lm.ModelMap(base)
-    before = mm.coordinates.values.copy()
+    before = mm.points.values.copy()
     proj = mm.project(new)
-    assert np.array_equal(mm.coordinates.values, before)
+    assert np.array_equal(mm.points.values, before)
     full = lm.ModelMap(matrix)
     np.testing.assert_allclose(proj.kl.values, full.kl().values[3:, :3], rtol=1e-9)
-    np.testing.assert_allclose(proj.kl_se.values, full.kl_se().values[3:, :3], rtol=1e-6)
+    np.testing.assert_allclose(proj.se.values, full.kl_se().values[3:, :3], rtol=1e-6)
     assert proj.kl.dims == ("model", "model_") and list(proj.kl.model.values) == ["m3", "m4"]
     # centred with the map's text means: distances between projected rows and map rows are KL
-    d = proj.coordinates.values[0] - mm.coordinates.values[1]
+    d = proj.points.values[0] - mm.points.values[1]
     assert np.sum(d**2) == pytest.approx(proj.kl.values[0, 1], rel=1e-10)
     with pytest.raises(lm.LoglikMapError, match="different texts"):
         mm.project(new.isel(text=slice(0, 100)))
@@ -110,9 +110,9 @@ def test_pca_embedding_is_deterministic_and_labelled(mm):
 
 def test_tsne_embedding(matrix):
     mm = lm.ModelMap(make_matrix(K=12, N=200, seed=2))
-    emb = mm.embed("tsne", n_components=2, perplexity=3, random_state=0)
+    emb = mm.embed("tsne", n_components=2, perplexity=3, seed=0)
     assert emb.shape == (12, 2) and np.all(np.isfinite(emb.values))
-    np.testing.assert_allclose(mm.embed("tsne", perplexity=3, random_state=0).values, emb.values)
+    np.testing.assert_allclose(mm.embed("tsne", perplexity=3, seed=0).values, emb.values)
     with pytest.raises(lm.LoglikMapError, match="perplexity"):
         mm.embed("tsne", perplexity=30)
 
@@ -155,8 +155,8 @@ def test_two_texts_give_a_kl_but_no_standard_error():
 
 
 def test_standard_errors_from_few_texts_carry_a_warning():
-    from loglik_map.errors import UnreliableEstimateWarning
     from loglik_map.core.modelmap import MIN_TEXTS_FOR_SE
+    from loglik_map.errors import UnreliableEstimateWarning
 
     assert MIN_TEXTS_FOR_SE == 32
     mm = lm.ModelMap(_few_texts(MIN_TEXTS_FOR_SE - 1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 
@@ -60,7 +61,7 @@ def test_split_utf8_is_lossless_and_respects_the_byte_limit(text, max_bytes):
     assert "".join(chunks) == text
     assert all(0 < len(c.encode("utf-8")) <= max_bytes for c in chunks)
     # every chunk but the last is as long as possible without splitting a character
-    for c, nxt in zip(chunks, chunks[1:]):
+    for c, nxt in itertools.pairwise(chunks):
         assert len(c.encode("utf-8")) + len(nxt[0].encode("utf-8")) > max_bytes
 
 

@@ -14,5 +14,16 @@ from .matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
 from .modelmap import MIN_TEXTS_FOR_SE, PAIR_DIM, ModelMap, ModelProjection
 from .results import ConfidenceInterval, KLEstimate
 
-__all__ = ["ConfidenceInterval", "KLEstimate", "LogLikelihoodMatrix", "MIN_TEXTS_FOR_SE", "MODEL_DIM", "ModelMap",
-           "ModelProjection", "PAIR_DIM", "TEXT_DIM", "double_center", "ordered_groups"]
+__all__ = [
+           "MIN_TEXTS_FOR_SE",
+           "MODEL_DIM",
+           "PAIR_DIM",
+           "TEXT_DIM",
+           "ConfidenceInterval",
+           "KLEstimate",
+           "LogLikelihoodMatrix",
+           "ModelMap",
+           "ModelProjection",
+           "double_center",
+           "ordered_groups",
+]

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["concat_dataarrays"]
 
 
-def _check_same_texts(matrices: Sequence["LogLikelihoodMatrix"]) -> None:
+def _check_same_texts(matrices: Sequence[LogLikelihoodMatrix]) -> None:
     first = matrices[0]
     for i, m in enumerate(matrices[1:], start=1):
         if m.n_texts != first.n_texts:
@@ -41,7 +41,7 @@ def _check_same_texts(matrices: Sequence["LogLikelihoodMatrix"]) -> None:
                                  f"{first.n_bytes[k]} in matrix 0")
 
 
-def _check_unique_models(matrices: Sequence["LogLikelihoodMatrix"]) -> None:
+def _check_unique_models(matrices: Sequence[LogLikelihoodMatrix]) -> None:
     names = pd.Series(np.concatenate([m.models for m in matrices]))
     origin = np.repeat(np.arange(len(matrices)), [m.n_models for m in matrices])
     repeated = np.flatnonzero(names.duplicated().to_numpy())
@@ -51,7 +51,7 @@ def _check_unique_models(matrices: Sequence["LogLikelihoodMatrix"]) -> None:
         raise LoglikMapError(f"model {name!r} appears in matrix {origin[first]} and matrix {origin[repeated[0]]}")
 
 
-def _check_clipped_together(matrices: Sequence["LogLikelihoodMatrix"]) -> None:
+def _check_clipped_together(matrices: Sequence[LogLikelihoodMatrix]) -> None:
     """Refuse to stack clipped matrices unless all carry the same clip (pieces of one clipped matrix)."""
     states = [(m.attrs.get("clip_lower_quantile"), m.attrs.get("clip_value_nats")) for m in matrices]
     if all(q is None for q, _ in states) or len(set(states)) == 1:
@@ -62,16 +62,16 @@ def _check_clipped_together(matrices: Sequence["LogLikelihoodMatrix"]) -> None:
                          "matrices, then clip the result once")
 
 
-def _coord_names(matrices: Sequence["LogLikelihoodMatrix"], dims: tuple[str, ...]) -> list[str]:
+def _coord_names(matrices: Sequence[LogLikelihoodMatrix], dims: tuple[str, ...]) -> list[str]:
     """Names of the coordinates over ``dims`` in any matrix, in order of first appearance."""
     names = [str(n) for m in matrices for n, c in m.data.coords.items()
              if set(c.dims) == set(dims) and c.ndim == len(dims) and n not in RESERVED]
     return list(pd.unique(pd.Series(names, dtype=object)))
 
 
-def _text_coords(matrices: Sequence["LogLikelihoodMatrix"]) -> dict[str, xr.DataArray]:
+def _text_coords(matrices: Sequence[LogLikelihoodMatrix]) -> dict[str, xr.DataArray]:
     """Every per-text coordinate, checked to agree between the matrices that have it."""
-    out: dict[str, xr.DataArray] = {}
+    out: dict[str, Any] = {}
     where: dict[str, int] = {}
     for i, m in enumerate(matrices):
         for name in _coord_names([m], (TEXT_DIM,)):
@@ -109,7 +109,7 @@ def _common_attrs(attrs: list[Mapping[str, Any]], context: Any = None) -> dict[s
     return out
 
 
-def concat_dataarrays(matrices: Sequence["LogLikelihoodMatrix"], allow_mixed_scoring: bool) -> xr.DataArray:
+def concat_dataarrays(matrices: Sequence[LogLikelihoodMatrix], allow_mixed_scoring: bool) -> xr.DataArray:
     """The DataArray of the stacked matrices, validated (see :meth:`LogLikelihoodMatrix.concat`)."""
     if not matrices:
         raise LoglikMapError("concat needs at least one matrix")

@@ -85,7 +85,7 @@ def _row_completeness(da: xr.DataArray) -> np.ndarray:
     return out
 
 
-def scoring_conflict(da: xr.DataArray, origin: Sequence[int] | None = None) -> str | None:
+def scoring_conflict(da: xr.DataArray, origin: Sequence[int] | np.ndarray | None = None) -> str | None:
     """The first pair of rows scored so differently that they cannot be compared, described; or None.
 
     Rows differ when their ``convention`` coordinates are two different non-empty values, or when

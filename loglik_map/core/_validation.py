@@ -21,11 +21,22 @@ from .._labels import check_text
 from .._version import __version__
 from ..errors import LoglikMapError, LoglikMapWarning, WrongTypeError
 
-__all__ = ["MODEL_DIM", "TEXT_DIM", "RESERVED", "as_str_array", "build_dataarray", "check_attrs", "coord_array",
-           "dataarray_parts", "first_duplicate"]
+__all__ = [
+    "MODEL_DIM",
+    "RESERVED",
+    "TEXT_DIM",
+    "as_str_array",
+    "build_dataarray",
+    "check_attrs",
+    "coord_array",
+    "dataarray_parts",
+    "first_duplicate",
+]
 
 MODEL_DIM = "model"
 TEXT_DIM = "text"
+#: Name of the second model dimension of all-pairs results.
+PAIR_DIM = "model_"
 RESERVED = {MODEL_DIM, TEXT_DIM, "n_bytes"}
 _ATTR_SCALARS = (str, int, float, np.integer, np.floating)
 

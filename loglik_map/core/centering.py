@@ -11,7 +11,7 @@ import xarray as xr
 from ..errors import LoglikMapError
 from .matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
 
-__all__ = ["double_center", "DoubleCentering", "double_center_array"]
+__all__ = ["DoubleCentering", "double_center", "double_center_array"]
 
 
 @dataclass(frozen=True)

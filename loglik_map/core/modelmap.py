@@ -3,69 +3,29 @@
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import overload
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
-from .._deprecation import renamed_attribute
+from .._deprecation import renamed_attribute, renamed_parameter
 from .._labels import unknown_labels_error
-from ._scoring_checks import row_conventions, scoring_conflict
-from .centering import double_center_array
-from ..errors import LoglikMapError, UnreliableEstimateWarning, require_extra
-from .kernels import NonFiniteKLError, PairwiseKL, pair_kl_se, pairs_kl_se, pairwise_kl_se
-from .matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
+from ..errors import LoglikMapError, WrongTypeError
 from ..options import KERNEL_BACKENDS
-from .results import KLEstimate
 from ..units import check_unit, nats_per_bit_per_byte
+from ._map_queries import MapQueries
+from ._pair_queries import MIN_TEXTS_FOR_SE, all_pairs, check_texts, one_pair, some_pairs
+from ._scoring_checks import scoring_conflict
+from ._validation import PAIR_DIM
+from .centering import double_center_array
+from .embedding import embed_points
+from .kernels import PairwiseKL
+from .matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
+from .projection import ModelProjection, project_onto
 
-__all__ = ["ModelMap", "ModelProjection", "PAIR_DIM", "MIN_TEXTS_FOR_SE"]
+__all__ = ["MIN_TEXTS_FOR_SE", "PAIR_DIM", "ModelMap", "ModelProjection"]
 
-#: Name of the second model dimension of all-pairs results.
-PAIR_DIM = "model_"
-
-#: Fewest texts for a standard error to be read as usual. The SE is the plug-in standard error
-#: of a mean of N per-text terms (SE = sd(t)/√N with t_k = N d_k²; docs: The method, "The standard error"), so kl ± z·SE is a
-#: normal-approximation interval. The per-text terms are squares, right-skewed like a χ²₁
-#: (skewness √8 ≈ 2.8), and the skewness of their mean is √8/√N, which falls below 0.5 only
-#: from N = 32; with fewer texts the interval misses the truth far more often than it says (and
-#: the SE is itself a noisy estimate). Below this a warning is given; with N ≤ 2 the SE is 0 by
-#: construction and is refused, as is any KL with N = 1 (every centred row is then 0).
-MIN_TEXTS_FOR_SE = 32
-
-
-@dataclass(frozen=True)
-class ModelProjection:
-    """New models placed on an existing map (see :meth:`ModelMap.project`).
-
-    Attributes
-    ----------
-    coordinates : xarray.DataArray
-        Dims ``("model", "text")``: the new models' coordinates, centred with the map's own
-        text means and scaled like the map (squared distance = KL in bits/byte).
-    kl : xarray.DataArray
-        Dims ``("model", "model_")``: KL from each new model (``model``) to each mapped model
-        (``model_``), in ``unit``.
-    kl_se : xarray.DataArray
-        Standard errors of ``kl``, same dims and unit.
-    unit : str
-    """
-
-    coordinates: xr.DataArray
-    kl: xr.DataArray
-    kl_se: xr.DataArray
-    unit: str
-
-
-def _model_coords(da: xr.DataArray) -> dict[str, Any]:
-    return {n: c for n, c in da.coords.items() if c.dims == (MODEL_DIM,)}
-
-
-class ModelMap:
+class ModelMap(MapQueries):
     """The model map of a log-likelihood matrix (:ref:`method-map`).
 
     The matrix L (K models × N texts, nats) is double-centred to Q and scaled to
@@ -101,7 +61,7 @@ class ModelMap:
     True
     """
 
-    __slots__ = ("_matrix", "_coords", "_text_means", "_backend", "_pairwise", "_allow")
+    __slots__ = ("_allow", "_backend", "_coords", "_matrix", "_pairwise", "_text_means")
 
     def __init__(self, matrix: LogLikelihoodMatrix | xr.DataArray, *, backend: str | None = None,
                  allow_truncated: bool = False, allow_mixed_scoring: bool = False) -> None:
@@ -111,7 +71,7 @@ class ModelMap:
         if isinstance(matrix, xr.DataArray):
             matrix = LogLikelihoodMatrix.from_dataarray(matrix)
         if not isinstance(matrix, LogLikelihoodMatrix):
-            raise LoglikMapError(f"ModelMap needs a LogLikelihoodMatrix or DataArray, got {type(matrix).__name__}")
+            raise WrongTypeError(f"ModelMap needs a LogLikelihoodMatrix or DataArray, got {type(matrix).__name__}")
         self._check_scoring(matrix, "ModelMap", allow_truncated, allow_mixed_scoring)
         self._matrix = matrix
         self._backend = backend
@@ -123,7 +83,7 @@ class ModelMap:
             "units": "sqrt(bits/byte)",
             "quantity": "model-map coordinates: double-centred log-likelihood / sqrt(2 N B̄ ln 2)",
         }
-        self._coords = coords.rename("coordinates")
+        self._coords = coords.rename("points")
         self._text_means = parts.text_means
         self._pairwise: PairwiseKL | None = None
 
@@ -175,7 +135,7 @@ class ModelMap:
         )
 
     # ------------------------------------------------------------------ helpers
-    def _with_matrix(self, matrix: LogLikelihoodMatrix) -> "ModelMap":
+    def _with_matrix(self, matrix: LogLikelihoodMatrix) -> ModelMap:
         """A map of ``matrix`` built with this map's options (backend, what it allows)."""
         return type(self)(matrix, backend=self._backend, allow_truncated=self._allow[0],
                           allow_mixed_scoring=self._allow[1])
@@ -191,60 +151,31 @@ class ModelMap:
             if conflict is not None:
                 raise LoglikMapError(f"{action}: {conflict}, or pass allow_mixed_scoring=True")
 
+    def _check_texts(self, with_se: bool) -> None:
+        check_texts(self.n_texts, with_se)
+
+    def _all_pairs(self) -> PairwiseKL:
+        if self._pairwise is None:
+            self._pairwise = all_pairs(self._coords.values, self._backend, self.models)
+        return self._pairwise
+
+    def _pair(self, i: int, j: int) -> tuple[float, float]:
+        return (0.0, 0.0) if i == j else one_pair(self._coords.values, i, j, self.models)
+
+    def _pairs(self, X: np.ndarray, ia: np.ndarray, ib: np.ndarray,
+               names: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        labels = self.models if names is None else np.concatenate([np.asarray(names, dtype=object), self.models])
+        return some_pairs(X, ia, ib, self._backend, labels)
+
     def _index(self, model: str) -> int:
         idx = np.flatnonzero(self.models == model)
         if idx.size == 0:
             raise unknown_labels_error([model], self.models, "model", "on the map")
         return int(idx[0])
 
-    def _check_texts(self, with_se: bool) -> None:
-        """Refuse KL from fewer than 2 texts and SE from fewer than 3; warn below :data:`MIN_TEXTS_FOR_SE`."""
-        n = self.n_texts
-        if n < 2:
-            raise LoglikMapError(f"a KL estimate needs at least 2 texts and this map has {n}: with one text every "
-                                 "model's centred log-likelihood is 0, so every KL would read 0. Score more texts")
-        if not with_se:
-            return
-        if n < 3:
-            raise LoglikMapError(f"a standard error needs at least 3 texts and this map has {n}: with 2 texts it is 0 "
-                                 f"by construction. Score more texts (at least {MIN_TEXTS_FOR_SE} for an SE to be "
-                                 "read as usual), or ask for kl() alone")
-        if n < MIN_TEXTS_FOR_SE:
-            warnings.warn(f"standard errors from only {n} texts: below {MIN_TEXTS_FOR_SE} texts the KL estimate's "
-                          "sampling distribution is too skewed (and the SE itself too noisy) for KL ± z·SE to hold "
-                          "its stated coverage; score more texts", UnreliableEstimateWarning, stacklevel=3)
-
-    def _non_finite(self, err: NonFiniteKLError, a: Any, b: Any) -> LoglikMapError:
-        return LoglikMapError(f"KL between models {str(a)!r} and {str(b)!r}: {err.reason}")
-
     def _scale(self, unit: str) -> float:
         check_unit(unit)
         return 1.0 if unit == "bits/byte" else nats_per_bit_per_byte(self.mean_bytes)
-
-    def _all_pairs(self) -> PairwiseKL:
-        if self._pairwise is None:
-            try:
-                self._pairwise = pairwise_kl_se(self._coords.values, backend=self._backend)
-            except NonFiniteKLError as err:
-                i, j = err.rows
-                raise self._non_finite(err, self.models[i], self.models[j]) from None
-        return self._pairwise
-
-    def _pair(self, i: int, j: int) -> tuple[float, float]:
-        if i == j:
-            return 0.0, 0.0
-        try:
-            return pair_kl_se(self._coords.values[i], self._coords.values[j])
-        except NonFiniteKLError as err:
-            raise self._non_finite(err, self.models[i], self.models[j]) from None
-
-    def _pairs(self, X: np.ndarray, ia: np.ndarray, ib: np.ndarray, names: np.ndarray | None = None):
-        try:
-            return pairs_kl_se(X, ia, ib, backend=self._backend)
-        except NonFiniteKLError as err:
-            i, j = err.rows  # rows of X
-            labels = self.models if names is None else np.concatenate([np.asarray(names, dtype=object), self.models])
-            raise self._non_finite(err, labels[i], labels[j]) from None
 
     def _pair_array(self, values: np.ndarray, unit: str, name: str) -> xr.DataArray:
         return xr.DataArray(
@@ -268,11 +199,19 @@ class ModelMap:
         out = self._pair_array(full, unit, which if which == "kl" else "kl_se")
         if a is not None or b is not None:
             name = a if a is not None else b
+            assert name is not None
             out = out.isel({MODEL_DIM: self._index(name)}, drop=True).rename({PAIR_DIM: MODEL_DIM})
             out.attrs["reference_model"] = name
         return out
 
     # ------------------------------------------------------------------ KL and standard errors
+    @overload
+    def kl(self, a: str, b: str, *, unit: str = ...) -> float: ...
+    @overload
+    def kl(self, a: str | None = ..., b: None = ..., *, unit: str = ...) -> xr.DataArray: ...
+    @overload
+    def kl(self, a: None = ..., b: str | None = ..., *, unit: str = ...) -> xr.DataArray: ...
+
     def kl(self, a: str | None = None, b: str | None = None, *, unit: str = "bits/byte") -> float | xr.DataArray:
         """KL divergence estimates (:ref:`method-map`).
 
@@ -291,6 +230,13 @@ class ModelMap:
         """
         return self._pairwise_query(a, b, unit, "kl")
 
+    @overload
+    def kl_se(self, a: str, b: str, *, unit: str = ...) -> float: ...
+    @overload
+    def kl_se(self, a: str | None = ..., b: None = ..., *, unit: str = ...) -> xr.DataArray: ...
+    @overload
+    def kl_se(self, a: None = ..., b: str | None = ..., *, unit: str = ...) -> xr.DataArray: ...
+
     def kl_se(self, a: str | None = None, b: str | None = None, *, unit: str = "bits/byte") -> float | xr.DataArray:
         """Standard errors of :meth:`kl` (:ref:`method-se`); same arguments and shapes.
 
@@ -298,66 +244,20 @@ class ModelMap:
         :data:`MIN_TEXTS_FOR_SE` (32) texts it comes with an
         :class:`~loglik_map.UnreliableEstimateWarning`. The same holds for every method that
         returns an SE (:meth:`compare`, :meth:`pairs`, :meth:`nearest`, :meth:`project`).
+
+        Parameters
+        ----------
+        a, b : str, optional
+            Model names, as in :meth:`kl`.
+        unit : {"bits/byte", "nats"}
+            Unit of the SEs.
+
+        Returns
+        -------
+        float or xarray.DataArray
+            Shaped as :meth:`kl`'s result; the DataArray is named ``kl_se``.
         """
         return self._pairwise_query(a, b, unit, "se")
-
-    def compare(self, a: str, b: str, *, unit: str = "bits/byte") -> KLEstimate:
-        """KL between two models with its SE, as a :class:`~loglik_map.KLEstimate`."""
-        scale = self._scale(unit)
-        self._check_texts(with_se=True)
-        i, j = self._index(a), self._index(b)
-        kl, se = self._pair(i, j)
-        return KLEstimate(model_a=a, model_b=b, kl=scale * kl, se=scale * se, unit=unit, n_texts=self.n_texts)
-
-    def pairs(self, pairs: Iterable[Sequence[str]], *, unit: str = "bits/byte") -> pd.DataFrame:
-        """KL and SE for a list of ``(a, b)`` model pairs.
-
-        Returns
-        -------
-        pandas.DataFrame
-            Columns ``a``, ``b``, ``kl``, ``se`` (in ``unit``), one row per pair, in order.
-        """
-        scale = self._scale(unit)
-        pairs = [tuple(p) for p in pairs]
-        for p in pairs:
-            if len(p) != 2:
-                raise LoglikMapError(f"each pair must be (a, b), got {p!r}")
-        ia = np.array([self._index(a) for a, _ in pairs], dtype=np.int64)
-        ib = np.array([self._index(b) for _, b in pairs], dtype=np.int64)
-        if len(pairs):
-            self._check_texts(with_se=True)
-            kl, se = self._pairs(self._coords.values, ia, ib)
-        else:
-            kl = se = np.zeros(0)
-        return pd.DataFrame(
-            {"a": [p[0] for p in pairs], "b": [p[1] for p in pairs], "kl": kl * scale, "se": se * scale}
-        )
-
-    def nearest(self, model: str, k: int = 5, *, unit: str = "bits/byte") -> xr.DataArray:
-        """The ``k`` models closest to ``model`` (itself excluded), nearest first.
-
-        Returns
-        -------
-        xarray.DataArray
-            KL over a ``model`` dimension of length ``min(k, K - 1)``, with the SE as a
-            ``kl_se`` coordinate.
-        """
-        if k < 1:
-            raise LoglikMapError(f"k must be ≥ 1, got {k}")
-        i = self._index(model)
-        self._check_texts(with_se=True)
-        X = self._coords.values
-        others = np.delete(np.arange(len(self)), i)
-        kl, se = self._pairs(X, np.full(others.size, i), others)
-        order = np.argsort(kl, kind="stable")[:k]
-        scale = self._scale(unit)
-        return xr.DataArray(
-            kl[order] * scale,
-            dims=(MODEL_DIM,),
-            coords={MODEL_DIM: self.models[others[order]], "kl_se": (MODEL_DIM, se[order] * scale)},
-            attrs={"units": unit, "reference_model": model},
-            name="kl",
-        )
 
     # ------------------------------------------------------------------ new models
     def project(self, other: LogLikelihoodMatrix | xr.DataArray, *, unit: str = "bits/byte") -> ModelProjection:
@@ -365,56 +265,31 @@ class ModelMap:
 
         Each new row is centred by its own mean over texts and by the map's :attr:`text_means`,
         then scaled like the map. KL to every mapped model equals the pairwise estimate.
+
+        Parameters
+        ----------
+        other : LogLikelihoodMatrix or xarray.DataArray
+            The new models, scored on the map's texts (same ids, order and byte lengths) and
+            alike (convention, truncation) unless the map allows otherwise.
+        unit : {"bits/byte", "nats"}
+            Unit of the KLs and SEs.
+
+        Returns
+        -------
+        ModelProjection
+            The new models' points and their KL (with SE) to every mapped model.
         """
-        if isinstance(other, xr.DataArray):
-            other = LogLikelihoodMatrix.from_dataarray(other)
-        if not isinstance(other, LogLikelihoodMatrix):
-            raise LoglikMapError(f"project needs a LogLikelihoodMatrix, got {type(other).__name__}")
-        mine = self._matrix
-        if other.n_texts != mine.n_texts or np.any(other.texts != mine.texts):
-            k = int(np.argmax(other.texts != mine.texts)) if other.n_texts == mine.n_texts else None
-            where = f" (first difference at position {k})" if k is not None else ""
-            raise LoglikMapError(f"the new models were scored on different texts than the map{where}")
-        if np.any(other.n_bytes != mine.n_bytes):
-            raise LoglikMapError("the new models' texts have different byte lengths than the map's")
-        allow_truncated, allow_mixed = self._allow
-        if not allow_truncated:
-            other.check_not_truncated("project")
-        if not allow_mixed:
-            theirs, ours = set(row_conventions(other.data)) - {""}, set(row_conventions(mine.data)) - {""}
-            if len(theirs | ours) > 1:
-                raise LoglikMapError(f"project: the map's models were scored with convention {sorted(ours)} and the "
-                                     f"new ones with {sorted(theirs)}; rescore them alike, or build the map with "
-                                     "allow_mixed_scoring=True")
-        self._check_texts(with_se=True)
-        L = other.values
-        Q = L - L.mean(axis=1, keepdims=True) - self._text_means[None, :]
-        Q *= 1.0 / math.sqrt(2.0 * mine.n_texts * nats_per_bit_per_byte(mine.mean_bytes))
-        coords = xr.DataArray(Q, dims=(MODEL_DIM, TEXT_DIM), coords=other.data.coords,
-                              attrs=dict(self._coords.attrs), name="coordinates")
-        Kn, K = other.n_models, len(self)
-        both = np.vstack([Q, self._coords.values])
-        rows_a = np.repeat(np.arange(Kn), K)
-        rows_b = Kn + np.tile(np.arange(K), Kn)
-        kl, se = self._pairs(both, rows_a, rows_b, names=other.models)
-        scale = self._scale(unit)
-        kw = dict(dims=(MODEL_DIM, PAIR_DIM), coords={MODEL_DIM: other.models, PAIR_DIM: self.models},
-                  attrs={"units": unit})
-        return ModelProjection(
-            coordinates=coords,
-            kl=xr.DataArray(kl.reshape(Kn, K) * scale, name="kl", **kw),
-            kl_se=xr.DataArray(se.reshape(Kn, K) * scale, name="kl_se", **kw),
-            unit=unit,
-        )
+        return project_onto(self, other, unit)
 
     # ------------------------------------------------------------------ embeddings
+    @renamed_parameter("random_state", "seed")
     def embed(
         self,
         method: str = "pca",
         n_components: int = 2,
         *,
         perplexity: float = 30.0,
-        random_state: int | np.random.Generator | None = 0,
+        seed: int | np.random.Generator | None = 0,
     ) -> xr.DataArray:
         """Low-dimensional embedding of the map's rows (:ref:`method-figures`).
 
@@ -427,8 +302,8 @@ class ModelMap:
             Output dimension (2 or 3 for plots).
         perplexity : float
             t-SNE perplexity (the paper uses 30); must be smaller than the number of models.
-        random_state : int or Generator, optional
-            Seed for t-SNE.
+        seed : int or numpy.random.Generator, optional
+            Seed for t-SNE. Formerly ``random_state``.
 
         Returns
         -------
@@ -437,32 +312,4 @@ class ModelMap:
             ``explained_variance_ratio``; signs are fixed so each component's largest loading
             is positive, making the result deterministic.
         """
-        K = len(self)
-        if not 1 <= n_components <= min(K, self.n_texts):
-            raise LoglikMapError(f"n_components must be between 1 and {min(K, self.n_texts)}, got {n_components}")
-        X = self._coords.values
-        with np.errstate(over="ignore", invalid="ignore"):
-            finite = bool(np.isfinite(np.einsum("ij,ij->", X, X)))
-        if not finite:
-            raise LoglikMapError("cannot embed: the map's squared coordinates overflow float64 (the log-likelihoods "
-                                 "are far larger in magnitude than any real text's); check the matrix's values and units")
-        attrs: dict[str, Any] = {"method": method}
-        if method == "pca":
-            U, S, Vt = np.linalg.svd(X, full_matrices=False)
-            signs = np.sign(Vt[np.arange(Vt.shape[0]), np.argmax(np.abs(Vt), axis=1)])
-            signs[signs == 0] = 1.0
-            emb = (U * S * signs)[:, :n_components]
-            total = float(np.sum(S**2))
-            attrs["explained_variance_ratio"] = list(map(float, (S[:n_components] ** 2) / total)) if total > 0 else [0.0] * n_components
-        elif method == "tsne":
-            TSNE = require_extra("sklearn.manifold", "plot", "t-SNE").TSNE
-            if not 0 < perplexity < K:
-                raise LoglikMapError(f"perplexity must be in (0, {K}) for {K} models, got {perplexity}")
-            seed = random_state if not isinstance(random_state, np.random.Generator) else int(random_state.integers(2**31))
-            emb = TSNE(n_components=n_components, perplexity=perplexity, init="pca",
-                       random_state=seed).fit_transform(X)
-            attrs["perplexity"] = perplexity
-        else:
-            raise LoglikMapError(f"unknown embedding method {method!r}; use 'pca' or 'tsne'")
-        coords = {**_model_coords(self._coords), "component": np.arange(1, n_components + 1)}
-        return xr.DataArray(emb, dims=(MODEL_DIM, "component"), coords=coords, attrs=attrs, name="embedding")
+        return embed_points(self._coords, method, n_components, perplexity=perplexity, seed=seed)

@@ -13,7 +13,13 @@ __all__ = ["ConfidenceInterval", "KLEstimate"]
 
 @dataclass(frozen=True)
 class ConfidenceInterval:
-    """A confidence interval ``[low, high]``."""
+    """A confidence interval ``[low, high]``.
+
+    Attributes
+    ----------
+    low, high : float
+        The interval's ends, in the unit of the estimate.
+    """
 
     low: float
     high: float
@@ -48,7 +54,17 @@ class KLEstimate:
     n_texts: int
 
     def confidence_interval(self, confidence_level: float = 0.95) -> ConfidenceInterval:
-        """Normal-approximation interval ``kl ± z·se``, its lower end clipped at 0 (KL ≥ 0)."""
+        """Normal-approximation interval ``kl ± z·se``, its lower end clipped at 0 (KL ≥ 0).
+
+        Parameters
+        ----------
+        confidence_level : float, default 0.95
+            Coverage, in (0, 1).
+
+        Returns
+        -------
+        ConfidenceInterval
+        """
         if not 0.0 < confidence_level < 1.0:
             raise LoglikMapError(f"confidence_level must be in (0, 1), got {confidence_level}")
         z = float(stats.norm.ppf(0.5 + confidence_level / 2.0))

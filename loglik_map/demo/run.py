@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 import pandas as pd
@@ -37,7 +37,7 @@ from ..scoring.runs import score_models
 from ..texts import load_texts
 from .zoo import ZooConfig, build_zoo
 
-__all__ = ["run_demo", "DemoResult"]
+__all__ = ["DemoResult", "run_demo"]
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class DemoResult:
     out_dir: Path
 
 
-def _settings(mm: ModelMap, cfg) -> dict[str, object]:
+def _settings(mm: ModelMap, cfg: ZooConfig) -> dict[str, Any]:
     half = cfg.steps / 2
     plain = mm.matrix.data
     is_model = np.isnan(plain["layer"].values) if "layer" in plain.coords else np.ones(len(mm), bool)
@@ -213,15 +213,15 @@ def _figures(out_dir: Path, mm: ModelMap, traj, pairs, steps_ds, exps_q, exps_w,
     ax = plotting.plot_map(sub, color="family", trajectory=traj, links=links + quant)
     ax.set_title("Model map (PCA)")
     save(ax, "map.png")
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    _, ax = plt.subplots(figsize=(8, 4.5))
     plotting.plot_kl_scale(pairs, ax=ax)
     ax.set_title("KL scale by setting")
     save(ax, "kl_scale.png")
-    fig, ax = plt.subplots(figsize=(6, 4))
+    _, ax = plt.subplots(figsize=(6, 4))
     plotting.plot_step_kl(steps_ds, ax=ax)
     ax.set_title("KL between consecutive checkpoints")
     save(ax, "consecutive_kl.png")
-    fig, ax = plt.subplots(figsize=(6, 4))
+    _, ax = plt.subplots(figsize=(6, 4))
     plotting.plot_diffusion_exponents(exps_q, exps_w, ax=ax)
     ax.set_title("Diffusion exponents c(t0)")
     save(ax, "diffusion.png")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,9 +27,9 @@ from ..errors import LoglikMapError, require_extra
 from ..scoring.loading import quiet_transformers
 from ..scoring.runs import ModelSpec
 from ..texts import DOMAINS, load_texts
-from .tokenizer import train_bpe_tokenizer
+from .training import model_from_config, token_stream, train_steps, train_tokenizer
 
-__all__ = ["ZooConfig", "Zoo", "build_zoo", "default_zoo_dir"]
+__all__ = ["Zoo", "ZooConfig", "build_zoo", "default_zoo_dir"]
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,7 @@ class ZooConfig:
     seed: int = 0
 
     @classmethod
-    def fast(cls) -> "ZooConfig":
+    def fast(cls) -> ZooConfig:
         """A seconds-long setting for tests: tiny models, few steps, same structure; a 128-token context,
         so most built-in texts are scored in rolling windows."""
         return cls(
@@ -229,84 +228,6 @@ class Zoo:
         return LogLikelihoodMatrix.from_dataarray(da)
 
 
-# ---------------------------------------------------------------------- training
-def _train_tokenizer(texts: Sequence[str], vocab_size: int, folder: Path) -> Any:
-    tokenizer = train_bpe_tokenizer(texts, vocab_size, style="neox")
-    tokenizer.save_pretrained(folder)
-    return tokenizer
-
-
-def _model(run: RunConfig, cfg: ZooConfig, vocab: int):
-    import transformers as tf
-
-    common = dict(vocab_size=vocab, hidden_size=run.hidden, num_hidden_layers=run.layers,
-                  intermediate_size=4 * run.hidden, max_position_embeddings=cfg.max_positions, bos_token_id=0,
-                  eos_token_id=0)
-    heads = max(run.hidden // 32, 1)
-    if run.arch == "neox":
-        config = tf.GPTNeoXConfig(num_attention_heads=heads, **common)
-    elif run.arch == "llama":
-        config = tf.LlamaConfig(num_attention_heads=heads, num_key_value_heads=heads, **common)
-    else:
-        raise LoglikMapError(f"unknown zoo architecture {run.arch!r}")
-    return tf.AutoModelForCausalLM.from_config(config)
-
-
-def _token_stream(tokenizer, texts: Sequence[str]):
-    import torch
-
-    ids: list[int] = []
-    for t in texts:
-        ids.extend(tokenizer(t, add_special_tokens=False)["input_ids"])
-        ids.append(tokenizer.eos_token_id)
-    return torch.tensor(ids, dtype=torch.long)
-
-
-def _train(model, stream, *, steps: int, cfg: ZooConfig, seed: int, save_at: dict[int, Path], tokenizer,
-           lr: float | None = None, warmup: int | None = None, bar=None) -> None:
-    import torch
-
-    gen = torch.Generator().manual_seed(seed)
-    peak = cfg.learning_rate if lr is None else lr
-    warm = cfg.warmup if warmup is None else warmup
-    opt = torch.optim.AdamW(model.parameters(), lr=peak, weight_decay=0.01, betas=(0.9, 0.95))
-
-    def lr_at(step: int) -> float:
-        if step < warm:
-            return peak * (step + 1) / warm
-        frac = (step - warm) / max(steps - warm, 1)
-        return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
-
-    def save(step: int) -> None:
-        if step in save_at:
-            tmp = save_at[step].with_name(save_at[step].name + ".partial")
-            shutil.rmtree(tmp, ignore_errors=True)
-            with quiet_transformers():
-                model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            shutil.rmtree(save_at[step], ignore_errors=True)
-            os.replace(tmp, save_at[step])
-
-    model.train()
-    save(0)
-    n = stream.numel() - cfg.seq_len - 1
-    for step in range(steps):
-        starts = torch.randint(0, n, (cfg.batch_size,), generator=gen)
-        batch = torch.stack([stream[s : s + cfg.seq_len] for s in starts.tolist()])
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step)
-        loss = model(input_ids=batch, labels=batch).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        save(step + 1)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix_str(f"loss {loss.item():.3f}")
-    model.eval()
-
-
 def build_zoo(root: str | PathLike[str] | None = None, config: ZooConfig | None = None, *,
               progress: bool = True) -> Zoo:
     """Train (or reuse) the miniature model suite.
@@ -336,14 +257,15 @@ def build_zoo(root: str | PathLike[str] | None = None, config: ZooConfig | None 
         return zoo
     zroot.mkdir(parents=True, exist_ok=True)
     train = load_texts("train")
+    train_domains = train.domains or []  # the built-in texts always carry their domains
     tok_dir = zroot / "tokenizer"
     if (tok_dir / "tokenizer.json").is_file():
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(tok_dir)
     else:
-        tokenizer = _train_tokenizer(train.texts, cfg.vocab_size, tok_dir)
-    stream = _token_stream(tokenizer, train.texts)
+        tokenizer = train_tokenizer(train.texts, cfg.vocab_size, tok_dir)
+    stream = token_stream(tokenizer, train.texts)
     bar = None
     total = len(cfg.runs) * cfg.steps + len(cfg.finetune_domains) * cfg.finetune_steps
     if progress:
@@ -359,13 +281,13 @@ def build_zoo(root: str | PathLike[str] | None = None, config: ZooConfig | None 
                 bar.update(cfg.steps)
             continue
         torch.manual_seed(run.seed)
-        model = _model(run, cfg, len(tokenizer))
+        model = model_from_config(run, cfg, len(tokenizer))
         save_at = {s: zoo.checkpoint(run.name, s) for s in cfg.checkpoints}
         for p in save_at.values():
             p.parent.mkdir(parents=True, exist_ok=True)
         if bar is not None:
             bar.set_description(f"training {run.name}")
-        _train(model, stream, steps=cfg.steps, cfg=cfg, seed=1000 + run.seed, save_at=save_at, tokenizer=tokenizer, bar=bar)
+        train_steps(model, stream, steps=cfg.steps, cfg=cfg, seed=1000 + run.seed, save_at=save_at, tokenizer=tokenizer, bar=bar)
     from transformers import AutoModelForCausalLM
 
     first = cfg.runs[0].name
@@ -381,10 +303,10 @@ def build_zoo(root: str | PathLike[str] | None = None, config: ZooConfig | None 
         torch.manual_seed(cfg.seed)
         with quiet_transformers():
             model = AutoModelForCausalLM.from_pretrained(zoo.final(first))
-        domain_stream = _token_stream(tokenizer, [t for t, dom in zip(train.texts, train.domains) if dom == d])
+        domain_stream = token_stream(tokenizer, [t for t, dom in zip(train.texts, train_domains) if dom == d])
         if bar is not None:
             bar.set_description(f"fine-tuning on {d}")
-        _train(model, domain_stream, steps=cfg.finetune_steps, cfg=cfg, seed=cfg.seed + 7,
+        train_steps(model, domain_stream, steps=cfg.finetune_steps, cfg=cfg, seed=cfg.seed + 7,
                save_at={cfg.finetune_steps: child}, tokenizer=tokenizer, lr=cfg.finetune_learning_rate, warmup=2,
                bar=bar)
         (child / "README.md").write_text(

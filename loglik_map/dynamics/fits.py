@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from ..errors import LoglikMapError
+from .._deprecation import renamed_attribute
 from ..core.results import ConfidenceInterval
+from ..errors import LoglikMapError
 
-__all__ = ["PowerLawFit", "HolderEstimate", "fit_power_law", "holder_exponent"]
+__all__ = ["HolderEstimate", "PowerLawFit", "fit_power_law", "holder_exponent"]
 
 
 def _check_level(level: float) -> float:
@@ -32,8 +33,8 @@ class PowerLawFit:
         ``log d`` at lag 1 (d in the units of the distances fitted, e.g. bits/byte).
     r2 : float
         Coefficient of determination of the log–log fit.
-    stderr : float
-        Standard error of ``exponent`` (NaN with fewer than 3 points).
+    se : float
+        Standard error of ``exponent`` (NaN with fewer than 3 points). Formerly ``stderr``.
     n_points : int
         Points used (non-finite and non-positive distances are dropped).
     t0 : float
@@ -45,7 +46,7 @@ class PowerLawFit:
     exponent: float
     intercept: float
     r2: float
-    stderr: float
+    se: float
     n_points: int
     t0: float = math.nan
     window: int = 0
@@ -60,17 +61,30 @@ class PowerLawFit:
         """Hausdorff dimension D = 1/H = 2/c of the path."""
         return 2.0 / self.exponent if self.exponent != 0 else math.inf
 
+    stderr = renamed_attribute("se", "stderr")
+
     def confidence_interval(self, confidence_level: float = 0.95) -> ConfidenceInterval:
-        """Student-t interval for the exponent (n − 2 degrees of freedom)."""
+        """Student-t interval for the exponent (n − 2 degrees of freedom).
+
+        Parameters
+        ----------
+        confidence_level : float, default 0.95
+            Coverage of the interval, in (0, 1).
+
+        Returns
+        -------
+        ConfidenceInterval
+            ``exponent ± t · se``; NaN ends when the SE is NaN (fewer than 3 points).
+        """
         _check_level(confidence_level)
-        if not np.isfinite(self.stderr):
+        if not np.isfinite(self.se):
             return ConfidenceInterval(math.nan, math.nan)
         q = float(stats.t.ppf(0.5 + confidence_level / 2.0, self.n_points - 2))
-        return ConfidenceInterval(self.exponent - q * self.stderr, self.exponent + q * self.stderr)
+        return ConfidenceInterval(self.exponent - q * self.se, self.exponent + q * self.se)
 
     def __str__(self) -> str:
         where = f" from t0 = {self.t0:g} over {self.window} points" if np.isfinite(self.t0) else ""
-        return (f"diffusion exponent c = {self.exponent:.4g} ± {self.stderr:.2g} (r² = {self.r2:.3f}, "
+        return (f"diffusion exponent c = {self.exponent:.4g} ± {self.se:.2g} (r² = {self.r2:.3f}, "
                 f"n = {self.n_points}){where}; H = {self.hurst:.3g}, D = {self.fractal_dimension:.3g}")
 
 
@@ -83,10 +97,16 @@ def fit_power_law(lags: np.ndarray, distances: np.ndarray, *, t0: float = math.n
         Positive lags ``|t − t0|``.
     distances : array_like
         Squared distances at those lags; non-finite or non-positive ones are dropped.
+    t0 : float, optional
+        Start of the displacement, recorded in the result (NaN when not from a trajectory).
+    window : int, optional
+        Saved points after ``t0`` considered, recorded in the result.
 
     Returns
     -------
     PowerLawFit
+        Slope, intercept and standard error from :func:`scipy.stats.linregress` on
+        ``(log lag, log distance)``.
     """
     x = np.asarray(lags, dtype=float)
     y = np.asarray(distances, dtype=float)
@@ -97,19 +117,16 @@ def fit_power_law(lags: np.ndarray, distances: np.ndarray, *, t0: float = math.n
     n = x.size
     if n < 2 or np.ptp(x) == 0:
         raise LoglikMapError(f"a power-law fit needs at least 2 distinct positive lags with positive distance, got {n}")
-    xm, ym = x.mean(), y.mean()
-    sxx = float(np.sum((x - xm) ** 2))
-    slope = float(np.sum((x - xm) * (y - ym)) / sxx)
-    intercept = float(ym - slope * xm)
-    resid = y - (intercept + slope * x)
-    ssr = float(np.sum(resid**2))
-    sst = float(np.sum((y - ym) ** 2))
+    fit = stats.linregress(x, y)
+    slope, intercept = float(fit.slope), float(fit.intercept)
+    ssr = float(np.sum((y - (intercept + slope * x)) ** 2))
     # residuals at rounding level (of log d) are an exact fit, also when the line is (nearly) flat
-    # and sst is itself tiny: 1 − ssr/sst would then be a ratio of rounding errors
+    # and the variance of y is itself tiny: r² would then be a ratio of rounding errors
     exact = ssr <= n * (64 * np.finfo(float).eps * max(1.0, float(np.max(np.abs(y))))) ** 2
-    r2 = 1.0 if exact else 1.0 - ssr / sst
-    stderr = math.sqrt(ssr / (n - 2) / sxx) if n > 2 else math.nan
-    return PowerLawFit(slope, intercept, r2, stderr, n, float(t0), int(window))
+    r2 = 1.0 if exact else float(fit.rvalue) ** 2
+    # two points: a line through both, no residual to measure; an exact (e.g. flat) fit has SE 0
+    se = math.nan if n <= 2 else 0.0 if exact else float(fit.stderr)
+    return PowerLawFit(slope, intercept, r2, se, n, float(t0), int(window))
 
 
 @dataclass(frozen=True)
@@ -119,8 +136,10 @@ class HolderEstimate:
     Attributes
     ----------
     alpha : float
-    stderr : float
+        The exponent α.
+    se : float
         Delta-method standard error from the two fits' standard errors (taken as independent).
+        Formerly ``stderr``.
     c_q, c_w : float
         Diffusion exponents in log-likelihood space and weight space.
     fractal_dimension_q, fractal_dimension_w : float
@@ -128,33 +147,56 @@ class HolderEstimate:
     """
 
     alpha: float
-    stderr: float
+    se: float
     c_q: float
     c_w: float
     fractal_dimension_q: float
     fractal_dimension_w: float
 
+    stderr = renamed_attribute("se", "stderr")
+
     def confidence_interval(self, confidence_level: float = 0.95) -> ConfidenceInterval:
-        """Normal-approximation interval ``alpha ± z · stderr``."""
+        """Normal-approximation interval ``alpha ± z · se``.
+
+        Parameters
+        ----------
+        confidence_level : float, default 0.95
+            Coverage of the interval, in (0, 1).
+
+        Returns
+        -------
+        ConfidenceInterval
+        """
         _check_level(confidence_level)
         z = float(stats.norm.ppf(0.5 + confidence_level / 2.0))
-        return ConfidenceInterval(self.alpha - z * self.stderr, self.alpha + z * self.stderr)
+        return ConfidenceInterval(self.alpha - z * self.se, self.alpha + z * self.se)
 
     def __str__(self) -> str:
         return (f"Hölder exponent α = c_q / c_w = {self.c_q:.3g} / {self.c_w:.3g} = {self.alpha:.3g} ± "
-                f"{self.stderr:.2g}; D_q = {self.fractal_dimension_q:.3g}, D_w = {self.fractal_dimension_w:.3g}")
+                f"{self.se:.2g}; D_q = {self.fractal_dimension_q:.3g}, D_w = {self.fractal_dimension_w:.3g}")
 
 
 def holder_exponent(q_fit: PowerLawFit, w_fit: PowerLawFit) -> HolderEstimate:
     """Hölder exponent from a log-likelihood fit and a weight-space fit (:ref:`method-trajectories`).
 
     ``α = c_q / c_w``; its SE propagates both fits' SEs (NaN SEs count as 0).
+
+    Parameters
+    ----------
+    q_fit : PowerLawFit
+        Fit of the log-likelihood trajectory's displacement (exponent c_q).
+    w_fit : PowerLawFit
+        Fit of the weight-space trajectory's displacement (exponent c_w).
+
+    Returns
+    -------
+    HolderEstimate
     """
     if w_fit.exponent == 0:
         raise LoglikMapError("the weight-space exponent is 0; α is undefined")
     cq, cw = q_fit.exponent, w_fit.exponent
-    sq = q_fit.stderr if np.isfinite(q_fit.stderr) else 0.0
-    sw = w_fit.stderr if np.isfinite(w_fit.stderr) else 0.0
+    sq = q_fit.se if np.isfinite(q_fit.se) else 0.0
+    sw = w_fit.se if np.isfinite(w_fit.se) else 0.0
     alpha = cq / cw
     se = math.sqrt((sq / cw) ** 2 + (cq * sw / cw**2) ** 2)
     return HolderEstimate(alpha, se, cq, cw, q_fit.fractal_dimension, w_fit.fractal_dimension)

@@ -1,7 +1,11 @@
-"""Outliers of pretraining trajectories: texts whose log-likelihood jumps, checkpoints off the path (:ref:`method-preprocessing`)."""
+"""Outliers of pretraining trajectories: texts whose log-likelihood jumps, checkpoints off the path.
+
+See :ref:`method-preprocessing`.
+"""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
@@ -45,7 +49,7 @@ def jump_scores(values: np.ndarray, steps: np.ndarray, groups: Mapping[Hashable,
     n_pairs = 0
     for idx in groups.values():
         idx = idx[steps[idx] >= (after if after is not None else -np.inf)]
-        for a, b in zip(idx[:-1], idx[1:]):
+        for a, b in itertools.pairwise(idx):
             if excluded[a] or excluded[b]:
                 continue
             score = np.maximum(score, np.abs(values[b] - values[a]))
@@ -102,7 +106,8 @@ def n_to_drop(n_texts: int, n: int | None, fraction: float | None) -> int:
     if fraction is not None:
         if not 0 <= fraction < 1:
             raise LoglikMapError(f"fraction must be in [0, 1), got {fraction}")
-        n = int(round(fraction * n_texts))
+        n = round(fraction * n_texts)
+    assert n is not None
     if not 0 <= n < n_texts:
         raise LoglikMapError(f"cannot drop {n} of {n_texts} texts")
     return n
@@ -115,6 +120,24 @@ def drop_outlier_texts(matrix: LogLikelihoodMatrix, n: int | None = None, fracti
     The paper removes the top 300 of 10,000 (3 %). ``score_options`` (``order``, ``by``,
     ``after``, ``exclude``) go to :func:`outlier_text_scores`; excluded checkpoints stay in the
     returned matrix (:func:`preprocess_pretraining` does the whole procedure).
+
+    Parameters
+    ----------
+    matrix : LogLikelihoodMatrix
+        Log-likelihoods of trajectories' checkpoints (nats).
+    n : int, optional
+        Number of texts to drop.
+    fraction : float, optional
+        Or the fraction of texts to drop, in [0, 1) (give exactly one of ``n`` and ``fraction``).
+    scores : xarray.DataArray, optional
+        Precomputed :func:`outlier_text_scores` (otherwise computed here).
+    **score_options
+        Passed to :func:`outlier_text_scores`.
+
+    Returns
+    -------
+    LogLikelihoodMatrix
+        The matrix without the highest-scoring texts.
     """
     n = n_to_drop(matrix.n_texts, n, fraction)
     if scores is None:
@@ -174,11 +197,11 @@ def flag_outlier_models(steps: xr.Dataset | Any, *, threshold: float = 5.0, neig
             rows.append((g, model, steps[order].values[sel[k]], z[k - 1], z[k]))
     if not rows:
         raise LoglikMapError("trajectories need at least 4 points to look for outliers")
-    g, m, s, zin, zout = map(np.array, zip(*rows))
+    gs, m, s, zin, zout = (np.array(column) for column in zip(*rows))
     flagged = (zin > threshold) & (zout > threshold)
     return xr.Dataset({"z_in": (MODEL_DIM, zin.astype(float)), "z_out": (MODEL_DIM, zout.astype(float)),
                        "flagged": (MODEL_DIM, flagged)},
-                      coords={MODEL_DIM: m.astype(object), "group": (MODEL_DIM, g.astype(object)),
+                      coords={MODEL_DIM: m.astype(object), "group": (MODEL_DIM, gs.astype(object)),
                               order: (MODEL_DIM, s.astype(float))},
                       attrs={"threshold": threshold})
 

@@ -92,10 +92,20 @@ class PreprocessingResult:
         return pd.DataFrame(rows, columns=["what", "label", "reason", "score"])
 
     def trajectory(self, **options) -> Trajectory:
-        """:class:`Trajectory` of the cleaned matrix on the original checkpoint grids, the excluded
-        checkpoints kept as excluded points (never starts, targets or bridged; NaN with the
-        reason "excluded start" in :meth:`Trajectory.diffusion_exponents`). ``order``, ``by``,
-        ``grid`` and ``exclude`` are filled in; other options pass through."""
+        """:class:`Trajectory` of the cleaned matrix on the original checkpoint grids.
+
+        The excluded checkpoints are kept as excluded points (never starts, targets or bridged;
+        NaN with the reason "excluded start" in :meth:`Trajectory.diffusion_exponents`).
+
+        Parameters
+        ----------
+        **options
+            :class:`Trajectory` options; ``order``, ``by``, ``grid`` and ``exclude`` are filled in.
+
+        Returns
+        -------
+        Trajectory
+        """
         options.setdefault("order", self.order)
         options.setdefault("by", self.by)
         options.setdefault("grid", self.grids)

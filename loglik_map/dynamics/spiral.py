@@ -40,9 +40,10 @@ def _acf(x: np.ndarray) -> np.ndarray:
 
 
 def spiral_period(embedding: xr.DataArray | np.ndarray, component: int = 3) -> SpiralPeriod:
-    """Spiral check of :ref:`method-figures` (App. D.1): PCA of a (3-D t-SNE) embedding of an ordered trajectory, then the
-    ACF of principal component ``component``; the period is the lag of the ACF maximum between its
-    2nd and 3rd zero crossings.
+    """Spiral check of :ref:`method-figures` (App. D.1) on an ordered trajectory's embedding.
+
+    PCA of a (3-D t-SNE) embedding of an ordered trajectory, then the ACF of principal component
+    ``component``; the period is the lag of the ACF maximum between its 2nd and 3rd zero crossings.
 
     Parameters
     ----------
@@ -51,6 +52,11 @@ def spiral_period(embedding: xr.DataArray | np.ndarray, component: int = 3) -> S
         sorted by step).
     component : int
         1-based principal component to analyse (the paper uses PC3).
+
+    Returns
+    -------
+    SpiralPeriod
+        The period in points, with the ACF it was read from.
     """
     X = np.asarray(embedding, dtype=float)
     if X.ndim != 2 or X.shape[1] < component or X.shape[0] < 4:

@@ -8,36 +8,38 @@ slots of the checkpoint grid (``fig5.py``), not the next ``W`` remaining points.
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from ..core.groups import ordered_groups
-from ..core.kernels import pair_kl_se
+from ..core.kernels import pairs_kl_se
 from ..core.matrix import MODEL_DIM, LogLikelihoodMatrix
 from ..core.modelmap import ModelMap
-from ..errors import LoglikMapError
+from ..errors import LoglikMapError, UnknownLabelError, WrongTypeError
 from ..units import check_unit, nats_per_bit_per_byte
-from .fits import PowerLawFit, fit_power_law
+from ._diffusion import TrajectoryDiffusion
+from ._layout import build_layout
 
 __all__ = ["Trajectory"]
 
-_ALL = "all"
-_WINDOW_ON = ("grid", "remaining")
 
 
-def _check_window_on(window_on: str) -> str:
-    if window_on not in _WINDOW_ON:
-        raise LoglikMapError(f"window_on must be 'grid' (the paper's next grid slots) or 'remaining' "
-                             f"(the next saved points), got {window_on!r}")
-    return window_on
+@dataclass(frozen=True)
+class _Distances:
+    """What :meth:`Trajectory.from_distances` builds a trajectory from (instead of a map)."""
+
+    squared: np.ndarray
+    coords: Any
+    unit: str
 
 
-class Trajectory:
+class Trajectory(TrajectoryDiffusion):
     """Points of a model map ordered by a numeric model coordinate — checkpoints by ``step``,
     logit-lens rows by ``layer`` — optionally one trajectory per value of ``by`` (size, seed…).
 
@@ -82,28 +84,31 @@ class Trajectory:
     9
     """
 
-    __slots__ = ("_X", "_D", "_has_se", "_names", "_order", "_excluded", "_groups", "_dropped", "_grids", "_by",
-                 "_order_name", "_unit", "_nats_per_bit", "_n_texts")
+    __slots__ = ("_D", "_X", "_layout", "_nats_per_bit", "_unit")
 
     def __init__(self, source: ModelMap | LogLikelihoodMatrix, order: str = "step", by: str | None = None, *,
                  exclude: Iterable[str] | None = None, grid: Any = None) -> None:
         if isinstance(source, LogLikelihoodMatrix):
             source = ModelMap(source)
-        if not isinstance(source, ModelMap):
-            raise LoglikMapError(f"Trajectory needs a ModelMap or LogLikelihoodMatrix, got {type(source).__name__}")
-        coords = source.coordinates
-        self._X: np.ndarray | None = coords.values
-        self._D: np.ndarray | None = None
-        self._has_se = True
-        self._unit = "bits/byte"
-        self._nats_per_bit = nats_per_bit_per_byte(source.mean_bytes)
-        self._n_texts = source.n_texts
-        self._setup(coords.coords, source.models, order, by, exclude, grid)
+        if isinstance(source, _Distances):  # from_distances
+            self._X: np.ndarray | None = None
+            self._D: np.ndarray | None = source.squared
+            self._unit = source.unit
+            self._nats_per_bit = math.nan
+            coords, names = source.coords, source.coords[MODEL_DIM].values
+        elif isinstance(source, ModelMap):
+            self._X, self._D = source.points.values, None
+            self._unit = "bits/byte"
+            self._nats_per_bit = nats_per_bit_per_byte(source.mean_bytes)
+            coords, names = source.points.coords, source.models
+        else:
+            raise WrongTypeError(f"Trajectory needs a ModelMap or LogLikelihoodMatrix, got {type(source).__name__}")
+        self._layout = build_layout(coords, names, order, by, exclude, grid)
 
     @classmethod
-    def from_distances(cls, distances: Any, steps: Sequence[float], *, models: Sequence[str] | None = None,
+    def from_distances(cls, distances: Any, steps: Sequence[float] | np.ndarray, *, models: Sequence[str] | None = None,
                        groups: Sequence[Hashable] | None = None, exclude: Iterable[str] | None = None,
-                       grid: Any = None, unit: str = "", order: str = "step") -> "Trajectory":
+                       grid: Any = None, unit: str = "", order: str = "step") -> Trajectory:
         """A trajectory over a precomputed squared-distance matrix (e.g. from :func:`weight_distances`).
 
         Parameters
@@ -122,6 +127,11 @@ class Trajectory:
             Unit of the distances, recorded in results.
         order : str, default "step"
             Name of the position axis in results.
+
+        Returns
+        -------
+        Trajectory
+            Without standard errors (``se`` is NaN in :meth:`step_kl`).
         """
         D = np.asarray(distances, dtype=float)
         if D.ndim != 2 or D.shape[0] != D.shape[1]:
@@ -132,79 +142,22 @@ class Trajectory:
                       else [f"p{i}" for i in range(K)])
         if len(steps) != K or len(models) != K:
             raise LoglikMapError(f"need one step and one name per point ({K})")
-        new = cls.__new__(cls)
-        new._X = None
-        new._D = D
-        new._has_se = False
-        new._unit = unit
-        new._nats_per_bit = math.nan
-        new._n_texts = 0
         coords = {order: (MODEL_DIM, np.asarray(steps, dtype=float))}
         if groups is not None:
             coords["group"] = (MODEL_DIM, np.asarray(list(groups), dtype=object))
-        da = xr.DataArray(np.zeros(K), dims=(MODEL_DIM,), coords={MODEL_DIM: list(models), **coords})
-        new._setup(da.coords, np.asarray(models, dtype=object), order, "group" if groups is not None else None,
-                   exclude, grid)
-        return new
-
-    def _setup(self, coords: Any, names: np.ndarray, order: str, by: str | None, exclude: Iterable[str] | None,
-               grid: Any) -> None:
-        if order not in coords or coords[order].dims != (MODEL_DIM,):
-            raise LoglikMapError(f"no model coordinate {order!r} to order the trajectory by")
-        values = np.asarray(coords[order].values)
-        if values.dtype.kind not in "iuf":
-            raise LoglikMapError(f"model coordinate {order!r} must be numeric, got dtype {values.dtype}")
-        values = values.astype(float)
-        if by is not None and (by not in coords or coords[by].dims != (MODEL_DIM,)):
-            raise LoglikMapError(f"no model coordinate {by!r} to split trajectories by")
-        names = np.asarray(names, dtype=object)
-        excluded = set(exclude or ())
-        unknown = excluded - set(names)
-        if unknown:
-            raise LoglikMapError(f"excluded models not on the map: {sorted(unknown)[:3]}; exclude only mapped models "
-                                 "(to leave out checkpoints already removed from the matrix, pass their steps in "
-                                 "grid= instead)")
-        is_excluded = np.isin(names, list(excluded))
-        labels = coords[by].values.tolist() if by is not None else [_ALL] * len(names)
-        groups: dict[Hashable, np.ndarray] = {}
-        dropped: dict[Hashable, np.ndarray] = {}
-        grids: dict[Hashable, np.ndarray] = {}
-        for g, every in ordered_groups(values, labels, names, order, split_hint=by is None).items():
-            kept = every[~is_excluded[every]]
-            if kept.size == 0:
-                continue
-            groups[g] = kept
-            dropped[g] = every[is_excluded[every]]
-            grids[g] = self._group_grid(grid, g, values[every], order)
-        if not groups:
-            raise LoglikMapError(f"no model has a finite {order!r} (excluded models do not count)")
-        self._names = names
-        self._order = values
-        self._excluded = is_excluded
-        self._groups = groups
-        self._dropped = dropped
-        self._grids = grids
-        self._by = by
-        self._order_name = order
-
-    @staticmethod
-    def _group_grid(grid: Any, g: Hashable, positions: np.ndarray, order: str) -> np.ndarray:
-        if grid is None:
-            return positions
-        if isinstance(grid, Mapping):
-            if g not in grid:
-                raise LoglikMapError(f"grid= has no entry for trajectory {g!r}; give one for every trajectory")
-            grid = grid[g]
-        arr = np.unique(np.asarray(grid, dtype=float))
-        if arr.ndim != 1 or arr.size == 0 or not np.isfinite(arr).all():
-            raise LoglikMapError(f"grid must be a non-empty list of finite {order} values")
-        off = positions[~np.isin(positions, arr)]
-        if off.size:
-            raise LoglikMapError(f"trajectory {g!r} has points off the grid ({order} = {off[0]:g}, …); add them to "
-                                 "grid= or leave grid=None")
-        return arr
+        da = xr.DataArray(np.zeros(K), dims=(MODEL_DIM,), coords={MODEL_DIM: np.asarray(models, dtype=object), **coords})
+        return cls(_Distances(D, da.coords, unit), order, "group" if groups is not None else None,  # type: ignore[arg-type]
+                   exclude=exclude, grid=grid)
 
     # ------------------------------------------------------------------ access
+    _names = property(lambda self: self._layout.names)
+    _order = property(lambda self: self._layout.positions)
+    _excluded = property(lambda self: self._layout.excluded)
+    _groups = property(lambda self: self._layout.groups)
+    _dropped = property(lambda self: self._layout.dropped)
+    _grids = property(lambda self: self._layout.grids)
+    _order_name = property(lambda self: self._layout.order)
+
     @property
     def groups(self) -> list[Hashable]:
         """Trajectory labels (values of ``by``; ``["all"]`` without ``by``)."""
@@ -226,28 +179,68 @@ class Trajectory:
                 raise LoglikMapError(f"several trajectories ({self.groups[:4]}…); pass group=")
             return next(iter(self._groups))
         if group not in self._groups:
-            raise LoglikMapError(f"no trajectory {group!r}; there are {self.groups}")
+            raise UnknownLabelError(f"no trajectory {group!r}; there are {self.groups}")
         return group
 
     def _group(self, group: Hashable | None) -> np.ndarray:
         return self._groups[self._key(group)]
 
     def models(self, group: Hashable | None = None) -> np.ndarray:
-        """Model names along a trajectory, in order (excluded models left out)."""
+        """Model names along a trajectory, in order (excluded models left out).
+
+        Parameters
+        ----------
+        group : optional
+            Which trajectory (a value of ``by``; needed when there are several).
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         return self._names[self._group(group)]
 
     def positions(self, group: Hashable | None = None) -> np.ndarray:
-        """Positions (``order`` values: steps, layers, …) along a trajectory (excluded points left out)."""
+        """Positions (``order`` values: steps, layers, …) along a trajectory (excluded points left out).
+
+        Parameters
+        ----------
+        group : optional
+            Which trajectory (a value of ``by``; needed when there are several).
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         return self._order[self._group(group)]
 
     def steps(self, group: Hashable | None = None) -> np.ndarray:
-        """Deprecated alias of :meth:`positions` (which also names layers of a layer trajectory)."""
+        """Deprecated alias of :meth:`positions` (which also names layers of a layer trajectory).
+
+        Parameters
+        ----------
+        group : optional
+            Which trajectory (a value of ``by``; needed when there are several).
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         warnings.warn("Trajectory.steps() is deprecated: use Trajectory.positions() (the values of the "
                       f"{self._order_name!r} coordinate)", DeprecationWarning, stacklevel=2)
         return self.positions(group)
 
     def grid(self, group: Hashable | None = None) -> np.ndarray:
-        """The checkpoint grid of a trajectory (see ``grid=``); slots without a kept point are gaps."""
+        """The checkpoint grid of a trajectory (see ``grid=``); slots without a kept point are gaps.
+
+        Parameters
+        ----------
+        group : optional
+            Which trajectory (a value of ``by``; needed when there are several).
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         return self._grids[self._key(group)]
 
     def __repr__(self) -> str:
@@ -255,14 +248,13 @@ class Trajectory:
         excl = f", {int(self._excluded.sum())} excluded" if self._excluded.any() else ""
         return f"<Trajectory by {self._order_name!r}: {len(self._groups)} trajectory(ies) ({sizes}){excl}>"
 
-    def _sqdist(self, i: int, j: np.ndarray) -> np.ndarray:
+    def _kl_se(self, i: int, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """KL (squared distance) and SE from point ``i`` to points ``j``; SE NaN for distances."""
+        j = np.asarray(j, dtype=np.int64)
         if self._X is not None:
-            d = self._X[j] - self._X[i]
-            return np.einsum("ij,ij->i", d, d)
-        return self._D[i, j]
-
-    def _pair_se(self, i: int, j: int) -> float:
-        return pair_kl_se(self._X[i], self._X[j])[1]
+            return pairs_kl_se(self._X, np.full(j.size, i), j)
+        assert self._D is not None  # a trajectory holds either points or distances
+        return self._D[i, j], np.full(j.size, math.nan)
 
     def _scale(self, unit: str | None) -> tuple[float, str]:
         if self._X is None:
@@ -272,7 +264,7 @@ class Trajectory:
 
     def _transitions(self, g: Hashable, bridge: bool) -> list[tuple[int, int]]:
         idx = self._groups[g]
-        pairs = list(zip(idx[:-1], idx[1:]))
+        pairs = list(itertools.pairwise(idx))
         if bridge:
             return pairs
         slot = {float(v): k for k, v in enumerate(self._grids[g])}
@@ -304,171 +296,15 @@ class Trajectory:
         rows = []
         for g in self._groups:
             for a, b in self._transitions(g, bridge):
-                kl = float(self._sqdist(a, np.array([b]))[0])
-                se = self._pair_se(a, b) if self._has_se else math.nan
+                kl, se = (float(v[0]) for v in self._kl_se(a, np.array([b])))
                 rows.append((g, self._names[a], self._names[b], self._order[a], self._order[b], kl * scale, se * scale))
         if not rows:
             raise LoglikMapError("no two consecutive points on any trajectory (every pair is split by an excluded "
                                  "point or a gap, or trajectories have a single point)")
-        g, ma, mb, sa, sb, kl, se = map(list, zip(*rows))
+        gs, ma, mb, sa, sb, kls, ses = (list(column) for column in zip(*rows))
         o = self._order_name
-        coords = {"group": ("transition", np.array(g, dtype=object)), "model": ("transition", np.array(ma, dtype=object)),
+        coords = {"group": ("transition", np.array(gs, dtype=object)), "model": ("transition", np.array(ma, dtype=object)),
                   "model_next": ("transition", np.array(mb, dtype=object)), o: ("transition", np.array(sa)),
                   f"{o}_next": ("transition", np.array(sb))}
-        return xr.Dataset({"kl": ("transition", np.array(kl)), "se": ("transition", np.array(se))}, coords=coords,
+        return xr.Dataset({"kl": ("transition", np.array(kls)), "se": ("transition", np.array(ses))}, coords=coords,
                           attrs={"units": unit, "order": o, "bridge": int(bridge)})
-
-    # ------------------------------------------------------------------ displacement and diffusion
-    def _start(self, t0: float, g: Hashable) -> int:
-        pos = np.flatnonzero(self._order[self._groups[g]] == t0)
-        if pos.size:
-            return int(pos[0])
-        name = self._excluded_at(g, t0)
-        if name:
-            raise LoglikMapError(f"t0 = {t0:g} is the excluded point {name!r}: an excluded checkpoint gives no "
-                                 "estimate (the paper leaves it out)")
-        raise LoglikMapError(f"t0 = {t0:g} is not a saved point of trajectory {g!r}")
-
-    def _excluded_at(self, g: Hashable, t0: float) -> str:
-        hit = self._dropped[g][self._order[self._dropped[g]] == t0]
-        return str(self._names[hit[0]]) if hit.size else ""
-
-    def _span(self, g: Hashable) -> tuple[float, float]:
-        """First and last position of a trajectory, excluded points included."""
-        pos = np.concatenate([self._order[self._groups[g]], self._order[self._dropped[g]]])
-        return float(pos.min()), float(pos.max())
-
-    def displacement(self, t0: float, group: Hashable | None = None, *, unit: str | None = None) -> xr.DataArray:
-        """Squared distance ‖q_t − q_t0‖² for every kept point t > t0 (bits/byte for a map).
-
-        ``t0`` must be a kept (not excluded) point of the trajectory. The result's dimension is
-        named after ``order``.
-        """
-        g = self._key(group)
-        idx = self._groups[g]
-        k = self._start(t0, g)
-        later = idx[k + 1:]
-        scale, unit = self._scale(unit)
-        d = self._sqdist(idx[k], later) * scale
-        o = self._order_name
-        return xr.DataArray(d, dims=(o,), coords={o: self._order[later], MODEL_DIM: (o, self._names[later])},
-                            attrs={"units": unit, "t0": float(t0), "model_t0": str(self._names[idx[k]])},
-                            name="displacement")
-
-    def _window(self, g: Hashable, k: int, window: int, window_on: str) -> tuple[np.ndarray, np.ndarray] | str:
-        """Lags and distances of the window after the ``k``-th kept point, or why there is none."""
-        idx = self._groups[g]
-        start = idx[k]
-        t0 = self._order[start]
-        if window_on == "remaining":
-            targets = idx[k + 1:k + 1 + window]
-            if targets.size < window:
-                return f"only {targets.size} saved points after t0 = {t0:g}; window is {window}"
-        else:
-            grid = self._grids[g]
-            slot = int(np.searchsorted(grid, t0))
-            slots = grid[slot + 1:slot + 1 + window]
-            if slots.size < window:
-                return f"only {slots.size} grid slots after t0 = {t0:g}; window is {window}"
-            if slots[-1] > self._span(g)[1]:
-                return f"the window of {window} grid slots after t0 = {t0:g} runs past the trajectory's last point"
-            targets = idx[np.isin(self._order[idx], slots)]
-        return self._order[targets] - t0, self._sqdist(start, targets)
-
-    def diffusion_exponent(self, t0: float, window: int = 10, group: Hashable | None = None, *,
-                           window_on: str = "grid") -> PowerLawFit:
-        """Fit ``‖q_t − q_t0‖² ∝ |t − t0|^c`` over a window of ``window`` checkpoints after ``t0`` (:ref:`method-trajectories`).
-
-        Parameters
-        ----------
-        t0 : float
-            Start; a kept point of the trajectory (an excluded start has no estimate: error).
-        window : int, default 10
-            Window length W (the paper: 10 checkpoints, i.e. 10k steps at 1k spacing).
-        group : optional
-            Which trajectory (needed when there are several).
-        window_on : {"grid", "remaining"}
-            ``"grid"`` (default, the paper's ``fig5.py``): the next W slots of the grid; excluded
-            points and gaps in them are dropped, so the fit may use fewer than W points over
-            the same span. ``"remaining"``: the next W kept points, reaching further past an
-            excluded point.
-
-        Returns
-        -------
-        PowerLawFit
-            ``n_points`` is the number of points fitted (non-positive distances are dropped).
-        """
-        _check_window_on(window_on)
-        if window < 2:
-            raise LoglikMapError("window must be at least 2 points")
-        g = self._key(group)
-        got = self._window(g, self._start(t0, g), window, window_on)
-        if isinstance(got, str):
-            raise LoglikMapError(got)
-        return fit_power_law(*got, t0=t0, window=window)
-
-    def diffusion_exponents(self, window: int = 10, min_start: float | None = None, group: Hashable | None = None,
-                            *, window_on: str = "grid") -> xr.Dataset:
-        """c(t0) and r²(t0) for every start with a full window (Fig. 5 right, Table 3).
-
-        With ``window_on="grid"`` (default, as the paper's ``fig5.py``) the starts are the grid
-        slots ``t0 ≥ min_start`` of each trajectory whose W following slots lie within it; a
-        start that is excluded or a gap gets NaN with a ``reason`` (the authors' arrays hold NaN
-        there too), as does a window with fewer than two usable points. With
-        ``window_on="remaining"`` the starts are the kept points with W kept points after them.
-
-        Returns
-        -------
-        xarray.Dataset
-            Over a ``start`` dimension: ``exponent``, ``r2``, ``stderr``, ``n_points``, ``reason``
-            (``""`` where the fit exists), with coordinates ``group``, ``t0`` and ``model_t0``.
-            Combine with ``.where(ds.group == g, drop=True)``; drop the NaN rows with
-            ``ds.where(ds.reason == "", drop=True)``.
-        """
-        _check_window_on(window_on)
-        if window < 2:
-            raise LoglikMapError("window must be at least 2 points")
-        rows = []
-        for g in (self.groups if group is None else [self._key(group)]):
-            rows += self._exponent_rows(g, window, min_start, window_on)
-        if not rows:
-            raise LoglikMapError(f"no start point has a full window of {window} "
-                                 f"{'grid slots' if window_on == 'grid' else 'saved points'}")
-        g, t0, name, c, r2, se, n, why = map(list, zip(*rows))
-        return xr.Dataset(
-            {"exponent": ("start", np.array(c, dtype=float)), "r2": ("start", np.array(r2, dtype=float)),
-             "stderr": ("start", np.array(se, dtype=float)), "n_points": ("start", np.array(n, dtype=int)),
-             "reason": ("start", np.array(why, dtype=object))},
-            coords={"group": ("start", np.array(g, dtype=object)), "t0": ("start", np.array(t0, dtype=float)),
-                    "model_t0": ("start", np.array(name, dtype=object))},
-            attrs={"window": window, "order": self._order_name, "window_on": window_on},
-        )
-
-    def _exponent_rows(self, g: Hashable, window: int, min_start: float | None, window_on: str) -> list[tuple]:
-        idx = self._groups[g]
-        kept = {float(self._order[i]): k for k, i in enumerate(idx)}
-        if window_on == "remaining":
-            starts = [self._order[i] for i in idx[:max(len(idx) - window, 0)]]
-        else:
-            grid, (first, last) = self._grids[g], self._span(g)
-            starts = [grid[s] for s in range(grid.size - window) if first <= grid[s] and grid[s + window] <= last]
-        rows = []
-        for t0 in starts:
-            if min_start is not None and t0 < min_start:
-                continue
-            k = kept.get(float(t0))
-            if k is None:
-                gap = self._excluded_at(g, t0)
-                why = f"excluded start ({gap})" if gap else "no saved point at this start"
-                rows.append((g, t0, gap or "", math.nan, math.nan, math.nan, 0, why))
-                continue
-            got = self._window(g, k, window, window_on)
-            try:
-                if isinstance(got, str):
-                    raise LoglikMapError(got)
-                fit = fit_power_law(*got, t0=t0, window=window)
-            except LoglikMapError as err:
-                rows.append((g, t0, self._names[idx[k]], math.nan, math.nan, math.nan, 0, str(err)))
-                continue
-            rows.append((g, t0, self._names[idx[k]], fit.exponent, fit.r2, fit.stderr, fit.n_points, ""))
-        return rows

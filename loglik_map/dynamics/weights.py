@@ -19,7 +19,7 @@ import xarray as xr
 from .._util import write_json_atomic
 from ..errors import LoglikMapError
 
-__all__ = ["weight_distances", "checkpoint_tensors"]
+__all__ = ["checkpoint_tensors", "weight_distances"]
 
 _CHUNK_ELEMENTS = 1 << 22
 
@@ -136,7 +136,9 @@ def weight_distances(
     labels = list(names) if names is not None else [f.name for f in folders]
     if len(labels) != K or len(set(labels)) != K:
         raise LoglikMapError("need one unique name per checkpoint")
-    if pairs == "all":
+    if isinstance(pairs, str):
+        if pairs != "all":
+            raise LoglikMapError(f"pairs must be 'all' or a list of (i, j) index pairs, got {pairs!r}")
         todo = [(i, j) for i in range(K) for j in range(i + 1, K) if window is None or j - i <= window]
     else:
         todo = sorted({(min(i, j), max(i, j)) for i, j in pairs if i != j})

@@ -62,7 +62,7 @@ def write_netcdf(ds: xr.Dataset, tmp: Path) -> None:
     if free < needed:  # pragma: no cover
         raise LoglikMapError(f"not enough free space in {str(tmp.parent)!r} to save {needed} bytes ({free} free): free "
                              "some space or choose another folder")
-    ds.to_netcdf(tmp, engine=engine)  # pragma: no cover
+    ds.to_netcdf(tmp, engine=engine)  # type: ignore[call-overload]  # pragma: no cover
     _storage.fsync_tree(tmp)  # pragma: no cover
 
 

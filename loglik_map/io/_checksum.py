@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-__all__ = ["CHECKSUM_ATTR", "FORMAT_ATTR", "FILE_FORMAT", "dataset_checksum"]
+__all__ = ["CHECKSUM_ATTR", "FILE_FORMAT", "FORMAT_ATTR", "dataset_checksum"]
 
 #: Attribute holding ``"sha256:<hex>"`` of the data (written by every save and every run-store row).
 CHECKSUM_ATTR = "loglik_map_checksum"
@@ -24,7 +24,7 @@ FORMAT_ATTR = "loglik_map_format"
 FILE_FORMAT = 1
 
 
-def _feed(h: "hashlib._Hash", tag: str, data: bytes | memoryview) -> None:
+def _feed(h: hashlib._Hash, tag: str, data: bytes | memoryview) -> None:
     h.update(tag.encode("ascii"))
     h.update(memoryview(data).nbytes.to_bytes(8, "little"))
     h.update(data)
@@ -45,11 +45,11 @@ def _canonical_bytes(values: np.ndarray) -> tuple[str, bytes | memoryview]:
         if nan.any():
             v = v.copy()
             v[nan] = np.nan  # one NaN bit pattern, whatever the backend returns
-        return "f8", memoryview(v).cast("B")
+        return "f8", memoryview(v.data).cast("B")
     if kind in "ib":
-        return "i8", memoryview(np.ascontiguousarray(values, dtype="<i8")).cast("B")
+        return "i8", memoryview(np.ascontiguousarray(values, dtype="<i8").data).cast("B")
     if kind == "u":
-        return "u8", memoryview(np.ascontiguousarray(values, dtype="<u8")).cast("B")
+        return "u8", memoryview(np.ascontiguousarray(values, dtype="<u8").data).cast("B")
     raise TypeError(f"cannot checksum an array of dtype {values.dtype}")
 
 

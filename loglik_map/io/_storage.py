@@ -23,8 +23,20 @@ from filelock import FileLock, Timeout
 
 from ..errors import DataIntegrityWarning, LoglikMapError
 
-__all__ = ["temp_sibling", "siblings", "lock_file", "acquire", "remove_path", "remove_settled", "fsync_tree",
-           "fsync_dir", "recover", "storage_error", "PARTIAL", "ASIDE"]
+__all__ = [
+    "ASIDE",
+    "PARTIAL",
+    "acquire",
+    "fsync_dir",
+    "fsync_tree",
+    "lock_file",
+    "recover",
+    "remove_path",
+    "remove_settled",
+    "siblings",
+    "storage_error",
+    "temp_sibling",
+]
 
 PARTIAL = "partial"
 ASIDE = "old"

@@ -149,13 +149,13 @@ def _read_with_recovery(path: Path, fmt: str) -> xr.Dataset:
         raise LoglikMapError(f"no such file or store: {str(path)!r}")
     try:
         return read_dataset(path, fmt)
-    except Exception as err:  # noqa: BLE001 - every backend error is reported with the file's name
+    except Exception as err:
         first = err
     if not path.exists() or _storage.siblings(path, _storage.ASIDE) or _storage.siblings(path, _storage.PARTIAL):
         recover()  # a save was replacing it while we read
         try:
             return read_dataset(path, fmt)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             first = err
     raise damaged_error(path, first) from first
 

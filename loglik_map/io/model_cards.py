@@ -27,8 +27,21 @@ def _front_matter(text: str) -> dict[str, Any]:
 
 
 def read_base_model(model: str | PathLike[str], *, token: str | None = None) -> list[str]:
-    """The ``base_model`` entries of a model card: a local folder's README.md front matter, or the
-    hub card (through huggingface_hub) for a hub id. Empty list when there is none."""
+    """The ``base_model`` entries of a model card.
+
+    Parameters
+    ----------
+    model : str or path
+        A local model folder (its README.md front matter is read) or a hub id (its card is
+        read through huggingface_hub, installed with the ``models`` extra).
+    token : str, optional
+        Hub token for gated or private models.
+
+    Returns
+    -------
+    list of str
+        The card's ``base_model`` entries; empty when there is none.
+    """
     path = Path(model)
     if path.is_dir():
         readme = path / "README.md"
@@ -37,7 +50,7 @@ def read_base_model(model: str | PathLike[str], *, token: str | None = None) -> 
         ModelCard = require_extra("huggingface_hub", "models", "reading hub model cards").ModelCard
         try:
             meta = ModelCard.load(str(model), token=token).data.to_dict()
-        except Exception as err:  # noqa: BLE001 - no card, offline, gated: report, do not guess
+        except Exception as err:
             raise LoglikMapError(f"cannot read the model card of {model!r}: {type(err).__name__}: {err}") from err
     base = meta.get("base_model")
     if base is None:

@@ -35,10 +35,10 @@ def _pickle_refusal(path: Path) -> LoglikMapError:
 def _load_pickle(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
-            data = pickle.load(fh)  # noqa: S301 - only with trust_pickle=True
+            data = pickle.load(fh)
     except OSError as err:
         raise LoglikMapError(f"cannot read {str(path)!r}: {err}") from None
-    except Exception as err:  # noqa: BLE001 - any unpickling error
+    except Exception as err:
         raise damaged_error(path, err) from err
     if not isinstance(data, dict) or not data:
         raise LoglikMapError(f"{path}: expected a non-empty dict {{model_name: vector}}, got {type(data).__name__}")
@@ -61,7 +61,7 @@ def _load_npz(path: Path) -> dict[str, Any]:
         raise
     except OSError as err:
         raise LoglikMapError(f"cannot read {str(path)!r}: {err}") from None
-    except Exception as err:  # noqa: BLE001 - zip/npy errors, object arrays refused without pickle
+    except Exception as err:
         raise damaged_error(path, err) from err
 
 
@@ -73,7 +73,7 @@ def _load_csv(path: Path) -> dict[str, Any]:
         values = df.to_numpy(dtype=np.float64)
     except OSError as err:
         raise LoglikMapError(f"cannot read {str(path)!r}: {err}") from None
-    except Exception as err:  # noqa: BLE001 - parser errors, non-numeric cells
+    except Exception as err:
         raise LoglikMapError(f"cannot read {str(path)!r} as CSV with one row per model (model name, then one "
                              f"log-likelihood per text): {type(err).__name__}: {err}") from err
     return {str(name): row for name, row in zip(df.index, values)}

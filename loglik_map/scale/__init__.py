@@ -13,5 +13,17 @@ from .pairs import (
     random_pairs,
 )
 
-__all__ = ["KLSetting", "PAPER_KL_SCALE", "PairRule", "PretrainingPreprocessing", "adjacent_layers", "child_vs_parent",
-           "consecutive_checkpoints", "differing_only_in", "kl_scale", "kl_scale_pairs", "original_vs", "random_pairs"]
+__all__ = [
+    "PAPER_KL_SCALE",
+    "KLSetting",
+    "PairRule",
+    "PretrainingPreprocessing",
+    "adjacent_layers",
+    "child_vs_parent",
+    "consecutive_checkpoints",
+    "differing_only_in",
+    "kl_scale",
+    "kl_scale_pairs",
+    "original_vs",
+    "random_pairs",
+]

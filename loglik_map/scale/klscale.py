@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,7 @@ from .pairs import (
     random_pairs,
 )
 
-__all__ = ["KLSetting", "PAPER_KL_SCALE", "PretrainingPreprocessing", "kl_scale", "kl_scale_pairs"]
+__all__ = ["PAPER_KL_SCALE", "KLSetting", "PretrainingPreprocessing", "kl_scale", "kl_scale_pairs"]
 
 #: Table 1a of the paper (bits/byte): median, mean and SD of KL per setting.
 PAPER_KL_SCALE = pd.DataFrame(
@@ -64,10 +64,10 @@ def _shorthand(spec: str) -> PairRule:
         raise LoglikMapError(f"unknown rule {spec!r}; give a PairRule such as consecutive_checkpoints(...) or a list "
                              "of (a, b) pairs")
     spelled, make = _SHORTHANDS[spec]
-    deprecated(f"the shorthand rule {spec!r}", f"loglik_map.{spelled}", stacklevel=5)
+    deprecated(f"the shorthand rule {spec!r}", f"loglik_map.{spelled}")
     return make()
 
-Setting = Union[Sequence[Pair], PairRule, str]
+Setting = Sequence[Pair] | PairRule | str
 
 
 def _frozen_criteria(models: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
@@ -89,6 +89,13 @@ class PretrainingPreprocessing:
     Settings that share one recipe (equal fields) share one preprocessing: the paper's
     Early, Later and model-size settings use the same cleaned matrix of the five main runs, its
     seed setting a second one of the seed runs only (their own clip, outlier texts and B̄).
+
+    Attributes
+    ----------
+    models : mapping, optional
+        Criteria for :meth:`LogLikelihoodMatrix.where_models`; all models when None.
+    exclude, order, by, clip, after, drop_fraction, drop_n
+        Options of :func:`~loglik_map.preprocess_pretraining` (same meanings and defaults).
     """
 
     models: Any = None
@@ -105,7 +112,17 @@ class PretrainingPreprocessing:
         object.__setattr__(self, "exclude", tuple(str(e) for e in self.exclude))
 
     def apply(self, matrix: LogLikelihoodMatrix) -> PreprocessingResult:
-        """Run the preprocessing on ``matrix``'s selected models; a :class:`~loglik_map.PreprocessingResult`."""
+        """Run the preprocessing on ``matrix``'s selected models.
+
+        Parameters
+        ----------
+        matrix : LogLikelihoodMatrix
+            Log-likelihoods (nats) containing the selected models.
+
+        Returns
+        -------
+        PreprocessingResult
+        """
         sub = matrix.where_models(**{k: list(v) if isinstance(v, tuple) else v for k, v in self.models})
         return preprocess_pretraining(sub, exclude=self.exclude, order=self.order, by=self.by, clip=self.clip,
                                       after=self.after, drop_fraction=self.drop_fraction, drop_n=self.drop_n)
@@ -174,7 +191,7 @@ def _prepare(source: ModelMap | LogLikelihoodMatrix, recipe: PretrainingPreproce
     return cache[recipe]
 
 
-def _evaluate(source: ModelMap | LogLikelihoodMatrix, groups: Mapping[Hashable, Setting | KLSetting],
+def _evaluate(source: ModelMap | LogLikelihoodMatrix, groups: Mapping[Any, Setting | KLSetting],
               unit: str) -> tuple[pd.DataFrame, dict[Hashable, dict[str, Any]]]:
     if not isinstance(source, (ModelMap, LogLikelihoodMatrix)):
         raise WrongTypeError(f"kl_scale needs a LogLikelihoodMatrix or ModelMap, got {type(source).__name__}")
@@ -193,15 +210,29 @@ def _evaluate(source: ModelMap | LogLikelihoodMatrix, groups: Mapping[Hashable, 
     return pd.concat(frames, ignore_index=True), info
 
 
-def kl_scale_pairs(source: ModelMap | LogLikelihoodMatrix, groups: Mapping[Hashable, Setting | KLSetting], *,
+def kl_scale_pairs(source: ModelMap | LogLikelihoodMatrix, groups: Mapping[Any, Setting | KLSetting], *,
                    unit: str = "bits/byte") -> pd.DataFrame:
-    """Every pair of every setting with its KL and SE: columns ``setting, a, b, kl, se``
-    (settings and preprocessing as for :func:`kl_scale`)."""
+    """Every pair of every setting with its KL and SE (settings and preprocessing as for :func:`kl_scale`).
+
+    Parameters
+    ----------
+    source : ModelMap or LogLikelihoodMatrix
+        The models.
+    groups : mapping
+        Setting name → pairs, a :class:`PairRule` or a :class:`KLSetting`.
+    unit : {"bits/byte", "nats"}
+        Unit of ``kl`` and ``se``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``setting, a, b, kl, se``, one row per pair.
+    """
     return _evaluate(source, groups, unit)[0]
 
 
-def kl_scale(source: ModelMap | LogLikelihoodMatrix, groups: Mapping[Hashable, Setting | KLSetting], *,
-             unit: str = "bits/byte", reference: Mapping[Hashable, str] | None = None) -> pd.DataFrame:
+def kl_scale(source: ModelMap | LogLikelihoodMatrix, groups: Mapping[Any, Setting | KLSetting], *,
+             unit: str = "bits/byte", reference: Mapping[Any, str] | None = None) -> pd.DataFrame:
     """The paper's Table 1a for your models: median, mean, SD and count of KL per setting, with SEs.
 
     Each setting is measured on its own matrix where it says so (:class:`KLSetting` with a

@@ -7,6 +7,7 @@ keyword is ``by=``: pairs are formed within groups of equal ``by`` coordinates.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +29,15 @@ Pair = tuple[str, str]
 
 @dataclass(frozen=True)
 class PairRule:
-    """A rule that picks model pairs from a map's coordinates (see the constructors below)."""
+    """A rule that picks model pairs from a map's coordinates (see the constructors below).
+
+    Attributes
+    ----------
+    description : str
+        What the rule picks, in words (shown in :func:`~loglik_map.kl_scale`'s table).
+    select : callable
+        ``select(model_map) -> list of (a, b)``.
+    """
 
     description: str
     select: Callable[[ModelMap], list[Pair]]
@@ -71,6 +80,26 @@ def consecutive_checkpoints(order: str = "step", by: str | Sequence[str] | None 
     size — ``consecutive_checkpoints("step", "size", interval=1000, after=2000, first=50)`` and
     the same with ``last=50``. On Pythia's grid "both ends ≥ 2,000" and "end > 2,000" pick the
     same pairs.
+
+    Parameters
+    ----------
+    order : str, default "step"
+        Numeric model coordinate ordering the checkpoints.
+    by : str or sequence of str, optional
+        Model coordinate(s) grouping the checkpoints into runs.
+    after, before : float, optional
+        Both ends of a pair lie in ``[after, before]``.
+    interval : float, optional
+        The two ends are exactly this far apart.
+    first, last : int, optional
+        Keep the first (last) that many pairs of each group.
+    exclude : iterable of str, optional
+        Models never paired nor bridged.
+
+    Returns
+    -------
+    PairRule
+        Call it on a :class:`~loglik_map.ModelMap` for the ``(a, b)`` pairs.
     """
     for name, value in (("first", first), ("last", last)):
         if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
@@ -85,7 +114,7 @@ def consecutive_checkpoints(order: str = "step", by: str | Sequence[str] | None 
         groups = _keys(mm, [by] if isinstance(by, str) else list(by)) if by else [()] * len(mm)
         out = []
         for idx in ordered_groups(steps, groups, mm.models, order, split_hint=not by).values():
-            pairs = [(a, b) for a, b in zip(idx[:-1], idx[1:])
+            pairs = [(a, b) for a, b in itertools.pairwise(idx)
                      if mm.models[a] not in excluded and mm.models[b] not in excluded
                      and (after is None or steps[a] >= after) and (before is None or steps[b] <= before)
                      and (interval is None or steps[b] - steps[a] == interval)]
@@ -117,6 +146,20 @@ def differing_only_in(coord: str, by: str | Sequence[str] = (), *, final: str | 
     that every value of ``coord`` has are paired — the paper's "final checkpoint" for sizes and
     seeds (``calc_kl.py``: the largest step common to all runs). Models without a finite
     ``final`` or without a ``coord`` value are not considered then.
+
+    Parameters
+    ----------
+    coord : str
+        The model coordinate that differs within a pair (e.g. ``"seed"``).
+    by : str or sequence of str, optional
+        Model coordinates equal within a pair.
+    final : str, optional
+        A position coordinate: pair only the models at the last position common to all values.
+
+    Returns
+    -------
+    PairRule
+        Call it on a :class:`~loglik_map.ModelMap` for the ``(a, b)`` pairs.
     """
 
     def select(mm: ModelMap) -> list[Pair]:
@@ -146,8 +189,24 @@ def _missing(value: Any) -> bool:
 @renamed_parameter("match", "by")
 def original_vs(coord: str = "quantization", base: Any = "none", value: Any = None,
                 by: str | Sequence[str] = ("source_model", "revision")) -> PairRule:
-    """(original, variant) pairs: ``coord == base`` vs ``coord == value`` (any other value if None),
-    matched on the ``by`` coordinates — e.g. a model and its 8-bit copy."""
+    """(original, variant) pairs, matched on the ``by`` coordinates — e.g. a model and its 8-bit copy.
+
+    Parameters
+    ----------
+    coord : str, default "quantization"
+        The model coordinate telling original from variant.
+    base : default "none"
+        Its value for the originals.
+    value : optional
+        Its value for the variants (any other value if None).
+    by : str or sequence of str
+        Model coordinates equal within a pair.
+
+    Returns
+    -------
+    PairRule
+        Call it on a :class:`~loglik_map.ModelMap` for the ``(a, b)`` pairs.
+    """
 
     def select(mm: ModelMap) -> list[Pair]:
         values = _coord(mm, coord)
@@ -160,7 +219,18 @@ def original_vs(coord: str = "quantization", base: Any = "none", value: Any = No
 
 
 def child_vs_parent(parent: str = "base_model") -> PairRule:
-    """(child, parent) pairs where the ``parent`` model coordinate names another mapped model."""
+    """(child, parent) pairs where the ``parent`` model coordinate names another mapped model.
+
+    Parameters
+    ----------
+    parent : str, default "base_model"
+        The model coordinate naming each model's parent.
+
+    Returns
+    -------
+    PairRule
+        Call it on a :class:`~loglik_map.ModelMap` for the ``(a, b)`` pairs.
+    """
 
     def select(mm: ModelMap) -> list[Pair]:
         parents = _coord(mm, parent)
@@ -172,7 +242,20 @@ def child_vs_parent(parent: str = "base_model") -> PairRule:
 
 
 def adjacent_layers(order: str = "layer", by: str = "source_model") -> PairRule:
-    """Logit-lens rows of the same model at consecutive layers."""
+    """Logit-lens rows of the same model at consecutive layers.
+
+    Parameters
+    ----------
+    order : str, default "layer"
+        The layer coordinate.
+    by : str, default "source_model"
+        The coordinate naming the model a row comes from.
+
+    Returns
+    -------
+    PairRule
+        Call it on a :class:`~loglik_map.ModelMap` for the ``(a, b)`` pairs.
+    """
     rule = consecutive_checkpoints(order, by)
     return PairRule("adjacent layers", rule.select)
 
@@ -207,6 +290,22 @@ def random_pairs(n: int | None = None, by: str | None = None, *, seed: int = 0,
     across all types without it (``n`` overrides the total; the authors' ``num_random_pairs``).
     The draws follow the authors' scheme, not their exact pairs (they draw with Python's
     ``random`` over a set of row indices).
+
+    Parameters
+    ----------
+    n : int, optional
+        Number of pairs (see above for the default).
+    by : str, optional
+        Model coordinate (a model type) equal within a pair. Formerly ``within``.
+    seed : int, default 0
+        Seed of the draws.
+    lineage : str, optional
+        The parent coordinate: draw the paper's way, among the models of child–parent pairs.
+
+    Returns
+    -------
+    PairRule
+        Call it on a :class:`~loglik_map.ModelMap` for the ``(a, b)`` pairs.
     """
     if n is not None and (not isinstance(n, (int, np.integer)) or n < 1):
         raise LoglikMapError(f"n must be a positive number of pairs, got {n!r}")
@@ -224,6 +323,7 @@ def random_pairs(n: int | None = None, by: str | None = None, *, seed: int = 0,
         return [(mm.models[candidates[p][0]], mm.models[candidates[p][1]]) for p in sorted(pick)]
 
     def paper(mm: ModelMap) -> list[Pair]:
+        assert lineage is not None  # paper() is only chosen with lineage=
         links = _lineage_pairs(mm, lineage)
         types = _coord(mm, by) if by else np.zeros(len(mm))
         by_type: dict[Any, list[tuple[int, int]]] = {}

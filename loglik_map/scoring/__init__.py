@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from ..io.runstore import is_store, open_store, store_failures
 from .architectures import FINAL_NORM_PATHS, find_final_norm
-from .hf import HFScorer, LogitLensScorer
+from .hf import HFScorer
+from .lens import LogitLensScorer
 from .protocol import Scorer
 from .runs import ModelSpec, RunSummary, score_models
 from .windows import CONVENTIONS, LONG_TEXT_MODES, encode_text
@@ -20,8 +21,8 @@ from .windows import CONVENTIONS, LONG_TEXT_MODES, encode_text
 __all__ = [
     "CONVENTIONS",
     "FINAL_NORM_PATHS",
-    "HFScorer",
     "LONG_TEXT_MODES",
+    "HFScorer",
     "LogitLensScorer",
     "ModelSpec",
     "RunSummary",

@@ -17,7 +17,7 @@ from ..errors import LoglikMapError
 from .unembed import Head, logit_rows, target_logprobs
 from .windows import Window, plan_batches
 
-__all__ = ["auto_batch_tokens", "pad_batch", "score_windows", "CPU_BATCH_TOKENS", "MAX_BATCH_TOKENS"]
+__all__ = ["CPU_BATCH_TOKENS", "MAX_BATCH_TOKENS", "auto_batch_tokens", "pad_batch", "score_windows"]
 
 #: Padded tokens per batch on a CPU (``batch_tokens="auto"``): larger batches gain nothing there.
 CPU_BATCH_TOKENS = 8192

@@ -19,7 +19,7 @@ import numpy as np
 from ..core.matrix import LogLikelihoodMatrix
 from ..errors import LoglikMapError, LoglikMapWarning
 from ..texts import TextSet
-from .architectures import DEFAULT_CONTEXT, find_final_norm, stated_positions
+from .architectures import DEFAULT_CONTEXT, stated_positions
 from .batching import auto_batch_tokens, score_windows
 from .loading import (
     Loaded,
@@ -36,7 +36,7 @@ from .quantization import quantization_label
 from .settings import check_scorer_options
 from .windows import EncodedText, encode_texts
 
-__all__ = ["HFScorer", "LogitLensScorer"]
+__all__ = ["HFScorer"]
 
 
 class HFScorer:
@@ -100,6 +100,8 @@ class HFScorer:
     coords : mapping, optional
         Further model coordinates of this model's rows, e.g. ``{"seed": 1, "family": "pythia"}``.
 
+    Notes
+    -----
     Every option is checked when the scorer is made (:func:`loglik_map.scoring.settings.check_scorer_options`);
     a local folder that does not exist is refused at once ("no such folder").
 
@@ -212,6 +214,11 @@ class HFScorer:
     def context_length(self) -> int:
         """Tokens per window: ``max_length``, or the model's context (read from its config).
 
+        Returns
+        -------
+        int
+            Tokens per window.
+
         Raises
         ------
         LoglikMapError
@@ -259,6 +266,16 @@ class HFScorer:
         Needs only the tokenizer and the model's config, so texts that cannot be scored (fewer
         than two tokens: the first only conditions) are found before the model loads, all of
         them at once, named by text id.
+
+        Parameters
+        ----------
+        texts : TextSet or sequence of str
+            The texts.
+
+        Returns
+        -------
+        list of EncodedText
+            One per text, with its windows.
         """
         texts = texts if isinstance(texts, TextSet) else TextSet(texts)
         return encode_texts(self._tokenizer(), texts.texts, convention=self.convention,
@@ -288,6 +305,16 @@ class HFScorer:
         coordinates (model × text) record, for every text, the tokens scored (``n_tokens``) and
         the tokens truncation dropped (``n_tokens_dropped``; 0 unless ``long_texts="truncate"``
         cut the text, which is also warned about).
+
+        Parameters
+        ----------
+        texts : TextSet or sequence of str
+            The texts (a TextSet keeps its domains and metadata as text coordinates).
+
+        Returns
+        -------
+        LogLikelihoodMatrix
+            One row (one per layer for :class:`LogitLensScorer`), nats.
         """
         require_torch()
         texts = texts if isinstance(texts, TextSet) else TextSet(texts)
@@ -296,7 +323,7 @@ class HFScorer:
         windows = [w for e in encoded for w in e.windows]
         rows = self._rows(loaded)
         batch_tokens = self.batch_tokens
-        if batch_tokens == "auto":
+        if isinstance(batch_tokens, str):  # "auto" (checked when the scorer was made)
             batch_tokens = auto_batch_tokens(loaded.model, n_states=len(rows))
         sums = score_windows(loaded, windows, batch_tokens, self._lens_norm(loaded), len(rows),
                               progress=self.progress, desc=self.name, unembed=self.unembed)
@@ -340,39 +367,3 @@ class HFScorer:
 
     def _lens_norm(self, loaded: Loaded) -> Any:
         return None
-
-
-class LogitLensScorer(HFScorer):
-    """The logit lens (:ref:`method-lens`): every layer of one model scored as a model of its own.
-
-    One forward pass gives all hidden states; for the states after the embedding (layer 0) and
-    blocks 1 … L−1 the model's final norm and unembedding (bias included) are applied, and the
-    last state — already final-normed by the model — goes straight to the unembedding, so layer L
-    equals :class:`HFScorer`'s result. Rows are named ``"<name>@layer<l>"`` with a ``layer``
-    coordinate, a ``parent_model`` coordinate (``<name>``) and the model's own coordinates
-    (``step``, ``coords``, …). Only one position-chunk of one layer's logits exists at a time.
-
-    Parameters
-    ----------
-    model : str, path or transformers.PreTrainedModel
-        As for :class:`HFScorer`.
-    final_norm : str, optional
-        Dotted path of the final norm (e.g. ``"model.norm"``), overriding the per-architecture
-        lookup of :func:`~loglik_map.scoring.architectures.find_final_norm`.
-    **options
-        Every other :class:`HFScorer` argument.
-    """
-
-    def __init__(self, model: str | PathLike[str] | Any, *, final_norm: str | None = None, **options: Any) -> None:
-        check_scorer_options(final_norm=final_norm, lens=True)
-        super().__init__(model, **options)
-        self.final_norm = final_norm
-
-    def _rows(self, loaded: Loaded) -> list[tuple[str, dict[str, Any]]]:
-        n_layers = getattr(loaded.model.config, "num_hidden_layers", None)
-        if n_layers is None:
-            raise LoglikMapError(f"{self.model_id!r}: config has no num_hidden_layers")
-        return [(f"{self.name}@layer{l}", {"layer": l, "parent_model": self.name}) for l in range(n_layers + 1)]
-
-    def _lens_norm(self, loaded: Loaded) -> Any:
-        return find_final_norm(loaded.model, self.final_norm)

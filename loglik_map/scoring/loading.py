@@ -63,7 +63,7 @@ def loading_errors(model_id: str, revision: str | None) -> Iterator[None]:
         yield
     except LoglikMapError:
         raise
-    except Exception as err:  # noqa: BLE001 - OSError, HTTP errors, bad configs all mean "cannot load"
+    except Exception as err:
         rev = f" at revision {revision!r}" if revision else ""
         raise LoglikMapError(f"cannot load {model_id!r}{rev}: {type(err).__name__}: {err}") from err
 

@@ -137,7 +137,7 @@ def merge_step(coords: dict[str, float | str], step: int | None, revision: str |
 
     Refuses a ``step`` that contradicts another source (e.g. ``step=2000`` with ``revision="step1000"``).
     """
-    given = coords.get("step")
+    given: Any = coords.get("step")
     if step is not None:
         if isinstance(step, bool) or not isinstance(step, numbers.Real) or step < 0:
             raise LoglikMapError(f"step must be a non-negative number, got {step!r}")
@@ -148,7 +148,7 @@ def merge_step(coords: dict[str, float | str], step: int | None, revision: str |
     if given is not None and inferred is not None and float(given) != float(inferred):
         source = f"revision {revision!r}" if revision else f"folder {folder.name!r}"  # type: ignore[union-attr]
         raise LoglikMapError(f"step={given} contradicts {source}, which is step {inferred}")
-    out = dict(coords)
+    out: dict[str, Any] = dict(coords)
     if given is not None or inferred is not None:
         out["step"] = given if given is not None else inferred
     return out

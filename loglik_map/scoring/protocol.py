@@ -38,4 +38,16 @@ class Scorer(Protocol):
     name: str
 
     def score(self, texts: TextSet | Sequence[str]) -> LogLikelihoodMatrix:  # pragma: no cover - protocol
+        """Score the texts.
+
+        Parameters
+        ----------
+        texts : TextSet or sequence of str
+            The texts.
+
+        Returns
+        -------
+        LogLikelihoodMatrix
+            One row per model scored, one column per text, nats.
+        """
         ...

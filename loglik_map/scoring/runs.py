@@ -107,8 +107,18 @@ class ModelSpec:
         object.__setattr__(self, "step", coords.get("step"))
 
     @classmethod
-    def coerce(cls, spec: "ModelSpec | str | PathLike[str]") -> "ModelSpec":
-        """A ``ModelSpec`` from a spec, a hub id or a folder."""
+    def coerce(cls, spec: ModelSpec | str | PathLike[str]) -> ModelSpec:
+        """A ``ModelSpec`` from a spec, a hub id or a folder.
+
+        Parameters
+        ----------
+        spec : ModelSpec, str or path
+            A spec (returned as is), a hub id or a local folder.
+
+        Returns
+        -------
+        ModelSpec
+        """
         if isinstance(spec, ModelSpec):
             return spec
         if isinstance(spec, (str, PathLike)):
@@ -128,7 +138,8 @@ class ModelSpec:
         -------
         HFScorer or LogitLensScorer
         """
-        from .hf import HFScorer, LogitLensScorer
+        from .hf import HFScorer
+        from .lens import LogitLensScorer
 
         cls = LogitLensScorer if self.logit_lens else HFScorer
         if not self.logit_lens:
@@ -220,7 +231,7 @@ def _score_one(spec: ModelSpec, texts: TextSet, store: str, defaults: Mapping[st
             matrix = scorer.score(texts)
             write_result(path, label, matrix)
             return label, "scored", ""
-        except Exception as err:  # noqa: BLE001 - every failure is recorded, the run goes on
+        except Exception as err:
             return label, "failed", _write_failure(path, label, spec, err)
 
 
@@ -263,8 +274,8 @@ def score_models(
     """
     check_scorer_options(lens=True, **scorer_options)  # a typo fails now, not in every job of the run
     texts = texts if isinstance(texts, TextSet) else TextSet(texts)
-    specs = [ModelSpec.coerce(s) for s in specs]
-    labels = [s.label for s in specs]
+    coerced = [ModelSpec.coerce(s) for s in specs]
+    labels = [s.label for s in coerced]
     dup = {lab for lab in labels if labels.count(lab) > 1}
     if dup:
         raise LoglikMapError(f"model names repeat in the run: {sorted(dup)}; give ModelSpec(name=...)")
@@ -272,7 +283,7 @@ def score_models(
     init_store(path, texts, labels)
     remove_stale_partials(path)  # leftovers of killed runs (live writers hold a lock on theirs)
     todo, skipped = [], []
-    for spec in specs:
+    for spec in coerced:
         failed_before = failure_path(path, spec.label).is_file()
         if row_is_finished(path, spec.label) or (failed_before and not retry_failed):
             skipped.append(spec.label)
@@ -311,7 +322,7 @@ def score_models(
             spec = futures[fut]
             try:
                 record(*fut.result())
-            except Exception as err:  # noqa: BLE001 - the worker itself died
+            except Exception as err:
                 record(spec.label, "failed", _write_failure(path, spec.label, spec, err))
     if bar is not None:
         bar.close()

@@ -14,7 +14,7 @@ from os import PathLike
 from typing import Any
 
 from .._labels import check_text, unknown_labels_error
-from ..errors import LoglikMapError
+from ..errors import LoglikMapError, WrongTypeError
 from .naming import check_model_coords
 from .quantization import quantization_label
 from .unembed import UNEMBED_METHODS
@@ -81,7 +81,7 @@ def _path(key: str, value: Any) -> None:
 
 def _token(key: str, value: Any) -> None:
     if value is not None and not isinstance(value, (str, bool)):
-        raise LoglikMapError(f"token must be a string, True/False or None, got {type(value).__name__}")
+        raise WrongTypeError(f"token must be a string, True/False or None, got {type(value).__name__}")
 
 
 _CHECKS: dict[str, Callable[[str, Any], Any]] = {  # each raises on a bad value

@@ -178,7 +178,7 @@ def target_logprobs(config: Any, head: Head, hidden: Any, targets: Any, *, rows_
         return _chunked(config, head, hidden, targets, rows_per_chunk)
     try:
         fused = _fused(head, hidden, targets)
-    except Exception as err:  # noqa: BLE001 - a kernel that fails to compile must not stop the scoring
+    except Exception as err:
         _fused_verdict[key] = False
         warnings.warn(f"the fused unembedding kernel failed ({type(err).__name__}: {err}); "
                       "using the chunked computation", RuntimeWarning, stacklevel=2)
@@ -186,10 +186,10 @@ def target_logprobs(config: Any, head: Head, hidden: Any, targets: Any, *, rows_
     if verdict is None:
         n = min(hidden.shape[0], _CHECK_POSITIONS)
         plain = _chunked(config, head, hidden[:n], targets[:n], rows_per_chunk)
-        err = float((fused[:n] - plain).abs().max())  # one host sync, once per head
-        _fused_verdict[key] = err <= _CHECK_TOLERANCE
+        gap = float((fused[:n] - plain).abs().max())  # one host sync, once per head
+        _fused_verdict[key] = gap <= _CHECK_TOLERANCE
         if not _fused_verdict[key]:
-            warnings.warn(f"the fused unembedding kernel differs from the chunked computation by {err:.2g} nats "
+            warnings.warn(f"the fused unembedding kernel differs from the chunked computation by {gap:.2g} nats "
                           "per token on this device; using the chunked computation", RuntimeWarning, stacklevel=2)
             return _chunked(config, head, hidden, targets, rows_per_chunk)
     return fused

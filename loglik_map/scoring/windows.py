@@ -11,10 +11,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from ..errors import LoglikMapError
 
-__all__ = ["Window", "EncodedText", "CONVENTIONS", "LONG_TEXT_MODES", "encode_text", "encode_texts", "token_ids",
-           "cut_windows", "plan_batches"]
+__all__ = [
+    "CONVENTIONS",
+    "LONG_TEXT_MODES",
+    "EncodedText",
+    "Window",
+    "cut_windows",
+    "encode_text",
+    "encode_texts",
+    "plan_batches",
+    "token_ids",
+]
 
 CONVENTIONS = ("reference", "bos")
 LONG_TEXT_MODES = ("rolling", "truncate", "error")
@@ -107,7 +118,7 @@ def encode_texts(
     max_length: int,
     long_texts: str,
     stride: int | None = None,
-    text_ids: Sequence[str] | None = None,
+    text_ids: Sequence[str] | np.ndarray | None = None,
 ) -> list[EncodedText]:
     """:func:`encode_text` of every text, tokenized in one call (text ``i`` gets index ``i``).
 

@@ -42,8 +42,29 @@ class ResamplingStability:
 
 def text_resampling_stability(source: ModelMap | LogLikelihoodMatrix, n_splits: int = 2, *, seed: int = 0,
                               n_bootstrap: int = 200, max_pairs: int = 50) -> ResamplingStability:
-    """Recompute all-pairs KL on disjoint random splits of the texts and correlate them; set a
-    bootstrap SE over texts beside the closed-form SE for up to ``max_pairs`` pairs."""
+    """How stable the map is under resampled texts.
+
+    Recompute all-pairs KL on disjoint random splits of the texts and correlate them; set a
+    bootstrap SE over texts beside the closed-form SE for up to ``max_pairs`` pairs.
+
+    Parameters
+    ----------
+    source : ModelMap or LogLikelihoodMatrix
+        At least 3 models.
+    n_splits : int, default 2
+        Number of disjoint text splits (2 … N/2).
+    seed : int, default 0
+        Seed of the splits and the bootstrap.
+    n_bootstrap : int, default 200
+        Bootstrap resamples of the texts.
+    max_pairs : int, default 50
+        Pairs whose bootstrap SE is computed.
+
+    Returns
+    -------
+    ResamplingStability
+        The mean correlation of split KLs and the bootstrap vs closed-form SEs.
+    """
     matrix = source.matrix if isinstance(source, ModelMap) else source
     if matrix.n_models < 3:
         raise LoglikMapError("need at least 3 models (2 pairs) to correlate KLs")

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from ..errors import LoglikMapError
+from .._deprecation import renamed_parameter
 from ..core.matrix import MODEL_DIM, LogLikelihoodMatrix
 from ..core.modelmap import PAIR_DIM
+from ..errors import LoglikMapError
 from ..texts import text_id
 from ..units import nats_per_bit_per_byte
 
@@ -56,32 +57,59 @@ class MarkovChainModel:
         object.__setattr__(self, "_log_transition", np.log(P))
 
     @classmethod
-    def from_logits(cls, alphabet: str, logits: np.ndarray, name: str = "markov") -> "MarkovChainModel":
-        """Chain whose rows are ``softmax(logits[a])``."""
+    def from_logits(cls, alphabet: str, logits: np.ndarray, name: str = "markov") -> MarkovChainModel:
+        """Chain whose rows are ``softmax(logits[a])``.
+
+        Parameters
+        ----------
+        alphabet : str
+            Distinct ASCII characters.
+        logits : array_like, shape (S, S)
+            Unnormalised log-probabilities of the next character given the current one.
+        name : str, default "markov"
+            Model name used as the matrix label.
+
+        Returns
+        -------
+        MarkovChainModel
+        """
         z = np.asarray(logits, dtype=np.float64)
         z = z - z.max(axis=1, keepdims=True)
         P = np.exp(z)
         return cls(alphabet, P / P.sum(axis=1, keepdims=True), name)
 
     def stationary(self) -> np.ndarray:
-        """Stationary distribution π (π P = π), shape (S,)."""
+        """Stationary distribution π of the chain (π P = π).
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(S,)``, sums to 1.
+        """
         w, v = np.linalg.eig(self.transition.T)
         pi = np.real(v[:, np.argmin(np.abs(w - 1.0))])
         return pi / pi.sum()
 
+    @renamed_parameter("random_state", "seed")
     def sample(
-        self, n_texts: int, lengths: int | Sequence[int], *, random_state: int | np.random.Generator | None = None
+        self, n_texts: int, lengths: int | Sequence[int] | np.ndarray, *, seed: int | np.random.Generator | None = None
     ) -> list[str]:
         """Sample texts; the first character from :meth:`stationary`.
 
         Parameters
         ----------
         n_texts : int
+            Number of texts.
         lengths : int or sequence of int
             Length (≥ 2 characters) of every text, or one length per text.
-        random_state : int or Generator, optional
+        seed : int or numpy.random.Generator, optional
+            Seed or generator. Formerly ``random_state``.
+
+        Returns
+        -------
+        list of str
         """
-        rng = np.random.default_rng(random_state)
+        rng = np.random.default_rng(seed)
         lens = np.broadcast_to(np.asarray(lengths, dtype=np.int64), (n_texts,))
         if np.any(lens < 2):
             raise LoglikMapError("texts need at least 2 characters (the first is conditioning only)")
@@ -105,20 +133,45 @@ class MarkovChainModel:
             raise LoglikMapError(f"character {err.args[0]!r} is not in the alphabet {self.alphabet!r}") from None
 
     def log_likelihood(self, texts: Sequence[str]) -> np.ndarray:
-        """log p(x) in nats for each text, the first character being conditioning only."""
+        """log p(x) of each text, the first character being conditioning only.
+
+        Parameters
+        ----------
+        texts : sequence of str
+            Texts over the chain's alphabet.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(len(texts),)``, nats.
+        """
         out = np.empty(len(texts))
         for t, text in enumerate(texts):
             c = self._encode(text)
             out[t] = self._log_transition[c[:-1], c[1:]].sum()
         return out
 
-    def kl_divergence(self, other: "MarkovChainModel", length: int, start: np.ndarray | None = None) -> float:
+    def kl_divergence(self, other: MarkovChainModel, length: int, start: np.ndarray | None = None) -> float:
         """Exact KL(self ‖ other) in nats between the distributions of texts of ``length`` characters.
 
         The first character is drawn from ``start`` (default: this chain's stationary
         distribution) and is conditioning only, so
         ``KL = Σ_{m=0}^{length-2} Σ_s μ_m(s) KL(P_self[s] ‖ P_other[s])`` with ``μ_0 = start``,
         ``μ_{m+1} = μ_m P_self``.
+
+        Parameters
+        ----------
+        other : MarkovChainModel
+            The second chain (same alphabet).
+        length : int
+            Characters per text (≥ 2).
+        start : array_like, optional
+            Distribution of the first character, shape ``(S,)``.
+
+        Returns
+        -------
+        float
+            KL divergence in nats per text.
         """
         if other.alphabet != self.alphabet:
             raise LoglikMapError("the two chains have different alphabets")
@@ -126,7 +179,7 @@ class MarkovChainModel:
             raise LoglikMapError("texts need at least 2 characters (the first is conditioning only)")
         return float(self._kl_by_length(other, start, length)[length])
 
-    def _kl_by_length(self, other: "MarkovChainModel", start: np.ndarray | None, max_length: int = 0) -> np.ndarray:
+    def _kl_by_length(self, other: MarkovChainModel, start: np.ndarray | None, max_length: int = 0) -> np.ndarray:
         row_kl = np.sum(self.transition * (self._log_transition - other._log_transition), axis=1)
         mu = self.stationary() if start is None else np.asarray(start, dtype=np.float64)
         n = max(max_length, 2) + 1
@@ -149,6 +202,7 @@ class MarkovExample:
         Dims ``("model", "model_")``: exact symmetrised KL ½(KL(a‖b) + KL(b‖a)) in bits/byte,
         averaged over the sampled texts' lengths — what the map's estimator targets.
     models : tuple of MarkovChainModel
+        The chains that scored the texts, in the matrix's model order.
     source : MarkovChainModel
         The chain the texts were sampled from.
     """
@@ -159,6 +213,7 @@ class MarkovExample:
     source: MarkovChainModel
 
 
+@renamed_parameter("random_state", "seed")
 def make_markov_example(
     n_families: int = 3,
     members_per_family: int = 3,
@@ -169,7 +224,7 @@ def make_markov_example(
     family_spread: float = 0.3,
     member_spread: float = 0.05,
     alphabet: str = "abcdefgh ",
-    random_state: int | np.random.Generator | None = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> MarkovExample:
     """Generate Markov-chain model families, sample texts from a source chain, and score them exactly.
 
@@ -177,15 +232,33 @@ def make_markov_example(
     each member perturbs its family by ``member_spread`` × another. Texts have uniform random
     lengths in ``[min_length, max_length]`` (the chunk range of :ref:`method-loglik` by default).
 
+    Parameters
+    ----------
+    n_families : int, default 3
+        Number of model families.
+    members_per_family : int, default 3
+        Models per family.
+    n_texts : int, default 2000
+        Texts sampled from the source chain.
+    min_length, max_length : int, default 256 and 1024
+        Range of the texts' lengths in characters (= bytes).
+    family_spread, member_spread : float, default 0.3 and 0.05
+        Scale of the logit perturbations of families and of members within a family.
+    alphabet : str, default "abcdefgh "
+        Distinct ASCII characters.
+    seed : int or numpy.random.Generator, optional
+        Seed or generator (default 0: the same example every time). Formerly ``random_state``.
+
     Returns
     -------
     MarkovExample
+        The matrix, the exact KLs (bits/byte), the chains and the source.
     """
     if n_families < 1 or members_per_family < 1 or n_families * members_per_family < 2:
         raise LoglikMapError("need at least two models")
     if not 2 <= min_length <= max_length:
         raise LoglikMapError("need 2 ≤ min_length ≤ max_length")
-    rng = np.random.default_rng(random_state)
+    rng = np.random.default_rng(seed)
     S = len(alphabet)
     base_logits = rng.normal(scale=1.0, size=(S, S))
     source = MarkovChainModel.from_logits(alphabet, base_logits, "source")
@@ -199,7 +272,7 @@ def make_markov_example(
             family.append(f"family{f}")
             member.append(m)
     lengths = rng.integers(min_length, max_length + 1, size=n_texts)
-    texts = source.sample(n_texts, lengths, random_state=rng)
+    texts = source.sample(n_texts, lengths, seed=rng)
     ids = [text_id(t) for t in texts]
     if len(set(ids)) != len(ids):  # pragma: no cover - astronomically unlikely for these lengths
         raise LoglikMapError("sampled texts repeat; use longer texts")

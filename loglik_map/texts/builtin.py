@@ -9,7 +9,7 @@ from importlib import resources
 from ..errors import LoglikMapError
 from .textset import TextSet
 
-__all__ = ["load_texts", "licenses", "DOMAINS"]
+__all__ = ["DOMAINS", "licenses", "load_texts"]
 
 #: Domains of the built-in texts (the ``domain`` coordinate, like the Pile's ``pile_set_name``).
 DOMAINS = ("kjv", "shakespeare", "devils_dictionary", "wordnet", "python_docs")

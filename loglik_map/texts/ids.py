@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 
+from ..errors import WrongTypeError
+
 __all__ = ["text_id"]
 
 _ID_HEX_DIGITS = 16
@@ -33,5 +35,5 @@ def text_id(text: str) -> str:
     't2cf24dba5fb0a30e'
     """
     if not isinstance(text, str):
-        raise TypeError(f"text_id expects str, got {type(text).__name__}")
+        raise WrongTypeError(f"text_id expects str, got {type(text).__name__}; pass the text itself")
     return "t" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:_ID_HEX_DIGITS]

@@ -11,60 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import LoglikMapError
+from ..errors import LoglikMapError, WrongTypeError
+from .chunking import read_jsonl_records, split_utf8
 from .ids import text_id
 
-__all__ = ["TextSet", "split_utf8"]
-
-
-def split_utf8(text: str, max_bytes: int = 1024) -> list[str]:
-    """Split ``text`` into consecutive chunks of at most ``max_bytes`` UTF-8 bytes.
-
-    A chunk ends at ``max_bytes`` unless that would split a multi-byte character, in which case
-    it ends before that character (:ref:`method-loglik`; the procedure of shimo-lab/modelmap's
-    ``make-texts-10k-pile``). Joining the chunks gives back ``text``.
-    """
-    if max_bytes < 4:
-        raise LoglikMapError("max_bytes must be at least 4 (one UTF-8 character)")
-    data = text.encode("utf-8")
-    chunks = []
-    start = 0
-    while len(data) - start > max_bytes:
-        end = start + max_bytes
-        while data[end] & 0xC0 == 0x80:  # continuation byte: back off to the character start
-            end -= 1
-        chunks.append(data[start:end].decode("utf-8"))
-        start = end
-    if start < len(data):
-        chunks.append(data[start:].decode("utf-8"))
-    return chunks
-
-
-def read_jsonl_records(path: str | PathLike[str]) -> list[dict[str, Any]]:
-    """Read a reference-format JSONL file: one JSON object with a string ``text`` per line.
-
-    Errors name the file and line (invalid UTF-8, invalid JSON, missing ``text``); blank lines are
-    skipped; an empty file is an error.
-    """
-    records = []
-    with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise LoglikMapError(f"{path}:{lineno}: not valid UTF-8") from None
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise LoglikMapError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-            if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
-                raise LoglikMapError(f"{path}:{lineno}: each line needs a string field 'text'")
-            records.append(rec)
-    if not records:
-        raise LoglikMapError(f"{path}: no texts")
-    return records
+__all__ = ["TextSet"]
 
 
 class TextSet:
@@ -93,7 +44,7 @@ class TextSet:
     (2, [12, 21])
     """
 
-    __slots__ = ("_texts", "_ids", "_n_bytes", "_domains", "_metadata")
+    __slots__ = ("_domains", "_ids", "_metadata", "_n_bytes", "_texts")
 
     def __init__(
         self,
@@ -113,7 +64,7 @@ class TextSet:
                 except UnicodeDecodeError as err:
                     raise LoglikMapError(f"text {i} is not valid UTF-8 ({err.reason} at byte {err.start})") from None
             if not isinstance(t, str):
-                raise LoglikMapError(f"text {i} is a {type(t).__name__}, not a string")
+                raise WrongTypeError(f"text {i} is a {type(t).__name__}, not a string")
             if not t:
                 raise LoglikMapError(f"text {i} is empty")
             try:
@@ -144,17 +95,39 @@ class TextSet:
 
     # ------------------------------------------------------------------ loaders
     @classmethod
-    def from_jsonl(cls, path: str | PathLike[str]) -> "TextSet":
-        """Load the reference format: one JSON object per line with ``text`` and optionally
-        ``pile_set_name`` (→ domain), ``pile_idx`` and ``chunk_idx``."""
+    def from_jsonl(cls, path: str | PathLike[str]) -> TextSet:
+        """Load the reference format: one JSON object per line.
+
+        Each object has ``text`` and optionally ``pile_set_name`` (→ domain), ``pile_idx`` and
+        ``chunk_idx``.
+
+        Parameters
+        ----------
+        path : str or path
+            The file.
+
+        Returns
+        -------
+        TextSet
+        """
         records = read_jsonl_records(path)
         domains = [r.get("pile_set_name", "") for r in records] if any("pile_set_name" in r for r in records) else None
         meta = {k: [r[k] for r in records] for k in ("pile_idx", "chunk_idx") if all(k in r for r in records)}
         return cls([r["text"] for r in records], domains=domains, metadata=meta)
 
     @classmethod
-    def from_json(cls, path: str | PathLike[str]) -> "TextSet":
-        """Load a JSON file holding a list of strings."""
+    def from_json(cls, path: str | PathLike[str]) -> TextSet:
+        """Load a JSON file holding a list of strings.
+
+        Parameters
+        ----------
+        path : str or path
+            The file.
+
+        Returns
+        -------
+        TextSet
+        """
         try:
             data = json.loads(Path(path).read_bytes().decode("utf-8"))
         except UnicodeDecodeError:
@@ -166,8 +139,18 @@ class TextSet:
         return cls(data)
 
     @classmethod
-    def load(cls, path: str | PathLike[str]) -> "TextSet":
-        """Load ``.jsonl`` (reference format) or ``.json`` (list of strings) by suffix."""
+    def load(cls, path: str | PathLike[str]) -> TextSet:
+        """Load ``.jsonl`` (reference format) or ``.json`` (list of strings) by suffix.
+
+        Parameters
+        ----------
+        path : str or path
+            The file.
+
+        Returns
+        -------
+        TextSet
+        """
         suffix = Path(path).suffix.lower()
         if suffix == ".jsonl":
             return cls.from_jsonl(path)
@@ -183,13 +166,28 @@ class TextSet:
         max_bytes: int = 1024,
         min_bytes: int = 256,
         domain_key: str = "pile_set_name",
-    ) -> "TextSet":
+    ) -> TextSet:
         """Split documents into UTF-8-safe chunks exactly as :ref:`method-loglik` (and shimo-lab/modelmap) do.
 
         Each document is split by :func:`split_utf8`; chunks of ``min_bytes`` bytes or fewer are
         dropped. Documents may be strings or mappings with a ``text`` field (and a domain under
         ``domain_key``). Chunks keep ``doc_idx`` and ``chunk_idx``. Repeated chunks keep their
         first occurrence only.
+
+        Parameters
+        ----------
+        documents : iterable of str or mapping
+            Documents: strings, or mappings with ``text`` (and a domain under ``domain_key``).
+        max_bytes : int, default 1024
+            Longest chunk, in UTF-8 bytes.
+        min_bytes : int, default 256
+            Chunks of this many bytes or fewer are dropped.
+        domain_key : str, default "pile_set_name"
+            Field of a mapping document holding its domain.
+
+        Returns
+        -------
+        TextSet
         """
         texts, domains, doc_idx, chunk_idx = [], [], [], []
         seen = set()
@@ -221,7 +219,7 @@ class TextSet:
     def __iter__(self) -> Iterator[str]:
         return iter(self._texts)
 
-    def __getitem__(self, index: int | slice | Sequence[int]) -> "str | TextSet":
+    def __getitem__(self, index: int | slice | Sequence[int]) -> str | TextSet:
         if isinstance(index, (int, np.integer)):
             return self._texts[index]
         idx = range(len(self))[index] if isinstance(index, slice) else [int(i) for i in index]
@@ -252,7 +250,13 @@ class TextSet:
         return None if self._domains is None else list(self._domains)
 
     def text_coords(self) -> dict[str, np.ndarray]:
-        """Per-text coordinates for a :class:`~loglik_map.LogLikelihoodMatrix` (domain, metadata)."""
+        """Per-text coordinates for a :class:`~loglik_map.LogLikelihoodMatrix` (domain, metadata).
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            ``domain`` (if any) and every metadata field, one value per text.
+        """
         out: dict[str, np.ndarray] = {}
         if self._domains is not None:
             out["domain"] = np.array(self._domains, dtype=object)
@@ -260,7 +264,7 @@ class TextSet:
             out[k] = np.asarray(v)
         return out
 
-    def _subset(self, idx: list[int]) -> "TextSet":
+    def _subset(self, idx: list[int]) -> TextSet:
         new = TextSet.__new__(TextSet)
         new._texts = [self._texts[i] for i in idx]
         new._ids = self._ids[idx]
@@ -271,18 +275,35 @@ class TextSet:
             raise LoglikMapError("the selection is empty")
         return new
 
-    def sample(self, n: int, seed: int = 42) -> "TextSet":
+    def sample(self, n: int, seed: int = 42) -> TextSet:
         """``n`` texts drawn without replacement, in draw order, by ``random.Random(seed).sample``.
 
         For large sets this is the reference procedure (``random.seed(42)``, ``random.sample``):
         Python draws the first ``n`` of a larger sample identically.
+
+        Parameters
+        ----------
+        n : int
+            Number of texts, at most ``len(self)``.
+        seed : int, default 42
+            Seed of :class:`random.Random` (the reference procedure's 42).
+
+        Returns
+        -------
+        TextSet
         """
         if not 1 <= n <= len(self):
             raise LoglikMapError(f"cannot sample {n} texts from {len(self)}")
         return self._subset(random.Random(seed).sample(range(len(self)), n))
 
     def to_jsonl(self, path: str | PathLike[str]) -> None:
-        """Write the reference JSONL format (``text``, ``pile_set_name`` if domains, metadata)."""
+        """Write the reference JSONL format (``text``, ``pile_set_name`` if domains, metadata).
+
+        Parameters
+        ----------
+        path : str or path
+            The file to write (replaced if it exists).
+        """
         with open(path, "w", encoding="utf-8") as fh:
             for i, t in enumerate(self._texts):
                 rec: dict[str, Any] = {"text": t}

@@ -95,7 +95,7 @@ def test_bits_per_byte_is_nats_over_mean_bytes_ln2(m):
 
 @given(matrices(max_models=12, max_texts=80))
 def test_all_backends_equal_the_numpy_reference(m):
-    X = lm.ModelMap(m).coordinates.values
+    X = lm.ModelMap(m).points.values
     ref = pairwise_kl_se(X, backend="numpy")
     scale = np.max(np.sum(X**2, axis=1)) + 1e-300
     for backend in ("numba", "blas"):

@@ -7,12 +7,12 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-import pytest  # noqa: E402
+import pytest
 
 pytest.importorskip("torch", reason="scoring tests need the 'models' extra (torch, transformers)")
 pytest.importorskip("transformers", reason="scoring tests need the 'models' extra (torch, transformers)")
 
-from . import tiny  # noqa: E402
+from . import tiny
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import loglik_map as lm
-from loglik_map.demo import zoo as zoo_mod
 from loglik_map.demo import run_demo
+from loglik_map.demo import zoo as zoo_mod
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def test_zoo_has_every_checkpoint_child_and_is_cached(fast_zoo, monkeypatch):
             assert (fast_zoo.checkpoint(run, s) / "model.safetensors").is_file()
     child = fast_zoo.child("python_docs")
     assert lm.read_base_model(child) == [str(fast_zoo.final(fast_zoo.run_names[0]))]
-    monkeypatch.setattr(zoo_mod, "_train", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
+    monkeypatch.setattr(zoo_mod, "train_steps", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
     again = zoo_mod.build_zoo(fast_zoo.root.parent, cfg, progress=False)
     assert again.root == fast_zoo.root
 

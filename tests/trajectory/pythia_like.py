@@ -7,7 +7,7 @@ one plain loop per rule — and share no code with the library.
 
 from __future__ import annotations
 
-from itertools import combinations
+from itertools import combinations, pairwise
 
 import numpy as np
 
@@ -99,7 +99,7 @@ def build() -> lm.LogLikelihoodMatrix:
 def logp_dict(matrix: lm.LogLikelihoodMatrix, runs) -> dict:
     """``{run: {step: vector}}`` of the given runs' checkpoints (the authors' pickle layout)."""
     out: dict = {}
-    for i, model in enumerate(matrix.models):
+    for i in range(len(matrix.models)):
         run, step = matrix.data["run"].values[i], matrix.data["step"].values[i]
         if run in runs and np.isfinite(step):
             out.setdefault(run, {})[int(step)] = matrix.values[i].copy()
@@ -120,11 +120,11 @@ def ref_preprocess(logp: dict, n_bytes, excluded=frozenset(), warmup=2000, clip=
     scores = np.full(n, -np.inf)
     for r, d in clipped.items():
         steps = sorted(s for s in d if s >= warmup)
-        for p, c in zip(steps, steps[1:]):
+        for p, c in pairwise(steps):
             if (r, p) in excluded or (r, c) in excluded:
                 continue
             scores = np.maximum(scores, np.abs(d[c] - d[p]))
-    k = int(round(n * frac))
+    k = round(n * frac)
     dropped = set(np.argsort(-scores)[:k].tolist())
     keep = np.array([t not in dropped for t in range(n)])
     cleaned = {r: {s: v[keep] for s, v in d.items() if (r, s) not in excluded} for r, d in clipped.items()}
@@ -173,7 +173,7 @@ def ref_consecutive(logp: dict, excluded=frozenset(), interval=1000, after=2000,
     early, later = [], []
     for run, d in logp.items():
         steps = sorted(s for s in d if (run, s) not in excluded)
-        pairs = [(p, c) for p, c in zip(steps, steps[1:]) if c - p == interval and c > after]
+        pairs = [(p, c) for p, c in pairwise(steps) if c - p == interval and c > after]
         early += [(name(run, p), name(run, c)) for p, c in pairs[:first]]
         later += [(name(run, p), name(run, c)) for p, c in pairs[-last:]]
     return early, later

@@ -36,7 +36,7 @@ def test_lineage_from_local_model_cards(tmp_path):
 
 
 def test_text_resampling_stability_on_the_markov_example():
-    ex = lm.make_markov_example(n_families=3, members_per_family=3, n_texts=2000, random_state=1)
+    ex = lm.make_markov_example(n_families=3, members_per_family=3, n_texts=2000, seed=1)
     res = lm.text_resampling_stability(ex.matrix, n_splits=2, seed=0, n_bootstrap=100, max_pairs=12)
     assert res.correlation > 0.95
     assert res.split_kl.sizes == {"split": 2, "pair": 36}
@@ -56,19 +56,19 @@ def test_spiral_period_of_a_helix():
 def test_plots_return_axes_with_content():
     from loglik_map import plotting
 
-    ex = lm.make_markov_example(n_families=2, members_per_family=3, n_texts=300, random_state=0)
+    ex = lm.make_markov_example(n_families=2, members_per_family=3, n_texts=300, seed=0)
     matrix = lm.LogLikelihoodMatrix.from_dataarray(ex.matrix.data.assign_coords(step=("model", [0, 1, 2, 0, 1, 2])))
     mm = lm.ModelMap(matrix)
     traj = lm.Trajectory(mm, by="family")
     ax = plotting.plot_map(mm, color="family", trajectory=traj, links=[("family0-member0", "family1-member0")])
     assert len(ax.collections) == 2 and len(ax.lines) == 5
-    pairs = lm.kl_scale_pairs(mm, {"within": lm.differing_only_in("member", same=("family",)),
+    pairs = lm.kl_scale_pairs(mm, {"within": lm.differing_only_in("member", by=("family",)),
                                    "across": lm.random_pairs(5)})
     ax = plotting.plot_kl_scale(pairs)
     assert ax.get_yscale() == "symlog" and len(ax.collections) == 4  # a strip and a median bar per setting
     ax = plotting.plot_step_kl(traj.step_kl())
     assert len(ax.lines) == 2
-    walk = lm.fbm(40, 0.5, dim=50, random_state=0)
+    walk = lm.fbm(40, 0.5, dim=50, seed=0)
     D = ((walk[:, None] - walk[None]) ** 2).sum(-1)
     wtraj = lm.Trajectory.from_distances(D, np.arange(41))
     ax = plotting.plot_displacement(wtraj, 5, window=10)

@@ -22,7 +22,7 @@ def test_exact_power_laws_are_recovered(c, intercept, lags):
     assert fit.exponent == pytest.approx(c, abs=1e-10)
     assert fit.intercept == pytest.approx(intercept, abs=1e-8)
     assert fit.r2 == pytest.approx(1.0, abs=1e-10)
-    assert fit.stderr == pytest.approx(0.0, abs=1e-7)
+    assert fit.se == pytest.approx(0.0, abs=1e-7)
     assert fit.n_points == lags.size
 
 
@@ -53,7 +53,27 @@ def test_holder_exponent_propagates_both_uncertainties():
     w = lm.PowerLawFit(1.0, 0.0, 0.99, 0.05, 10)
     h = lm.holder_exponent(q, w)
     assert h.alpha == pytest.approx(0.2)
-    assert h.stderr == pytest.approx(math.sqrt(0.02**2 + (0.2 * 0.05) ** 2))
+    assert h.se == pytest.approx(math.sqrt(0.02**2 + (0.2 * 0.05) ** 2))
     assert h.fractal_dimension_q == pytest.approx(10) and h.fractal_dimension_w == pytest.approx(2)
     assert h.confidence_interval(0.95).low < 0.2 < h.confidence_interval(0.95).high
     assert "α" in str(h)
+
+
+def test_power_law_fit_matches_the_textbook_least_squares_and_old_spelling_warns():
+    rng = np.random.default_rng(5)
+    lags = np.arange(1.0, 30.0)
+    d = 0.3 * lags**0.7 * np.exp(rng.normal(scale=0.2, size=lags.size))
+    fit = lm.fit_power_law(lags, d)
+    x, y = np.log(lags), np.log(d)
+    X = np.column_stack([np.ones_like(x), x])
+    beta, ssr, *_ = np.linalg.lstsq(X, y, rcond=None)
+    cov = ssr[0] / (x.size - 2) * np.linalg.inv(X.T @ X)
+    assert fit.exponent == pytest.approx(beta[1]) and fit.intercept == pytest.approx(beta[0])
+    assert fit.se == pytest.approx(math.sqrt(cov[1, 1]))
+    assert fit.r2 == pytest.approx(1 - ssr[0] / np.sum((y - y.mean()) ** 2))
+    assert math.isnan(lm.fit_power_law([1.0, 2.0], [1.0, 3.0]).se)  # two points: no SE
+    with pytest.warns(DeprecationWarning, match="PowerLawFit.stderr is deprecated.*PowerLawFit.se"):
+        assert fit.stderr == fit.se
+    h = lm.holder_exponent(fit, fit)
+    with pytest.warns(DeprecationWarning, match="HolderEstimate.se"):
+        assert h.stderr == h.se

@@ -44,23 +44,23 @@ def test_rules_pick_the_right_pairs(zoo):
     cons = lm.consecutive_checkpoints("step", by=("size", "seed"))(zoo)
     assert len(cons) == 8 and ("70m-s1@1000", "70m-s1@2000") in cons
     assert lm.consecutive_checkpoints("step", by=("size", "seed"), after=2000)(zoo)[0] == ("70m-s1@2000", "70m-s1@3000")
-    seeds = lm.differing_only_in("seed", same=("size", "step"))(zoo)
+    seeds = lm.differing_only_in("seed", by=("size", "step"))(zoo)
     assert len(seeds) == 6 and ("70m-s1@3000", "70m-s2@3000") in seeds
-    sizes = lm.differing_only_in("size", same=("seed", "step"))(zoo)
+    sizes = lm.differing_only_in("size", by=("seed", "step"))(zoo)
     assert ("70m-s1@3000", "160m-s1@3000") in sizes and len(sizes) == 6
     assert lm.original_vs("quantization", "none", "8bit")(zoo) == [("70m-s1@3000", "70m-s1@3000[8bit]")]
     assert lm.child_vs_parent("base_model")(zoo) == [("70m-chat", "70m-s1@3000")]
     assert lm.adjacent_layers("layer", "source_model")(zoo) == [(f"70m-s1@lens{k}", f"70m-s1@lens{k + 1}") for k in range(3)]
-    rand = lm.random_pairs(5, within="family", seed=1)(zoo)
+    rand = lm.random_pairs(5, by="family", seed=1)(zoo)
     assert len(rand) == 5 and len(set(rand)) == 5
-    fam = dict(zip(zoo.models, zoo.coordinates["family"].values))
+    fam = dict(zip(zoo.models, zoo.points["family"].values))
     assert all(fam[a] == fam[b] for a, b in rand)
 
 
 def test_kl_scale_table_matches_manual_statistics(zoo):
-    groups = {"random seeds": lm.differing_only_in("seed", same=("size", "step")),
+    groups = {"random seeds": lm.differing_only_in("seed", by=("size", "step")),
               "8-bit quantization": lm.original_vs("quantization", "none", "8bit"),
-              "fine-tuned vs base": "child vs parent",
+              "fine-tuned vs base": lm.child_vs_parent("base_model"),
               "my layers": lm.adjacent_layers()}
     table = lm.kl_scale(zoo, groups)
     pairs = lm.kl_scale_pairs(zoo, groups)

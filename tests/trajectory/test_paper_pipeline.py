@@ -6,6 +6,8 @@ per-setting preprocessing for Table 1a, random pairs, and the preprocessing orde
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -80,7 +82,7 @@ def test_outlier_scores_skip_both_pairs_around_an_excluded_checkpoint(main):
     expected = np.full(main.n_texts, -np.inf)
     for run, d in logp.items():
         steps = sorted(s for s in d if s >= 2000)
-        for p, c in zip(steps, steps[1:]):
+        for p, c in itertools.pairwise(steps):
             if P.EXCLUDED not in ((run, p), (run, c)):
                 expected = np.maximum(expected, np.abs(d[c] - d[p]))
     np.testing.assert_allclose(scores.values, expected, rtol=1e-12)
@@ -193,10 +195,10 @@ def paper_settings() -> dict[str, lm.KLSetting]:
             lm.consecutive_checkpoints("step", "run", interval=1000, after=2000, last=50), main_pre),
         "random seeds": lm.KLSetting(lm.differing_only_in("run", final="step"), seed_pre),
         "model sizes": lm.KLSetting(lm.differing_only_in("run", final="step"), main_pre),
-        "8-bit quantization": lm.KLSetting(lm.original_vs("quantization", "none", "8bit", match=("source_model",))),
-        "4-bit quantization": lm.original_vs("quantization", "none", "4bit", match=("source_model",)),
+        "8-bit quantization": lm.KLSetting(lm.original_vs("quantization", "none", "8bit", by=("source_model",))),
+        "4-bit quantization": lm.original_vs("quantization", "none", "4bit", by=("source_model",)),
         "fine-tuned vs base": lm.child_vs_parent("base_model"),
-        "random pairs within a model type": lm.random_pairs(within="family", lineage="base_model"),
+        "random pairs within a model type": lm.random_pairs(by="family", lineage="base_model"),
         "random pairs across all models": lm.random_pairs(lineage="base_model"),
         "adjacent layers": lm.adjacent_layers("layer", "source_model"),
     }
@@ -255,7 +257,7 @@ def test_random_pairs_follow_the_authors_sampling(matrix):
     lineage = {"chat": {"1b-chat", "1b@143000", "1b-chat-v2", "2.8b-chat", "2.8b@143000"},
                "code": {"1b-code", "1b@143000", "410m-code", "410m@143000"}}
     n_links = {"chat": 3, "code": 2}
-    within = lm.random_pairs(within="family", lineage="base_model", seed=3)(mm)
+    within = lm.random_pairs(by="family", lineage="base_model", seed=3)(mm)
     assert len(within) == 5
     counts = {"chat": 0, "code": 0}
     for a, b in within:
@@ -265,7 +267,7 @@ def test_random_pairs_follow_the_authors_sampling(matrix):
     assert counts == n_links
     # reseeded per type: both types draw the same positions in their sorted candidate lists
     two = lm.ModelMap(matrix.drop_models(["1b-chat-v2"]))  # chat now has 4 candidates and 2 links, like code
-    within = lm.random_pairs(within="family", lineage="base_model", seed=3)(two)
+    within = lm.random_pairs(by="family", lineage="base_model", seed=3)(two)
     rows = {m: i for i, m in enumerate(two.models)}
     pattern = {}
     for a, b in within:
@@ -279,10 +281,11 @@ def test_random_pairs_follow_the_authors_sampling(matrix):
     many = lm.random_pairs(60, lineage="base_model", seed=0)(mm)
     assert len(many) == 60 and len(set(many)) < 60  # 7 models: 42 ordered pairs at most
     assert lm.random_pairs(5, seed=0)(mm) == lm.random_pairs(5, seed=0)(mm) and len(set(lm.random_pairs(5)(mm))) == 5
-    short = lm.kl_scale_pairs(mm, {"w": "random pairs within a model type", "a": "random pairs across all models"})
+    with pytest.warns(DeprecationWarning, match="shorthand rule"):  # the old strings still work, with a warning
+        short = lm.kl_scale_pairs(mm, {"w": "random pairs within a model type", "a": "random pairs across all models"})
     assert (short.setting == "w").sum() == 5 and (short.setting == "a").sum() == 5
     with pytest.raises(lm.LoglikMapError, match="leave n=None"):
-        lm.random_pairs(10, within="family", lineage="base_model")
+        lm.random_pairs(10, by="family", lineage="base_model")
 
 
 # ---------------------------------------------------------------------- consecutive KL and the axis name

@@ -21,7 +21,7 @@ from ...errors import LoglikMapError
 from ...options import KERNEL_BACKENDS, get_options
 from ._direct import NonFiniteKLError, pair_kl_se, pairwise_kl_se_numpy, require_finite
 
-__all__ = ["NonFiniteKLError", "PairwiseKL", "pairwise_kl_se", "pairs_kl_se", "pair_kl_se", "resolve_backend"]
+__all__ = ["NonFiniteKLError", "PairwiseKL", "pair_kl_se", "pairs_kl_se", "pairwise_kl_se", "resolve_backend"]
 
 
 @dataclass(frozen=True)
@@ -41,14 +41,6 @@ def resolve_backend(backend: str | None) -> str:
     return "blas" if backend == "auto" else backend
 
 
-def _numba_available() -> bool:
-    try:
-        import numba  # noqa: F401
-    except ImportError:  # pragma: no cover - numba is a core dependency
-        return False
-    return True
-
-
 def pairs_kl_se(X: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray, backend: str | None = None):
     """KL and SE for listed pairs of rows of ``X``, direct evaluation (numba unless ``backend="numpy"``).
 
@@ -57,8 +49,7 @@ def pairs_kl_se(X: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray, backend: 
     X = np.ascontiguousarray(X, dtype=np.float64)
     rows_a = np.asarray(rows_a, dtype=np.int64)
     rows_b = np.asarray(rows_b, dtype=np.int64)
-    use_numba = resolve_backend(backend) != "numpy" and _numba_available()
-    kl, se = _pairs_unchecked(X, rows_a, rows_b, "numba" if use_numba else "numpy")
+    kl, se = _pairs_unchecked(X, rows_a, rows_b, "numpy" if resolve_backend(backend) == "numpy" else "numba")
     require_finite(kl, se, rows_a, rows_b)
     return kl, se
 
@@ -90,8 +81,7 @@ def pairwise_kl_se(X: np.ndarray, backend: str | None = None) -> PairwiseKL:
         else:
             from ._blas import pairwise_kl_se_blas
 
-            refine_backend = "numba" if _numba_available() else "numpy"
-            kl, se = pairwise_kl_se_blas(X, lambda X_, a, b: _pairs_unchecked(X_, a, b, refine_backend))
+            kl, se = pairwise_kl_se_blas(X, lambda X_, a, b: _pairs_unchecked(X_, a, b, "numba"))
     require_finite(kl, se)
     return PairwiseKL(kl=kl, se=se, backend=name)
 

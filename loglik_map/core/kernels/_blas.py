@@ -9,7 +9,7 @@ so three matrix products (``X Xᵀ``, ``X³ Xᵀ``, ``X² X²ᵀ``) give every p
 nearly identical models, so every entry gets the worst-case floating-point error bound of its
 dot products (γ_N = N u / (1 − N u), Higham 2002, §3.1); entries whose bound exceeds a tenth of the
 required accuracy (1e-8 relative for KL, 1e-5 for SE) are recomputed by direct evaluation.
-The column-blocked products keep the extra memory to two K × 2048 blocks plus K × K outputs.
+The column-blocked products keep the extra memory to two K × 4096 blocks (``_BLOCK_COLS``) plus K × K outputs.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+
+from ._direct import refine_and_fill
 
 __all__ = ["pairwise_kl_se_blas"]
 
@@ -87,14 +89,5 @@ def pairwise_kl_se_blas(X: np.ndarray, refine: PairsKernel) -> tuple[np.ndarray,
     se2_u = s4_u - kl_u * kl_u / N
     err_se2 = err_s4 + (2.0 * np.abs(kl_u) * err_kl + err_kl * err_kl) / N
     redo = np.flatnonzero(~((err_kl <= KL_REL_BOUND * kl_u) & (err_se2 <= SE2_REL_BOUND * se2_u)))
-    if redo.size:
-        kl_r, se_r = refine(X, iu[0][redo], iu[1][redo])
-        kl_u[redo] = kl_r
-        se2_u[redo] = se_r * se_r
-    kl[:] = 0.0
-    kl[iu] = kl_u
-    kl.T[iu] = kl_u
-    se = np.zeros((K, K))
-    se[iu] = np.sqrt(se2_u)
-    se.T[iu] = se[iu]
-    return kl, se
+    del kl, G  # one K × K buffer: freed before the result is built
+    return refine_and_fill(X, kl_u, se2_u, redo, refine)

@@ -13,12 +13,13 @@ two-pass form of SE is used here: it is algebraically identical and never cancel
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
 from ...errors import LoglikMapError
 
-__all__ = ["NonFiniteKLError", "pair_kl_se", "pairwise_kl_se_numpy", "pairs_kl_se_numpy"]
+__all__ = ["NonFiniteKLError", "pair_kl_se", "pairs_kl_se_numpy", "pairwise_kl_se_numpy"]
 
 _OVERFLOW = ("is not finite (inf or NaN): the log-likelihoods are too large in magnitude for float64 arithmetic "
              "(their squared differences overflow). No real text has such a log-likelihood (a 1 kB text is of "
@@ -32,7 +33,7 @@ class NonFiniteKLError(LoglikMapError):
     def __init__(self, rows: tuple[int, int] | None) -> None:
         self.rows = None if rows is None else (int(rows[0]), int(rows[1]))
         self.reason = _OVERFLOW
-        where = "of a pair of models" if rows is None else f"between rows {self.rows[0]} and {self.rows[1]}"
+        where = "of a pair of models" if rows is None else f"between rows {rows[0]} and {rows[1]}"
         super().__init__(f"KL {where} {_OVERFLOW}")
 
 
@@ -72,6 +73,40 @@ def pairs_kl_se_numpy(X: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray) -> 
     se = np.empty(len(rows_a))
     for p, (i, j) in enumerate(zip(rows_a, rows_b)):
         kl[p], se[p] = pair_kl_se(X[i], X[j])
+    return kl, se
+
+
+def refine_and_fill(X: np.ndarray, kl_u: np.ndarray, se2_u: np.ndarray, redo: np.ndarray,
+                    refine: Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The common end of the fast all-pairs kernels: redo the flagged pairs directly, fill both triangles.
+
+    Parameters
+    ----------
+    X : ndarray, shape (K, N)
+        Scaled coordinates.
+    kl_u, se2_u : ndarray
+        KL and SE² of the upper-triangle pairs (``np.triu_indices(K, 1)`` order), modified in place.
+    redo : ndarray of int
+        Positions in ``kl_u`` whose fast result cannot be trusted.
+    refine : callable
+        ``refine(X, rows_a, rows_b) -> (kl, se)``, a direct evaluation for listed pairs.
+
+    Returns
+    -------
+    kl, se : ndarray, shape (K, K)
+        Symmetric, exact zeros on the diagonal.
+    """
+    K = X.shape[0]
+    iu = np.triu_indices(K, 1)
+    if redo.size:
+        kl_r, se_r = refine(X, iu[0][redo], iu[1][redo])
+        kl_u[redo] = kl_r
+        se2_u[redo] = se_r * se_r
+    kl = np.zeros((K, K))
+    se = np.zeros((K, K))
+    kl[iu] = kl.T[iu] = kl_u
+    se[iu] = se.T[iu] = np.sqrt(se2_u)
     return kl, se
 
 

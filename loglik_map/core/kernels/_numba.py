@@ -8,7 +8,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["pairwise_kl_se_numba", "pairs_kl_se_numba"]
+from ._direct import refine_and_fill
+
+__all__ = ["pairs_kl_se_numba", "pairwise_kl_se_numba"]
 
 # Reassociation lets LLVM vectorise the reductions; it does not lose accuracy here (the sums are
 # of non-negative terms, and multiple accumulators only shorten the summation chains).
@@ -171,14 +173,4 @@ def pairwise_kl_se_numba(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     s4_u = s4[iu]
     se2_u = s4_u - kl_u * kl_u / N
     redo = np.flatnonzero(~(se2_u > _ONE_PASS_MIN_RATIO * s4_u))
-    if redo.size:
-        kl_r, se_r = pairs_kl_se_numba(X, iu[0][redo], iu[1][redo])
-        kl_u[redo] = kl_r
-        se2_u[redo] = se_r * se_r
-    kl = np.zeros((K, K))
-    se = np.zeros((K, K))
-    kl[iu] = kl_u
-    se[iu] = np.sqrt(se2_u)
-    kl.T[iu] = kl[iu]
-    se.T[iu] = se[iu]
-    return kl, se
+    return refine_and_fill(X, kl_u, se2_u, redo, pairs_kl_se_numba)

@@ -11,6 +11,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xarray as xr
 from filelock import FileLock
 
@@ -51,7 +52,7 @@ def failure_path(store: Path, label: str) -> Path:
     return store / "failures" / f"{row_key(label)}.json"
 
 
-def fingerprint_ids(ids: Sequence[str]) -> str:
+def fingerprint_ids(ids: Sequence[str] | np.ndarray) -> str:
     """Fingerprint of an ordered set of text ids (the store is bound to it)."""
     h = hashlib.sha256()
     for tid in ids:
@@ -134,7 +135,7 @@ def load_row(path: Path, verify: bool) -> tuple[LogLikelihoodMatrix | None, str 
     try:
         with xr.open_zarr(path, consolidated=False) as ds:
             ds = ds.load()
-    except Exception as err:  # noqa: BLE001 - any backend error means the row cannot be read
+    except Exception as err:
         return None, None, f"{type(err).__name__}: {err}"
     label = ds.attrs.get("run_label")
     check_format_version(ds.attrs.get(FORMAT_ATTR), path)  # a newer format is refused, not skipped

@@ -162,7 +162,7 @@ def _fingerprint_of(path: Path) -> str | None:
     try:
         with xr.open_zarr(path, consolidated=False) as ds:
             return fingerprint_ids([str(t) for t in ds["text"].values])
-    except Exception:  # noqa: BLE001 - missing or unreadable
+    except Exception:
         return None
 
 
@@ -186,7 +186,7 @@ def _row_labels(store: Path) -> list[str]:
         try:
             with xr.open_zarr(row, consolidated=False) as ds:
                 label = ds.attrs.get("run_label")
-        except Exception:  # noqa: BLE001 - damaged rows are dealt with when they are used
+        except Exception:
             continue
         if isinstance(label, str):
             labels.append(label)

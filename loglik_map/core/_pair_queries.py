@@ -1,0 +1,81 @@
+"""The model map's KL/SE queries on top of the kernels: text-count checks and errors that name the models.
+
+The kernels (:mod:`loglik_map.core.kernels`) compute KL and SE from the map's points; these
+helpers check there are enough texts for the estimate asked for, and turn a kernel's overflow
+into an error naming the two models.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..errors import LoglikMapError, UnreliableEstimateWarning
+from .kernels import NonFiniteKLError, PairwiseKL, pair_kl_se, pairs_kl_se, pairwise_kl_se
+
+__all__ = ["MIN_TEXTS_FOR_SE", "all_pairs", "check_texts", "one_pair", "some_pairs"]
+
+#: Fewest texts for a standard error to be read as usual. The SE is the plug-in standard error
+#: of a mean of N per-text terms (SE = sd(t)/√N with t_k = N d_k²; docs: The method, "The standard error"), so kl ± z·SE is a
+#: normal-approximation interval. The per-text terms are squares, right-skewed like a χ²₁
+#: (skewness √8 ≈ 2.8), and the skewness of their mean is √8/√N, which falls below 0.5 only
+#: from N = 32; with fewer texts the interval misses the truth far more often than it says (and
+#: the SE is itself a noisy estimate). Below this a warning is given; with N ≤ 2 the SE is 0 by
+#: construction and is refused, as is any KL with N = 1 (every centred row is then 0).
+MIN_TEXTS_FOR_SE = 32
+
+
+def check_texts(n: int, with_se: bool) -> None:
+    """Refuse KL from fewer than 2 texts and SE from fewer than 3; warn below :data:`MIN_TEXTS_FOR_SE`.
+
+    Parameters
+    ----------
+    n : int
+        Number of texts N of the map.
+    with_se : bool
+        Whether a standard error is asked for.
+    """
+    if n < 2:
+        raise LoglikMapError(f"a KL estimate needs at least 2 texts and this map has {n}: with one text every "
+                             "model's centred log-likelihood is 0, so every KL would read 0. Score more texts")
+    if not with_se:
+        return
+    if n < 3:
+        raise LoglikMapError(f"a standard error needs at least 3 texts and this map has {n}: with 2 texts it is 0 "
+                             f"by construction. Score more texts (at least {MIN_TEXTS_FOR_SE} for an SE to be "
+                             "read as usual), or ask for kl() alone")
+    if n < MIN_TEXTS_FOR_SE:
+        warnings.warn(f"standard errors from only {n} texts: below {MIN_TEXTS_FOR_SE} texts the KL estimate's "
+                      "sampling distribution is too skewed (and the SE itself too noisy) for KL ± z·SE to hold "
+                      "its stated coverage; score more texts", UnreliableEstimateWarning, stacklevel=4)
+
+
+def _non_finite(err: NonFiniteKLError, labels: np.ndarray) -> LoglikMapError:
+    i, j = err.rows or (0, 0)  # the kernels name the rows whenever they see the whole matrix
+    return LoglikMapError(f"KL between models {str(labels[i])!r} and {str(labels[j])!r}: {err.reason}")
+
+
+def all_pairs(X: np.ndarray, backend: str | None, labels: np.ndarray) -> PairwiseKL:
+    """KL and SE of every pair of rows of ``X`` (bits/byte); an overflow names the two models."""
+    try:
+        return pairwise_kl_se(X, backend=backend)
+    except NonFiniteKLError as err:
+        raise _non_finite(err, labels) from None
+
+
+def one_pair(X: np.ndarray, i: int, j: int, labels: np.ndarray) -> tuple[float, float]:
+    """KL and SE of rows ``i`` and ``j`` of ``X`` (bits/byte)."""
+    try:
+        return pair_kl_se(X[i], X[j])
+    except NonFiniteKLError:
+        raise _non_finite(NonFiniteKLError((i, j)), labels) from None
+
+
+def some_pairs(X: np.ndarray, ia: np.ndarray, ib: np.ndarray, backend: str | None,
+               labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """KL and SE of the row pairs ``(ia[k], ib[k])`` of ``X`` (bits/byte); ``labels`` names the rows."""
+    try:
+        return pairs_kl_se(X, ia, ib, backend=backend)
+    except NonFiniteKLError as err:
+        raise _non_finite(err, labels) from None

@@ -1,0 +1,108 @@
+"""New models placed on an existing model map (:meth:`ModelMap.project <loglik_map.ModelMap.project>`)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import xarray as xr
+
+from .._deprecation import renamed_attribute
+from ..errors import LoglikMapError, WrongTypeError
+from ..units import nats_per_bit_per_byte
+from ._scoring_checks import row_conventions
+from ._validation import MODEL_DIM, PAIR_DIM, TEXT_DIM
+from .matrix import LogLikelihoodMatrix
+
+if TYPE_CHECKING:
+    from .modelmap import ModelMap
+
+__all__ = ["ModelProjection", "project_onto"]
+
+
+@dataclass(frozen=True)
+class ModelProjection:
+    """New models placed on an existing map (see :meth:`ModelMap.project <loglik_map.ModelMap.project>`).
+
+    Attributes
+    ----------
+    points : xarray.DataArray
+        Dims ``("model", "text")``: the new models' points, centred with the map's own text
+        means and scaled like the map (squared distance = KL in bits/byte). Formerly ``coordinates``.
+    kl : xarray.DataArray
+        Dims ``("model", "model_")``: KL from each new model (``model``) to each mapped model
+        (``model_``), in ``unit``.
+    se : xarray.DataArray
+        Standard errors of ``kl``, same dims and unit. Formerly ``kl_se``.
+    unit : str
+        ``"bits/byte"`` or ``"nats"`` (per text).
+    """
+
+    points: xr.DataArray
+    kl: xr.DataArray
+    se: xr.DataArray
+    unit: str
+
+    coordinates = renamed_attribute("points", "coordinates")
+    kl_se = renamed_attribute("se", "kl_se")
+
+
+def project_onto(mm: ModelMap, other: LogLikelihoodMatrix | xr.DataArray, unit: str) -> ModelProjection:
+    """Place the models of ``other`` on ``mm`` (the work of :meth:`ModelMap.project`; checks included).
+
+    Parameters
+    ----------
+    mm : ModelMap
+        The map.
+    other : LogLikelihoodMatrix or xarray.DataArray
+        The new models, scored on the map's texts.
+    unit : {"bits/byte", "nats"}
+        Unit of the KLs and SEs.
+
+    Returns
+    -------
+    ModelProjection
+    """
+    if isinstance(other, xr.DataArray):
+        other = LogLikelihoodMatrix.from_dataarray(other)
+    if not isinstance(other, LogLikelihoodMatrix):
+        raise WrongTypeError(f"project needs a LogLikelihoodMatrix, got {type(other).__name__}")
+    mine = mm.matrix
+    if other.n_texts != mine.n_texts or np.any(other.texts != mine.texts):
+        k = int(np.argmax(other.texts != mine.texts)) if other.n_texts == mine.n_texts else None
+        where = f" (first difference at position {k})" if k is not None else ""
+        raise LoglikMapError(f"the new models were scored on different texts than the map{where}")
+    if np.any(other.n_bytes != mine.n_bytes):
+        raise LoglikMapError("the new models' texts have different byte lengths than the map's")
+    allow_truncated, allow_mixed = mm._allow
+    if not allow_truncated:
+        other.check_not_truncated("project")
+    if not allow_mixed:
+        theirs, ours = set(row_conventions(other.data)) - {""}, set(row_conventions(mine.data)) - {""}
+        if len(theirs | ours) > 1:
+            raise LoglikMapError(f"project: the map's models were scored with convention {sorted(ours)} and the "
+                                 f"new ones with {sorted(theirs)}; rescore them alike, or build the map with "
+                                 "allow_mixed_scoring=True")
+    mm._check_texts(with_se=True)
+    L = other.values
+    Q = L - L.mean(axis=1, keepdims=True) - mm._text_means[None, :]
+    Q *= 1.0 / math.sqrt(2.0 * mine.n_texts * nats_per_bit_per_byte(mine.mean_bytes))
+    coords = xr.DataArray(Q, dims=(MODEL_DIM, TEXT_DIM), coords=other.data.coords,
+                          attrs=dict(mm.points.attrs), name="points")
+    Kn, K = other.n_models, len(mm)
+    both = np.vstack([Q, mm.points.values])
+    rows_a = np.repeat(np.arange(Kn), K)
+    rows_b = Kn + np.tile(np.arange(K), Kn)
+    kl, se = mm._pairs(both, rows_a, rows_b, names=other.models)
+    scale = mm._scale(unit)
+    kw: dict[str, Any] = dict(dims=(MODEL_DIM, PAIR_DIM), coords={MODEL_DIM: other.models, PAIR_DIM: mm.models},
+                              attrs={"units": unit})
+    return ModelProjection(
+        points=coords,
+        kl=xr.DataArray(kl.reshape(Kn, K) * scale, name="kl", **kw),
+        se=xr.DataArray(se.reshape(Kn, K) * scale, name="se", **kw),
+        unit=unit,
+    )
+
