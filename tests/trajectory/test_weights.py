@@ -76,3 +76,9 @@ def test_weight_trajectory_of_independent_updates_is_brownian(checkpoints):
     traj = lm.Trajectory.from_distances(D, [0, 1000, 2000, 3000])
     fit = traj.diffusion_exponent(0, window=3)
     assert fit.exponent == pytest.approx(1.0, abs=0.3)  # independent increments: Brownian
+
+
+def test_pairs_must_be_all_or_index_pairs(tmp_path):
+    # any other string used to be read as a list of pairs and fail later with an unrelated error
+    with pytest.raises(lm.LoglikMapError, match="pairs must be 'all' or a list of"):
+        lm.weight_distances([tmp_path / "a", tmp_path / "b"], pairs="neighbours")
