@@ -9,8 +9,8 @@ On a GPU node, ``--device cuda --dtype float16`` measures what the reference sco
 one text at a time) against batched scoring; the model is then worth making larger too.
 
 Builds a ~10M-parameter GPT-NeoX (random weights, fp32) with a byte-level BPE tokenizer trained
-locally on Python's pydoc topics, saves it, and scores ~1 KB chunks of those topics (SPEC §1
-chunking) loaded back through ``from_pretrained``:
+locally on Python's pydoc topics, saves it, and scores ~1 KB chunks of those topics (the
+paper's chunking, docs: The method) loaded back through ``from_pretrained``:
 
 * ``HFScorer`` (reference convention; and "bos" convention for the comparison with the harness),
 * the reference loop of shimo-lab/modelmap (``tokenizer.encode``, one text, full logits,
@@ -213,7 +213,7 @@ def main() -> None:
                 for mine, other, label in (("hf", "reference", "the reference loop"),
                                            ("hf_bos", "harness", "lm-eval (both bos)")) if other in res]
     print(f"\nHFScorer speed-up: {', '.join(speedups)}")
-    # the same model scored with bf16 weights, as a KL on the map's scale (SPEC §2: var / (2 B̄ ln 2))
+    # the same model scored with bf16 weights, as a KL on the map's scale (var / (2 B̄ ln 2), docs: The method)
     dtype_kl = np.var(np.array(res["hf_bf16"]["values"][0]) - hf) / (2 * info["mean_bytes"] * np.log(2))
     print(f"bfloat16 weights: {res['hf']['seconds'] / res['hf_bf16']['seconds']:.2f}× the speed of {args.dtype}, "
           f"KL between the two scorings of one model {dtype_kl:.1e} bits/byte")

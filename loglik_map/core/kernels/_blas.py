@@ -90,4 +90,4 @@ def pairwise_kl_se_blas(X: np.ndarray, refine: PairsKernel) -> tuple[np.ndarray,
     err_se2 = err_s4 + (2.0 * np.abs(kl_u) * err_kl + err_kl * err_kl) / N
     redo = np.flatnonzero(~((err_kl <= KL_REL_BOUND * kl_u) & (err_se2 <= SE2_REL_BOUND * se2_u)))
     del kl, G  # one K × K buffer: freed before the result is built
-    return refine_and_fill(X, kl_u, se2_u, redo, refine)
+    return refine_and_fill(X, iu, kl_u, se2_u, redo, refine)

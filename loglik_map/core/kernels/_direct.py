@@ -76,7 +76,8 @@ def pairs_kl_se_numpy(X: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray) -> 
     return kl, se
 
 
-def refine_and_fill(X: np.ndarray, kl_u: np.ndarray, se2_u: np.ndarray, redo: np.ndarray,
+def refine_and_fill(X: np.ndarray, iu: tuple[np.ndarray, np.ndarray], kl_u: np.ndarray, se2_u: np.ndarray,
+                    redo: np.ndarray,
                     refine: Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
                     ) -> tuple[np.ndarray, np.ndarray]:
     """The common end of the fast all-pairs kernels: redo the flagged pairs directly, fill both triangles.
@@ -85,8 +86,10 @@ def refine_and_fill(X: np.ndarray, kl_u: np.ndarray, se2_u: np.ndarray, redo: np
     ----------
     X : ndarray, shape (K, N)
         Scaled coordinates.
+    iu : tuple of ndarray
+        ``np.triu_indices(K, 1)`` (passed in: at K = 1,000 it is as large as a tenth of X).
     kl_u, se2_u : ndarray
-        KL and SE² of the upper-triangle pairs (``np.triu_indices(K, 1)`` order), modified in place.
+        KL and SE² of the upper-triangle pairs in ``iu`` order, modified in place.
     redo : ndarray of int
         Positions in ``kl_u`` whose fast result cannot be trusted.
     refine : callable
@@ -98,7 +101,6 @@ def refine_and_fill(X: np.ndarray, kl_u: np.ndarray, se2_u: np.ndarray, redo: np
         Symmetric, exact zeros on the diagonal.
     """
     K = X.shape[0]
-    iu = np.triu_indices(K, 1)
     if redo.size:
         kl_r, se_r = refine(X, iu[0][redo], iu[1][redo])
         kl_u[redo] = kl_r

@@ -173,4 +173,4 @@ def pairwise_kl_se_numba(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     s4_u = s4[iu]
     se2_u = s4_u - kl_u * kl_u / N
     redo = np.flatnonzero(~(se2_u > _ONE_PASS_MIN_RATIO * s4_u))
-    return refine_and_fill(X, kl_u, se2_u, redo, pairs_kl_se_numba)
+    return refine_and_fill(X, iu, kl_u, se2_u, redo, pairs_kl_se_numba)
