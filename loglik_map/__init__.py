@@ -55,6 +55,10 @@ from .texts import TextSet, split_utf8
 from .trajectory import Trajectory
 from .weights import weight_distances
 
+# ---- issue 15: exact token-level KL beside the estimator, paired tests, exponent uncertainty
+from .scoring.exact_kl import exact_kl
+from .scoring.kl_summary import exact_kl_report
+
 __all__ = [
     "__version__",
     "HolderEstimate",
@@ -116,4 +120,7 @@ __all__ = [
     "open_matrix",
     "set_options",
     "text_id",
+    # issue 15
+    "exact_kl",
+    "exact_kl_report",
 ]
