@@ -255,3 +255,39 @@ def test_pairs_with_different_tokenizers_are_refused_naming_the_difference(model
     # gpt2 and gpt_neox folders share the tokenizer: accepted across architectures
     ds = lm.exact_kl(str(model_dirs["gpt_neox"]), str(model_dirs["gpt2"]), ["a text to compare on"])
     assert float(ds.kl_ab.values[0]) > 0
+
+
+def test_tiny_kls_keep_their_digits(model_dirs, neox_pair, texts, tmp_path):
+    """A copy with weights perturbed by 1e-4 (KL ~1e-6 nats per token, below the float32 rounding of
+    log p at the logits' scale): the textbook Σ p_a (log p_a − log p_b) in float32 is off by ~10 %
+    per text here; the form exact_kl uses agrees with float64 to 1e-3."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dirs["gpt_neox"]).eval()
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1 + 1e-4 * torch.randn(p.shape, generator=g))
+    folder = tiny.save(model, neox_pair[2], tmp_path / "perturbed")
+    ds = lm.exact_kl(str(model_dirs["gpt_neox"]), str(folder), texts)
+    kl_ab, kl_ba, _, _ = _brute_force(neox_pair[0], model, neox_pair[2], texts)
+    assert 1e-8 < float(ds.token_kl_ab_mean) < 1e-5
+    np.testing.assert_allclose(ds.kl_ab.values, kl_ab, rtol=1e-3)
+    np.testing.assert_allclose(ds.kl_ba.values, kl_ba, rtol=1e-3)
+    assert np.all(ds.token_kl_ab.values > 0)
+
+
+def test_huge_kls_where_the_exponentials_overflow():
+    """Logit differences of hundreds of nats overflow exp in float32; those rows use the textbook form."""
+    from loglik_map.scoring.exact_kl import _pair_chunk
+
+    g = torch.Generator().manual_seed(0)
+    za = torch.randn(64, 300, generator=g) * torch.tensor([1.0, 60.0]).repeat_interleave(32)[:, None]
+    zb = torch.randn(64, 300, generator=g) * 60
+    la, lb = torch.log_softmax(za.double(), -1), torch.log_softmax(zb.double(), -1)
+    targets = torch.randint(0, 300, (64,), generator=g)
+    kl_ab, kl_ba, ta, tb, same = _pair_chunk(torch, za.clone(), zb.clone(), targets)
+    np.testing.assert_allclose(kl_ab, (la.exp() * (la - lb)).sum(-1), rtol=1e-5)
+    np.testing.assert_allclose(kl_ba, (lb.exp() * (lb - la)).sum(-1), rtol=1e-5)
+    np.testing.assert_allclose(tb, lb[torch.arange(64), targets], rtol=1e-5)
+    assert same.tolist() == (za.argmax(-1) == zb.argmax(-1)).tolist()
