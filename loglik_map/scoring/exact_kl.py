@@ -30,9 +30,13 @@ from ..errors import LoglikMapError
 from ..texts import TextSet
 from .kl_summary import exact_kl_dataset
 
-__all__ = ["exact_kl", "tokenizer_difference", "PairSide"]
+__all__ = ["exact_kl", "tokenizer_difference", "PairSide", "VocabularyMismatch"]
 
 _SPECIAL_NAMES = ("bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token")
+
+
+class VocabularyMismatch(LoglikMapError):
+    """Two models whose tokenizers or output vocabularies differ: no exact token-level KL."""
 
 
 # ---------------------------------------------------------------------- tokenizers
@@ -168,7 +172,7 @@ def _windows(side_a: PairSide, side_b: PairSide, texts: TextSet):
     la, lb = a._load(), b._load()
     why = tokenizer_difference(la.tokenizer, lb.tokenizer)
     if why is not None:
-        raise LoglikMapError(f"{side_a.name} and {side_b.name} do not share a tokenizer ({why}): exact token-level KL "
+        raise VocabularyMismatch(f"{side_a.name} and {side_b.name} do not share a tokenizer ({why}): exact token-level KL "
                              "needs one vocabulary; compare them on the model map (ModelMap.kl) instead")
     lengths = {n for n in (a.max_length, b.max_length) if n is not None}
     if len(lengths) > 1:
@@ -183,7 +187,7 @@ def _windows(side_a: PairSide, side_b: PairSide, texts: TextSet):
         ids_b = token_ids(lb.tokenizer, texts.texts, convention=b.convention)
         bad = next((k for k, (x, y) in enumerate(zip(ids_a, ids_b)) if x != y), None)
         if bad is not None:
-            raise LoglikMapError(f"{side_a.name} and {side_b.name} tokenize text {bad} ({texts.ids[bad]}) differently; "
+            raise VocabularyMismatch(f"{side_a.name} and {side_b.name} tokenize text {bad} ({texts.ids[bad]}) differently; "
                                  "exact token-level KL needs one tokenization")
     return encoded, max_length
 
@@ -235,7 +239,7 @@ def _models(sides: Sequence[PairSide]) -> tuple[list[_Model], list[tuple[int, in
         where.append((owners[key], m.layers.index(layer)))
     heads = {models[i].head.vocab for i, _ in where}
     if len(heads) > 1:
-        raise LoglikMapError(f"the output layers have {' vs '.join(map(str, sorted(heads)))} rows (vocabulary "
+        raise VocabularyMismatch(f"the output layers have {' vs '.join(map(str, sorted(heads)))} rows (vocabulary "
                              "padding differs): exact KL needs one output vocabulary")
     return models, where
 

@@ -291,3 +291,34 @@ def test_huge_kls_where_the_exponentials_overflow():
     np.testing.assert_allclose(kl_ba, (lb.exp() * (lb - la)).sum(-1), rtol=1e-5)
     np.testing.assert_allclose(tb, lb[torch.arange(64), targets], rtol=1e-5)
     assert same.tolist() == (za.argmax(-1) == zb.argmax(-1)).tolist()
+
+
+# ---------------------------------------------------------------------- the estimator beside the exact value
+def test_estimator_beside_the_exact_kl_for_the_pairs_of_a_map(model_dirs, texts):
+    a, b, llama = str(model_dirs["gpt_neox"]), str(model_dirs["gpt_neox_b"]), str(model_dirs["llama"])
+    matrix = lm.LogLikelihoodMatrix.concat([
+        lm.HFScorer(a, name="a").score(texts), lm.HFScorer(b, name="b").score(texts),
+        lm.HFScorer(llama, name="llama").score(texts), lm.LogitLensScorer(a, name="a").score(texts)])
+    mm = lm.ModelMap(matrix)
+    shuffled = texts[list(range(len(texts)))[::-1]]  # matched by id, whatever the order
+    df = lm.estimator_vs_exact(mm, shuffled, {"seeds": [("a", "b"), ("a", "llama")],
+                                              "layers": lm.adjacent_layers("layer", by="source_model")})
+    assert df.setting.tolist() == ["seeds", "seeds", "layers", "layers"]
+    assert df[["a", "b"]].values.tolist()[2:] == [["a@layer0", "a@layer1"], ["a@layer1", "a@layer2"]]
+    seeds = df.iloc[0]
+    ds = lm.exact_kl(a, b, texts)
+    assert seeds.exact_ab == pytest.approx(float(ds.kl_ab_bits_per_byte), rel=1e-9)
+    assert seeds.exact_sym_se == pytest.approx(float(ds.kl_sym_bits_per_byte_se), rel=1e-9)
+    assert seeds.map_kl == pytest.approx(mm.kl("a", "b")) and seeds.map_se == pytest.approx(mm.kl_se("a", "b"))
+    assert seeds.ratio == pytest.approx(seeds.map_kl / seeds.exact_sym, rel=1e-9)
+    assert seeds.rerun_kl == pytest.approx(seeds.map_kl, rel=1e-5)  # same scoring, unclipped map
+    assert 0 < seeds.ratio_se < seeds.ratio and seeds.reason == ""
+    cross = df.iloc[1]
+    assert np.isnan(cross.exact_sym) and "do not share a tokenizer" in cross.reason and cross.map_kl > 0
+    layer = df.iloc[3]
+    direct = lm.exact_kl(a, a, texts, layer_a=1, layer_b=2)
+    assert layer.exact_ba == pytest.approx(float(direct.kl_ba_bits_per_byte), rel=1e-9)
+    with pytest.raises(lm.LoglikMapError, match="not among the texts given"):
+        lm.estimator_vs_exact(mm, texts[:5], [("a", "b")])
+    with pytest.raises(lm.LoglikMapError, match="not on the map"):
+        lm.estimator_vs_exact(mm, texts, [("a", "nope")])
