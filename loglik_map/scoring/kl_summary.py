@@ -28,7 +28,7 @@ import xarray as xr
 from ..errors import LoglikMapError
 from ..units import LN2
 
-__all__ = ["QUANTILES", "exact_kl_dataset", "summarize_exact_kl", "exact_kl_report"]
+__all__ = ["QUANTILES", "exact_kl_dataset", "summarize_exact_kl", "select_texts", "exact_kl_report"]
 
 #: Quantiles of the per-token statistics, as llama.cpp prints them (KL omits 75/25 %, Δp has them).
 QUANTILES = (0.0, 0.001, 0.01, 0.05, 0.10, 0.25, 0.5, 0.75, 0.90, 0.95, 0.99, 0.999, 1.0)
