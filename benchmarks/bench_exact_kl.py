@@ -7,8 +7,7 @@ Run by hand (not a test), in the project's virtual environment:
 
 Builds the GPT-NeoX of ``bench_scoring.py`` (random weights, byte-level BPE tokenizer trained on
 Python's pydoc topics, ~1 KB texts) and a second model with the same tokenizer whose weights are
-the first's plus 5 % noise (a "quantized copy"), then, each in a fresh subprocess with both models
-loaded and warmed up:
+the first's plus 5 % noise (a "quantized copy"), then, with both models loaded and warmed up:
 
 * ``separate``: ``HFScorer(a).score(texts)`` then ``HFScorer(b).score(texts)`` — the two
   log-likelihood vectors the model map needs;
@@ -16,9 +15,10 @@ loaded and warmed up:
   token's log-probabilities, top-token agreement, per token and per text;
 * ``lens``: ``exact_kl`` between two logit-lens layers of model a (one forward pass per batch).
 
-Reports the best of ``--repeat`` timed runs and the peak resident memory above the level before
-the timed runs (``/proc/self/clear_refs``), and checks that ``exact``'s log-likelihoods equal
-``separate``'s.
+Times are the best of ``--repeat`` rounds, the three methods interleaved in one process (so that
+the load of a shared machine weighs on all of them alike); peak memory is measured for each
+method in a fresh process (resident memory above the level before the call,
+``/proc/self/clear_refs``). Checks that ``exact``'s log-likelihoods equal ``separate``'s.
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ def perturbed_copy(folder: Path, scale: float = 0.05) -> None:
     AutoTokenizer.from_pretrained(folder / "model").save_pretrained(folder / "model_b")
 
 
-def worker(method: str, folder: Path, repeat: int, device: str, dtype: str) -> dict:
+def runners(folder: Path, device: str, dtype: str) -> dict:
+    """The three measured calls, models loaded and warmed up."""
     import torch
 
     import loglik_map as lm
@@ -65,31 +66,42 @@ def worker(method: str, folder: Path, repeat: int, device: str, dtype: str) -> d
     texts = lm.TextSet.from_jsonl(folder / "texts.jsonl")
     a = lm.HFScorer(str(folder / "model"), name="a", batch_tokens=8192, device=device, dtype=dtype)
     b = lm.HFScorer(str(folder / "model_b"), name="b", batch_tokens=8192, device=device, dtype=dtype)
-    for s in (a, b):
-        s.score(texts[:4])  # load + warm up
     n_layers = a._load().model.config.num_hidden_layers
 
-    if method == "separate":
-        def run():
-            return {"logp_a": a.score(texts).values[0].tolist(), "logp_b": b.score(texts).values[0].tolist()}
-    elif method == "exact":
-        lm.exact_kl(a, b, texts[:4])
+    def separate(t=texts):
+        return {"logp_a": a.score(t).values[0].tolist(), "logp_b": b.score(t).values[0].tolist()}
 
-        def run():
-            ds = lm.exact_kl(a, b, texts)
-            return {"logp_a": ds.logp_a.values.tolist(), "logp_b": ds.logp_b.values.tolist(),
-                    "kl": float(ds.kl_sym_bits_per_byte), "tokens": ds.sizes["token"]}
-    elif method == "lens":
-        lm.exact_kl(a, a, texts[:4], layer_a=n_layers - 1, layer_b=n_layers)
+    def exact(t=texts):
+        ds = lm.exact_kl(a, b, t)
+        return {"logp_a": ds.logp_a.values.tolist(), "logp_b": ds.logp_b.values.tolist(),
+                "kl": float(ds.kl_sym_bits_per_byte), "tokens": ds.sizes["token"]}
 
-        def run():
-            ds = lm.exact_kl(a, a, texts, layer_a=n_layers - 1, layer_b=n_layers)
-            return {"logp_b": ds.logp_b.values.tolist()}
-    else:
-        raise SystemExit(f"unknown method {method!r}")
-    out = timed_runs(run, repeat, device)
-    out.update(out.pop("values"))
-    return out
+    def lens(t=texts):
+        return {"logp_b": lm.exact_kl(a, a, t, layer_a=n_layers - 1, layer_b=n_layers).logp_b.values.tolist()}
+
+    run = {"separate": separate, "exact": exact, "lens": lens}
+    for f in run.values():
+        f(texts[:4])  # load + warm up
+    return run
+
+
+def worker(method: str, folder: Path, repeat: int, device: str, dtype: str) -> dict:
+    """``timing``: every method ``repeat`` times, interleaved in one process (a shared machine's load
+    then weighs on all alike), best time of each; otherwise one run of ``method`` in this fresh
+    process for its peak memory."""
+    import time
+
+    run = runners(folder, device, dtype)
+    if method != "timing":
+        out = timed_runs(run[method], 1, device)
+        return {"peak_extra_mib": out["peak_extra_mib"], **out["values"]}
+    times: dict[str, list[float]] = {m: [] for m in run}
+    for _ in range(repeat):
+        for m, f in run.items():
+            t0 = time.perf_counter()
+            f()
+            times[m].append(time.perf_counter() - t0)
+    return {m: {"seconds": min(t), "all_seconds": t} for m, t in times.items()}
 
 
 def main() -> None:
@@ -105,16 +117,18 @@ def main() -> None:
         perturbed_copy(folder)
         info = json.loads((folder / "info.json").read_text())
         res = {}
-        for m in ("separate", "exact", "lens"):
+        for m in ("separate", "exact", "lens", "timing"):
             print(f"running {m} ...", file=sys.stderr, flush=True)
             subprocess.run([sys.executable, __file__, "--worker", m, str(folder), "--repeat", str(args.repeat),
                             "--device", args.device, "--dtype", args.dtype], check=True)
             res[m] = json.loads((folder / f"{m}.json").read_text())
+    for m in ("separate", "exact", "lens"):
+        res[m].update(res["timing"][m])
     sep, ex, lens = res["separate"], res["exact"], res["lens"]
     print(f"GPT-NeoX, {info['n_params'] / 1e6:.1f}M parameters (d={info['hidden']}, {info['layers']} layers, "
           f"vocab {info['vocab']}), {args.dtype} on {args.device}, {args.texts} texts of mean "
           f"{info['mean_bytes']:.0f} bytes ({ex['tokens']} scored tokens), {os.cpu_count()} CPU threads, "
-          f"best of {args.repeat} runs\n")
+          f"best of {args.repeat} runs interleaved\n")
     unit = "GPU" if args.device.startswith("cuda") else "RSS"
     print(f"| method | seconds | × separate scoring | peak extra MiB ({unit}) |")
     print("|---|---|---|---|")

@@ -266,10 +266,12 @@ def _rowdot(torch: Any, x: Any, y: Any) -> Any:
     return torch.bmm(x.unsqueeze(1), y.unsqueeze(2)).view(-1)
 
 
-def _pair_chunk(torch: Any, za: Any, zb: Any, targets: Any) -> tuple[Any, ...]:
+def _pair_chunk(torch: Any, za: Any, zb: Any, targets: Any, work: Any = None) -> tuple[Any, ...]:
     """Per-position KL(a‖b), KL(b‖a), log p_a(target), log p_b(target), same top token (float32).
 
-    ``za`` and ``zb`` (float32 logits, S × V) are overwritten. With Δ = z_a − z_b and
+    ``za`` and ``zb`` (float32 logits, S × V) are overwritten; ``work`` (4 × S' × V float32, S' ≥ S),
+    if given, holds the log-probabilities and probabilities instead of fresh allocations — a CPU
+    heap that keeps getting chunk-sized blocks between small ones fragments. With Δ = z_a − z_b and
     c = E_pa[Δ], KL(a‖b) = E_pa[Δ] − (lse_a − lse_b) = log E_pa[exp(−(Δ − c))], computed as
     ``log1p(E_pa[expm1(−(Δ − c))])``: no log-normaliser is subtracted, so a KL of 1e-5 nats keeps
     ~4 significant digits in float32 (the textbook Σ p_a (log p_a − log p_b) loses everything
@@ -278,11 +280,15 @@ def _pair_chunk(torch: Any, za: Any, zb: Any, targets: Any) -> tuple[Any, ...]:
     i.e. a huge KL) use the textbook form, which is accurate there.
     """
     same = za.argmax(dim=-1) == zb.argmax(dim=-1)
-    la = torch.log_softmax(za, dim=-1)
-    lb = torch.log_softmax(zb, dim=-1)
+    if work is None:
+        work = torch.empty((4, *za.shape), dtype=za.dtype, device=za.device)
+    la, lb, pa, pb = (w[:za.shape[0]] for w in work)
+    torch.log_softmax(za, dim=-1, out=la)
+    torch.log_softmax(zb, dim=-1, out=lb)
     ta = la.gather(-1, targets[:, None]).view(-1)
     tb = lb.gather(-1, targets[:, None]).view(-1)
-    pa, pb = la.exp(), lb.exp()
+    torch.exp(la, out=pa)
+    torch.exp(lb, out=pb)
     dz = za.sub_(zb)
     work = zb
     c_ab, c_ba = _rowdot(torch, pa, dz), _rowdot(torch, pb, dz)
@@ -290,9 +296,11 @@ def _pair_chunk(torch: Any, za: Any, zb: Any, targets: Any) -> tuple[Any, ...]:
     kl_ab = torch.log1p(_rowdot(torch, pa, work))
     torch.sub(dz, c_ba[:, None], out=work).expm1_()
     kl_ba = torch.log1p(_rowdot(torch, pb, work))
-    diff = la.sub_(lb)  # the textbook form, for rows whose exponentials overflowed
-    kl_ab = torch.where(torch.isfinite(kl_ab), kl_ab, _rowdot(torch, pa, diff))
-    kl_ba = torch.where(torch.isfinite(kl_ba), kl_ba, -_rowdot(torch, pb, diff))
+    # the textbook form for rows whose exponentials overflowed (on a GPU always computed: no host sync)
+    if za.device.type != "cpu" or not bool((torch.isfinite(kl_ab) & torch.isfinite(kl_ba)).all()):
+        diff = la.sub_(lb)
+        kl_ab = torch.where(torch.isfinite(kl_ab), kl_ab, _rowdot(torch, pa, diff))
+        kl_ba = torch.where(torch.isfinite(kl_ba), kl_ba, -_rowdot(torch, pb, diff))
     return kl_ab, kl_ba, ta, tb, same
 
 
@@ -313,24 +321,27 @@ def _run(sides: Sequence[PairSide], windows: list[Any], batch_tokens: int, progr
         rows_per_chunk = max(128, rows_per_chunk // 4)
     offsets = np.concatenate([[0], np.cumsum([w.n_scored for w in windows])])
     total = int(offsets[-1])
+    device = head_a.device
+    work = torch.empty((4, rows_per_chunk, head_a.vocab), dtype=torch.float32, device=device)
+    # per-token results go straight to their place: one allocation, no host wait until the end
     names = ("kl_ab", "kl_ba", "logp_a", "logp_b", "same_top")
-    parts: list[tuple[np.ndarray, tuple[Any, ...]]] = []
+    result = {n: torch.empty(total, dtype=torch.bool if n == "same_top" else torch.float32, device=device)
+              for n in names}
 
     def run_batch(batch: list[int]) -> None:
         ids, rows, positions = pad_batch(torch, windows, batch)
         states = [_states(torch, m, ids, rows, positions) for m in models]
         ha, hb = states[ma][sa], states[mb][sb]
-        targets = ids[rows, positions + 1].to(head_a.device)
-        out = [[] for _ in names]
+        targets = ids[rows, positions + 1].to(device)
+        starts = np.asarray([windows[w].score_from - 1 for w in batch])
+        index = torch.from_numpy(offsets[np.asarray(batch)][rows.numpy()] + positions.numpy()
+                                 - starts[rows.numpy()]).to(device)
         for p0 in range(0, ha.shape[0], rows_per_chunk):
             p1 = min(p0 + rows_per_chunk, ha.shape[0])
             za = postprocess_logits(config_a, head_a.logits(ha[p0:p1]))
             zb = postprocess_logits(config_b, head_b.logits(hb[p0:p1])).to(za.device)
-            for acc, value in zip(out, _pair_chunk(torch, za, zb, targets[p0:p1])):
-                acc.append(value)
-        starts = np.asarray([windows[w].score_from - 1 for w in batch])
-        index = offsets[np.asarray(batch)][rows.numpy()] + positions.numpy() - starts[rows.numpy()]
-        parts.append((index, tuple(torch.cat(acc) for acc in out)))  # stays on the device until the end
+            for n, value in zip(names, _pair_chunk(torch, za, zb, targets[p0:p1], work)):
+                result[n][index[p0:p1]] = value
 
     pending = plan_batches(windows, batch_tokens)[::-1]
     bar = None
@@ -356,13 +367,10 @@ def _run(sides: Sequence[PairSide], windows: list[Any], batch_tokens: int, progr
                 continue
             if bar is not None:
                 bar.update(1)
-        result = {n: np.empty(total, dtype=bool if n == "same_top" else np.float32) for n in names}
-        for index, values in parts:
-            for n, v in zip(names, values):
-                result[n][index] = v.cpu().numpy()
+        out = {n: v.cpu().numpy() for n, v in result.items()}  # the only wait for the device
     if bar is not None:
         bar.close()
-    return result
+    return out
 
 
 def _batch_budget(sides: Sequence[PairSide]) -> int:
