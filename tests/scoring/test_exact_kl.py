@@ -53,6 +53,7 @@ def neox_pair(model_dirs):
 
 
 def test_exact_kl_equals_brute_force_in_both_directions(model_dirs, neox_pair, texts):
+    texts = texts[:12]
     ds = lm.exact_kl(str(model_dirs["gpt_neox"]), str(model_dirs["gpt_neox_b"]), texts, batch_tokens=300)
     kl_ab, kl_ba, lp_a, lp_b = _brute_force(*neox_pair, texts)
     np.testing.assert_allclose(ds.kl_ab.values, kl_ab, rtol=1e-6)
@@ -68,8 +69,8 @@ def test_exact_kl_equals_brute_force_in_both_directions(model_dirs, neox_pair, t
     np.testing.assert_allclose(float(ds.kl_ab_bits_per_byte),
                                ds.kl_ab.values.mean() / (texts.n_bytes.mean() * math.log(2)))
     # the same numbers whatever the batching
-    one = lm.exact_kl(str(model_dirs["gpt_neox"]), str(model_dirs["gpt_neox_b"]), texts[:6], batch_tokens=1)
-    np.testing.assert_allclose(one.kl_ab.values, ds.kl_ab.values[:6], rtol=1e-6)
+    one = lm.exact_kl(str(model_dirs["gpt_neox"]), str(model_dirs["gpt_neox_b"]), texts[:4], batch_tokens=1)
+    np.testing.assert_allclose(one.kl_ab.values, ds.kl_ab.values[:4], rtol=1e-6)
 
 
 def test_summary_statistics_follow_llama_cpp(model_dirs, texts):
@@ -165,6 +166,7 @@ def test_two_token_vocabulary_by_hand(tmp_path):
 @pytest.mark.parametrize("quantization", ["8bit", "4bit"])
 def test_quantized_copy_against_its_original(quantization, model_dirs, texts):
     pytest.importorskip("bitsandbytes", reason="quantization tests need the 'quant' extra (bitsandbytes)")
+    texts = texts[:12]
     folder = str(model_dirs["gpt_neox"])
     ds = lm.exact_kl(folder, lm.ModelSpec(folder, quantization=quantization), texts)
     assert ds.attrs["model_b"].endswith("8bit]" if quantization == "8bit" else "4bit-nf4]")
@@ -178,6 +180,7 @@ def test_quantized_copy_against_its_original(quantization, model_dirs, texts):
 def test_two_logit_lens_layers_of_one_model_in_one_forward_pass(model_dirs, texts):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    texts = texts[:12]
     folder = str(model_dirs["llama"])
     scorer = lm.HFScorer(folder, batch_tokens=400)
     model = scorer._load().model
@@ -259,7 +262,7 @@ def test_pairs_with_different_tokenizers_are_refused_naming_the_difference(model
 
 def test_tiny_kls_keep_their_digits(model_dirs, neox_pair, texts, tmp_path):
     """A copy with weights perturbed by 1e-4 (KL ~1e-6 nats per token, below the float32 rounding of
-    log p at the logits' scale): the textbook Σ p_a (log p_a − log p_b) in float32 is off by ~10 %
+    log p at the logits' scale): the textbook Σ p_a (log p_a − log p_b) in float32 is off by ~15 %
     per text here; the form exact_kl uses agrees with float64 to 1e-3."""
     from transformers import AutoModelForCausalLM
 
@@ -295,6 +298,7 @@ def test_huge_kls_where_the_exponentials_overflow():
 
 # ---------------------------------------------------------------------- the estimator beside the exact value
 def test_estimator_beside_the_exact_kl_for_the_pairs_of_a_map(model_dirs, texts):
+    texts = texts[:12]
     a, b, llama = str(model_dirs["gpt_neox"]), str(model_dirs["gpt_neox_b"]), str(model_dirs["llama"])
     matrix = lm.LogLikelihoodMatrix.concat([
         lm.HFScorer(a, name="a").score(texts), lm.HFScorer(b, name="b").score(texts),
