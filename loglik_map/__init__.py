@@ -19,7 +19,7 @@ from .analyses import (
     text_resampling_stability,
 )
 from .centering import DoubleCentering, double_center
-from .errors import LoglikMapError
+from .errors import DataIntegrityWarning, LoglikMapError, LoglikMapWarning, MissingExtraError, UnreliableEstimateWarning
 from .fits import HolderEstimate, PowerLawFit, fit_power_law, holder_exponent
 from .io import open_matrix
 from .klscale import (
@@ -113,6 +113,10 @@ __all__ = [
     "KLEstimate",
     "LogLikelihoodMatrix",
     "LoglikMapError",
+    "LoglikMapWarning",
+    "MissingExtraError",
+    "DataIntegrityWarning",
+    "UnreliableEstimateWarning",
     "MarkovChainModel",
     "MarkovExample",
     "ModelMap",

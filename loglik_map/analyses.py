@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .errors import LoglikMapError
+from .errors import LoglikMapError, require_extra
 from .matrix import LogLikelihoodMatrix
 from .modelmap import ModelMap
 
@@ -42,10 +42,7 @@ def read_base_model(model: str | PathLike[str], *, token: str | None = None) -> 
         readme = path / "README.md"
         meta = _front_matter(readme.read_text(encoding="utf-8")) if readme.is_file() else {}
     else:
-        try:
-            from huggingface_hub import ModelCard
-        except ImportError:
-            raise LoglikMapError("reading hub model cards needs huggingface_hub: pip install 'loglik_map[models]'") from None
+        ModelCard = require_extra("huggingface_hub", "models", "reading hub model cards").ModelCard
         try:
             meta = ModelCard.load(str(model), token=token).data.to_dict()
         except Exception as err:  # noqa: BLE001 - no card, offline, gated: report, do not guess

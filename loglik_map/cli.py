@@ -3,11 +3,41 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 
 from .errors import LoglikMapError
 
 __all__ = ["main"]
+
+
+def _integer(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer ≥ ``low`` (the error names the flag and the bad value)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    return parse
+
+
+def _existing_file(text: str) -> str:
+    if not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f"no such file: {text!r}")
+    return text
+
+
+def _device(text: str) -> str:
+    from .scoring.settings import check_scorer_options
+
+    try:
+        check_scorer_options(device=text)
+    except LoglikMapError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -22,7 +52,8 @@ def _build_parser() -> argparse.ArgumentParser:
                           "exponents and the Hölder estimate; figures go to --out.")
     demo.add_argument("--out", default="loglik-map-demo", help="output folder (default ./loglik-map-demo)")
     demo.add_argument("--fast", action="store_true", help="tiny zoo and few texts (seconds; for tests)")
-    demo.add_argument("--n-texts", type=int, help="texts sampled from the built-in set (default 800, 200 with --fast)")
+    demo.add_argument("--n-texts", type=_integer(2),
+                      help="texts sampled from the built-in set (default 800, 200 with --fast)")
     demo.add_argument("--zoo-dir", help="zoo cache (default $LOGLIK_MAP_ZOO or ~/.cache/loglik_map/zoo)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     score = sub.add_parser(
@@ -32,25 +63,30 @@ def _build_parser() -> argparse.ArgumentParser:
         "finished models; failures are recorded and the exit status is 1 if any model failed.",
     )
     score.add_argument("--models", required=True,
+                       type=_existing_file,
                        help="file with one model per line: 'hub-id-or-folder [revision=R] [quantization=8bit] "
-                       "[name=N] [logit_lens=true] [dtype=D]'; '#' starts a comment")
-    score.add_argument("--texts", required=True, help=".jsonl (reference format) or .json (list of strings)")
+                       "[name=N] [logit_lens=true] [dtype=D] [step=S]'; '#' starts a comment")
+    score.add_argument("--texts", required=True, type=_existing_file,
+                       help=".jsonl (reference format) or .json (list of strings)")
     score.add_argument("--store", required=True, help="run-store directory (created if missing)")
     score.add_argument("--revision", help="default revision for every model")
     score.add_argument("--quantization", choices=["8bit", "4bit", "4bit-fp4"], help="default quantization")
     score.add_argument("--logit-lens", action="store_true", help="score every layer (logit lens)")
     score.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     score.add_argument("--convention", default="reference", choices=["reference", "bos"])
-    score.add_argument("--long-texts", default="truncate", choices=["truncate", "rolling", "error"])
-    score.add_argument("--max-length", type=int, help="context length (default: the model's)")
-    score.add_argument("--batch-tokens", type=int, default=8192, help="padded tokens per forward pass")
-    score.add_argument("--device", default="auto")
+    score.add_argument("--long-texts", default="rolling", choices=["rolling", "truncate", "error"],
+                       help="texts longer than the context: scored in rolling windows (default), truncated "
+                       "(as the reference scripts; recorded and warned) or refused")
+    score.add_argument("--max-length", type=_integer(2), help="context length (default: the model's)")
+    score.add_argument("--batch-tokens", type=_integer(1), default=8192, help="padded tokens per forward pass")
+    score.add_argument("--device", default="auto", type=_device, help="auto, cpu, cuda, cuda:N, mps")
     score.add_argument("--cache-dir", help="Hugging Face cache directory")
     score.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
 
-_SPEC_KEYS = {"revision", "quantization", "name", "logit_lens", "dtype"}
+_SPEC_KEYS = {"revision", "quantization", "name", "logit_lens", "dtype", "step"}
+_BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
 def read_model_specs(path: str, *, revision: str | None = None, quantization: str | None = None,
@@ -71,11 +107,27 @@ def read_model_specs(path: str, *, revision: str | None = None, quantization: st
                 if not sep or key not in _SPEC_KEYS:
                     raise LoglikMapError(f"{path}:{lineno}: cannot read {item!r}; use key=value with keys "
                                          f"{', '.join(sorted(_SPEC_KEYS))}")
-                opts[key] = value.lower() in ("1", "true", "yes") if key == "logit_lens" else value
-            specs.append(ModelSpec(fields[0], **opts))  # type: ignore[arg-type]
+                opts[key] = _spec_value(key, value, f"{path}:{lineno}")
+            try:
+                specs.append(ModelSpec(fields[0], **opts))  # type: ignore[arg-type]
+            except LoglikMapError as err:
+                raise LoglikMapError(f"{path}:{lineno}: {err}") from None
     if not specs:
         raise LoglikMapError(f"{path}: no models listed")
     return specs
+
+
+def _spec_value(key: str, value: str, where: str) -> object:
+    """A models-file value as the ModelSpec field wants it (booleans and steps parsed strictly)."""
+    if key == "logit_lens":
+        if value.lower() not in _BOOLEANS:
+            raise LoglikMapError(f"{where}: logit_lens={value!r}; use true or false")
+        return _BOOLEANS[value.lower()]
+    if key == "step":
+        if not value.isdigit():
+            raise LoglikMapError(f"{where}: step={value!r}; use a whole number of training steps")
+        return int(value)
+    return value
 
 
 def _score(args: argparse.Namespace) -> int:

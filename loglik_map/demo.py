@@ -133,11 +133,15 @@ def run_demo(out_dir: str | PathLike[str] = "loglik-map-demo", *, fast: bool = F
     # between consecutive checkpoints after warm-up; nothing is excluded in the zoo
     prep = preprocess_pretraining(zoo.annotate(open_matrix(store)), by="run", after=cfg.warmup)
     matrix = prep.matrix
-    mm = ModelMap(matrix)
+    mm = ModelMap(matrix)  # refuses texts that lost tokens: every number below covers whole texts
     p(f"  map: {matrix.n_models} rows (models, checkpoints, quantized copies, logit-lens layers) × {matrix.n_texts} "
       f"texts of mean {matrix.mean_bytes:.0f} bytes")
     p(f"  {prep}")
     p(f"  outlier texts dropped: {', '.join(prep.dropped_texts[:4])}{', …' if len(prep.dropped_texts) > 4 else ''}")
+    tokens = matrix.data["n_tokens"].values
+    rolled = int((tokens.max(axis=0) >= cfg.max_positions).sum())
+    p(f"  every token of every text scored ({int(tokens[0].sum())} per model, none dropped); {rolled} text(s) longer "
+      f"than the {cfg.max_positions}-token context were scored in rolling windows")
     best = str(matrix.cross_entropy().idxmin().item())
     p(f"\nText-entropy estimate: {matrix.entropy():.3f} bits/byte (best model: {best}); the paper's Pile texts: ≈ 0.71")
 

@@ -380,7 +380,8 @@ def _prepare(source: ModelMap | LogLikelihoodMatrix, recipe: PretrainingPreproce
             cache[None] = _Prepared(mm, _as_given(matrix))
         else:
             res = recipe.apply(matrix)
-            cache[recipe] = _Prepared(ModelMap(res.matrix), f"own {res}")
+            mm = source._with_matrix(res.matrix) if isinstance(source, ModelMap) else ModelMap(res.matrix)
+            cache[recipe] = _Prepared(mm, f"own {res}")
     return cache[recipe]
 
 
@@ -423,7 +424,9 @@ def kl_scale(source: ModelMap | LogLikelihoodMatrix, groups: Mapping[Hashable, S
     Parameters
     ----------
     source : LogLikelihoodMatrix or ModelMap
-        Pass the unclipped matrix when any setting has its own preprocessing.
+        Pass the unclipped matrix when any setting has its own preprocessing. A ``ModelMap``'s
+        options (``allow_truncated``, ``allow_mixed_scoring``, ``backend``) carry over to the
+        maps built for such settings.
     groups : mapping
         Setting name → :class:`KLSetting`, or (measured on ``source`` as given) a list of
         ``(a, b)`` model pairs, a :class:`PairRule` (e.g. :func:`consecutive_checkpoints`,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,17 +12,29 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ._labels import unknown_labels_error
+from ._scoring_checks import row_conventions, scoring_conflict
 from .centering import double_center_array
-from .errors import LoglikMapError
-from .kernels import PairwiseKL, pair_kl_se, pairs_kl_se, pairwise_kl_se
+from .errors import LoglikMapError, UnreliableEstimateWarning, require_extra
+from .kernels import NonFiniteKLError, PairwiseKL, pair_kl_se, pairs_kl_se, pairwise_kl_se
 from .matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
+from .options import KERNEL_BACKENDS
 from .results import KLEstimate
 from .units import check_unit, nats_per_bit_per_byte
 
-__all__ = ["ModelMap", "ModelProjection", "PAIR_DIM"]
+__all__ = ["ModelMap", "ModelProjection", "PAIR_DIM", "MIN_TEXTS_FOR_SE"]
 
 #: Name of the second model dimension of all-pairs results.
 PAIR_DIM = "model_"
+
+#: Fewest texts for a standard error to be read as usual. The SE is the plug-in standard error
+#: of a mean of N per-text terms (SE = sd(t)/√N with t_k = N d_k², SPEC §2), so kl ± z·SE is a
+#: normal-approximation interval. The per-text terms are squares, right-skewed like a χ²₁
+#: (skewness √8 ≈ 2.8), and the skewness of their mean is √8/√N, which falls below 0.5 only
+#: from N = 32; with fewer texts the interval misses the truth far more often than it says (and
+#: the SE is itself a noisy estimate). Below this a warning is given; with N ≤ 2 the SE is 0 by
+#: construction and is refused, as is any KL with N = 1 (every centred row is then 0).
+MIN_TEXTS_FOR_SE = 32
 
 
 @dataclass(frozen=True)
@@ -67,6 +80,12 @@ class ModelMap:
         Log-likelihoods in nats. Clip first (:meth:`LogLikelihoodMatrix.clip`) to follow the paper.
     backend : {"auto", "blas", "numba", "numpy"}, optional
         Kernel for all-pairs KL/SE; defaults to the ``kernel_backend`` option.
+    allow_truncated : bool, default False
+        Map a matrix in which some texts lost tokens to truncation (scored with
+        ``long_texts="truncate"``). Refused by default: such a row's log-likelihood covers a
+        prefix of the text, so its KLs are wrong by an unknown amount.
+    allow_mixed_scoring : bool, default False
+        Map rows scored under different conventions (``"reference"`` and ``"bos"``) anyway.
 
     Examples
     --------
@@ -81,13 +100,18 @@ class ModelMap:
     True
     """
 
-    __slots__ = ("_matrix", "_coords", "_text_means", "_backend", "_pairwise")
+    __slots__ = ("_matrix", "_coords", "_text_means", "_backend", "_pairwise", "_allow")
 
-    def __init__(self, matrix: LogLikelihoodMatrix | xr.DataArray, *, backend: str | None = None) -> None:
+    def __init__(self, matrix: LogLikelihoodMatrix | xr.DataArray, *, backend: str | None = None,
+                 allow_truncated: bool = False, allow_mixed_scoring: bool = False) -> None:
+        if backend is not None and backend not in KERNEL_BACKENDS:
+            raise LoglikMapError(f"unknown backend {backend!r}; use one of {KERNEL_BACKENDS} (or None for the "
+                                 "kernel_backend option); the kernels run on the CPU")
         if isinstance(matrix, xr.DataArray):
             matrix = LogLikelihoodMatrix.from_dataarray(matrix)
         if not isinstance(matrix, LogLikelihoodMatrix):
             raise LoglikMapError(f"ModelMap needs a LogLikelihoodMatrix or DataArray, got {type(matrix).__name__}")
+        self._check_scoring(matrix, "ModelMap", allow_truncated, allow_mixed_scoring)
         self._matrix = matrix
         self._backend = backend
         parts = double_center_array(matrix.values)
@@ -144,11 +168,47 @@ class ModelMap:
         )
 
     # ------------------------------------------------------------------ helpers
+    def _with_matrix(self, matrix: LogLikelihoodMatrix) -> "ModelMap":
+        """A map of ``matrix`` built with this map's options (backend, what it allows)."""
+        return type(self)(matrix, backend=self._backend, allow_truncated=self._allow[0],
+                          allow_mixed_scoring=self._allow[1])
+
+    def _check_scoring(self, matrix: LogLikelihoodMatrix, action: str, allow_truncated: bool,
+                       allow_mixed_scoring: bool) -> None:
+        """Refuse rows that lost tokens to truncation or were scored under different conventions."""
+        self._allow = (allow_truncated, allow_mixed_scoring)
+        if not allow_truncated:
+            matrix.check_not_truncated(action)
+        if not allow_mixed_scoring:
+            conflict = scoring_conflict(matrix.data)
+            if conflict is not None:
+                raise LoglikMapError(f"{action}: {conflict}, or pass allow_mixed_scoring=True")
+
     def _index(self, model: str) -> int:
         idx = np.flatnonzero(self.models == model)
         if idx.size == 0:
-            raise LoglikMapError(f"model {model!r} is not on the map")
+            raise unknown_labels_error([model], self.models, "model", "on the map")
         return int(idx[0])
+
+    def _check_texts(self, with_se: bool) -> None:
+        """Refuse KL from fewer than 2 texts and SE from fewer than 3; warn below :data:`MIN_TEXTS_FOR_SE`."""
+        n = self.n_texts
+        if n < 2:
+            raise LoglikMapError(f"a KL estimate needs at least 2 texts and this map has {n}: with one text every "
+                                 "model's centred log-likelihood is 0, so every KL would read 0. Score more texts")
+        if not with_se:
+            return
+        if n < 3:
+            raise LoglikMapError(f"a standard error needs at least 3 texts and this map has {n}: with 2 texts it is 0 "
+                                 f"by construction. Score more texts (at least {MIN_TEXTS_FOR_SE} for an SE to be "
+                                 "read as usual), or ask for kl() alone")
+        if n < MIN_TEXTS_FOR_SE:
+            warnings.warn(f"standard errors from only {n} texts: below {MIN_TEXTS_FOR_SE} texts the KL estimate's "
+                          "sampling distribution is too skewed (and the SE itself too noisy) for KL ± z·SE to hold "
+                          "its stated coverage; score more texts", UnreliableEstimateWarning, stacklevel=3)
+
+    def _non_finite(self, err: NonFiniteKLError, a: Any, b: Any) -> LoglikMapError:
+        return LoglikMapError(f"KL between models {str(a)!r} and {str(b)!r}: {err.reason}")
 
     def _scale(self, unit: str) -> float:
         check_unit(unit)
@@ -156,8 +216,28 @@ class ModelMap:
 
     def _all_pairs(self) -> PairwiseKL:
         if self._pairwise is None:
-            self._pairwise = pairwise_kl_se(self._coords.values, backend=self._backend)
+            try:
+                self._pairwise = pairwise_kl_se(self._coords.values, backend=self._backend)
+            except NonFiniteKLError as err:
+                i, j = err.rows
+                raise self._non_finite(err, self.models[i], self.models[j]) from None
         return self._pairwise
+
+    def _pair(self, i: int, j: int) -> tuple[float, float]:
+        if i == j:
+            return 0.0, 0.0
+        try:
+            return pair_kl_se(self._coords.values[i], self._coords.values[j])
+        except NonFiniteKLError as err:
+            raise self._non_finite(err, self.models[i], self.models[j]) from None
+
+    def _pairs(self, X: np.ndarray, ia: np.ndarray, ib: np.ndarray, names: np.ndarray | None = None):
+        try:
+            return pairs_kl_se(X, ia, ib, backend=self._backend)
+        except NonFiniteKLError as err:
+            i, j = err.rows  # rows of X
+            labels = self.models if names is None else np.concatenate([np.asarray(names, dtype=object), self.models])
+            raise self._non_finite(err, labels[i], labels[j]) from None
 
     def _pair_array(self, values: np.ndarray, unit: str, name: str) -> xr.DataArray:
         return xr.DataArray(
@@ -170,11 +250,12 @@ class ModelMap:
 
     def _pairwise_query(self, a: str | None, b: str | None, unit: str, which: str) -> float | xr.DataArray:
         scale = self._scale(unit)
+        self._check_texts(with_se=which != "kl")
         if a is not None and b is not None:
             i, j = self._index(a), self._index(b)
             if i == j:
                 return 0.0
-            kl, se = pair_kl_se(self._coords.values[i], self._coords.values[j])
+            kl, se = self._pair(i, j)
             return scale * (kl if which == "kl" else se)
         full = getattr(self._all_pairs(), which) * scale
         out = self._pair_array(full, unit, which if which == "kl" else "kl_se")
@@ -204,14 +285,21 @@ class ModelMap:
         return self._pairwise_query(a, b, unit, "kl")
 
     def kl_se(self, a: str | None = None, b: str | None = None, *, unit: str = "bits/byte") -> float | xr.DataArray:
-        """Standard errors of :meth:`kl` (SPEC §2, App. C); same arguments and shapes."""
+        """Standard errors of :meth:`kl` (SPEC §2, App. C); same arguments and shapes.
+
+        Refused with fewer than 3 texts (the SE is then 0 by construction); below
+        :data:`MIN_TEXTS_FOR_SE` (32) texts it comes with an
+        :class:`~loglik_map.UnreliableEstimateWarning`. The same holds for every method that
+        returns an SE (:meth:`compare`, :meth:`pairs`, :meth:`nearest`, :meth:`project`).
+        """
         return self._pairwise_query(a, b, unit, "se")
 
     def compare(self, a: str, b: str, *, unit: str = "bits/byte") -> KLEstimate:
         """KL between two models with its SE, as a :class:`~loglik_map.KLEstimate`."""
         scale = self._scale(unit)
+        self._check_texts(with_se=True)
         i, j = self._index(a), self._index(b)
-        kl, se = (0.0, 0.0) if i == j else pair_kl_se(self._coords.values[i], self._coords.values[j])
+        kl, se = self._pair(i, j)
         return KLEstimate(model_a=a, model_b=b, kl=scale * kl, se=scale * se, unit=unit, n_texts=self.n_texts)
 
     def pairs(self, pairs: Iterable[Sequence[str]], *, unit: str = "bits/byte") -> pd.DataFrame:
@@ -230,7 +318,8 @@ class ModelMap:
         ia = np.array([self._index(a) for a, _ in pairs], dtype=np.int64)
         ib = np.array([self._index(b) for _, b in pairs], dtype=np.int64)
         if len(pairs):
-            kl, se = pairs_kl_se(self._coords.values, ia, ib, backend=self._backend)
+            self._check_texts(with_se=True)
+            kl, se = self._pairs(self._coords.values, ia, ib)
         else:
             kl = se = np.zeros(0)
         return pd.DataFrame(
@@ -249,9 +338,10 @@ class ModelMap:
         if k < 1:
             raise LoglikMapError(f"k must be ≥ 1, got {k}")
         i = self._index(model)
+        self._check_texts(with_se=True)
         X = self._coords.values
         others = np.delete(np.arange(len(self)), i)
-        kl, se = pairs_kl_se(X, np.full(others.size, i), others, backend=self._backend)
+        kl, se = self._pairs(X, np.full(others.size, i), others)
         order = np.argsort(kl, kind="stable")[:k]
         scale = self._scale(unit)
         return xr.DataArray(
@@ -294,6 +384,16 @@ class ModelMap:
             raise LoglikMapError(f"the new models were scored on different texts than the map{where}")
         if np.any(other.n_bytes != mine.n_bytes):
             raise LoglikMapError("the new models' texts have different byte lengths than the map's")
+        allow_truncated, allow_mixed = self._allow
+        if not allow_truncated:
+            other.check_not_truncated("project")
+        if not allow_mixed:
+            theirs, ours = set(row_conventions(other.data)) - {""}, set(row_conventions(mine.data)) - {""}
+            if len(theirs | ours) > 1:
+                raise LoglikMapError(f"project: the map's models were scored with convention {sorted(ours)} and the "
+                                     f"new ones with {sorted(theirs)}; rescore them alike, or build the map with "
+                                     "allow_mixed_scoring=True")
+        self._check_texts(with_se=True)
         L = other.values
         Q = L - L.mean(axis=1, keepdims=True) - self._text_means[None, :]
         Q *= 1.0 / math.sqrt(2.0 * mine.n_texts * nats_per_bit_per_byte(mine.mean_bytes))
@@ -303,7 +403,7 @@ class ModelMap:
         both = np.vstack([Q, self._coords.values])
         rows_a = np.repeat(np.arange(Kn), K)
         rows_b = Kn + np.tile(np.arange(K), Kn)
-        kl, se = pairs_kl_se(both, rows_a, rows_b, backend=self._backend)
+        kl, se = self._pairs(both, rows_a, rows_b, names=other.models)
         scale = self._scale(unit)
         kw = dict(dims=(MODEL_DIM, PAIR_DIM), coords={MODEL_DIM: other.models, PAIR_DIM: self.models},
                   attrs={"units": unit})
@@ -348,6 +448,11 @@ class ModelMap:
         if not 1 <= n_components <= min(K, self.n_texts):
             raise LoglikMapError(f"n_components must be between 1 and {min(K, self.n_texts)}, got {n_components}")
         X = self._coords.values
+        with np.errstate(over="ignore", invalid="ignore"):
+            finite = bool(np.isfinite(np.einsum("ij,ij->", X, X)))
+        if not finite:
+            raise LoglikMapError("cannot embed: the map's squared coordinates overflow float64 (the log-likelihoods "
+                                 "are far larger in magnitude than any real text's); check the matrix's values and units")
         attrs: dict[str, Any] = {"method": method}
         if method == "pca":
             U, S, Vt = np.linalg.svd(X, full_matrices=False)
@@ -357,10 +462,7 @@ class ModelMap:
             total = float(np.sum(S**2))
             attrs["explained_variance_ratio"] = list(map(float, (S[:n_components] ** 2) / total)) if total > 0 else [0.0] * n_components
         elif method == "tsne":
-            try:
-                from sklearn.manifold import TSNE
-            except ImportError:
-                raise LoglikMapError("t-SNE needs scikit-learn: pip install 'loglik_map[plot]'") from None
+            TSNE = require_extra("sklearn.manifold", "plot", "t-SNE").TSNE
             if not 0 < perplexity < K:
                 raise LoglikMapError(f"perplexity must be in (0, {K}) for {K} models, got {perplexity}")
             seed = random_state if not isinstance(random_state, np.random.Generator) else int(random_state.integers(2**31))

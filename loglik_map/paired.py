@@ -95,19 +95,19 @@ class KLDifference:
                 f"{self.se:.2g} {self.unit} (paired over N = {self.n_texts} texts, {self.method}); {verdict}")
 
 
-def _matrix(source: ModelMap | LogLikelihoodMatrix) -> LogLikelihoodMatrix:
-    if isinstance(source, ModelMap):
-        return source.matrix
+def _map(source: ModelMap | LogLikelihoodMatrix) -> ModelMap:
+    """``source`` as a map: a matrix is checked as :class:`ModelMap` checks it (truncated rows,
+    mixed scoring conventions), and too few texts for an SE are refused or warned about."""
     if isinstance(source, LogLikelihoodMatrix):
-        return source
-    raise LoglikMapError(f"paired comparisons need a ModelMap or LogLikelihoodMatrix, got {type(source).__name__}")
+        source = ModelMap(source)
+    if not isinstance(source, ModelMap):
+        raise LoglikMapError(f"paired comparisons need a ModelMap or LogLikelihoodMatrix, got {type(source).__name__}")
+    source._check_texts(with_se=True)
+    return source
 
 
-def _row(matrix: LogLikelihoodMatrix, name: str) -> np.ndarray:
-    idx = np.flatnonzero(matrix.models == name)
-    if idx.size == 0:
-        raise LoglikMapError(f"model {name!r} is not on the map")
-    return matrix.values[int(idx[0])]
+def _row(mm: ModelMap, name: str) -> np.ndarray:
+    return mm.matrix.values[mm._index(name)]
 
 
 def _centered(u: np.ndarray) -> np.ndarray:
@@ -157,12 +157,11 @@ def kl_difference(source: ModelMap | LogLikelihoodMatrix, pair_1: Sequence[str],
     KLDifference
     """
     check_unit(unit)
-    matrix = _matrix(source)
+    mm = _map(source)
+    matrix = mm.matrix
     (a, b), (c, d) = tuple(pair_1), tuple(pair_2)
-    if matrix.n_texts < 3:
-        raise LoglikMapError(f"a paired SE needs at least 3 texts, the map has {matrix.n_texts}")
-    u = _centered(_row(matrix, a) - _row(matrix, b))
-    v = _centered(_row(matrix, c) - _row(matrix, d))
+    u = _centered(_row(mm, a) - _row(mm, b))
+    v = _centered(_row(mm, c) - _row(mm, d))
     scale = 2.0 * (1.0 if unit == "nats" else nats_per_bit_per_byte(matrix.mean_bytes))
     kl_1, kl_2 = float(np.mean(u * u)) / scale, float(np.mean(v * v)) / scale
     se = float(_difference_se(u, v, method)) / scale
@@ -223,12 +222,11 @@ def nearest_neighbours(source: ModelMap | LogLikelihoodMatrix, model: str, k: in
         raise LoglikMapError(f"level must be in (0, 1), got {level}")
     if correction not in ("holm", "none"):
         raise LoglikMapError(f"unknown correction {correction!r}; use 'holm' or 'none'")
-    matrix = _matrix(source)
+    mm = _map(source)
+    matrix = mm.matrix
     if matrix.n_models < 3:
         raise LoglikMapError("the nearest-neighbour question needs at least 3 models")
-    if matrix.n_texts < 3:
-        raise LoglikMapError(f"a paired SE needs at least 3 texts, the map has {matrix.n_texts}")
-    me = _row(matrix, model)
+    me = _row(mm, model)
     others = np.flatnonzero(matrix.models != model)
     U = _centered(me[None, :] - matrix.values[others])
     scale = 2.0 * (1.0 if unit == "nats" else nats_per_bit_per_byte(matrix.mean_bytes))

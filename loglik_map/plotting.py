@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .errors import LoglikMapError
+from .errors import require_extra
 from .fits import PowerLawFit
 from .modelmap import ModelMap
 from .trajectory import Trajectory
@@ -23,11 +23,7 @@ __all__ = ["plot_map", "plot_kl_scale", "plot_step_kl", "plot_displacement", "pl
 
 
 def _plt():
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise LoglikMapError("plots need matplotlib: pip install 'loglik_map[plot]'") from None
-    return plt
+    return require_extra("matplotlib.pyplot", "plot", "plotting")
 
 
 def _axes(ax: Any, projection: str | None = None):

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import LoglikMapError
+from .errors import LoglikMapError, require_extra
 from .matrix import LogLikelihoodMatrix
 from .scoring.hf import quiet_transformers
 from .scoring.runs import ModelSpec
@@ -64,13 +64,16 @@ class ZooConfig:
     checkpoint_every : int
         Regular checkpoint spacing; before it, checkpoints at 0, 1, 2, 4, … (Pythia-like).
     batch_size, seq_len : int
-        Sequences per step and tokens per sequence.
+        Sequences per step and tokens per sequence (the models are trained on every position up
+        to ``seq_len``).
     learning_rate, warmup : float, int
         AdamW peak learning rate and linear warm-up steps (then cosine decay to 10 %).
     vocab_size : int
         Tokenizer vocabulary (byte-level BPE trained on the ``train`` texts).
     max_positions : int
-        Context length of the models.
+        Context length of the models. The default (512, as ``seq_len``) holds 99 % of the built-in
+        texts in one window (median ~430 tokens under the zoo's tokenizer, at most ~630); the rest
+        are scored in rolling windows, so no token is ever dropped.
     finetune_domains : tuple of str
         One child per domain, fine-tuned from the first run's final checkpoint.
     finetune_steps : int
@@ -89,12 +92,12 @@ class ZooConfig:
     )
     steps: int = 256
     checkpoint_every: int = 16
-    batch_size: int = 16
-    seq_len: int = 128
+    batch_size: int = 4
+    seq_len: int = 512
     learning_rate: float = 3e-3
     warmup: int = 16
     vocab_size: int = 1024
-    max_positions: int = 256
+    max_positions: int = 512
     finetune_domains: tuple[str, ...] = ("python_docs", "kjv")
     finetune_steps: int = 48
     finetune_learning_rate: float = 3e-4
@@ -102,13 +105,26 @@ class ZooConfig:
 
     @classmethod
     def fast(cls) -> "ZooConfig":
-        """A seconds-long setting for tests: tiny models, few steps, same structure."""
+        """A seconds-long setting for tests: tiny models, few steps, same structure; a 128-token context,
+        so most built-in texts are scored in rolling windows."""
         return cls(
             runs=(RunConfig("neox", "s", 32, 2, 0), RunConfig("neox", "s", 32, 2, 1), RunConfig("neox", "xs", 16, 1, 0),
                   RunConfig("llama", "s", 32, 2, 0)),
-            steps=24, checkpoint_every=4, batch_size=4, seq_len=32, warmup=2, vocab_size=300, max_positions=64,
+            steps=24, checkpoint_every=4, batch_size=2, seq_len=128, warmup=2, vocab_size=1024, max_positions=128,
             finetune_domains=("python_docs",), finetune_steps=6,
         )
+
+    def __post_init__(self) -> None:
+        for key in ("steps", "checkpoint_every", "batch_size", "seq_len", "warmup", "vocab_size", "max_positions",
+                    "finetune_steps"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "warmup" else 1):
+                raise LoglikMapError(f"ZooConfig.{key} must be a positive integer, got {value!r}")
+        if self.seq_len > self.max_positions:
+            raise LoglikMapError(f"ZooConfig.seq_len = {self.seq_len} exceeds max_positions = {self.max_positions}: "
+                                 "the models would be trained on positions they do not have")
+        if not self.runs:
+            raise LoglikMapError("ZooConfig.runs is empty; the zoo needs at least one pretraining run")
 
     @property
     def checkpoints(self) -> tuple[int, ...]:
@@ -162,18 +178,22 @@ class Zoo:
         specs: list[ModelSpec] = []
         first = self.run_names[0]
         steps = self.config.checkpoints if trajectory else (self.config.steps,)
+        every_token = {"long_texts": "rolling"}  # never drop a token, whatever the scorer's default
         for s in steps:
-            specs.append(ModelSpec(str(self.checkpoint(first, s)), name=f"{first}@{s}"))
+            specs.append(ModelSpec(str(self.checkpoint(first, s)), name=f"{first}@{s}", step=s, options=every_token))
         for run in self.run_names[1:]:
-            specs.append(ModelSpec(str(self.final(run)), name=f"{run}@{self.config.steps}"))
+            specs.append(ModelSpec(str(self.final(run)), name=f"{run}@{self.config.steps}", step=self.config.steps,
+                                   options=every_token))
         for d in self.config.finetune_domains:
-            specs.append(ModelSpec(str(self.child(d)), name=f"{first}-{d}"))
+            specs.append(ModelSpec(str(self.child(d)), name=f"{first}-{d}", options=every_token))
         deepest = max(self.config.runs, key=lambda r: (r.layers, r.hidden)).name
         for run in dict.fromkeys([first, deepest]):
             for q in quantization:
-                specs.append(ModelSpec(str(self.final(run)), name=f"{run}@{self.config.steps}[{q}]", quantization=q))
+                specs.append(ModelSpec(str(self.final(run)), name=f"{run}@{self.config.steps}[{q}]", quantization=q,
+                                       options=every_token))
             if logit_lens:
-                specs.append(ModelSpec(str(self.final(run)), name=f"{run}@{self.config.steps}", logit_lens=True))
+                specs.append(ModelSpec(str(self.final(run)), name=f"{run}@{self.config.steps}", logit_lens=True,
+                                       options=every_token))
         return specs
 
     def annotate(self, matrix: LogLikelihoodMatrix) -> LogLikelihoodMatrix:
@@ -311,10 +331,8 @@ def build_zoo(root: str | PathLike[str] | None = None, config: ZooConfig | None 
     -------
     Zoo
     """
-    try:
-        import torch
-    except ImportError:
-        raise LoglikMapError("the zoo needs torch and transformers: pip install 'loglik_map[models]'") from None
+    torch = require_extra("torch", "models", "the zoo")
+    require_extra("transformers", "models", "the zoo")
     from .datasets import load_texts
 
     cfg = config or ZooConfig()

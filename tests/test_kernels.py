@@ -104,3 +104,19 @@ def test_set_options_switches_the_default_backend():
     assert pairwise_kl_se(X).backend == "blas"
     with pytest.raises(lm.LoglikMapError, match="invalid value"):
         lm.set_options(kernel_backend="gpu")
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba", "blas"])
+def test_overflow_is_refused_naming_the_rows_not_returned_as_inf(backend):
+    from loglik_map.kernels import NonFiniteKLError, pair_kl_se, pairs_kl_se
+
+    X = np.random.default_rng(0).normal(size=(4, 50))
+    X[2, 7] = 1e200  # its square overflows float64
+    with pytest.raises(NonFiniteKLError, match="between rows [0-3] and [0-3]") as info:
+        pairwise_kl_se(X, backend=backend)
+    assert 2 in info.value.rows
+    with pytest.raises(NonFiniteKLError, match="between rows 2 and 3"):
+        pairs_kl_se(X, np.array([0, 2]), np.array([1, 3]), backend=backend)
+    with pytest.raises(lm.LoglikMapError, match="not finite"):
+        pair_kl_se(X[0], X[2])
+    assert np.isfinite(pairs_kl_se(X, np.array([0]), np.array([1]), backend=backend)[0]).all()

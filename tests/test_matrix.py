@@ -86,7 +86,7 @@ def test_sel_and_isel_keep_both_dimensions(matrix):
     sub = matrix.isel(model=[0, 4], text=slice(0, 10))
     assert sub.shape == (2, 10) and list(sub.models) == ["m0", "m4"]
     assert list(sub.data["family"].values) == ["a", "c"]
-    with pytest.raises(lm.LoglikMapError, match="not found"):
+    with pytest.raises(lm.LoglikMapError, match="model 'nope' is not in the matrix. Known models: 'm0'"):
         matrix.sel(model="nope")
     with pytest.raises(lm.LoglikMapError, match="empty"):
         matrix.isel(model=[])
@@ -97,7 +97,7 @@ def test_sel_and_isel_keep_both_dimensions(matrix):
 def test_where_models_filters_by_coordinate(matrix):
     assert list(matrix.where_models(family="b").models) == ["m2", "m3"]
     assert list(matrix.where_models(family=["a", "c"], step=0).models) == ["m0", "m4"]
-    with pytest.raises(lm.LoglikMapError, match="no model coordinate"):
+    with pytest.raises(lm.LoglikMapError, match="model coordinate 'size' is not in the matrix"):
         matrix.where_models(size=1)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -128,3 +130,71 @@ def test_errors_name_the_problem(mm):
 
 def test_modelmap_accepts_a_dataarray(matrix):
     assert lm.ModelMap(matrix.data).kl("m0", "m1") == pytest.approx(lm.ModelMap(matrix).kl("m0", "m1"))
+
+
+# ---------------------------------------------------------------------- estimates that cannot be trusted
+def _few_texts(n: int) -> lm.LogLikelihoodMatrix:
+    return make_matrix(K=3, N=n, seed=3)
+
+
+def test_one_text_gives_no_kl():
+    mm = lm.ModelMap(_few_texts(1))
+    for query in (mm.kl, lambda: mm.kl("m0", "m1"), lambda: mm.compare("m0", "m1"), lambda: mm.kl_se()):
+        with pytest.raises(lm.LoglikMapError, match="at least 2 texts.*has 1"):
+            query()
+
+
+def test_two_texts_give_a_kl_but_no_standard_error():
+    mm = lm.ModelMap(_few_texts(2))
+    assert mm.kl("m0", "m1") > 0
+    queries = (mm.kl_se, lambda: mm.compare("m0", "m1"), lambda: mm.pairs([("m0", "m1")]),
+               lambda: mm.nearest("m0"), lambda: mm.project(_few_texts(2).isel(model=[0])))
+    for query in queries:
+        with pytest.raises(lm.LoglikMapError, match="standard error needs at least 3 texts.*0 by construction"):
+            query()
+
+
+def test_standard_errors_from_few_texts_carry_a_warning():
+    from loglik_map.errors import UnreliableEstimateWarning
+    from loglik_map.modelmap import MIN_TEXTS_FOR_SE
+
+    assert MIN_TEXTS_FOR_SE == 32
+    mm = lm.ModelMap(_few_texts(MIN_TEXTS_FOR_SE - 1))
+    with pytest.warns(UnreliableEstimateWarning, match="only 31 texts: below 32"):
+        est = mm.compare("m0", "m1")
+    assert est.se > 0
+    with pytest.warns(UnreliableEstimateWarning):
+        mm.kl_se()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mm.kl()  # KL alone: no SE to misread
+        lm.ModelMap(_few_texts(MIN_TEXTS_FOR_SE)).compare("m0", "m1")
+
+
+def _huge(values: np.ndarray) -> lm.LogLikelihoodMatrix:
+    """A matrix holding ``values`` without the constructor's checks (they are not what is tested)."""
+    base = make_matrix(K=values.shape[0], N=values.shape[1], seed=1)
+    return lm.LogLikelihoodMatrix._wrap(base.data.copy(data=values))
+
+
+@pytest.mark.parametrize("backend", ["blas", "numba", "numpy"])
+def test_overflowing_kl_is_refused_naming_the_models(backend):
+    values = make_matrix(K=3, N=40, seed=2).values
+    values[1, 5] = -1e300
+    mm = lm.ModelMap(_huge(values), backend=backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no numpy overflow warnings either
+        for query in (mm.kl, mm.kl_se, lambda: mm.compare("m0", "m1"), lambda: mm.pairs([("m1", "m2")]),
+                      lambda: mm.nearest("m1")):
+            with pytest.raises(lm.LoglikMapError, match=r"KL between models 'm\d' and 'm\d': is not finite"):
+                query()
+        with pytest.raises(lm.LoglikMapError, match="cannot embed"):
+            mm.embed()
+        assert np.isfinite(mm.kl("m0", "m2"))  # pairs without the huge entry are fine
+
+
+def test_overflowing_cross_entropy_is_refused():
+    values = make_matrix(K=2, N=4, seed=2).values
+    values[0] = -1.7e308
+    with pytest.raises(lm.LoglikMapError, match="cross-entropy of model 'm0' overflows"):
+        _huge(values).entropy()

@@ -111,3 +111,21 @@ def test_nearest_neighbours_separates_ties_from_distinguishable_models():
     assert two.sizes["model"] == 2 and two.p_adjusted.values[1] == two.p_value.values[1]
     with pytest.raises(lm.LoglikMapError, match="k must be at least 2"):
         nearest_neighbours(m, "ref", k=1)
+
+
+def test_a_matrix_is_checked_as_a_map_would_check_it():
+    """Rows that lost tokens to truncation are refused (as ModelMap refuses them); a map built with
+    allow_truncated=True is taken as given; fewer than 32 texts warn, fewer than 3 are refused."""
+    m = make_matrix(K=3, N=40, seed=1)
+    dropped = np.zeros((3, 40), dtype=np.int64)
+    dropped[1, 5] = 17
+    cut = lm.LogLikelihoodMatrix.from_dataarray(m.data.assign_coords(n_tokens_dropped=(("model", "text"), dropped)))
+    with pytest.raises(lm.LoglikMapError, match="lost tokens to truncation"):
+        closer(cut, "m0", "m1", "m2")
+    with pytest.raises(lm.LoglikMapError, match="lost tokens to truncation"):
+        nearest_neighbours(cut, "m0")
+    assert closer(lm.ModelMap(cut, allow_truncated=True, allow_mixed_scoring=True), "m0", "m1", "m2").se > 0
+    with pytest.warns(lm.UnreliableEstimateWarning, match="only 20 texts"):
+        closer(m.isel(text=slice(0, 20)), "m0", "m1", "m2")
+    with pytest.raises(lm.LoglikMapError, match="at least 3 texts"):
+        closer(m.isel(text=slice(0, 2)), "m0", "m1", "m2")

@@ -19,9 +19,9 @@ import numpy as np
 
 from ..errors import LoglikMapError
 from ..options import KERNEL_BACKENDS, get_options
-from ._direct import pair_kl_se, pairs_kl_se_numpy, pairwise_kl_se_numpy
+from ._direct import NonFiniteKLError, pair_kl_se, pairwise_kl_se_numpy, require_finite
 
-__all__ = ["PairwiseKL", "pairwise_kl_se", "pairs_kl_se", "pair_kl_se", "resolve_backend"]
+__all__ = ["NonFiniteKLError", "PairwiseKL", "pairwise_kl_se", "pairs_kl_se", "pair_kl_se", "resolve_backend"]
 
 
 @dataclass(frozen=True)
@@ -50,15 +50,17 @@ def _numba_available() -> bool:
 
 
 def pairs_kl_se(X: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray, backend: str | None = None):
-    """KL and SE for listed pairs of rows of ``X``, direct evaluation (numba unless ``backend="numpy"``)."""
+    """KL and SE for listed pairs of rows of ``X``, direct evaluation (numba unless ``backend="numpy"``).
+
+    Raises :class:`NonFiniteKLError` (a :class:`~loglik_map.LoglikMapError`) if a result overflows.
+    """
     X = np.ascontiguousarray(X, dtype=np.float64)
     rows_a = np.asarray(rows_a, dtype=np.int64)
     rows_b = np.asarray(rows_b, dtype=np.int64)
-    if resolve_backend(backend) != "numpy" and _numba_available():
-        from ._numba import pairs_kl_se_numba
-
-        return pairs_kl_se_numba(X, rows_a, rows_b)
-    return pairs_kl_se_numpy(X, rows_a, rows_b)
+    use_numba = resolve_backend(backend) != "numpy" and _numba_available()
+    kl, se = _pairs_unchecked(X, rows_a, rows_b, "numba" if use_numba else "numpy")
+    require_finite(kl, se, rows_a, rows_b)
+    return kl, se
 
 
 def pairwise_kl_se(X: np.ndarray, backend: str | None = None) -> PairwiseKL:
@@ -75,15 +77,35 @@ def pairwise_kl_se(X: np.ndarray, backend: str | None = None) -> PairwiseKL:
     if X.ndim != 2:
         raise LoglikMapError(f"coordinates must be two-dimensional, got shape {X.shape}")
     name = resolve_backend(backend)
-    if name == "numpy":
-        kl, se = pairwise_kl_se_numpy(X)
-    elif name == "numba":
-        from ._numba import pairwise_kl_se_numba
+    if not np.isfinite(X).all():
+        k = int(np.argwhere(~np.isfinite(X))[0][0])
+        raise NonFiniteKLError((k, 0 if k else min(1, X.shape[0] - 1)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        if name == "numpy":
+            kl, se = pairwise_kl_se_numpy(X)
+        elif name == "numba":
+            from ._numba import pairwise_kl_se_numba
 
-        kl, se = pairwise_kl_se_numba(X)
-    else:
-        from ._blas import pairwise_kl_se_blas
+            kl, se = pairwise_kl_se_numba(X)
+        else:
+            from ._blas import pairwise_kl_se_blas
 
-        refine_backend = "numba" if _numba_available() else "numpy"
-        kl, se = pairwise_kl_se_blas(X, lambda X_, a, b: pairs_kl_se(X_, a, b, backend=refine_backend))
+            refine_backend = "numba" if _numba_available() else "numpy"
+            kl, se = pairwise_kl_se_blas(X, lambda X_, a, b: _pairs_unchecked(X_, a, b, refine_backend))
+    require_finite(kl, se)
     return PairwiseKL(kl=kl, se=se, backend=name)
+
+
+def _pairs_unchecked(X: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray, backend: str):
+    """Direct evaluation for listed pairs; NaN where a result overflows (callers check the results)."""
+    if backend == "numba":
+        from ._numba import pairs_kl_se_numba
+
+        return pairs_kl_se_numba(X, rows_a, rows_b)
+    kl, se = np.empty(len(rows_a)), np.empty(len(rows_a))
+    for p, (i, j) in enumerate(zip(rows_a, rows_b)):
+        try:
+            kl[p], se[p] = pair_kl_se(X[i], X[j])
+        except NonFiniteKLError:
+            kl[p] = se[p] = np.nan
+    return kl, se

@@ -12,20 +12,58 @@ two-pass form of SE is used here: it is algebraically identical and never cancel
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-__all__ = ["pair_kl_se", "pairwise_kl_se_numpy", "pairs_kl_se_numpy"]
+from ..errors import LoglikMapError
+
+__all__ = ["NonFiniteKLError", "pair_kl_se", "pairwise_kl_se_numpy", "pairs_kl_se_numpy"]
+
+_OVERFLOW = ("is not finite (inf or NaN): the log-likelihoods are too large in magnitude for float64 arithmetic "
+             "(their squared differences overflow). No real text has such a log-likelihood (a 1 kB text is of "
+             "the order of 1e3 nats); check the matrix's values and units")
+
+
+class NonFiniteKLError(LoglikMapError):
+    """A KL or SE came out inf or NaN; ``rows`` are the two rows of the coordinates involved (None
+    when the caller passed the two rows themselves)."""
+
+    def __init__(self, rows: tuple[int, int] | None) -> None:
+        self.rows = None if rows is None else (int(rows[0]), int(rows[1]))
+        self.reason = _OVERFLOW
+        where = "of a pair of models" if rows is None else f"between rows {self.rows[0]} and {self.rows[1]}"
+        super().__init__(f"KL {where} {_OVERFLOW}")
+
+
+def require_finite(kl: np.ndarray, se: np.ndarray, rows_a: np.ndarray | None = None,
+                   rows_b: np.ndarray | None = None) -> None:
+    """Raise :class:`NonFiniteKLError` for the first pair whose KL or SE is not finite.
+
+    ``rows_a``/``rows_b``: the rows of listed pairs; without them ``kl`` and ``se`` are (K, K).
+    """
+    bad = ~(np.isfinite(kl) & np.isfinite(se))
+    if not bad.any():
+        return
+    first = np.argwhere(bad)[0]
+    if rows_a is None or rows_b is None:
+        raise NonFiniteKLError((first[0], first[1]))
+    raise NonFiniteKLError((rows_a[first[0]], rows_b[first[0]]))
 
 _ROW_CHUNK = 128
 
 
 def pair_kl_se(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """KL and SE between two coordinate rows ``x`` and ``y`` (length N), direct evaluation."""
-    d2 = np.subtract(x, y, dtype=np.float64)
-    d2 *= d2
-    kl = float(d2.sum())
-    d2 -= kl / d2.size
-    return kl, float(np.sqrt(np.dot(d2, d2)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        d2 = np.subtract(x, y, dtype=np.float64)
+        d2 *= d2
+        kl = float(d2.sum())
+        d2 -= kl / d2.size
+        se = float(np.sqrt(np.dot(d2, d2)))
+    if not (math.isfinite(kl) and math.isfinite(se)):
+        raise NonFiniteKLError(None)
+    return kl, se
 
 
 def pairs_kl_se_numpy(X: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

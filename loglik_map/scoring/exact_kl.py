@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ..errors import LoglikMapError
+from ..errors import LoglikMapError, LoglikMapWarning
 from ..texts import TextSet
 from .kl_summary import exact_kl_dataset
 
@@ -159,37 +159,65 @@ def _resolve(model_a: Any, model_b: Any, layer_a: int | None, layer_b: int | Non
     return a, b
 
 
-def _windows(side_a: PairSide, side_b: PairSide, texts: TextSet):
-    """Token windows both models score: one tokenizer, one convention, the shorter context."""
-    from .hf import _max_positions
-    from .windows import encode_texts
+def _context(side_a: PairSide, side_b: PairSide) -> int:
+    """Tokens per window for both: the ``max_length`` given, or the shorter of the two models' contexts.
+
+    Read from the configs alone (no weights); a ``max_length`` beyond either model's stated
+    positions is refused, as :meth:`HFScorer.context_length` refuses it for one model.
+    """
+    from .hf import _stated_positions
+
+    a, b = side_a.scorer, side_b.scorer
+    lengths = {n for n in (a.max_length, b.max_length) if n is not None}
+    if len(lengths) > 1:
+        raise LoglikMapError(f"max_length differs ({a.max_length} vs {b.max_length}); give both the same")
+    given = lengths.pop() if lengths else None
+    stated = {side.name: _stated_positions(side.scorer._config()) for side in (side_a, side_b)}
+    for name, n in stated.items():
+        if given is not None and n is not None and given > n:
+            raise LoglikMapError(f"max_length={given} exceeds the {n} positions of {name!r}; use max_length ≤ {n} "
+                                 "(long texts are scored in rolling windows)")
+    return given if given is not None else min(n or 2048 for n in stated.values())
+
+
+def _windows(side_a: PairSide, side_b: PairSide, texts: TextSet) -> tuple[list[Any], int]:
+    """Token windows both models score: one tokenizer, one convention, one context.
+
+    Only the tokenizers and configs are read here, so a pair that cannot be compared (different
+    tokenizers or scoring options) or texts that cannot be scored are refused before any
+    weights load.
+    """
+    from .windows import encode_texts, token_ids
 
     a, b = side_a.scorer, side_b.scorer
     for attr in ("convention", "long_texts", "stride"):
         if getattr(a, attr) != getattr(b, attr):
             raise LoglikMapError(f"{side_a.name} uses {attr}={getattr(a, attr)!r}, {side_b.name} {attr}="
                                  f"{getattr(b, attr)!r}: exact KL needs one set of token windows; give both the same")
-    la, lb = a._load(), b._load()
-    why = tokenizer_difference(la.tokenizer, lb.tokenizer)
+    tok_a, tok_b = a._tokenizer(), b._tokenizer()
+    why = tokenizer_difference(tok_a, tok_b)
     if why is not None:
-        raise VocabularyMismatch(f"{side_a.name} and {side_b.name} do not share a tokenizer ({why}): exact token-level KL "
-                             "needs one vocabulary; compare them on the model map (ModelMap.kl) instead")
-    lengths = {n for n in (a.max_length, b.max_length) if n is not None}
-    if len(lengths) > 1:
-        raise LoglikMapError(f"max_length differs ({a.max_length} vs {b.max_length}); give both the same")
-    max_length = lengths.pop() if lengths else min(_max_positions(la.model.config), _max_positions(lb.model.config))
-    encoded = encode_texts(la.tokenizer, texts.texts, convention=a.convention, max_length=max_length,
-                           long_texts=a.long_texts, stride=a.stride)
-    if lb.tokenizer is not la.tokenizer:  # the check above compares structure; the texts' ids must agree too
-        from .windows import token_ids
-
-        ids_a = token_ids(la.tokenizer, texts.texts, convention=a.convention)
-        ids_b = token_ids(lb.tokenizer, texts.texts, convention=b.convention)
+        raise VocabularyMismatch(f"{side_a.name} and {side_b.name} do not share a tokenizer ({why}): exact token-level "
+                                 "KL needs one vocabulary; compare them on the model map (ModelMap.kl) instead")
+    if tok_b is not tok_a:  # the check above compares structure; the texts' ids must agree too
+        ids_a = token_ids(tok_a, texts.texts, convention=a.convention)
+        ids_b = token_ids(tok_b, texts.texts, convention=b.convention)
         bad = next((k for k, (x, y) in enumerate(zip(ids_a, ids_b)) if x != y), None)
         if bad is not None:
-            raise VocabularyMismatch(f"{side_a.name} and {side_b.name} tokenize text {bad} ({texts.ids[bad]}) differently; "
-                                 "exact token-level KL needs one tokenization")
-    return encoded, max_length
+            raise VocabularyMismatch(f"{side_a.name} and {side_b.name} tokenize text {texts.ids[bad]!r} (index {bad}) "
+                                     "differently; exact token-level KL needs one tokenization")
+    context = _context(side_a, side_b)
+    encoded = encode_texts(tok_a, texts.texts, convention=a.convention, max_length=context,
+                           long_texts=a.long_texts, stride=a.stride, text_ids=texts.ids)
+    n_dropped = np.array([e.n_dropped for e in encoded])
+    if n_dropped.any():
+        n_tokens = sum(e.n_tokens for e in encoded)
+        warnings.warn(f"exact KL of {side_a.name} vs {side_b.name}: long_texts='truncate' cut {int((n_dropped > 0).sum())} "
+                      f"of {len(encoded)} texts to their first {context} tokens, dropping {int(n_dropped.sum())} of "
+                      f"{n_tokens} tokens ({n_dropped.sum() / n_tokens:.0%}); the per-text KLs cover prefixes, not the "
+                      "texts (recorded as n_tokens_dropped); long_texts='rolling' scores every token",
+                      LoglikMapWarning, stacklevel=3)
+    return encoded, context
 
 
 # ---------------------------------------------------------------------- the computation
@@ -422,7 +450,8 @@ def exact_kl(model_a: Any, model_b: Any, texts: TextSet | Sequence[str], *, laye
     xarray.Dataset
         Along ``text``: ``kl_ab``, ``kl_ba`` and ``kl_sym`` (nats per text: float64 sums of the
         float32 per-position KLs), ``kl_ab_bpb`` … (each text's KL / (its bytes · ln 2),
-        bits/byte), ``logp_a``, ``logp_b`` (the texts' log-likelihoods, nats), ``n_tokens``.
+        bits/byte), ``logp_a``, ``logp_b`` (the texts' log-likelihoods, nats), ``n_tokens`` and
+        ``n_tokens_dropped`` (tokens ``long_texts="truncate"`` cut, which is also warned about).
         Along ``token``: the per-position values. Summary (llama.cpp's statistics, and the
         bits/byte averages on the map's scale — mean over texts / (B̄ ln 2) with SEs over texts):
         see :func:`loglik_map.scoring.kl_summary.summarize_exact_kl`; print it with
@@ -473,4 +502,4 @@ def exact_kl(model_a: Any, model_b: Any, texts: TextSet | Sequence[str], *, laye
              "logit_dtype": "float32", "sum_dtype": "float64"}
     return exact_kl_dataset(texts=texts, token_text=owner, token_target=target, kl_ab=values["kl_ab"],
                             kl_ba=values["kl_ba"], logp_a=values["logp_a"], logp_b=values["logp_b"],
-                            same_top=values["same_top"], attrs=attrs)
+                            same_top=values["same_top"], n_tokens_dropped=n_dropped, attrs=attrs)

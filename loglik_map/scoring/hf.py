@@ -6,20 +6,22 @@ torch and transformers are imported only when a model is loaded.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from os import PathLike
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import LoglikMapError
+from ..errors import LoglikMapError, LoglikMapWarning, MissingExtraError
 from ..matrix import LogLikelihoodMatrix
 from ..texts import TextSet
 from .batching import auto_batch_tokens, score_windows
-from .unembed import UNEMBED_METHODS
-from .windows import CONVENTIONS, LONG_TEXT_MODES, EncodedText, encode_texts
+from .naming import check_model_coords, default_model_name, local_folder, merge_step
+from .settings import check_scorer_options, quantization_label
+from .windows import EncodedText, encode_texts
 
 __all__ = ["HFScorer", "LogitLensScorer", "FINAL_NORM_PATHS", "find_final_norm", "quantization_label"]
 
@@ -31,15 +33,16 @@ FINAL_NORM_PATHS = (
     "model.decoder.final_layer_norm",
     "model.final_layernorm",
 )
-_DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 def _require_torch():
-    try:
-        import torch
-        import transformers  # noqa: F401
-    except ImportError:
-        raise LoglikMapError("scoring needs torch and transformers: pip install 'loglik_map[models]'") from None
+    for module in ("torch", "transformers"):
+        try:
+            __import__(module)
+        except ImportError:
+            raise MissingExtraError("scoring", module, "models") from None
+    import torch
+
     return torch
 
 
@@ -58,22 +61,6 @@ def quiet_transformers():
             hf_logging.enable_progress_bar()
 
 
-def quantization_label(quantization: Any) -> str:
-    """Short label for a quantization setting: ``"none"``, ``"8bit"``, ``"4bit-nf4"``, ``"4bit-fp4"``."""
-    if quantization is None:
-        return "none"
-    if isinstance(quantization, str):
-        if quantization in ("8bit", "4bit", "4bit-nf4", "4bit-fp4"):
-            return "4bit-nf4" if quantization == "4bit" else quantization
-        raise LoglikMapError(f"unknown quantization {quantization!r}; use '8bit', '4bit' (nf4), '4bit-fp4' "
-                             "or a transformers.BitsAndBytesConfig")
-    if getattr(quantization, "load_in_8bit", False):
-        return "8bit"
-    if getattr(quantization, "load_in_4bit", False):
-        return f"4bit-{getattr(quantization, 'bnb_4bit_quant_type', 'fp4')}"
-    raise LoglikMapError(f"cannot interpret quantization {quantization!r}")
-
-
 def _bnb_config(quantization: Any, compute_dtype: Any):
     from transformers import BitsAndBytesConfig
 
@@ -83,7 +70,7 @@ def _bnb_config(quantization: Any, compute_dtype: Any):
     try:
         import bitsandbytes  # noqa: F401
     except ImportError:
-        raise LoglikMapError("quantization needs bitsandbytes: pip install 'loglik_map[quant]'") from None
+        raise MissingExtraError("quantization", "bitsandbytes", "quant") from None
     if label == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=label.split("-")[1],
@@ -151,12 +138,17 @@ def find_final_norm(model: Any, final_norm: str | None = None) -> Any:
     )
 
 
-def _max_positions(config: Any) -> int:
+def _stated_positions(config: Any) -> int | None:
+    """The context length a model's config states, or None."""
     for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
         value = getattr(config, attr, None)
         if isinstance(value, int) and value > 0:
             return value
-    return 2048
+    return None
+
+
+def _max_positions(config: Any) -> int:
+    return _stated_positions(config) or 2048
 
 
 @dataclass
@@ -179,14 +171,19 @@ class HFScorer:
     tokenizer : transformers tokenizer, optional
         Needed with an already-loaded model; otherwise loaded from ``model``.
     name : str, optional
-        Row label; default the model id, ``@revision`` and ``[quantization]`` if any.
+        Row label. Default: short and stable (:func:`~loglik_map.scoring.naming.default_model_name`):
+        the hub id or the folder's base name (``run@step24`` for a checkpoint folder
+        ``run/step24``), then ``@revision`` and ``[quantization]`` if any. An already-loaded
+        model is named after the folder or hub id it was loaded from; one built in memory
+        needs ``name``.
     revision : str, optional
-        Hub revision, e.g. Pythia's ``"step1000"``.
+        Hub revision, e.g. Pythia's ``"step1000"`` (which also sets the ``step`` coordinate).
     dtype : {"auto", "float32", "bfloat16", "float16"} or torch.dtype
         Weights' dtype. ``"auto"``: float32 on CPU, the checkpoint's dtype on GPU. Whatever the
         dtype, log-softmax is taken in float32 and sums in float64.
-    device : {"auto", "cpu", "cuda", ...}
-        ``"auto"``: all visible GPUs (``device_map="auto"``) if any, else the CPU.
+    device : {"auto", "cpu", "cuda", "cuda:N", "mps"} or torch.device
+        ``"auto"``: all visible GPUs (``device_map="auto"``) if any, else the CPU. Whether the
+        device exists is checked when the model loads (a scorer may be made on another machine).
     quantization : {"8bit", "4bit", "4bit-fp4"} or transformers.BitsAndBytesConfig, optional
         Load through bitsandbytes (``"4bit"`` is nf4).
     convention : {"reference", "bos"}
@@ -194,8 +191,13 @@ class HFScorer:
         ``"reference"`` reproduces shimo-lab/modelmap (the published data).
     max_length : int, optional
         Context length; default the model's maximum positions.
-    long_texts : {"truncate", "rolling", "error"}
-        What to do with texts longer than ``max_length`` tokens.
+    long_texts : {"rolling", "truncate", "error"}
+        What to do with texts longer than ``max_length`` tokens. ``"rolling"`` (default) scores
+        every token with overlapping windows, and equals the reference scripts whenever a text
+        fits the context. ``"truncate"`` keeps the first ``max_length`` tokens as the reference
+        scripts do (warned once per model, with counts); such rows are refused by
+        :class:`~loglik_map.ModelMap` and :meth:`~loglik_map.LogLikelihoodMatrix.entropy` unless
+        ``allow_truncated=True``. ``"error"`` refuses long texts.
     stride : int, optional
         New tokens per window with ``long_texts="rolling"`` (default ``max_length // 2``).
     batch_tokens : int or "auto"
@@ -211,6 +213,15 @@ class HFScorer:
         Passed to ``from_pretrained``.
     progress : bool
         Show a progress bar over batches (tqdm).
+    step : int, optional
+        Training step of this checkpoint, recorded as the ``step`` model coordinate (for
+        :class:`~loglik_map.Trajectory`). Read from a ``"stepN"`` revision or a checkpoint
+        folder name (``step24``, ``checkpoint-500``) when not given.
+    coords : mapping, optional
+        Further model coordinates of this model's rows, e.g. ``{"seed": 1, "family": "pythia"}``.
+
+    Every option is checked when the scorer is made (:func:`loglik_map.scoring.settings.check_scorer_options`);
+    a local folder that does not exist is refused at once ("no such folder").
 
     Examples
     --------
@@ -235,7 +246,7 @@ class HFScorer:
         quantization: Any = None,
         convention: str = "reference",
         max_length: int | None = None,
-        long_texts: str = "truncate",
+        long_texts: str = "rolling",
         stride: int | None = None,
         batch_tokens: int | str = "auto",
         unembed: str = "auto",
@@ -244,23 +255,33 @@ class HFScorer:
         token: str | bool | None = None,
         final_norm: str | None = None,
         progress: bool = False,
+        step: int | None = None,
+        coords: Mapping[str, Any] | None = None,
     ) -> None:
-        if convention not in CONVENTIONS:
-            raise LoglikMapError(f"unknown convention {convention!r}; use one of {CONVENTIONS}")
-        if long_texts not in LONG_TEXT_MODES:
-            raise LoglikMapError(f"unknown long_texts {long_texts!r}; use one of {LONG_TEXT_MODES}")
-        if isinstance(dtype, str) and dtype not in _DTYPES:
-            raise LoglikMapError(f"unknown dtype {dtype!r}; use one of {_DTYPES} or a torch.dtype")
-        if batch_tokens != "auto" and (isinstance(batch_tokens, bool) or not isinstance(batch_tokens, (int, np.integer))
-                                       or batch_tokens < 1):
-            raise LoglikMapError(f"batch_tokens must be a positive integer or 'auto', got {batch_tokens!r}")
-        if unembed not in UNEMBED_METHODS:
-            raise LoglikMapError(f"unknown unembed {unembed!r}; use one of {UNEMBED_METHODS}")
-        if max_length is not None and max_length < 2:
-            raise LoglikMapError("max_length must be at least 2")
+        check_scorer_options(name=name, revision=revision, dtype=dtype, device=device, quantization=quantization,
+                             convention=convention, max_length=max_length, long_texts=long_texts, stride=stride,
+                             batch_tokens=batch_tokens, unembed=unembed, trust_remote_code=trust_remote_code, cache_dir=cache_dir,
+                             token=token, final_norm=final_norm, progress=progress, coords=coords)
         self._source = model
         self._given_tokenizer = tokenizer
-        self.model_id = model if isinstance(model, str) else str(model) if isinstance(model, PathLike) else type(model).__name__
+        self._tokenizer_loaded: Any = None
+        self._config_loaded: Any = None
+        qlabel = quantization_label(quantization) if quantization is not None else None
+        if isinstance(model, (str, PathLike)):
+            folder = local_folder(model)  # "no such folder" here, before any hub lookup
+            self.model_id = str(model)
+            default = default_model_name(model, revision, qlabel)
+        else:
+            if tokenizer is None:
+                raise LoglikMapError("an already-loaded model needs tokenizer= (the one it was trained with)")
+            origin = str(getattr(getattr(model, "config", None), "name_or_path", "") or "")
+            folder = local_folder(origin) if origin and Path(origin).is_dir() else None
+            if not origin and name is None:
+                raise LoglikMapError(f"this {type(model).__name__} was built in memory, not loaded from a folder or the "
+                                     "hub, so it has no name to label its row: pass name='...'")
+            self.model_id = origin or f"in-memory {type(model).__name__}"
+            default = default_model_name(origin, revision, qlabel, must_exist=False) if origin else ""
+        self.coords = merge_step(check_model_coords(coords), step, revision, folder)
         self.revision = revision
         self.dtype = dtype
         self.device = device
@@ -277,8 +298,6 @@ class HFScorer:
         self.token = token
         self.final_norm = final_norm
         self.progress = progress
-        default = self.model_id + (f"@{revision}" if revision else "")
-        default += f"[{self.quantization_label}]" if quantization is not None else ""
         self.name = name or default
         self._loaded: _Loaded | None = None
 
@@ -286,16 +305,76 @@ class HFScorer:
         return f"{type(self).__name__}({self.name!r}, convention={self.convention!r}, quantization={self.quantization_label!r})"
 
     # ------------------------------------------------------------------ loading
+    @contextmanager
+    def _loading_errors(self):
+        """Turn hub and file errors into one that names the model and revision."""
+        try:
+            yield
+        except LoglikMapError:
+            raise
+        except Exception as err:  # noqa: BLE001 - OSError, HTTP errors, bad configs all mean "cannot load"
+            rev = f" at revision {self.revision!r}" if self.revision else ""
+            raise LoglikMapError(f"cannot load {self.model_id!r}{rev}: {type(err).__name__}: {err}") from err
+
+    def _hub_kwargs(self) -> dict[str, Any]:
+        return dict(revision=self.revision, cache_dir=self.cache_dir, token=self.token,
+                    trust_remote_code=self.trust_remote_code)
+
+    def _pretrained(self, attr: str, auto_class: str) -> Any:
+        """``transformers.<auto_class>.from_pretrained(model)``, loaded once and kept in ``self.<attr>``."""
+        if getattr(self, attr) is None:
+            _require_torch()
+            import transformers
+
+            with self._loading_errors():
+                loader = getattr(transformers, auto_class)
+                setattr(self, attr, loader.from_pretrained(self._source, **self._hub_kwargs()))
+        return getattr(self, attr)
+
+    def _tokenizer(self) -> Any:
+        """The tokenizer, loaded on its own (without the model) the first time it is needed."""
+        if self._given_tokenizer is not None:
+            return self._given_tokenizer
+        return self._pretrained("_tokenizer_loaded", "AutoTokenizer")
+
+    def _config(self) -> Any:
+        """The model's config: the loaded model's, or read on its own (the weights are not loaded)."""
+        if self._loaded is not None:
+            return self._loaded.model.config
+        if not isinstance(self._source, (str, PathLike)):
+            return self._source.config
+        return self._pretrained("_config_loaded", "AutoConfig")
+
+    def context_length(self) -> int:
+        """Tokens per window: ``max_length``, or the model's context (read from its config).
+
+        Raises
+        ------
+        LoglikMapError
+            If ``max_length`` exceeds the context the model's config states (positions it never
+            saw give numbers that mean nothing, or fail).
+        """
+        stated = _stated_positions(self._config())
+        if self.max_length is None:
+            return stated or 2048
+        if stated is not None and self.max_length > stated:
+            raise LoglikMapError(f"max_length={self.max_length} exceeds the {stated} positions of {self.name!r}; "
+                                 f"use max_length ≤ {stated} (long texts are scored in rolling windows)")
+        return self.max_length
+
     def _load(self) -> _Loaded:
         if self._loaded is not None:
             return self._loaded
         torch = _require_torch()
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
         if self.device == "auto":
             device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
         else:
             device = torch.device(self.device)
+            if device.type == "cuda" and not torch.cuda.is_available():
+                raise LoglikMapError(f"device={self.device!r}, but torch sees no CUDA GPU on this machine "
+                                     "(torch.cuda.is_available() is False); use device='cpu' or 'auto'")
         if isinstance(self.dtype, str):
             if self.dtype == "auto":
                 dtype = torch.float32 if device.type == "cpu" else "auto"
@@ -304,11 +383,9 @@ class HFScorer:
         else:
             dtype = self.dtype
         if isinstance(self._source, (str, PathLike)):
-            common = dict(revision=self.revision, cache_dir=self.cache_dir, token=self.token,
-                          trust_remote_code=self.trust_remote_code)
-            try:
-                tokenizer = self._given_tokenizer or AutoTokenizer.from_pretrained(self._source, **common)
-                kwargs: dict[str, Any] = dict(common, dtype=dtype)
+            with self._loading_errors():
+                tokenizer = self._tokenizer()
+                kwargs: dict[str, Any] = dict(self._hub_kwargs(), dtype=dtype)
                 if self.quantization is not None:
                     compute = torch.float32 if device.type == "cpu" else torch.bfloat16
                     kwargs["quantization_config"] = _bnb_config(self.quantization, compute)
@@ -318,16 +395,9 @@ class HFScorer:
                     kwargs["device_map"] = "auto"
                 with quiet_transformers():
                     model = AutoModelForCausalLM.from_pretrained(self._source, **kwargs)
-            except LoglikMapError:
-                raise
-            except Exception as err:  # hub / file errors: name the model and revision
-                rev = f" at revision {self.revision!r}" if self.revision else ""
-                raise LoglikMapError(f"cannot load {self.model_id!r}{rev}: {type(err).__name__}: {err}") from err
             if "device_map" not in kwargs:
                 model = model.to(device)
         else:
-            if self._given_tokenizer is None:
-                raise LoglikMapError("an already-loaded model needs tokenizer=")
             model, tokenizer = self._source, self._given_tokenizer
             device = next(model.parameters()).device
         model.eval()
@@ -345,28 +415,45 @@ class HFScorer:
 
     # ------------------------------------------------------------------ scoring
     def encode(self, texts: TextSet | Sequence[str]) -> list[EncodedText]:
-        """Tokenize ``texts`` into windows under this scorer's convention and context length."""
+        """Tokenize ``texts`` into windows under this scorer's convention and context length.
+
+        Needs only the tokenizer and the model's config, so texts that cannot be scored (fewer
+        than two tokens: the first only conditions) are found before the model loads, all of
+        them at once, named by text id.
+        """
         texts = texts if isinstance(texts, TextSet) else TextSet(texts)
-        loaded = self._load()
-        max_length = self.max_length or _max_positions(loaded.model.config)
-        return encode_texts(loaded.tokenizer, texts.texts, convention=self.convention, max_length=max_length,
-                            long_texts=self.long_texts, stride=self.stride)
+        return encode_texts(self._tokenizer(), texts.texts, convention=self.convention,
+                            max_length=self.context_length(), long_texts=self.long_texts, stride=self.stride,
+                            text_ids=texts.ids)
 
     def _rows(self, loaded: _Loaded) -> list[tuple[str, dict[str, Any]]]:
         return [(self.name, {})]
+
+    def _warn_truncated(self, n_dropped: np.ndarray, n_tokens: np.ndarray) -> None:
+        """One warning per :meth:`score` call (one per model) when truncation cut texts."""
+        cut = int((n_dropped > 0).sum())
+        warnings.warn(
+            f"model {self.name!r}: long_texts='truncate' cut {cut} of {len(n_dropped)} texts to their first "
+            f"{self.context_length()} tokens, dropping {int(n_dropped.sum())} of {int(n_tokens.sum())} tokens "
+            f"({n_dropped.sum() / n_tokens.sum():.0%}); those log-likelihoods cover a prefix, not the text. The matrix "
+            "records it (n_tokens_dropped), and ModelMap, entropy() and cross_entropy() refuse it unless "
+            "allow_truncated=True; long_texts='rolling' scores every token.",
+            LoglikMapWarning, stacklevel=3,
+        )
 
     def score(self, texts: TextSet | Sequence[str]) -> LogLikelihoodMatrix:
         """Log-likelihood of every text, nats: a one-row :class:`~loglik_map.LogLikelihoodMatrix`.
 
         Model coordinates record the model, revision, dtype, quantization, convention, long-text
-        mode and how many texts were truncated; cell coordinates (model × text) record, for every
-        text, the tokens scored (``n_tokens``) and the tokens truncation dropped
-        (``n_tokens_dropped``; 0 unless ``long_texts="truncate"`` cut the text).
+        mode and how many texts were truncated, and the scorer's ``step`` and ``coords``; cell
+        coordinates (model × text) record, for every text, the tokens scored (``n_tokens``) and
+        the tokens truncation dropped (``n_tokens_dropped``; 0 unless ``long_texts="truncate"``
+        cut the text, which is also warned about).
         """
         _require_torch()
         texts = texts if isinstance(texts, TextSet) else TextSet(texts)
+        encoded = self.encode(texts)  # tokenizer and config only: bad texts fail before the model loads
         loaded = self._load()
-        encoded = self.encode(texts)
         windows = [w for e in encoded for w in e.windows]
         rows = self._rows(loaded)
         batch_tokens = self.batch_tokens
@@ -385,6 +472,8 @@ class HFScorer:
                                  f"text(s), the first text {texts.ids[k]!r} (index {k})")
         n_dropped = np.array([e.n_dropped for e in encoded], dtype=np.int64)
         n_scored = np.array([sum(w.n_scored for w in e.windows) for e in encoded], dtype=np.int64)
+        if n_dropped.any():
+            self._warn_truncated(n_dropped, np.array([e.n_tokens for e in encoded]))
         coords: dict[str, list[Any]] = {
             "source_model": [self.model_id] * len(rows),
             "revision": [self.revision or ""] * len(rows),
@@ -393,6 +482,7 @@ class HFScorer:
             "convention": [self.convention] * len(rows),
             "long_texts": [self.long_texts] * len(rows),
             "n_texts_truncated": [int((n_dropped > 0).sum())] * len(rows),
+            **{key: [value] * len(rows) for key, value in self.coords.items()},
         }
         for key in rows[0][1]:
             coords[key] = [extra[key] for _, extra in rows]
@@ -420,7 +510,8 @@ class LogitLensScorer(HFScorer):
     blocks 1 … L−1 the model's final norm and unembedding (bias included) are applied, and the
     last state — already final-normed by the model — goes straight to the unembedding, so layer L
     equals :class:`HFScorer`'s result. Rows are named ``"<name>@layer<l>"`` with a ``layer``
-    coordinate. Only one position-chunk of one layer's logits exists at a time.
+    coordinate, a ``parent_model`` coordinate (``<name>``) and the model's own coordinates
+    (``step``, ``coords``, …). Only one position-chunk of one layer's logits exists at a time.
 
     Takes the same arguments as :class:`HFScorer`; ``final_norm`` (a dotted path) overrides the
     per-architecture lookup of :func:`find_final_norm`.
@@ -432,7 +523,7 @@ class LogitLensScorer(HFScorer):
         n_layers = getattr(loaded.model.config, "num_hidden_layers", None)
         if n_layers is None:
             raise LoglikMapError(f"{self.model_id!r}: config has no num_hidden_layers")
-        return [(f"{self.name}@layer{l}", {"layer": l}) for l in range(n_layers + 1)]
+        return [(f"{self.name}@layer{l}", {"layer": l, "parent_model": self.name}) for l in range(n_layers + 1)]
 
     def _lens_norm(self, loaded: _Loaded) -> Any:
         return find_final_norm(loaded.model, self.final_norm)

@@ -131,7 +131,7 @@ def select_texts(ds: xr.Dataset, index: Any) -> xr.Dataset:
 
 def exact_kl_dataset(*, texts: Any, token_text: np.ndarray, token_target: np.ndarray, kl_ab: np.ndarray,
                      kl_ba: np.ndarray, logp_a: np.ndarray, logp_b: np.ndarray, same_top: np.ndarray,
-                     attrs: dict[str, Any]) -> xr.Dataset:
+                     attrs: dict[str, Any], n_tokens_dropped: np.ndarray | None = None) -> xr.Dataset:
     """Assemble the result of :func:`~loglik_map.exact_kl` from per-token arrays (in text order).
 
     Parameters
@@ -143,6 +143,8 @@ def exact_kl_dataset(*, texts: Any, token_text: np.ndarray, token_target: np.nda
     kl_ab, kl_ba, logp_a, logp_b : ndarray of float32, shape (T,)
         Per-token KL in both directions and the true token's log-probability under each model (nats).
     same_top : ndarray of bool, shape (T,)
+    n_tokens_dropped : ndarray of int, shape (N,), optional
+        Tokens of each text that truncation left unscored (default none).
     attrs : dict
         Recorded as the dataset's attributes (models, layers, conventions, …).
 
@@ -152,7 +154,8 @@ def exact_kl_dataset(*, texts: Any, token_text: np.ndarray, token_target: np.nda
         Dimensions ``text`` (N), ``token`` (T) and ``quantile``. Per text: ``kl_ab``, ``kl_ba``,
         ``kl_sym`` (nats per text, float64 sums), the same divided by the text's ``n_bytes · ln 2``
         (``kl_ab_bpb`` …, bits/byte), ``logp_a``, ``logp_b`` (the texts' log-likelihoods, nats,
-        as :meth:`HFScorer.score` gives them) and ``n_tokens`` (positions scored). Per token
+        as :meth:`HFScorer.score` gives them), ``n_tokens`` (positions scored) and
+        ``n_tokens_dropped`` (tokens truncation cut). Per token
         (``token_*``): ``token_kl_ab``, ``token_kl_ba``, ``token_logp_a``, ``token_logp_b`` (nats),
         ``token_dp`` and ``token_same_top``, with coordinates ``token_text`` and ``token_target``.
         Summary variables (attribute ``summary``): see :func:`summarize_exact_kl`.
@@ -178,6 +181,8 @@ def exact_kl_dataset(*, texts: Any, token_text: np.ndarray, token_target: np.nda
     data["logp_a"] = ("text", per_text(logp_a), nats)
     data["logp_b"] = ("text", per_text(logp_b), nats)
     data["n_tokens"] = ("text", n_tokens)
+    dropped = np.zeros(n, dtype=np.int64) if n_tokens_dropped is None else np.asarray(n_tokens_dropped, dtype=np.int64)
+    data["n_tokens_dropped"] = ("text", dropped)
     tok = {"units": "nats per token"}
     p_a = np.exp(np.asarray(logp_a, dtype=np.float64))
     p_b = np.exp(np.asarray(logp_b, dtype=np.float64))

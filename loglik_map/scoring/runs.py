@@ -1,28 +1,16 @@
 """Scoring runs that never lose work: one model at a time into a run store, resumable, distributable.
 
-A *run store* is a directory::
-
-    store/
-      loglik_map_store.json      manifest: format version, text-set fingerprint, model order
-      texts.zarr                 text ids, byte lengths, domains
-      models/<key>.zarr          one finished model's rows (written elsewhere, then renamed in)
-      failures/<key>.json        the error of a model that failed (removed when it later succeeds)
-
-A model's rows appear by an atomic rename, so they are complete or absent; a rerun skips
-finished models; every job writes only its own files, so any number of workers (a
-``concurrent.futures`` executor, a dask cluster's ``client.get_executor()``) share one store.
+The store's layout, locking and integrity checks live in :mod:`loglik_map.scoring.store`. A
+model's rows appear by an atomic rename, so they are complete or absent; a rerun skips finished
+(and intact) models; every job writes only its own files, so any number of workers (a
+``concurrent.futures`` executor, a dask cluster's ``client.get_executor()``, several
+``score_models`` calls at once) share one store.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
-import json
-import os
-import re
-import shutil
 import traceback
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Executor, Future, as_completed
 from dataclasses import asdict, dataclass, field
@@ -30,31 +18,43 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-import xarray as xr
-
+from .._storage import storage_error
 from .._util import write_json_atomic
 from ..errors import LoglikMapError
-from ..matrix import LogLikelihoodMatrix
 from ..texts import TextSet
+from .store import (
+    claim,
+    failure_path,
+    init_store,
+    is_store,
+    open_store,
+    remove_stale_partials,
+    row_is_finished,
+    row_key,
+    row_path,
+    store_failures,
+    write_result,
+)
 
 __all__ = ["ModelSpec", "RunSummary", "score_models", "open_store", "is_store", "store_failures"]
 
-_MANIFEST = "loglik_map_store.json"
-_FORMAT = 1
+_key = row_key  # the name earlier versions (and their tests) used
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One model of a run: what to load and how to score it.
+    """One model of a run: what to load and how to score it. Every field is checked when the spec is made.
 
     Parameters
     ----------
-    model : str
-        Hub id or local folder.
+    model : str or path
+        Hub id or local folder (its existence is checked where it is scored).
     name : str, optional
-        Row label (default: id, ``@revision``, ``[quantization]``); logit-lens rows add ``@layer<l>``.
+        Row label (default: short and stable — the hub id or the folder's base name, then
+        ``@revision`` and ``[quantization]``; see :func:`~loglik_map.scoring.naming.default_model_name`);
+        logit-lens rows add ``@layer<l>``.
     revision : str, optional
-        Hub revision (e.g. ``"step1000"``).
+        Hub revision (e.g. ``"step1000"``, which also sets ``step``).
     quantization : str, optional
         ``"8bit"``, ``"4bit"`` (nf4) or ``"4bit-fp4"``.
     logit_lens : bool
@@ -64,6 +64,19 @@ class ModelSpec:
     options : mapping
         Further :class:`~loglik_map.HFScorer` arguments (convention, max_length, long_texts,
         batch_tokens, device, cache_dir, trust_remote_code, final_norm, …).
+    step : int, optional
+        Training step, recorded as the ``step`` model coordinate (e.g. for
+        :class:`~loglik_map.Trajectory`); read from a ``"stepN"`` revision or a checkpoint folder
+        name (``step24``, ``checkpoint-500``) when not given.
+    coords : mapping, optional
+        Further model coordinates of this model's rows, e.g. ``{"seed": 1, "size": "410m"}``.
+
+    Examples
+    --------
+    >>> import loglik_map as lm
+    >>> spec = lm.ModelSpec("EleutherAI/pythia-160m", revision="step1000", coords={"seed": 0})
+    >>> spec.label, spec.step
+    ('EleutherAI/pythia-160m@step1000', 1000)
     """
 
     model: str
@@ -73,6 +86,30 @@ class ModelSpec:
     logit_lens: bool = False
     dtype: str = "auto"
     options: Mapping[str, Any] = field(default_factory=dict)
+    step: int | None = None
+    coords: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from .naming import check_model_coords, merge_step
+        from .settings import check_scorer_options
+
+        if isinstance(self.model, PathLike):
+            object.__setattr__(self, "model", os.fspath(self.model))
+        if not isinstance(self.model, str) or not self.model:
+            raise LoglikMapError(f"ModelSpec needs a hub id or a folder, got {self.model!r}")
+        if not isinstance(self.logit_lens, bool):
+            raise LoglikMapError(f"logit_lens must be True or False, got {self.logit_lens!r}")
+        if not hasattr(self.options, "items"):
+            raise LoglikMapError(f"options must be a mapping of HFScorer arguments, got {self.options!r}")
+        fields = {"name", "revision", "quantization", "dtype", "step", "coords"}
+        clash = sorted(fields & set(self.options))
+        if clash:
+            raise LoglikMapError(f"give {', '.join(clash)} as ModelSpec field(s), not in options")
+        check_scorer_options(name=self.name, revision=self.revision, quantization=self.quantization, dtype=self.dtype,
+                             **self.options)
+        coords = merge_step(check_model_coords(self.coords, "ModelSpec coords"), self.step, self.revision, None)
+        object.__setattr__(self, "coords", coords)
+        object.__setattr__(self, "step", coords.get("step"))
 
     @classmethod
     def coerce(cls, spec: "ModelSpec | str | PathLike[str]") -> "ModelSpec":
@@ -90,19 +127,20 @@ class ModelSpec:
         cls = LogitLensScorer if self.logit_lens else HFScorer
         kwargs = {**defaults, **dict(self.options)}
         return cls(self.model, name=self.name, revision=self.revision, quantization=self.quantization,
-                   dtype=self.dtype, **kwargs)
+                   dtype=self.dtype, coords={k: v for k, v in self.coords.items() if k != "step"}, step=self.step,
+                   **kwargs)
 
     @property
     def label(self) -> str:
-        """The run's key for this spec: the row name (default: id, ``@revision``, ``[quantization]``),
+        """The run's key for this spec: the row name (the scorer's default unless ``name`` is given),
         with ``@lens`` appended for logit-lens specs, whose rows are named ``<name>@layer<l>``."""
+        from .naming import default_model_name
+        from .settings import quantization_label
+
         label = self.name
         if not label:
-            label = self.model + (f"@{self.revision}" if self.revision else "")
-            if self.quantization:
-                from .hf import quantization_label
-
-                label += f"[{quantization_label(self.quantization)}]"
+            quant = quantization_label(self.quantization) if self.quantization else None
+            label = default_model_name(self.model, self.revision, quant, must_exist=False)
         return label + ("@lens" if self.logit_lens else "")
 
 
@@ -119,12 +157,16 @@ class RunSummary:
     failed : dict
         Model → error message, for models that failed (recorded in the store).
     store : str
+    elsewhere : tuple of str
+        Models another live process (a second run on the same store) was scoring when this run
+        reached them; rerun, or open the store once that process is done, to get their rows.
     """
 
     scored: tuple[str, ...]
     skipped: tuple[str, ...]
     failed: Mapping[str, str]
     store: str
+    elsewhere: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -133,80 +175,18 @@ class RunSummary:
 
     def __str__(self) -> str:
         lines = [f"run store {self.store}: {len(self.scored)} scored, {len(self.skipped)} already finished, "
-                 f"{len(self.failed)} failed"]
+                 f"{len(self.failed)} failed" + (f", {len(self.elsewhere)} being scored by another process"
+                                                 if self.elsewhere else "")]
         for name, err in self.failed.items():
             lines.append(f"  FAILED {name}: {err}")
         return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------- store layout
-def _key(label: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", label)[:80]
-    return f"{safe}-{hashlib.sha1(label.encode('utf-8')).hexdigest()[:10]}"
-
-
-def _fingerprint(texts: TextSet) -> str:
-    h = hashlib.sha256()
-    for tid in texts.ids:
-        h.update(tid.encode("ascii"))
-    return h.hexdigest()[:32]
-
-
-def is_store(path: str | PathLike[str]) -> bool:
-    """True if ``path`` is a run store."""
-    return (Path(path) / _MANIFEST).is_file()
-
-
-def _init_store(store: Path, texts: TextSet, labels: Sequence[str]) -> None:
-    fingerprint = _fingerprint(texts)
-    if is_store(store):
-        manifest = json.loads((store / _MANIFEST).read_text(encoding="utf-8"))
-        if manifest.get("texts_fingerprint") != fingerprint:
-            raise LoglikMapError(f"{store} was started with a different text set ({manifest.get('n_texts')} texts); "
-                                 "use a new store for new texts")
-        order = list(manifest["models"])
-        order += [lab for lab in labels if lab not in order]
-        manifest["models"] = order
-    else:
-        if store.exists() and any(store.iterdir()):
-            raise LoglikMapError(f"{store} exists and is not a loglik_map run store")
-        store.mkdir(parents=True, exist_ok=True)
-        ds = xr.Dataset(coords={"text": ("text", texts.ids), "n_bytes": ("text", texts.n_bytes),
-                                **{k: ("text", v) for k, v in texts.text_coords().items()}})
-        tmp = store / f".texts.{uuid.uuid4().hex}.zarr"
-        ds.to_zarr(tmp, mode="w", consolidated=False)
-        os.replace(tmp, store / "texts.zarr")
-        manifest = {"format": _FORMAT, "texts_fingerprint": fingerprint, "n_texts": len(texts),
-                    "models": list(dict.fromkeys(labels))}
-    (store / "models").mkdir(exist_ok=True)
-    (store / "failures").mkdir(exist_ok=True)
-    write_json_atomic(store / _MANIFEST, manifest)
-
-
-def _finished(store: Path, label: str) -> bool:
-    return (store / "models" / f"{_key(label)}.zarr").is_dir()
-
-
-def _write_result(store: Path, label: str, matrix: LogLikelihoodMatrix) -> None:
-    from ..io import _to_dataset
-
-    final = store / "models" / f"{_key(label)}.zarr"
-    tmp = store / "models" / f".{_key(label)}.{uuid.uuid4().hex}.partial"
-    ds = _to_dataset(matrix)
-    ds.attrs["run_label"] = label
-    ds.to_zarr(tmp, mode="w", consolidated=False)
-    try:
-        os.rename(tmp, final)  # atomic: the rows are complete or absent
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not final.is_dir():
-            raise
-    failure = store / "failures" / f"{_key(label)}.json"
-    failure.unlink(missing_ok=True)
-
-
+# ---------------------------------------------------------------------- jobs
 def _write_failure(store: Path, label: str, spec: ModelSpec | None, err: BaseException) -> str:
     message = f"{type(err).__name__}: {err}"
+    if row_path(store, label).is_dir():
+        return message  # another run finished this model meanwhile: its rows stand, no failure to record
     record = {
         "model": label,
         "spec": asdict(spec) if spec is not None else None,
@@ -214,7 +194,10 @@ def _write_failure(store: Path, label: str, spec: ModelSpec | None, err: BaseExc
         "traceback": "".join(traceback.format_exception(type(err), err, err.__traceback__)),
         "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    write_json_atomic(store / "failures" / f"{_key(label)}.json", record)
+    try:
+        write_json_atomic(failure_path(store, label), record)
+    except OSError as io_err:
+        raise storage_error(io_err, failure_path(store, label), "record the failure of a model in") from io_err
     return message
 
 
@@ -222,13 +205,18 @@ def _score_one(spec: ModelSpec, texts: TextSet, store: str, defaults: Mapping[st
     """Score one model and write its rows (or its failure) to the store. Runs on any worker."""
     label = spec.label
     path = Path(store)
-    try:
-        scorer = spec.scorer(**defaults)
-        matrix = scorer.score(texts)
-        _write_result(path, label, matrix)
-        return label, "scored", ""
-    except Exception as err:  # noqa: BLE001 - every failure is recorded, the run goes on
-        return label, "failed", _write_failure(path, label, spec, err)
+    with claim(path, label) as mine:
+        if not mine:
+            return label, "elsewhere", "being scored by another process"
+        if row_is_finished(path, label):  # another run finished it between the plan and the claim
+            return label, "skipped", ""
+        try:
+            scorer = spec.scorer(**defaults)
+            matrix = scorer.score(texts)
+            write_result(path, label, matrix)
+            return label, "scored", ""
+        except Exception as err:  # noqa: BLE001 - every failure is recorded, the run goes on
+            return label, "failed", _write_failure(path, label, spec, err)
 
 
 def score_models(
@@ -256,7 +244,9 @@ def score_models(
     progress : bool
         Progress bar over models (and, without an executor, over each model's batches).
     retry_failed : bool
-        Rescore models whose earlier attempt failed (default); finished models are always skipped.
+        Rescore models whose earlier attempt failed (default); finished models are always skipped,
+        unless their stored rows fail their checksum: those are moved to the store's ``corrupt/``
+        folder (with a :class:`~loglik_map.DataIntegrityWarning`) and scored again.
     **scorer_options
         Defaults for every scorer (e.g. ``convention``, ``batch_tokens``, ``device``); a spec's own
         ``options`` win.
@@ -266,6 +256,9 @@ def score_models(
     RunSummary
         Open the results with :func:`loglik_map.open_matrix` (store).
     """
+    from .settings import check_scorer_options
+
+    check_scorer_options(**scorer_options)  # a typo fails now, not in every job of the run
     texts = texts if isinstance(texts, TextSet) else TextSet(texts)
     specs = [ModelSpec.coerce(s) for s in specs]
     labels = [s.label for s in specs]
@@ -273,18 +266,18 @@ def score_models(
     if dup:
         raise LoglikMapError(f"model names repeat in the run: {sorted(dup)}; give ModelSpec(name=...)")
     path = Path(store)
-    _init_store(path, texts, labels)
-    for tmp in (path / "models").glob(".*.partial"):  # leftovers of a killed run
-        shutil.rmtree(tmp, ignore_errors=True)
+    init_store(path, texts, labels)
+    remove_stale_partials(path)  # leftovers of killed runs (live writers hold a lock on theirs)
     todo, skipped = [], []
     for spec in specs:
-        failed_before = (path / "failures" / f"{_key(spec.label)}.json").is_file()
-        if _finished(path, spec.label) or (failed_before and not retry_failed):
+        failed_before = failure_path(path, spec.label).is_file()
+        if row_is_finished(path, spec.label) or (failed_before and not retry_failed):
             skipped.append(spec.label)
         else:
             todo.append(spec)
     defaults = {"progress": progress and executor is None, **scorer_options}
     scored: list[str] = []
+    elsewhere: list[str] = []
     failed: dict[str, str] = {}
     bar = None
     if progress and todo:
@@ -295,6 +288,10 @@ def score_models(
     def record(label: str, status: str, message: str) -> None:
         if status == "scored":
             scored.append(label)
+        elif status == "skipped":
+            skipped.append(label)
+        elif status == "elsewhere":
+            elsewhere.append(label)
         else:
             failed[label] = message
         if bar is not None:
@@ -315,40 +312,6 @@ def score_models(
                 record(spec.label, "failed", _write_failure(path, spec.label, spec, err))
     if bar is not None:
         bar.close()
-    return RunSummary(scored=tuple(s for s in labels if s in scored), skipped=tuple(skipped),
-                      failed={lab: failed[lab] for lab in labels if lab in failed}, store=str(path))
-
-
-def store_failures(store: str | PathLike[str]) -> dict[str, dict[str, Any]]:
-    """The failure records of a run store, by model name."""
-    out = {}
-    for f in sorted((Path(store) / "failures").glob("*.json")):
-        rec = json.loads(f.read_text(encoding="utf-8"))
-        out[rec["model"]] = rec
-    return out
-
-
-def open_store(store: str | PathLike[str]) -> LogLikelihoodMatrix:
-    """The finished rows of a run store as one matrix, in the run's model order."""
-    from ..io import _normalise_strings
-
-    path = Path(store)
-    if not is_store(path):
-        raise LoglikMapError(f"{path} is not a loglik_map run store")
-    manifest = json.loads((path / _MANIFEST).read_text(encoding="utf-8"))
-    pieces = []
-    for label in manifest["models"]:
-        model_path = path / "models" / f"{_key(label)}.zarr"
-        if not model_path.is_dir():
-            continue
-        with xr.open_zarr(model_path, consolidated=False) as ds:
-            ds = ds.load()
-        da = ds["log_likelihood"]
-        attrs = dict(ds.attrs)
-        attrs.pop("run_label", None)
-        da.attrs = attrs
-        pieces.append(LogLikelihoodMatrix.from_dataarray(_normalise_strings(da)))
-    if not pieces:
-        raise LoglikMapError(f"{path} holds no finished model yet")
-    return LogLikelihoodMatrix.concat(pieces)
-
+    return RunSummary(scored=tuple(s for s in labels if s in scored), skipped=tuple(s for s in labels if s in skipped),
+                      failed={lab: failed[lab] for lab in labels if lab in failed}, store=str(path),
+                      elsewhere=tuple(s for s in labels if s in elsewhere))

@@ -17,7 +17,7 @@ __all__ = ["Window", "EncodedText", "CONVENTIONS", "LONG_TEXT_MODES", "encode_te
            "cut_windows", "plan_batches"]
 
 CONVENTIONS = ("reference", "bos")
-LONG_TEXT_MODES = ("truncate", "rolling", "error")
+LONG_TEXT_MODES = ("rolling", "truncate", "error")
 
 
 @dataclass(frozen=True)
@@ -87,10 +87,12 @@ def encode_text(
         conditioning only: every text token is scored (as lm-evaluation-harness
         ``loglikelihood_rolling``); never a double BOS.
 
-    Long texts (more than ``max_length`` tokens): ``"truncate"`` keeps the first ``max_length``;
-    ``"rolling"`` scores every token once with overlapping windows of ``max_length`` tokens, each
-    after the first adding ``stride`` new targets (default ``max_length // 2``, so every token
-    sees at least ``max_length - stride`` tokens of context); ``"error"`` refuses.
+    Long texts (more than ``max_length`` tokens): ``"rolling"`` scores every token once with
+    overlapping windows of ``max_length`` tokens, each after the first adding ``stride`` new
+    targets (default ``max_length // 2``, so every token sees at least ``max_length - stride``
+    tokens of context); ``"truncate"`` keeps the first ``max_length`` (and records how many were
+    dropped); ``"error"`` refuses. A text that fits is one window whatever the mode, so all three
+    give the same number for it.
     """
     ids = token_ids(tokenizer, [text], convention=convention)[0]
     return cut_windows(ids, index, convention=convention, max_length=max_length, long_texts=long_texts,
@@ -105,10 +107,25 @@ def encode_texts(
     max_length: int,
     long_texts: str,
     stride: int | None = None,
+    text_ids: Sequence[str] | None = None,
 ) -> list[EncodedText]:
-    """:func:`encode_text` of every text, tokenized in one call (text ``i`` gets index ``i``)."""
-    return [cut_windows(ids, i, convention=convention, max_length=max_length, long_texts=long_texts, stride=stride)
-            for i, ids in enumerate(token_ids(tokenizer, texts, convention=convention))]
+    """:func:`encode_text` of every text, tokenized in one call (text ``i`` gets index ``i``).
+
+    Texts with fewer than two tokens are refused all at once, named by ``text_ids`` if given.
+    """
+    ids = token_ids(tokenizer, texts, convention=convention)
+    short = [i for i, x in enumerate(ids) if len(x) < 2]
+    if short:
+        names = [repr(str(text_ids[i])) if text_ids is not None else str(i) for i in short]
+        shown = ", ".join(f"{name} ({texts[i]!r})" for name, i in zip(names[:3], short))
+        more = f" and {len(short) - 3} more" if len(short) > 3 else ""
+        hint = " or use convention='bos', which scores every token of a text" if convention == "reference" else ""
+        raise LoglikMapError(f"{len(short)} text(s) have fewer than 2 tokens under convention {convention!r}, so "
+                             f"nothing of them would be scored (the first token only conditions): {shown}{more}. "
+                             f"Leave them out{hint}")
+    return [cut_windows(x, i, convention=convention, max_length=max_length, long_texts=long_texts, stride=stride,
+                        text_id=None if text_ids is None else str(text_ids[i]))
+            for i, x in enumerate(ids)]
 
 
 def cut_windows(
@@ -119,18 +136,23 @@ def cut_windows(
     max_length: int,
     long_texts: str,
     stride: int | None = None,
+    text_id: str | None = None,
 ) -> EncodedText:
-    """The windows of one text's token ids (see :func:`encode_text` for the long-text modes)."""
+    """The windows of one text's token ids (see :func:`encode_text` for the long-text modes).
+
+    ``text_id`` names the text in errors (default: its index).
+    """
+    name = f"text {text_id!r} (index {index})" if text_id is not None else f"text {index}"
     n = len(ids)
     if n < 2:
-        raise LoglikMapError(f"text {index} has {n} token(s) under convention {convention!r}; nothing to score")
+        raise LoglikMapError(f"{name} has {n} token(s) under convention {convention!r}; nothing to score")
     if n <= max_length:
         return EncodedText((Window(index, tuple(ids), 1),), n, 0)
     if long_texts == "truncate":
         return EncodedText((Window(index, tuple(ids[:max_length]), 1),), n, n - max_length)
     if long_texts == "error":
-        raise LoglikMapError(f"text {index} has {n} tokens, more than the model's {max_length}; "
-                             "use long_texts='truncate' or 'rolling'")
+        raise LoglikMapError(f"{name} has {n} tokens, more than the model's {max_length}; "
+                             "use long_texts='rolling' (every token scored) or 'truncate'")
     if long_texts != "rolling":
         raise LoglikMapError(f"unknown long_texts {long_texts!r}; use one of {LONG_TEXT_MODES}")
     step = max_length // 2 if stride is None else int(stride)

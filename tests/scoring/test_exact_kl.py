@@ -18,7 +18,7 @@ from . import tiny
 
 
 def _full_logprobs(model, ids, layer=None):
-    """float64 log-softmax of full-vocabulary logits, whole text at once (layer: the logit lens)."""
+    """float64 log-softmax of full-vocabulary logits, one window at once (layer: the logit lens)."""
     with torch.no_grad():
         if layer is None:
             logits = model(ids, use_cache=False).logits[0]
@@ -30,17 +30,29 @@ def _full_logprobs(model, ids, layer=None):
 
 
 def _brute_force(model_a, model_b, tokenizer, texts, *, layers=(None, None), max_length=64):
-    """Per-text KL(a‖b), KL(b‖a) and log-likelihoods, one text at a time, float64 from the logits."""
-    out = []
-    for text in texts:
-        ids = tokenizer(text, return_tensors="pt")["input_ids"][:, :max_length]
-        la = _full_logprobs(model_a, ids, layers[0])[:-1]
-        lb = _full_logprobs(model_b, ids, layers[1])[:-1]
-        target = ids[0, 1:]
-        out.append((float((la.exp() * (la - lb)).sum()), float((lb.exp() * (lb - la)).sum()),
-                    float(la[torch.arange(target.numel()), target].sum()),
-                    float(lb[torch.arange(target.numel()), target].sum())))
-    return np.array(out).T
+    """Per-text KL(a‖b), KL(b‖a) and log-likelihoods, float64 from the logits, one window at a time.
+
+    The windows are the scorer's (rolling by default: a text longer than ``max_length`` tokens is
+    several overlapping windows, each scoring its new tokens), cut here by ``encode_texts``; every
+    window runs on its own, unpadded, and every scored position's full distribution is compared.
+    """
+    from loglik_map.scoring.windows import encode_texts
+
+    encoded = encode_texts(tokenizer, list(texts.texts if hasattr(texts, "texts") else texts),
+                           convention="reference", max_length=max_length, long_texts="rolling")
+    out = np.zeros((4, len(encoded)))
+    for k, enc in enumerate(encoded):
+        for w in enc.windows:
+            ids = torch.tensor([w.ids])
+            s = slice(w.score_from - 1, len(w.ids) - 1)
+            la = _full_logprobs(model_a, ids, layers[0])[s]
+            lb = _full_logprobs(model_b, ids, layers[1])[s]
+            target = ids[0, w.score_from:]
+            rows = torch.arange(target.numel())
+            out[:, k] += [float((la.exp() * (la - lb)).sum()), float((lb.exp() * (lb - la)).sum()),
+                          float(la[rows, target].sum()), float(lb[rows, target].sum())]
+    assert any(len(e.windows) > 1 for e in encoded)  # long texts really are in rolling windows
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -224,8 +236,14 @@ def test_long_texts_use_the_scorers_windows(model_dirs, tokenizers):
     # every target once, in order, across windows
     first = ds.token_target.values[ds.token_text.values == 0]
     assert first.tolist() == list(range(1, first.size + 1)) and first.size > 32
-    trunc = lm.exact_kl(a, b, texts, max_length=32)
+    assert ds.n_tokens_dropped.values.tolist() == [0, 0]
+    with pytest.warns(lm.LoglikMapWarning, match=r"cut 2 of 2 texts to their first 32 tokens"):
+        trunc = lm.exact_kl(a, b, texts, max_length=32, long_texts="truncate")
     assert trunc.attrs["n_texts_truncated"] == 2 and trunc.n_tokens.values.tolist() == [31, 31]
+    assert trunc.n_tokens_dropped.values.tolist() == [e.n_dropped for e in lm.HFScorer(
+        a, long_texts="truncate", max_length=32).encode(texts)] and trunc.n_tokens_dropped.values.min() > 0
+    with pytest.raises(lm.LoglikMapError, match="max_length=100 exceeds the 64 positions"):
+        lm.exact_kl(a, b, texts, max_length=100)
     with pytest.raises(lm.LoglikMapError, match="convention"):
         lm.exact_kl(lm.HFScorer(a), lm.HFScorer(b, convention="bos"), texts)
 
@@ -297,6 +315,7 @@ def test_huge_kls_where_the_exponentials_overflow():
 
 
 # ---------------------------------------------------------------------- the estimator beside the exact value
+@pytest.mark.filterwarnings("ignore::loglik_map.UnreliableEstimateWarning")
 def test_estimator_beside_the_exact_kl_for_the_pairs_of_a_map(model_dirs, texts):
     texts = texts[:12]
     a, b, llama = str(model_dirs["gpt_neox"]), str(model_dirs["gpt_neox_b"]), str(model_dirs["llama"])
@@ -305,8 +324,9 @@ def test_estimator_beside_the_exact_kl_for_the_pairs_of_a_map(model_dirs, texts)
         lm.HFScorer(llama, name="llama").score(texts), lm.LogitLensScorer(a, name="a").score(texts)])
     mm = lm.ModelMap(matrix)
     shuffled = texts[list(range(len(texts)))[::-1]]  # matched by id, whatever the order
-    df = lm.estimator_vs_exact(mm, shuffled, {"seeds": [("a", "b"), ("a", "llama")],
-                                              "layers": lm.adjacent_layers("layer", by="source_model")})
+    with pytest.warns(lm.UnreliableEstimateWarning, match="only 12 texts"):  # the map's SE says so here too
+        df = lm.estimator_vs_exact(mm, shuffled, {"seeds": [("a", "b"), ("a", "llama")],
+                                                  "layers": lm.adjacent_layers("layer", by="source_model")})
     assert df.setting.tolist() == ["seeds", "seeds", "layers", "layers"]
     assert df[["a", "b"]].values.tolist()[2:] == [["a@layer0", "a@layer1"], ["a@layer1", "a@layer2"]]
     seeds = df.iloc[0]

@@ -66,7 +66,7 @@ def test_a_failing_model_is_recorded_and_the_run_goes_on(tmp_path, specs, texts)
     bad = lm.ModelSpec(str(tmp_path / "no-such-model"), name="broken")
     summary = lm.score_models([specs[0], bad, specs[1]], texts, store, progress=False)
     assert summary.scored == ("neox-a", "neox-b") and list(summary.failed) == ["broken"]
-    assert "cannot load" in summary.failed["broken"] and "FAILED broken" in str(summary)
+    assert "no such folder" in summary.failed["broken"] and "FAILED broken" in str(summary)
     rec = runs.store_failures(store)["broken"]
     assert rec["spec"]["model"].endswith("no-such-model") and "Traceback" in rec["traceback"]
     assert list(lm.open_matrix(store).models) == ["neox-a", "neox-b"]

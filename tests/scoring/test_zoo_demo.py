@@ -55,11 +55,17 @@ def test_specs_cover_every_setting(fast_zoo):
     assert sum(s.model.endswith("step24") and not s.quantization and not s.logit_lens for s in specs) == len(runs)
 
 
-def test_demo_prints_every_section_and_writes_figures(fast_zoo, tmp_path):
+@pytest.fixture(scope="module")
+def fast_demo(fast_zoo, tmp_path_factory):
+    """One run of the fast demo: its result, what it printed, and its output folder."""
+    out_dir = tmp_path_factory.mktemp("demo") / "demo"
     buf = io.StringIO()
-    res = run_demo(tmp_path / "demo", fast=True, n_texts=60, zoo_dir=fast_zoo.root.parent, window=4, progress=False,
-                   out=buf)
-    text = buf.getvalue()
+    res = run_demo(out_dir, fast=True, n_texts=60, zoo_dir=fast_zoo.root.parent, window=4, progress=False, out=buf)
+    return res, buf.getvalue(), out_dir
+
+
+def test_demo_prints_every_section_and_writes_figures(fast_zoo, fast_demo):
+    res, text, out_dir = fast_demo
     for needle in ("Text-entropy estimate", "KL scale", "random seeds", "8-bit quantization", "adjacent layers",
                    "fine-tuned vs base", "Consecutive-checkpoint KL", "c_q =", "c_w =", "Hölder exponent"):
         assert needle in text, needle
@@ -71,8 +77,31 @@ def test_demo_prints_every_section_and_writes_figures(fast_zoo, tmp_path):
     assert all(p.stat().st_size > 1000 for p in res.figures)
     assert np.isfinite(res.holder.alpha)
     buf2 = io.StringIO()
-    run_demo(tmp_path / "demo", fast=True, n_texts=60, zoo_dir=fast_zoo.root.parent, window=4, progress=False, out=buf2)
+    run_demo(out_dir, fast=True, n_texts=60, zoo_dir=fast_zoo.root.parent, window=4, progress=False, out=buf2)
     assert "0 scored" in buf2.getvalue()  # everything reused
+
+
+def test_no_demo_or_zoo_scoring_drops_a_token(fast_zoo, fast_demo):
+    """The figures the demo prints cover whole texts: no spec truncates, no text loses a token."""
+    from transformers import AutoTokenizer
+
+    for cfg in (zoo_mod.ZooConfig(), zoo_mod.ZooConfig.fast()):
+        assert cfg.seq_len <= cfg.max_positions  # trained on every position the models have
+    for spec in fast_zoo.specs():
+        assert spec.scorer().long_texts == "rolling", spec.label
+        assert spec.scorer(long_texts="truncate").long_texts == "rolling", spec.label  # a run default cannot change it
+    res, text, _ = fast_demo
+    data = res.matrix.data
+    assert not data["n_tokens_dropped"].values.any() and (data["n_texts_truncated"].values == 0).all()
+    assert set(data["long_texts"].values) == {"rolling"}
+    # every token after the first of every text was scored, under every model (one tokenizer in the zoo)
+    tok = AutoTokenizer.from_pretrained(fast_zoo.final(fast_zoo.run_names[0]))
+    texts = lm.datasets.load_texts("mini").sample(60, seed=42)
+    n_tokens = np.array([len(tok(t)["input_ids"]) for t in texts])
+    assert (n_tokens > fast_zoo.config.max_positions).mean() > 0.9  # the fast zoo needs its rolling windows
+    order = [list(texts.ids).index(t) for t in res.matrix.texts]
+    np.testing.assert_array_equal(data["n_tokens"].values, np.broadcast_to(n_tokens[order] - 1, data.shape))
+    assert "none dropped" in text
 
 
 def test_cli_demo_fast(fast_zoo, tmp_path, capsys):
@@ -83,3 +112,6 @@ def test_cli_demo_fast(fast_zoo, tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "KL scale" in out and "Hölder exponent" in out and (tmp_path / "out" / "map.png").is_file()
+    with pytest.raises(SystemExit) as exit_info:  # flags are checked when given
+        main(["demo", "--fast", "--n-texts", "0", "--zoo-dir", str(fast_zoo.root.parent), "--out", str(tmp_path / "x")])
+    assert exit_info.value.code == 2 and "--n-texts: must be at least 2, got 0" in capsys.readouterr().err

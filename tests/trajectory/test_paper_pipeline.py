@@ -308,3 +308,16 @@ def test_layer_trajectory_names_its_axis_layer(matrix):
     with pytest.warns(DeprecationWarning, match="positions"):
         assert list(lens.steps()) == [0, 1, 2, 3, 4]
     assert lens.diffusion_exponents(window=2).attrs["order"] == "layer"
+
+
+def test_kl_scale_carries_the_maps_options_to_the_maps_it_builds(matrix):
+    """A user who accepted truncated rows for the whole map must not meet the refusal again in
+    the per-setting maps kl_scale builds after preprocessing."""
+    dropped = np.zeros(matrix.shape, dtype=np.int64)
+    dropped[:, 0] = 3  # the first text lost 3 tokens in every model
+    cut = lm.LogLikelihoodMatrix.from_dataarray(matrix.data.assign_coords(n_tokens_dropped=(("model", "text"), dropped)))
+    setting = {"model sizes": paper_settings()["model sizes"]}
+    with pytest.raises(lm.LoglikMapError, match="allow_truncated"):
+        lm.kl_scale(cut, setting)
+    table = lm.kl_scale(lm.ModelMap(cut, allow_truncated=True), setting)
+    assert table.loc["model sizes", "count"] == 10

@@ -1,0 +1,123 @@
+"""Whether the rows of a log-likelihood matrix can be compared: truncation and scoring conventions.
+
+A row's numbers depend on how it was scored (SPEC §1): which tokens count (``convention``) and
+whether texts longer than the context lost tokens (``long_texts="truncate"``). The scorers record
+both — the ``convention`` and ``long_texts`` model coordinates and the ``n_tokens_dropped`` cell
+coordinate — and these checks read them. Rows without a record (matrices built by hand, the
+published data) are taken as compatible with any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+
+MODEL_DIM = "model"
+TEXT_DIM = "text"
+
+__all__ = ["dropped_tokens", "row_conventions", "scoring_conflict", "truncation_message"]
+
+
+def dropped_tokens(da: xr.DataArray) -> np.ndarray:
+    """Tokens truncation dropped, per model and text, shape (K, N); 0 where nothing is recorded."""
+    coord = da.coords.get("n_tokens_dropped")
+    if coord is None or coord.ndim != 2:
+        return np.zeros(da.shape)
+    return np.nan_to_num(coord.transpose(MODEL_DIM, TEXT_DIM).values.astype(float), nan=0.0)
+
+
+def _rows_truncated_without_cells(da: xr.DataArray) -> np.ndarray:
+    """Rows recorded as truncated (``n_texts_truncated`` > 0) in matrices without the per-text record."""
+    coord = da.coords.get("n_texts_truncated")
+    if "n_tokens_dropped" in da.coords or coord is None or coord.dims != (MODEL_DIM,):
+        return np.zeros(da.sizes[MODEL_DIM], dtype=bool)
+    return np.nan_to_num(coord.values.astype(float), nan=0.0) > 0
+
+
+def _names(models: Sequence[str], limit: int = 3) -> str:
+    shown = ", ".join(repr(str(m)) for m in models[:limit])
+    return shown + (f" and {len(models) - limit} more" if len(models) > limit else "")
+
+
+def truncation_message(da: xr.DataArray, action: str) -> str | None:
+    """Why ``action`` must not use this matrix as it is (texts that lost tokens), or None."""
+    cells = dropped_tokens(da)
+    models = da[MODEL_DIM].values
+    fix = ("rescore with long_texts='rolling' (the default; every token is scored), leave those texts out with "
+           "matrix.drop_texts(matrix.truncated_texts()), or pass allow_truncated=True to use them anyway")
+    hit_texts = cells.sum(axis=0) > 0
+    if hit_texts.any():
+        hit_models = models[cells.sum(axis=1) > 0]
+        return (f"{action}: {int(hit_texts.sum())} of {cells.shape[1]} texts lost tokens to truncation "
+                f"({int(cells.sum())} tokens in all, under {len(hit_models)} model(s): {_names(hit_models)}). Their "
+                "log-likelihoods cover only a prefix of each text while bits/byte divides by all of its bytes; "
+                f"{fix}")
+    rows = _rows_truncated_without_cells(da)
+    if rows.any():
+        return (f"{action}: model(s) {_names(models[rows])} were scored with long_texts='truncate' and cut "
+                f"texts (n_texts_truncated > 0); {fix}")
+    return None
+
+
+def row_conventions(da: xr.DataArray) -> np.ndarray:
+    """Each row's ``convention`` coordinate (``""`` where not recorded)."""
+    coord = da.coords.get("convention")
+    if coord is None or coord.dims != (MODEL_DIM,):
+        return np.full(da.sizes[MODEL_DIM], "", dtype=object)
+    return np.array([str(c) for c in coord.values], dtype=object)
+
+
+def _row_completeness(da: xr.DataArray) -> np.ndarray:
+    """Per row: "truncated" (lost tokens), "whole texts" (known to score every token) or "" (unknown)."""
+    cells = dropped_tokens(da)
+    out = np.full(da.sizes[MODEL_DIM], "", dtype=object)
+    has_cells = "n_tokens_dropped" in da.coords
+    if has_cells:
+        recorded = np.isfinite(da["n_tokens_dropped"].transpose(MODEL_DIM, TEXT_DIM).values.astype(float)).all(axis=1)
+        out[recorded] = "whole texts"
+    modes = da.coords.get("long_texts")
+    if modes is not None and modes.dims == (MODEL_DIM,):
+        known = np.array([str(v) in ("rolling", "error", "truncate") for v in modes.values])
+        out[known] = "whole texts"
+    out[(cells.sum(axis=1) > 0) | _rows_truncated_without_cells(da)] = "truncated"
+    return out
+
+
+def scoring_conflict(da: xr.DataArray, origin: Sequence[int] | None = None) -> str | None:
+    """The first pair of rows scored so differently that they cannot be compared, described; or None.
+
+    Rows differ when their ``convention`` coordinates are two different non-empty values, or when
+    one row lost tokens to truncation and another is known to have scored every token (a row
+    scored with ``long_texts="truncate"`` that cut nothing gives what any mode gives).
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        The matrix, dims ``("model", "text")``.
+    origin : sequence of int, optional
+        For each row, the index of the matrix it came from (named in the message).
+    """
+    models = da[MODEL_DIM].values
+
+    def who(i: int) -> str:
+        return f"model {str(models[i])!r}" + (f" (matrix {origin[i]})" if origin is not None else "")
+
+    conv = row_conventions(da)
+    known = [i for i, c in enumerate(conv) if c]
+    other = [i for i in known if conv[i] != conv[known[0]]] if known else []
+    if other:
+        i, j = known[0], other[0]
+        return (f"{who(i)} was scored with convention={conv[i]!r} and {who(j)} with convention={conv[j]!r}; the two "
+                "score different tokens of each text, so their log-likelihoods are not comparable. Rescore one of "
+                "them with the other's convention")
+    complete = _row_completeness(da)
+    cut = np.flatnonzero(complete == "truncated")
+    whole = np.flatnonzero(complete == "whole texts")
+    if cut.size and whole.size:
+        i, j = int(cut[0]), int(whole[0])
+        return (f"{who(i)} lost tokens to truncation (long_texts='truncate') while {who(j)} scored every token; "
+                f"their log-likelihoods cover different parts of the texts. Rescore {str(models[i])!r} with "
+                "long_texts='rolling'")
+    return None

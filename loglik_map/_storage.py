@@ -1,0 +1,156 @@
+"""Crash- and concurrency-safe file operations shared by saves and run stores (not public API).
+
+Every writer works under a unique temporary name in the destination's folder
+(``.<name>.<uuid>.partial``), flushes it to disk and only then renames it into place; a directory
+being replaced is first renamed aside (``.<name>.<uuid>.old``) and deleted only after the new one
+is in, so a kill at any point leaves either the old or the new data readable (see
+:func:`recover`). Writers of one destination take its lock file ``.<name>.lock``
+(:class:`filelock.FileLock`: an OS lock, released by the kernel when its holder dies).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+import time
+import uuid
+import warnings
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from .errors import DataIntegrityWarning, LoglikMapError
+
+__all__ = ["temp_sibling", "siblings", "lock_file", "acquire", "remove_path", "remove_settled", "fsync_tree",
+           "fsync_dir", "recover", "storage_error", "PARTIAL", "ASIDE"]
+
+PARTIAL = "partial"
+ASIDE = "old"
+
+
+def temp_sibling(path: Path, tag: str) -> Path:
+    """A fresh name ``.<name>.<uuid>.<tag>`` beside ``path``, unique to this writer."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.{tag}")
+
+
+def siblings(path: Path, tag: str) -> list[Path]:
+    """The ``.<name>.<uuid>.<tag>`` entries beside ``path`` (other writers' temporaries or asides)."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[0-9a-f]{{32}}\.{re.escape(tag)}")
+    try:
+        entries = list(path.parent.iterdir())
+    except FileNotFoundError:
+        return []
+    def age(p: Path) -> float:
+        try:
+            return p.stat().st_mtime
+        except OSError:  # removed meanwhile by its writer
+            return 0.0
+
+    return sorted((p for p in entries if pattern.fullmatch(p.name)), key=age)
+
+
+def lock_file(path: Path) -> FileLock:
+    """The lock that writers of ``path`` hold (file ``.<name>.lock`` beside it, left in place)."""
+    return FileLock(path.with_name(f".{path.name}.lock"))
+
+
+def acquire(lock: FileLock, timeout: float, busy_message: str) -> None:
+    """Acquire ``lock`` within ``timeout`` seconds or raise :class:`LoglikMapError` with ``busy_message``."""
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout:
+        raise LoglikMapError(busy_message) from None
+    except OSError as err:
+        raise storage_error(err, Path(lock.lock_file).parent, "lock") from None
+
+
+def remove_path(path: Path) -> None:
+    """Delete a file or a directory tree; a missing path is fine."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def remove_settled(path: Path, quiet: float = 0.1, limit: float = 2.0) -> None:
+    """Delete ``path`` and keep deleting it until it stays gone for ``quiet`` seconds (at most ``limit``).
+
+    After a failed Zarr write, chunk writes already in flight on Zarr's I/O thread can still land
+    (and recreate the folder) after the error reached us.
+    """
+    end = time.monotonic() + limit
+    remove_path(path)
+    while time.monotonic() < end:
+        time.sleep(quiet)
+        if not (path.exists() or path.is_symlink()):
+            return
+        remove_path(path)
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a directory's entries (renames, creations) to disk where the OS allows it."""
+    if os.name != "posix":  # pragma: no cover - Windows cannot open directories
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(path: Path) -> None:
+    """Flush a file, or every file and folder of a tree, to disk."""
+    if path.is_file():
+        with open(path, "rb") as fh:
+            os.fsync(fh.fileno())
+        return
+    for root, _dirs, files in os.walk(path, topdown=False):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as fh:
+                os.fsync(fh.fileno())
+        fsync_dir(Path(root))
+
+
+def recover(path: Path) -> None:
+    """Finish or roll back an interrupted replacement of ``path``; call with its lock held.
+
+    * ``path`` missing but an aside ``.<name>.<uuid>.old`` present: a save died between renaming
+      the old data aside and renaming the new data in, so the old data are renamed back.
+    * ``path`` present and asides left: a save died after the new data were in; the asides are
+      stale copies of replaced data and are deleted.
+    * ``.<name>.<uuid>.partial`` temporaries: writers that died before renaming (the lock proves
+      no writer is alive); deleted.
+    """
+    asides = siblings(path, ASIDE)
+    if asides and not path.exists():
+        newest = asides.pop()
+        os.rename(newest, path)
+        fsync_dir(path.parent)
+        warnings.warn(f"{str(path)!r}: a save that replaced it was interrupted; the previous data were restored "
+                      f"from {newest.name}", DataIntegrityWarning, stacklevel=4)
+    for stale in asides + siblings(path, PARTIAL):
+        remove_path(stale)
+
+
+_HINTS = {
+    errno.ENOSPC: "no space left on the device: free some space or choose another folder",
+    errno.EDQUOT: "disk quota exceeded: free some space or choose another folder",
+    errno.EFBIG: "the file is larger than this system or process allows (ulimit -f)",
+    errno.EACCES: "permission denied: choose a folder you can write to",
+    errno.EPERM: "operation not permitted: choose a folder you can write to",
+    errno.EROFS: "the file system is read-only: choose another folder",
+    errno.ENOENT: "a file or folder vanished while it was being written: check that nothing else deletes it",
+}
+
+
+def storage_error(err: BaseException, path: Path, action: str, *, nothing_replaced: bool = False) -> LoglikMapError:
+    """A :class:`LoglikMapError` naming ``path``, what failed and what to do."""
+    code = getattr(err, "errno", None)
+    hint = _HINTS.get(code) if code is not None else None
+    detail = f"{type(err).__name__}: {err}"
+    if hint is None:
+        hint = "check the folder is writable and has space, then try again"
+    tail = " Nothing was replaced." if nothing_replaced else ""
+    return LoglikMapError(f"could not {action} {str(path)!r} ({detail}); {hint}.{tail}")

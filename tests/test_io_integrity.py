@@ -1,0 +1,233 @@
+"""Saved matrices are checked on open: checksums, format version, units, damaged files, interrupted saves."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from filelock import FileLock
+
+import loglik_map as lm
+from loglik_map import _storage
+from loglik_map.errors import DataIntegrityWarning
+
+
+def _value_bytes_offset(raw: bytes, matrix: lm.LogLikelihoodMatrix) -> int:
+    """Where the log-likelihoods start in an uncompressed netCDF file."""
+    pos = raw.find(matrix.values.tobytes()[:32])
+    assert pos > 0
+    return pos
+
+
+def _chunk_files(store: Path, variable: str = "log_likelihood") -> list[Path]:
+    return sorted(p for p in (store / variable).rglob("*") if p.is_file() and p.name not in ("zarr.json", ".zarray"))
+
+
+def test_saved_file_records_format_and_checksum_but_attrs_round_trip(matrix, tmp_path):
+    matrix.save(tmp_path / "ll.nc")
+    with xr.open_dataset(tmp_path / "ll.nc") as ds:
+        assert ds.attrs["loglik_map_format"] == 1
+        assert str(ds.attrs["loglik_map_checksum"]).startswith("sha256:")
+    back = lm.open_matrix(tmp_path / "ll.nc")
+    assert "loglik_map_checksum" not in back.attrs and back.identical(matrix)
+
+
+@pytest.mark.parametrize("flip", [0, 5, 7])
+def test_a_flipped_byte_in_a_netcdf_file_is_refused_naming_it(matrix, tmp_path, flip):
+    path = tmp_path / "ll.nc"
+    matrix.save(path)
+    raw = bytearray(path.read_bytes())
+    raw[_value_bytes_offset(bytes(raw), matrix) + 8 * 17 + flip] ^= 0x04
+    path.write_bytes(bytes(raw))
+    with pytest.raises(lm.LoglikMapError, match=r"ll\.nc.* is corrupt.*verify=False"):
+        lm.open_matrix(path)
+    if flip == 7:  # the exponent byte: -1e22 nats, which the matrix's own validation refuses too
+        with pytest.raises(lm.LoglikMapError, match="below -10000 nats per byte"):
+            lm.open_matrix(path, verify=False)
+        return
+    changed = lm.open_matrix(path, verify=False)  # on request: read as it is
+    assert (changed.values != matrix.values).sum() == 1
+
+
+def test_a_changed_label_is_caught_by_the_checksum(matrix, tmp_path):
+    path = tmp_path / "ll.nc"
+    matrix.save(path)
+    raw = path.read_bytes()
+    assert raw.count(b"t299") >= 1
+    path.write_bytes(raw.replace(b"t299", b"t2x9"))
+    with pytest.raises(lm.LoglikMapError, match="corrupt"):
+        lm.open_matrix(path)
+
+
+def test_a_flipped_byte_in_a_zarr_chunk_is_refused_naming_it(matrix, tmp_path):
+    path = tmp_path / "ll.zarr"
+    matrix.save(path)
+    for k, chunk in enumerate(_chunk_files(path)):
+        raw = bytearray(chunk.read_bytes())
+        raw[len(raw) // 2 + k] ^= 0x10
+        chunk.write_bytes(bytes(raw))
+    with pytest.raises(lm.LoglikMapError, match=r"ll\.zarr"):
+        lm.open_matrix(path)
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_truncated_or_garbled_files_give_an_error_naming_the_file(matrix, tmp_path, suffix):
+    path = tmp_path / f"ll{suffix}"
+    matrix.save(path)
+    if suffix == ".nc":
+        path.write_bytes(path.read_bytes()[:2000])
+    else:
+        (path / "zarr.json").write_text('{"zarr_format": 3, "node_t', encoding="utf-8")
+    with pytest.raises(lm.LoglikMapError, match=rf"cannot read .*ll\{suffix}.*damaged.*backup"):
+        lm.open_matrix(path)
+    if suffix == ".zarr":
+        matrix.save(tmp_path / "b.zarr")
+        for chunk in _chunk_files(tmp_path / "b.zarr"):
+            chunk.unlink()  # a missing chunk reads as fill values: the checksum catches it
+        with pytest.raises(lm.LoglikMapError, match=r"b\.zarr"):
+            lm.open_matrix(tmp_path / "b.zarr")
+
+
+def _rewrite_attrs(path: Path, **attrs) -> None:
+    with xr.open_dataset(path) as ds:
+        ds = ds.load()
+    ds.attrs.update(attrs)
+    for key, value in attrs.items():
+        if value is None:
+            del ds.attrs[key]
+    os.unlink(path)
+    ds.to_netcdf(path)
+
+
+def test_units_are_checked_bits_converted_others_refused(matrix, tmp_path):
+    path = tmp_path / "ll.nc"
+    matrix.save(path)
+    # a file written by another tool: no format version or checksum, units as it says
+    _rewrite_attrs(path, units="bits", loglik_map_format=None, loglik_map_checksum=None)
+    m = lm.open_matrix(path)
+    np.testing.assert_allclose(m.values, matrix.values * np.log(2), rtol=1e-15)
+    assert m.attrs["units"] == "nats" and m.attrs["units_converted_from"] == "bits"
+    _rewrite_attrs(path, units="bits/byte")
+    with pytest.raises(lm.LoglikMapError, match="units 'bits/byte'.*nats"):
+        lm.open_matrix(path)
+    _rewrite_attrs(path, units=None)
+    with pytest.raises(lm.LoglikMapError, match="no 'units'"):
+        lm.open_matrix(path)
+
+
+def test_a_changed_attribute_is_caught_by_the_checksum(matrix, tmp_path):
+    path = tmp_path / "ll.nc"
+    m = lm.LogLikelihoodMatrix.from_dataarray(matrix.data.assign_attrs(convention="reference"))
+    m.save(path)
+    path.write_bytes(path.read_bytes().replace(b"reference", b"referenCe"))
+    with pytest.raises(lm.LoglikMapError, match="corrupt.*attributes"):
+        lm.open_matrix(path)
+    m.save(path, overwrite=True)
+    _rewrite_attrs(path, units="bits")
+    with pytest.raises(lm.LoglikMapError, match="corrupt"):
+        lm.open_matrix(path)
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_attributes_of_every_kind_round_trip_under_the_checksum(matrix, tmp_path, suffix):
+    attrs = {"one": ["x"], "ints": [1, 2], "f": 0.1, "whole": 3.0, "i": 7, "s": "naïve ✓", "nan": float("nan")}
+    m = lm.LogLikelihoodMatrix.from_dataarray(matrix.data.assign_attrs(**attrs))
+    m.save(tmp_path / f"ll{suffix}")
+    back = lm.open_matrix(tmp_path / f"ll{suffix}")
+    assert back.attrs["s"] == "naïve ✓" and np.isnan(back.attrs["nan"])
+
+
+def test_a_file_from_a_newer_format_is_refused(matrix, tmp_path):
+    path = tmp_path / "ll.nc"
+    matrix.save(path)
+    _rewrite_attrs(path, loglik_map_format=2)
+    with pytest.raises(lm.LoglikMapError, match="newer loglik_map.*upgrade"):
+        lm.open_matrix(path)
+    _rewrite_attrs(path, loglik_map_format="one")
+    with pytest.raises(lm.LoglikMapError, match="format version"):
+        lm.open_matrix(path)
+    _rewrite_attrs(path, loglik_map_format=1, loglik_map_checksum=None)
+    with pytest.raises(lm.LoglikMapError, match="lost its checksum"):
+        lm.open_matrix(path)
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_files_saved_before_checksums_still_open(matrix, tmp_path, suffix):
+    """What earlier versions wrote: the dataset without format and checksum attributes."""
+    from loglik_map.io import _to_dataset
+
+    path = tmp_path / f"old{suffix}"
+    ds = _to_dataset(matrix)
+    ds.to_netcdf(path) if suffix == ".nc" else ds.to_zarr(path, consolidated=False)
+    assert lm.open_matrix(path).identical(matrix)
+
+
+def test_a_save_in_progress_makes_a_second_saver_fail_clearly(matrix, tmp_path):
+    path = tmp_path / "ll.nc"
+    held = FileLock(tmp_path / ".ll.nc.lock")
+    with held:
+        with pytest.raises(lm.LoglikMapError, match="another process is saving"):
+            matrix.save(path)
+    assert not path.exists() and not _storage.siblings(path, "partial")
+    matrix.save(path)
+    assert lm.open_matrix(path).identical(matrix)
+
+
+def test_save_into_a_missing_folder_says_so(matrix, tmp_path):
+    with pytest.raises(lm.LoglikMapError, match="folder .* does not exist"):
+        matrix.save(tmp_path / "no" / "ll.nc")
+
+
+def test_an_interrupted_zarr_replacement_is_rolled_back_on_open(matrix, tmp_path):
+    """The state a kill between 'old store renamed aside' and 'new store renamed in' leaves."""
+    path = tmp_path / "ll.zarr"
+    matrix.save(path)
+    aside = _storage.temp_sibling(path, "old")
+    os.rename(path, aside)
+    matrix.isel(model=[0]).save(_storage.temp_sibling(path, "partial").with_suffix(".zarr"))  # some half-new data
+    with pytest.warns(DataIntegrityWarning, match="interrupted.*restored"):
+        back = lm.open_matrix(path)
+    assert back.identical(matrix) and not aside.exists()
+
+
+def test_the_next_save_clears_what_an_interrupted_save_left(matrix, tmp_path):
+    path = tmp_path / "ll.zarr"
+    matrix.save(path)
+    stale_aside = _storage.temp_sibling(path, "old")  # killed after the new data were renamed in
+    matrix.save(tmp_path / "x.zarr")
+    os.rename(tmp_path / "x.zarr", stale_aside)
+    dead_partial = _storage.temp_sibling(path, "partial")
+    dead_partial.mkdir()
+    other = _storage.temp_sibling(tmp_path / "other.zarr", "partial")  # another target's writer: not ours
+    other.mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataIntegrityWarning)
+        matrix.isel(model=[1]).save(path, overwrite=True)
+    assert not stale_aside.exists() and not dead_partial.exists() and other.exists()
+    assert list(lm.open_matrix(path).models) == ["m1"]
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_a_failed_write_replaces_nothing_and_names_the_file(matrix, tmp_path, suffix, monkeypatch):
+    path = tmp_path / f"ll{suffix}"
+    matrix.save(path)
+    import errno
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("loglik_map.io._write_netcdf" if suffix == ".nc" else "loglik_map.io.write_zarr", disk_full)
+    with pytest.raises(lm.LoglikMapError, match=rf"ll\{suffix}.*no space left.*Nothing was replaced"):
+        matrix.isel(model=[0]).save(path, overwrite=True)
+    assert lm.open_matrix(path).identical(matrix)
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == [path.name]
+
+
+@pytest.mark.parametrize("label", ["nul\x00inside", "lone\ud800surrogate"])
+def test_labels_that_cannot_be_stored_are_refused_when_the_matrix_is_built(label):
+    with pytest.raises(lm.LoglikMapError, match="valid text|NUL|surrogate"):
+        lm.LogLikelihoodMatrix([[-1.0]], models=[label], texts=["a"], n_bytes=[300])
