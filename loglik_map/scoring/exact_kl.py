@@ -336,9 +336,8 @@ def _run(sides: Sequence[PairSide], windows: list[Any], batch_tokens: int, progr
     """Per-token arrays in window order, for the pair ``sides``."""
     import torch
 
-    from .batching import pad_batch
+    from .batching import pad_batch, run_batches
     from .unembed import logit_rows, postprocess_logits
-    from .windows import plan_batches
 
     models, where = _models(sides)
     (ma, sa), (mb, sb) = where
@@ -371,34 +370,9 @@ def _run(sides: Sequence[PairSide], windows: list[Any], batch_tokens: int, progr
             for n, value in zip(names, _pair_chunk(torch, za, zb, targets[p0:p1], work)):
                 result[n][index[p0:p1]] = value
 
-    pending = plan_batches(windows, batch_tokens)[::-1]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(pending), desc=f"exact KL {sides[0].name} vs {sides[1].name}", unit="batch", leave=False)
-    with torch.inference_mode():
-        while pending:
-            batch = pending.pop()
-            try:
-                run_batch(batch)
-            except torch.OutOfMemoryError:
-                if len(batch) == 1:
-                    raise LoglikMapError("out of memory on a single text window; use a smaller max_length (with "
-                                         "long_texts='rolling') or a smaller dtype") from None
-                warnings.warn(f"out of memory on a batch of {len(batch)} windows; splitting it", stacklevel=3)
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-                pending += [batch[len(batch) // 2:], batch[:len(batch) // 2]]
-                if bar is not None:
-                    bar.total += 1
-                continue
-            if bar is not None:
-                bar.update(1)
-        out = {n: v.cpu().numpy() for n, v in result.items()}  # the only wait for the device
-    if bar is not None:
-        bar.close()
-    return out
+    run_batches(windows, batch_tokens, run_batch, what=f"exact KL {sides[0].name} vs {sides[1].name}",
+                desc=f"exact KL {sides[0].name} vs {sides[1].name}", progress=progress)
+    return {n: v.cpu().numpy() for n, v in result.items()}  # the only wait for the device
 
 
 def _batch_budget(sides: Sequence[PairSide]) -> int:

@@ -249,8 +249,10 @@ def test_long_texts_use_the_scorers_windows(model_dirs, tokenizers):
 
 
 def test_pairs_with_different_tokenizers_are_refused_naming_the_difference(model_dirs, tokenizers):
+    neox_scorer, llama_scorer = lm.HFScorer(str(model_dirs["gpt_neox"])), lm.HFScorer(str(model_dirs["llama"]))
     with pytest.raises(lm.LoglikMapError, match="do not share a tokenizer .special tokens differ"):
-        lm.exact_kl(str(model_dirs["gpt_neox"]), str(model_dirs["llama"]), ["some text here"])
+        lm.exact_kl(neox_scorer, llama_scorer, ["some text here"])
+    assert neox_scorer._loaded is None and llama_scorer._loaded is None  # refused before any weights load
     neox = tokenizers["neox"]
     assert tokenizer_difference(neox, tiny.train_tokenizer("neox", vocab_size=300)) == \
         "vocabulary sizes differ: 384 vs 300 tokens"
@@ -346,3 +348,28 @@ def test_estimator_beside_the_exact_kl_for_the_pairs_of_a_map(model_dirs, texts)
         lm.estimator_vs_exact(mm, texts[:5], [("a", "b")])
     with pytest.raises(lm.LoglikMapError, match="not on the map"):
         lm.estimator_vs_exact(mm, texts, [("a", "nope")])
+
+
+def test_out_of_memory_splits_batches_as_the_scorer_does(model_dirs, texts):
+    """exact_kl runs its batches through the scorer's driver (run_batches): a simulated device that
+    runs out of memory above 300 tokens per forward pass costs retries, not results."""
+    texts = texts[:8]
+    a = lm.HFScorer(str(model_dirs["gpt_neox"]), batch_tokens=4096)
+    b = lm.HFScorer(str(model_dirs["gpt_neox_b"]), batch_tokens=4096)
+    expected = lm.exact_kl(a, b, texts)
+    seen = []
+
+    def small_device(module, args, kwargs):
+        seen.append(kwargs["input_ids"].numel())
+        if seen[-1] > 300:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    handle = b._load().model.base_model.register_forward_pre_hook(small_device, with_kwargs=True)
+    try:
+        with pytest.warns(UserWarning, match="exact KL .* out of memory at .* padded tokens per batch"):
+            got = lm.exact_kl(a, b, texts)
+    finally:
+        handle.remove()
+    np.testing.assert_allclose(got.kl_ab.values, expected.kl_ab.values, rtol=1e-6)
+    np.testing.assert_array_equal(got.token_same_top.values, expected.token_same_top.values)
+    assert max(seen) > 300 and sum(n <= 300 for n in seen) > 2
