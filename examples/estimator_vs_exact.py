@@ -15,6 +15,7 @@ It writes ``pairs.csv`` (every pair) and prints the per-setting summary as an RS
 """
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -45,15 +46,37 @@ def settings(zoo: "lm.zoo.Zoo") -> dict:
     }
 
 
+def by_domain(mm: "lm.ModelMap", texts: "lm.TextSet", a: str, b: str) -> None:
+    """The map's KL and the exact symmetric KL of one pair within each domain of the texts, and the
+    share of var(ℓ_a − ℓ_b) that lies between the domains' means."""
+    ds = lm.exact_kl(*(lm.ModelSpec(mm.coordinates.source_model.values[mm._index(m)]) for m in (a, b)), texts,
+                     device="cpu")
+    u = mm.matrix.values[mm._index(a)] - mm.matrix.values[mm._index(b)]
+    domain = np.asarray(ds.domain.values)
+    print(f"\n{a} vs {b}, by domain (bits/byte):")
+    for d in np.unique(domain):
+        k = domain == d
+        scale = ds.n_bytes.values[k].mean() * np.log(2)
+        est, exact = np.var(u[k]) / 2 / scale, ds.kl_sym.values[k].mean() / scale
+        print(f"  {d:<18} {k.sum():4d} texts  map {est:.4g}  exact {exact:.4g}  ratio {est / exact:.3g}  "
+              f"mean(ℓ_a − ℓ_b) {u[k].mean() / scale:+.3f}")
+    means = pd.Series(u).groupby(domain).transform("mean").values
+    print(f"  share of var(ℓ_a − ℓ_b) between domains: {np.var(means) / np.var(u):.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--zoo-dir", default=None, help="zoo cache (default $LOGLIK_MAP_ZOO or ~/.cache/loglik_map/zoo)")
     ap.add_argument("--out", default="zoo-exact", help="run store and results")
     ap.add_argument("--n-texts", type=int, default=800)
+    ap.add_argument("--zoo-config", default=None,
+                    help='ZooConfig fields as JSON, e.g. \'{"batch_size": 16, "seq_len": 128, "max_positions": 256}\' '
+                         "(the zoo of the documentation's table)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    zoo = lm.zoo.build_zoo(args.zoo_dir)
+    config = lm.zoo.ZooConfig(**json.loads(args.zoo_config)) if args.zoo_config else None
+    zoo = lm.zoo.build_zoo(args.zoo_dir, config)
     texts = load_texts("mini").sample(args.n_texts, seed=42)
     store = out / f"scores-{zoo.config.fingerprint()}-n{len(texts)}.store"
     print(lm.score_models(zoo.specs(), texts, store, device="cpu"))
@@ -73,6 +96,9 @@ def main() -> None:
     print(f"\n{matrix.n_models} rows × {matrix.n_texts} texts, B̄ = {matrix.mean_bytes:.1f} bytes; zoo "
           f"{zoo.config.fingerprint()}; medians over the pairs of each setting (bits/byte)\n")
     print(summary.to_string(float_format=lambda x: f"{x:.3g}"))
+    for a, b in ((f"{zoo.run_names[0]}@{zoo.config.steps}", f"{zoo.run_names[0]}-{zoo.config.finetune_domains[0]}"),
+                 tuple(df[df.setting == "consecutive checkpoints, second half"].iloc[-1][["a", "b"]])):
+        by_domain(mm, texts, a, b)
     print("\nPooled: Spearman correlation of map and exact KL over all pairs "
           f"{pd.Series(df.map_kl).corr(pd.Series(df.exact_sym), method='spearman'):.3f}; "
           f"log-log slope {np.polyfit(np.log(df.exact_sym), np.log(df.map_kl), 1)[0]:.3f}")
