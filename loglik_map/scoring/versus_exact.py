@@ -19,13 +19,14 @@ What the two numbers are (both in bits/byte, averaged over texts the same way):
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..errors import LoglikMapError
+from ..errors import LoglikMapError, LoglikMapWarning
 from ..matrix import LogLikelihoodMatrix
 from ..modelmap import ModelMap
 from ..texts import TextSet
@@ -35,7 +36,7 @@ from .exact_kl import VocabularyMismatch, exact_kl
 __all__ = ["estimator_vs_exact"]
 
 _COLUMNS = ("setting", "a", "b", "map_kl", "map_se", "exact_sym", "exact_sym_se", "exact_ab", "exact_ab_se",
-            "exact_ba", "exact_ba_se", "ratio", "ratio_se", "rerun_kl", "token_kl_ab", "same_top", "reason")
+            "exact_ba", "exact_ba_se", "ratio", "ratio_se", "rerun_kl", "loglik_mismatch", "token_kl_ab", "same_top", "reason")
 _DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -112,6 +113,29 @@ def _ratio_se(t: np.ndarray, e: np.ndarray) -> tuple[float, float]:
     return r, float(np.sqrt(np.sum((t - r * e) ** 2)) / (t.size * e.mean()))
 
 
+#: Largest difference (nats per byte of a text) between the map's log-likelihoods and those of the
+#: exact-KL run before the two are said to be computed on different tokens.
+MISMATCH_NATS_PER_BYTE = 1e-3
+
+
+def _mismatch(mm: ModelMap, setting: str, names: tuple[str, str], rerun: tuple[np.ndarray, np.ndarray]) -> float:
+    """Largest |ℓ_map − ℓ_exact| over both models and all texts, nats per byte; warned when large."""
+    floor = float(mm.matrix.attrs.get("clip_value_nats", -np.inf))  # clipped entries are not comparable
+    worst = 0.0
+    for n, r in zip(names, rerun):
+        row = mm.matrix.values[mm._index(n)]
+        kept = row > floor
+        worst = max(worst, float(np.max(np.abs(row - r)[kept] / mm.matrix.n_bytes[kept], initial=0.0)))
+    if worst > MISMATCH_NATS_PER_BYTE:
+        where = f" ({setting})" if setting else ""
+        warnings.warn(f"{names[0]} vs {names[1]}{where}: the exact KL's log-likelihoods differ from the map's by up to "
+                      f"{worst:.3g} nats per byte, so the two were computed on different tokens or with different "
+                      "weights (max_length, long_texts, dtype or device not as when the map was scored); pass "
+                      "models= and scoring options that reproduce the map (see the loglik_mismatch column)",
+                      LoglikMapWarning, stacklevel=3)
+    return worst
+
+
 def estimator_vs_exact(source: ModelMap | LogLikelihoodMatrix, texts: TextSet | Sequence[str], pairs: Any, *,
                        models: Mapping[str, Any] | None = None, progress: bool = False,
                        **options: Any) -> pd.DataFrame:
@@ -141,7 +165,10 @@ def estimator_vs_exact(source: ModelMap | LogLikelihoodMatrix, texts: TextSet | 
     pandas.DataFrame
         One row per pair, in bits/byte: ``map_kl``, ``map_se``; ``exact_sym`` (½(KL_ab + KL_ba)),
         ``exact_ab``, ``exact_ba`` with SEs over texts; ``ratio`` = map_kl / exact_sym and its
-        paired delta-method ``ratio_se``; ``rerun_kl``, the map's estimator on the log-likelihoods
+        paired delta-method ``ratio_se``; ``loglik_mismatch``, the largest difference between the
+        map's log-likelihoods and the exact-KL run's (nats per byte; above
+        :data:`MISMATCH_NATS_PER_BYTE` it is warned about: the two saw different tokens or
+        weights); ``rerun_kl``, the map's estimator on the log-likelihoods
         of this run (unclipped); ``token_kl_ab`` (mean per-token KL(a‖b), nats) and ``same_top``;
         ``reason`` (why a pair has no exact value, else ""). Models are loaded once and unloaded
         when no later pair needs them; layers of one model share its forward passes.
@@ -176,6 +203,7 @@ def estimator_vs_exact(source: ModelMap | LogLikelihoodMatrix, texts: TextSet | 
             u = L[mm._index(a)] - L[mm._index(b)]
             row["ratio"], row["ratio_se"] = _ratio_se((u - u.mean()) ** 2 / 2, ds.kl_sym.values)
             row["rerun_kl"] = float(np.var(ds.logp_a.values - ds.logp_b.values)) / (2 * scale)
+            row["loglik_mismatch"] = _mismatch(mm, setting, (a, b), (ds.logp_a.values, ds.logp_b.values))
             row["token_kl_ab"] = float(ds.token_kl_ab_mean)
             row["same_top"] = float(ds.same_top)
         for name in (a, b):

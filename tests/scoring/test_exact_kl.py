@@ -318,6 +318,7 @@ def test_huge_kls_where_the_exponentials_overflow():
 
 # ---------------------------------------------------------------------- the estimator beside the exact value
 @pytest.mark.filterwarnings("ignore::loglik_map.UnreliableEstimateWarning")
+@pytest.mark.filterwarnings("error::loglik_map.LoglikMapWarning")
 def test_estimator_beside_the_exact_kl_for_the_pairs_of_a_map(model_dirs, texts):
     texts = texts[:12]
     a, b, llama = str(model_dirs["gpt_neox"]), str(model_dirs["gpt_neox_b"]), str(model_dirs["llama"])
@@ -344,6 +345,15 @@ def test_estimator_beside_the_exact_kl_for_the_pairs_of_a_map(model_dirs, texts)
     layer = df.iloc[3]
     direct = lm.exact_kl(a, a, texts, layer_a=1, layer_b=2)
     assert layer.exact_ba == pytest.approx(float(direct.kl_ba_bits_per_byte), rel=1e-9)
+    assert df.loglik_mismatch.max() < 1e-5
+    # a map scored with a shorter context than the exact run's: said, not silently compared
+    short = lm.LogLikelihoodMatrix.concat([lm.HFScorer(a, name="a", max_length=16).score(texts),
+                                           lm.HFScorer(b, name="b").score(texts)])
+    with pytest.warns(lm.LoglikMapWarning, match="differ from the map's by up to .* nats per byte"):
+        off = lm.estimator_vs_exact(lm.ModelMap(short), texts, [("a", "b")])
+    assert off.loglik_mismatch[0] > 1e-3
+    clipped = lm.estimator_vs_exact(lm.ModelMap(matrix.clip(0.2)), texts, [("a", "b")])  # no warning: see filter
+    assert clipped.loglik_mismatch[0] < 1e-5 and clipped.map_kl[0] != seeds.map_kl
     with pytest.raises(lm.LoglikMapError, match="not among the texts given"):
         lm.estimator_vs_exact(mm, texts[:5], [("a", "b")])
     with pytest.raises(lm.LoglikMapError, match="not on the map"):
