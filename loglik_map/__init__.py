@@ -55,6 +55,13 @@ from .texts import TextSet, split_utf8
 from .trajectory import Trajectory
 from .weights import weight_distances
 
+# ---- issue 15: exact token-level KL beside the estimator, paired tests, exponent uncertainty
+from .paired import KLDifference, closer, kl_difference, nearest_neighbours
+from .scoring.exact_kl import exact_kl
+from .scoring.kl_summary import exact_kl_report
+from .scoring.versus_exact import estimator_vs_exact
+from .uncertainty import BootstrapEstimate, exponent_interval, exponent_intervals, holder_interval
+
 __all__ = [
     "__version__",
     "HolderEstimate",
@@ -120,4 +127,16 @@ __all__ = [
     "open_matrix",
     "set_options",
     "text_id",
+    # issue 15
+    "BootstrapEstimate",
+    "KLDifference",
+    "closer",
+    "estimator_vs_exact",
+    "exact_kl",
+    "exact_kl_report",
+    "exponent_interval",
+    "exponent_intervals",
+    "holder_interval",
+    "kl_difference",
+    "nearest_neighbours",
 ]

@@ -352,6 +352,20 @@ class ModelMap:
             name="kl",
         )
 
+    def paired(self, a: str, b: str, c: str, *, unit: str = "bits/byte", method: str = "delta"):
+        """Is ``a`` closer to ``b`` than to ``c``? ``KL(a, b) − KL(a, c)`` with an SE from the paired
+        texts (:func:`loglik_map.paired.closer`; a :class:`~loglik_map.paired.KLDifference`)."""
+        from .paired import closer
+
+        return closer(self, a, b, c, unit=unit, method=method)
+
+    def distinguishable_neighbours(self, model: str, k: int | None = None, **kwargs: Any) -> xr.Dataset:
+        """Neighbours of ``model`` tested against the nearest one
+        (:func:`loglik_map.paired.nearest_neighbours`, same keywords)."""
+        from .paired import nearest_neighbours
+
+        return nearest_neighbours(self, model, k, **kwargs)
+
     # ------------------------------------------------------------------ new models
     def project(self, other: LogLikelihoodMatrix | xr.DataArray, *, unit: str = "bits/byte") -> ModelProjection:
         """Place new models (scored on the same texts) on this map without moving the mapped ones.

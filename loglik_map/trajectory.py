@@ -428,7 +428,8 @@ class Trajectory:
         return fit_power_law(*got, t0=t0, window=window)
 
     def diffusion_exponents(self, window: int = 10, min_start: float | None = None, group: Hashable | None = None,
-                            *, window_on: str = "grid") -> xr.Dataset:
+                            *, window_on: str = "grid", n_boot: int | None = None, seed: int | None = 0,
+                            confidence_level: float = 0.95) -> xr.Dataset:
         """c(t0) and r²(t0) for every start with a full window (Fig. 5 right, Table 3).
 
         With ``window_on="grid"`` (default, as the paper's ``fig5.py``) the starts are the grid
@@ -443,8 +444,15 @@ class Trajectory:
             Over a ``start`` dimension: ``exponent``, ``r2``, ``stderr``, ``n_points``, ``reason``
             (``""`` where the fit exists), with coordinates ``group``, ``t0`` and ``model_t0``.
             Combine with ``.where(ds.group == g, drop=True)``; drop the NaN rows with
-            ``ds.where(ds.reason == "", drop=True)``.
+            ``ds.where(ds.reason == "", drop=True)``. With ``n_boot`` (and ``seed``,
+            ``confidence_level``): the regression's interval and a bootstrap-over-texts interval
+            beside it (:func:`loglik_map.uncertainty.exponent_intervals`).
         """
+        if n_boot is not None:
+            from .uncertainty import exponent_intervals
+
+            return exponent_intervals(self, window, min_start, group, window_on=window_on, n_boot=n_boot, seed=seed,
+                                      confidence_level=confidence_level)
         _check_window_on(window_on)
         if window < 2:
             raise LoglikMapError("window must be at least 2 points")
