@@ -33,13 +33,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _memory import reset_peak, rss_kib
+from _memory import timed_runs
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -79,6 +78,20 @@ def build(folder: Path, hidden: int, layers: int, vocab: int, n_texts: int) -> N
     (folder / "info.json").write_text(json.dumps({"n_params": n_params, "hidden": hidden, "layers": layers,
                                                   "vocab": len(fast),
                                                   "mean_bytes": float(np.mean(texts.n_bytes))}))
+
+
+def parse_arguments(doc: str) -> argparse.Namespace:
+    """The model shape, text count, repeats, device and dtype options (shared with bench_exact_kl.py)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--texts", type=int, default=240)
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--layers", type=int, default=6)
+    ap.add_argument("--vocab", type=int, default=8192)
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs per method; the best is reported")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    ap.add_argument("--worker", nargs=2, metavar=("METHOD", "FOLDER"), help=argparse.SUPPRESS)
+    return ap.parse_args()
 
 
 def worker(method: str, folder: Path, repeat: int, device: str, dtype: str) -> dict:
@@ -134,36 +147,12 @@ def worker(method: str, folder: Path, repeat: int, device: str, dtype: str) -> d
             return [[float(r) for r in hflm.loglikelihood_rolling(reqs, disable_tqdm=True)]]
     else:
         raise SystemExit(f"unknown method {method!r}")
-    base = rss_kib("VmRSS")
-    reset_peak()
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-        gpu_base = torch.cuda.memory_allocated()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        values = run()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    out.update(seconds=min(times), all_seconds=times, values=values,
-               peak_extra_mib=(rss_kib("VmHWM") - base) / 1024)
-    if device.startswith("cuda"):  # on a GPU, device memory is what counts
-        out["peak_extra_mib"] = (torch.cuda.max_memory_allocated() - gpu_base) / 2**20
+    out.update(timed_runs(run, repeat, device))
     return out
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--texts", type=int, default=240)
-    ap.add_argument("--hidden", type=int, default=256)
-    ap.add_argument("--layers", type=int, default=6)
-    ap.add_argument("--vocab", type=int, default=8192)
-    ap.add_argument("--repeat", type=int, default=3, help="timed runs per method; the best is reported")
-    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    ap.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    ap.add_argument("--worker", nargs=2, metavar=("METHOD", "FOLDER"), help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    args = parse_arguments(__doc__)
     if args.worker:
         method, folder = args.worker
         result = worker(method, Path(folder), args.repeat, args.device, args.dtype)

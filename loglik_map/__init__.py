@@ -32,12 +32,17 @@ from .core import LogLikelihoodMatrix, double_center
 from .texts import TextSet, load_texts, split_utf8, text_id
 from .io import convert_modelmap_pickle, open_matrix, save_matrix
 
-# The model map: KL divergences and their standard errors
-from .core import ConfidenceInterval, KLEstimate, ModelMap, ModelProjection
+# The model map: KL divergences and their standard errors; paired tests on the same texts
+from .core import ConfidenceInterval, KLDifference, KLEstimate, ModelMap, ModelProjection
+from .core import closer, kl_difference, nearest_neighbours
 from .options import get_options, set_options
 
-# Trajectories, diffusion and outliers of training runs
+# Trajectories, diffusion and outliers of training runs; intervals of the exponents
 from .dynamics import (
+    BootstrapEstimate,
+    exponent_interval,
+    exponent_intervals,
+    holder_interval,
     HolderEstimate,
     PowerLawFit,
     PreprocessingResult,
@@ -101,6 +106,9 @@ from . import core, dynamics, io, scale, stats, synthetic, texts
 if TYPE_CHECKING:  # imported on first use (see __getattr__)
     from . import demo, plotting, scoring
     from .scoring import HFScorer, LogitLensScorer, ModelSpec, RunSummary, Scorer, score_models
+    from .scoring.exact_kl import exact_kl
+    from .scoring.kl_summary import exact_kl_report
+    from .scoring.versus_exact import estimator_vs_exact
 
 install_module_aliases()
 
@@ -113,6 +121,10 @@ _LAZY = {
     "RunSummary": "loglik_map.scoring",
     "Scorer": "loglik_map.scoring",
     "score_models": "loglik_map.scoring",
+    # The exact token-level KL beside the map's estimate (scores models: torch)
+    "estimator_vs_exact": "loglik_map.scoring.versus_exact",
+    "exact_kl": "loglik_map.scoring.exact_kl",
+    "exact_kl_report": "loglik_map.scoring.kl_summary",
     # Sub-packages
     "scoring": "loglik_map.scoring",
     "plotting": "loglik_map.plotting",
@@ -140,10 +152,14 @@ __all__ = [
     "text_id",
     # The model map
     "ConfidenceInterval",
+    "KLDifference",
     "KLEstimate",
     "ModelMap",
     "ModelProjection",
+    "closer",
     "get_options",
+    "kl_difference",
+    "nearest_neighbours",
     "set_options",
     # Scoring models
     "HFScorer",
@@ -152,16 +168,24 @@ __all__ = [
     "RunSummary",
     "Scorer",
     "score_models",
+    # The exact KL beside the map's estimate
+    "estimator_vs_exact",
+    "exact_kl",
+    "exact_kl_report",
     # Trajectories, diffusion and outliers
+    "BootstrapEstimate",
     "HolderEstimate",
     "PowerLawFit",
     "PreprocessingResult",
     "SpiralPeriod",
     "Trajectory",
     "drop_outlier_texts",
+    "exponent_interval",
+    "exponent_intervals",
     "fit_power_law",
     "flag_outlier_models",
     "holder_exponent",
+    "holder_interval",
     "outlier_text_scores",
     "preprocess_pretraining",
     "spiral_period",

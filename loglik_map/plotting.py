@@ -20,7 +20,8 @@ from .dynamics.fits import PowerLawFit
 from .dynamics.trajectory import Trajectory
 from .errors import require_extra
 
-__all__ = ["plot_diffusion_exponents", "plot_displacement", "plot_kl_scale", "plot_map", "plot_step_kl"]
+__all__ = ["plot_diffusion_exponents", "plot_displacement", "plot_exponent_intervals", "plot_kl_scale", "plot_map",
+           "plot_step_kl"]
 
 
 def _plt():
@@ -145,10 +146,46 @@ def plot_diffusion_exponents(loglik: xr.Dataset, weights: xr.Dataset | None = No
             continue
         for g in ordered_unique(ds["group"].values):
             sel = ds["group"].values == g
-            ax.plot(ds["t0"].values[sel], ds["exponent"].values[sel], marker=".",
-                    ls="-" if name == "log-likelihood" else "--", label=f"{name} {g}" if g != "all" else name)
+            line, = ax.plot(ds["t0"].values[sel], ds["exponent"].values[sel], marker=".",
+                            ls="-" if name == "log-likelihood" else "--", label=f"{name} {g}" if g != "all" else name)
+            if "bootstrap_low" in ds:  # intervals from loglik_map.uncertainty.exponent_intervals
+                ax.fill_between(ds["t0"].values[sel], ds["bootstrap_low"].values[sel], ds["bootstrap_high"].values[sel],
+                                color=line.get_color(), alpha=0.2, lw=0)
     ax.axhline(1.0, color="grey", lw=0.8)
     ax.set_xlabel("t0")
+    ax.set_ylabel("diffusion exponent c")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_exponent_intervals(exponents: xr.Dataset, *, ax: Any = None, label: str = "c(t0)", truth: float | None = None):
+    """c(t0) with its bootstrap-over-texts interval (band) and the regression's interval (error bars).
+
+    Parameters
+    ----------
+    exponents : xarray.Dataset
+        From :func:`loglik_map.uncertainty.exponent_intervals` (or
+        ``Trajectory.diffusion_exponents(..., n_boot=...)``); with ``n_boot=0`` only the
+        regression's intervals are drawn.
+    label : str
+    truth : float, optional
+        A known exponent (synthetic ground truth), drawn as a horizontal line.
+    """
+    ax = _axes(ax)
+    level = 100 * float(exponents.attrs.get("confidence_level", 0.95))
+    for g in dict.fromkeys(exponents["group"].values.tolist()):
+        sel = exponents["group"].values == g
+        t0, c = exponents["t0"].values[sel], exponents["exponent"].values[sel]
+        name = label if g == "all" else f"{label} {g}"
+        err = np.vstack([c - exponents["regression_low"].values[sel], exponents["regression_high"].values[sel] - c])
+        bars = ax.errorbar(t0, c, yerr=err, fmt=".", capsize=2, label=f"{name}, regression {level:g} %")
+        if "bootstrap_low" in exponents:
+            ax.fill_between(t0, exponents["bootstrap_low"].values[sel], exponents["bootstrap_high"].values[sel],
+                            color=bars[0].get_color(), alpha=0.25, lw=0,
+                            label=f"bootstrap over texts {level:g} % ({exponents.attrs.get('n_boot')} draws)")
+    if truth is not None:
+        ax.axhline(truth, color="k", lw=0.8, ls=":", label="true exponent")
+    ax.set_xlabel(str(exponents.attrs.get("order", "t0")))
     ax.set_ylabel("diffusion exponent c")
     ax.legend(fontsize="small")
     return ax

@@ -12,6 +12,7 @@ from .centering import double_center
 from .groups import ordered_groups
 from .matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
 from .modelmap import MIN_TEXTS_FOR_SE, PAIR_DIM, ModelMap, ModelProjection
+from .paired import KLDifference, closer, kl_difference, nearest_neighbours
 from .results import ConfidenceInterval, KLEstimate
 
 __all__ = [
@@ -20,10 +21,14 @@ __all__ = [
            "PAIR_DIM",
            "TEXT_DIM",
            "ConfidenceInterval",
+           "KLDifference",
            "KLEstimate",
            "LogLikelihoodMatrix",
            "ModelMap",
            "ModelProjection",
+           "closer",
            "double_center",
+           "kl_difference",
+           "nearest_neighbours",
            "ordered_groups",
 ]

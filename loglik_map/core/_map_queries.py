@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from ..errors import LoglikMapError
+from ._paired_math import KLDifference, kl_difference_on, nearest_neighbours_on
 from ._validation import MODEL_DIM
 from .results import KLEstimate
 
@@ -17,7 +18,7 @@ __all__ = ["MapQueries"]
 
 
 class MapQueries:
-    """:meth:`compare`, :meth:`pairs` and :meth:`nearest` of :class:`~loglik_map.ModelMap`."""
+    """:meth:`compare`, :meth:`pairs`, :meth:`nearest` and the paired tests of :class:`~loglik_map.ModelMap`."""
 
     __slots__ = ()
 
@@ -122,3 +123,40 @@ class MapQueries:
             attrs={"units": unit, "reference_model": model},
             name="kl",
         )
+
+    def paired(self, a: str, b: str, c: str, *, unit: str = "bits/byte", method: str = "delta") -> KLDifference:
+        """Is ``a`` closer to ``b`` than to ``c``? ``KL(a, b) − KL(a, c)`` with an SE paired over texts.
+
+        Parameters
+        ----------
+        a, b, c : str
+            Model names.
+        unit : {"bits/byte", "nats"}
+            Unit of the KLs.
+        method : {"delta", "jackknife"}
+            How the SE of the difference is computed (:mod:`loglik_map.core.paired`).
+
+        Returns
+        -------
+        KLDifference
+            Negative: ``b`` is closer (as :func:`loglik_map.closer`).
+        """
+        return kl_difference_on(self, (a, b), (a, c), unit=unit, method=method)  # type: ignore[arg-type]
+
+    def distinguishable_neighbours(self, model: str, k: int | None = None, **options: Any) -> xr.Dataset:
+        """Neighbours of ``model`` tested against the nearest one (as :func:`loglik_map.nearest_neighbours`).
+
+        Parameters
+        ----------
+        model : str
+            The reference model.
+        k : int, optional
+            Keep the ``k`` nearest.
+        **options
+            ``level``, ``unit``, ``method``, ``correction`` of :func:`loglik_map.nearest_neighbours`.
+
+        Returns
+        -------
+        xarray.Dataset
+        """
+        return nearest_neighbours_on(self, model, k, **options)  # type: ignore[arg-type]

@@ -13,8 +13,25 @@ from .outliers import drop_outlier_texts, flag_outlier_models, outlier_text_scor
 from .preprocessing import PreprocessingResult, preprocess_pretraining
 from .spiral import SpiralPeriod, spiral_period
 from .trajectory import Trajectory
+from .uncertainty import BootstrapEstimate, exponent_interval, exponent_intervals, holder_interval
 from .weights import weight_distances
 
-__all__ = ["HolderEstimate", "PowerLawFit", "PreprocessingResult", "SpiralPeriod", "Trajectory", "drop_outlier_texts",
-           "fit_power_law", "flag_outlier_models", "holder_exponent", "outlier_text_scores", "preprocess_pretraining",
-           "spiral_period", "weight_distances"]
+__all__ = [
+    "BootstrapEstimate",
+    "HolderEstimate",
+    "PowerLawFit",
+    "PreprocessingResult",
+    "SpiralPeriod",
+    "Trajectory",
+    "drop_outlier_texts",
+    "exponent_interval",
+    "exponent_intervals",
+    "fit_power_law",
+    "flag_outlier_models",
+    "holder_exponent",
+    "holder_interval",
+    "outlier_text_scores",
+    "preprocess_pretraining",
+    "spiral_period",
+    "weight_distances",
+]

@@ -16,6 +16,7 @@ import xarray as xr
 from ..core.matrix import MODEL_DIM
 from ..errors import LoglikMapError
 from .fits import PowerLawFit, fit_power_law
+from .uncertainty import exponent_intervals
 
 if TYPE_CHECKING:
     from ._layout import TrajectoryLayout
@@ -152,7 +153,8 @@ class TrajectoryDiffusion:
         return fit_power_law(*got, t0=t0, window=window)
 
     def diffusion_exponents(self, window: int = 10, min_start: float | None = None, group: Hashable | None = None,
-                            *, window_on: str = "grid") -> xr.Dataset:
+                            *, window_on: str = "grid", n_boot: int | None = None, seed: int | None = 0,
+                            confidence_level: float = 0.95) -> xr.Dataset:
         """c(t0) and r²(t0) for every start with a full window (Fig. 5 right, Table 3).
 
         With ``window_on="grid"`` (default, as the paper's ``fig5.py``) the starts are the grid
@@ -171,6 +173,13 @@ class TrajectoryDiffusion:
             One trajectory only (default: all).
         window_on : {"grid", "remaining"}
             As for :meth:`diffusion_exponent`.
+        n_boot : int, optional
+            Also give the regression's interval and a bootstrap-over-texts interval from this
+            many resamples (:func:`loglik_map.exponent_intervals`).
+        seed : int, optional
+            Seed of the bootstrap.
+        confidence_level : float, default 0.95
+            Coverage of the intervals.
 
         Returns
         -------
@@ -178,8 +187,11 @@ class TrajectoryDiffusion:
             Over a ``start`` dimension: ``exponent``, ``r2``, ``se``, ``n_points``, ``reason``
             (``""`` where the fit exists), with coordinates ``group``, ``t0`` and ``model_t0``.
             Combine with ``.where(ds.group == g, drop=True)``; drop the NaN rows with
-            ``ds.where(ds.reason == "", drop=True)``.
+            ``ds.where(ds.reason == "", drop=True)``. With ``n_boot``, the intervals beside them.
         """
+        if n_boot is not None:
+            return exponent_intervals(self, window, min_start, group, window_on=window_on,  # type: ignore[arg-type]
+                                      n_boot=n_boot, seed=seed, confidence_level=confidence_level)
         _check_window_on(window_on)
         if window < 2:
             raise LoglikMapError("window must be at least 2 points")

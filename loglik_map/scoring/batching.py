@@ -9,6 +9,7 @@ into log-probabilities. Everything here is torch code, imported when a model is 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from ..errors import LoglikMapError
 from .unembed import Head, logit_rows, target_logprobs
 from .windows import Window, plan_batches
 
-__all__ = ["CPU_BATCH_TOKENS", "MAX_BATCH_TOKENS", "auto_batch_tokens", "pad_batch", "score_windows"]
+__all__ = ["CPU_BATCH_TOKENS", "MAX_BATCH_TOKENS", "auto_batch_tokens", "pad_batch", "run_batches", "score_windows"]
 
 #: Padded tokens per batch on a CPU (``batch_tokens="auto"``): larger batches gain nothing there.
 CPU_BATCH_TOKENS = 8192
@@ -144,6 +145,24 @@ def score_windows(loaded: Any, windows: list[Window], batch_tokens: int, lens_no
             per_position[rows_h, positions_h] = logp.to(torch.float64)  # deterministic, unlike index_add_ on GPUs
             sums[r, where] = per_position.sum(dim=1)
 
+    run_batches(windows, batch_tokens, score_batch, what=f"model {desc!r}", desc=desc, progress=progress)
+    out = sums.cpu().numpy()  # the only wait for the device
+    return out
+
+
+def run_batches(windows: list[Window], batch_tokens: int, run_batch: Callable[[list[int]], None], *,
+                what: str, desc: str = "", progress: bool = False) -> None:
+    """Call ``run_batch(batch)`` for every batch of :func:`plan_batches`, under ``torch.inference_mode``.
+
+    ``run_batch`` gets the indices of the windows of one batch and must leave its results where
+    they belong whatever the batching (results must not depend on how windows are batched). A
+    batch that runs out of device memory is split in two and later batches are kept under half
+    its padded size (with a warning), so a too-large ``batch_tokens`` costs time, not results;
+    out of memory on a single window is an error. ``what`` names the job in those messages
+    (e.g. ``"model 'pythia-70m'"``); ``desc`` labels the progress bar (``progress=True``).
+    """
+    import torch
+
     pending = plan_batches(windows, batch_tokens)[::-1]  # a stack: the next batch is last
     bar = None
     if progress:
@@ -158,7 +177,7 @@ def score_windows(loaded: Any, windows: list[Window], batch_tokens: int, lens_no
             if limit is None or padded <= limit or len(batch) == 1:
                 ran_out = False
                 try:
-                    score_batch(batch)
+                    run_batch(batch)
                 except torch.OutOfMemoryError:
                     ran_out = True  # handled below, outside the except block, so the pass's tensors are freed
                 if not ran_out:
@@ -167,19 +186,17 @@ def score_windows(loaded: Any, windows: list[Window], batch_tokens: int, lens_no
                     continue
                 if len(batch) == 1:
                     raise LoglikMapError(
-                        f"model {desc!r}: out of memory on a single text window of {padded} tokens; "
+                        f"{what}: out of memory on a single text window of {padded} tokens; "
                         "use a smaller max_length (with long_texts='rolling'), a smaller dtype or more devices")
                 limit = padded // 2
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
-                warnings.warn(f"model {desc!r}: out of memory at {padded} padded tokens per batch; going on "
+                warnings.warn(f"{what}: out of memory at {padded} padded tokens per batch; going on "
                               f"with at most {limit} (batch_tokens={batch_tokens} is too large for this device)",
-                              stacklevel=2)
+                              stacklevel=3)
             half = len(batch) // 2  # results do not depend on how texts are batched
             pending += [batch[half:], batch[:half]]
             if bar is not None:
                 bar.total += 1
-        out = sums.cpu().numpy()  # the only wait for the device
     if bar is not None:
         bar.close()
-    return out

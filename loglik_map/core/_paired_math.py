@@ -1,0 +1,257 @@
+"""The computations of the paired comparisons (:mod:`loglik_map.core.paired`): KL differences with paired SEs.
+
+Two KL estimates of a map share their texts, so their errors are correlated: the SE of a
+difference is not ``sqrt(se₁² + se₂²)``. A pair's KL is ``var(ℓ_a − ℓ_b) / (2 B̄ ln 2)``, the mean
+over texts of ``t_k = (u_k − ū)² / (2 B̄ ln 2)`` with ``u = ℓ_a − ℓ_b`` (:ref:`method-se`). The difference
+of two KLs is the mean of the per-text differences ``t_k − t'_k``; its standard error treats the
+texts, not the two estimates, as independent:
+
+``"delta"`` (default)
+    ``sqrt(Σ_k (d_k − d̄)²) / N`` with ``d_k = t_k − t'_k`` — the delta method, the same
+    formula (and the same population normalisation) as the map's own SE (App. C), which it
+    reproduces when the second pair is a model and itself.
+``"jackknife"``
+    The leave-one-text-out jackknife of the difference, with both variances recomputed (their
+    means included) without each text.
+
+Both are calibrated on synthetic data in ``tests/test_paired.py`` (coverage of nominal 95 %
+intervals over 400 replicates).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import xarray as xr
+from scipy import stats
+
+from ..errors import LoglikMapError
+from ..units import check_unit, nats_per_bit_per_byte
+from .matrix import MODEL_DIM
+from .results import ConfidenceInterval
+
+if TYPE_CHECKING:
+    from .modelmap import ModelMap
+
+__all__ = ["PAIRED_METHODS", "KLDifference", "kl_difference_on", "nearest_neighbours_on"]
+
+PAIRED_METHODS = ("delta", "jackknife")
+
+
+@dataclass(frozen=True)
+class KLDifference:
+    """``KL(pair_1) − KL(pair_2)`` on the same texts, with a standard error from the paired texts.
+
+    Attributes
+    ----------
+    pair_1, pair_2 : tuple of str
+    kl_1, kl_2 : float
+        The two KL estimates (as :meth:`ModelMap.kl`), in ``unit``.
+    difference : float
+        ``kl_1 − kl_2``, in ``unit``.
+    se : float
+        Its standard error (texts as independent draws), in ``unit``.
+    unit : {"bits/byte", "nats"}
+    n_texts : int
+    method : {"delta", "jackknife"}
+    """
+
+    pair_1: tuple[str, str]
+    pair_2: tuple[str, str]
+    kl_1: float
+    kl_2: float
+    difference: float
+    se: float
+    unit: str
+    n_texts: int
+    method: str
+
+    @property
+    def z(self) -> float:
+        """``difference / se`` (±inf for a nonzero difference with zero SE, NaN for 0 / 0)."""
+        if self.se > 0:
+            return self.difference / self.se
+        return math.nan if self.difference == 0 else math.copysign(math.inf, self.difference)
+
+    @property
+    def p_value(self) -> float:
+        """Two-sided p-value of "the two KLs are equal" (normal approximation)."""
+        z = self.z
+        return math.nan if math.isnan(z) else float(2 * stats.norm.sf(abs(z)))
+
+    def confidence_interval(self, confidence_level: float = 0.95) -> ConfidenceInterval:
+        """Normal-approximation interval ``difference ± z·se``.
+
+        Parameters
+        ----------
+        confidence_level : float, default 0.95
+            Coverage, in (0, 1).
+
+        Returns
+        -------
+        ConfidenceInterval
+        """
+        if not 0.0 < confidence_level < 1.0:
+            raise LoglikMapError(f"confidence_level must be in (0, 1), got {confidence_level}")
+        q = float(stats.norm.ppf(0.5 + confidence_level / 2))
+        return ConfidenceInterval(self.difference - q * self.se, self.difference + q * self.se)
+
+    def __str__(self) -> str:
+        (a, b), (c, d) = self.pair_1, self.pair_2
+        verdict = ("the difference is not distinguishable from 0 at the 5 % level" if self.p_value >= 0.05
+                   else f"KL({a}, {b}) is {'smaller' if self.difference < 0 else 'larger'} (p = {self.p_value:.2g})")
+        return (f"KL({a}, {b}) − KL({c}, {d}) = {self.kl_1:.4g} − {self.kl_2:.4g} = {self.difference:.4g} ± "
+                f"{self.se:.2g} {self.unit} (paired over N = {self.n_texts} texts, {self.method}); {verdict}")
+
+
+def _row(mm: ModelMap, name: str) -> np.ndarray:
+    return mm.matrix.values[mm._index(name)]
+
+
+def _centered(u: np.ndarray) -> np.ndarray:
+    """Rows of ``u`` minus their means (float64)."""
+    u = np.asarray(u, dtype=np.float64)
+    return u - u.mean(axis=-1, keepdims=True)
+
+
+def _jackknife_var(u: np.ndarray) -> np.ndarray:
+    """Leave-one-out variances (ddof 0) of each row of centred ``u``, shape like ``u``."""
+    n = u.shape[-1]
+    s2 = np.sum(u * u, axis=-1, keepdims=True)
+    mean = -u / (n - 1)  # the row sums to 0, so without u_k it sums to −u_k
+    return (s2 - u * u) / (n - 1) - mean * mean
+
+
+def _difference_se(u: np.ndarray, v: np.ndarray, method: str) -> np.ndarray:
+    """SE (nats per text, before the factor ½) of var(u) − var(v) for centred rows."""
+    n = u.shape[-1]
+    if method == "delta":
+        d = u * u - v * v
+        d -= d.mean(axis=-1, keepdims=True)
+        return np.sqrt(np.sum(d * d, axis=-1)) / n
+    if method == "jackknife":
+        loo = _jackknife_var(u) - _jackknife_var(v)
+        loo -= loo.mean(axis=-1, keepdims=True)
+        return np.sqrt((n - 1) / n * np.sum(loo * loo, axis=-1))
+    raise LoglikMapError(f"unknown method {method!r}; use one of {PAIRED_METHODS}")
+
+
+def kl_difference_on(mm: ModelMap, pair_1: Sequence[str], pair_2: Sequence[str], *,
+                     unit: str = "bits/byte", method: str = "delta") -> KLDifference:
+    """``KL(a, b) − KL(c, d)`` for ``pair_1 = (a, b)``, ``pair_2 = (c, d)``, with a paired SE.
+
+    Parameters
+    ----------
+    mm : ModelMap
+        The map.
+    pair_1, pair_2 : (str, str)
+        Model names; the pairs may share a model (see :func:`closer`) or not.
+    unit : {"bits/byte", "nats"}
+        ``"nats"`` is nats per text.
+    method : {"delta", "jackknife"}
+        See the module documentation.
+
+    Returns
+    -------
+    KLDifference
+    """
+    check_unit(unit)
+    mm._check_texts(with_se=True)
+    matrix = mm.matrix
+    (a, b), (c, d) = tuple(pair_1), tuple(pair_2)
+    u = _centered(_row(mm, a) - _row(mm, b))
+    v = _centered(_row(mm, c) - _row(mm, d))
+    scale = 2.0 * (1.0 if unit == "nats" else nats_per_bit_per_byte(matrix.mean_bytes))
+    kl_1, kl_2 = float(np.mean(u * u)) / scale, float(np.mean(v * v)) / scale
+    se = float(_difference_se(u, v, method)) / scale
+    return KLDifference((a, b), (c, d), kl_1, kl_2, kl_1 - kl_2, se, unit, matrix.n_texts, method)
+
+
+def _holm(p: np.ndarray) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values (NaN entries are left out and stay NaN)."""
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m = order.size
+    adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
+
+
+def nearest_neighbours_on(mm: ModelMap, model: str, k: int | None = None, *,
+                          level: float = 0.05, unit: str = "bits/byte", method: str = "delta",
+                          correction: str = "holm") -> xr.Dataset:
+    """Which of a model's neighbours are distinguishable from the nearest one?
+
+    Every other model ``j`` is compared with the nearest ``n`` by the paired difference
+    ``KL(model, j) − KL(model, n) ≥ 0`` (one-sided test of "``j`` is as close as ``n``").
+
+    Parameters
+    ----------
+    mm : ModelMap
+        The map.
+    model : str
+    k : int, optional
+        Keep the ``k`` nearest (default all other models); the multiple-testing correction is
+        over the ``k − 1`` comparisons kept.
+    level : float
+        Significance level for ``distinguishable``.
+    unit : {"bits/byte", "nats"}
+    method : {"delta", "jackknife"}
+    correction : {"holm", "none"}
+        Holm–Bonferroni adjustment of the p-values over the comparisons, or none.
+
+    Returns
+    -------
+    xarray.Dataset
+        Over ``model`` (neighbours, nearest first): ``kl`` and ``se`` (as :meth:`ModelMap.kl`),
+        ``difference`` and ``difference_se`` (from the nearest, paired), ``z``, ``p_value``
+        (one-sided), ``p_adjusted`` and ``distinguishable`` (``p_adjusted < level``; False for
+        the nearest itself and for neighbours tied with it). Attributes: ``reference_model``,
+        ``nearest``, ``level``, ``method``, ``correction``, ``units``.
+    """
+    check_unit(unit)
+    if not 0 < level < 1:
+        raise LoglikMapError(f"level must be in (0, 1), got {level}")
+    if correction not in ("holm", "none"):
+        raise LoglikMapError(f"unknown correction {correction!r}; use 'holm' or 'none'")
+    mm._check_texts(with_se=True)
+    matrix = mm.matrix
+    if matrix.n_models < 3:
+        raise LoglikMapError("the nearest-neighbour question needs at least 3 models")
+    me = _row(mm, model)
+    others = np.flatnonzero(matrix.models != model)
+    U = _centered(me[None, :] - matrix.values[others])
+    scale = 2.0 * (1.0 if unit == "nats" else nats_per_bit_per_byte(matrix.mean_bytes))
+    t = U * U
+    kl = t.mean(axis=1) / scale
+    se = np.sqrt(np.sum((t - t.mean(axis=1, keepdims=True)) ** 2, axis=1)) / matrix.n_texts / scale
+    order = np.argsort(kl, kind="stable")
+    if k is not None:
+        if k < 2:
+            raise LoglikMapError(f"k must be at least 2 (the nearest and one more), got {k}")
+        order = order[:k]
+    U, kl, se, others = U[order], kl[order], se[order], others[order]
+    diff = kl - kl[0]
+    diff_se = _difference_se(U, np.broadcast_to(U[0], U.shape), method) / scale
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(diff_se > 0, diff / diff_se, np.where(diff > 0, np.inf, np.nan))
+    z[0] = np.nan
+    p = stats.norm.sf(z)  # NaN stays NaN
+    p_adj = _holm(p) if correction == "holm" else p
+    coords: dict[str, Any] = {MODEL_DIM: matrix.models[others]}
+    for name, c in matrix.data.coords.items():
+        if c.dims == (MODEL_DIM,) and name != MODEL_DIM:
+            coords[str(name)] = (MODEL_DIM, c.values[others])
+    return xr.Dataset(
+        {"kl": (MODEL_DIM, kl), "se": (MODEL_DIM, se), "difference": (MODEL_DIM, diff),
+         "difference_se": (MODEL_DIM, diff_se), "z": (MODEL_DIM, z), "p_value": (MODEL_DIM, p),
+         "p_adjusted": (MODEL_DIM, p_adj), "distinguishable": (MODEL_DIM, np.nan_to_num(p_adj, nan=1.0) < level)},
+        coords=coords,
+        attrs={"reference_model": model, "nearest": str(matrix.models[others[0]]), "level": level, "method": method,
+               "correction": correction, "units": unit},
+    )
