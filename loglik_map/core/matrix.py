@@ -236,6 +236,42 @@ class LogLikelihoodMatrix:
             lines.append(f"  convention: {conv}")
         return "\n".join(lines)
 
+    def to_pandas(self) -> pd.DataFrame:
+        """The matrix as a wide :class:`pandas.DataFrame`: one row per model, one column per text, nats.
+
+        Coordinates are left out (see :meth:`to_dataframe` for a tidy table that keeps them).
+
+        Examples
+        --------
+        >>> import loglik_map as lm
+        >>> m = lm.LogLikelihoodMatrix([[-10.0, -20.0], [-11.0, -19.0]], models=["a", "b"],
+        ...                            texts=["t1", "t2"], n_bytes=[10, 20])
+        >>> m.to_pandas()  # doctest: +NORMALIZE_WHITESPACE
+        text     t1    t2
+        model
+        a     -10.0 -20.0
+        b     -11.0 -19.0
+        """
+        return self._data.reset_coords(drop=True).to_pandas()
+
+    def to_dataframe(self, name: str = "loglik") -> pd.DataFrame:
+        """The matrix as a tidy :class:`pandas.DataFrame`: one row per (model, text), nats.
+
+        Parameters
+        ----------
+        name : str, default "loglik"
+            Name of the log-likelihood column.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by ``(model, text)``; columns ``name`` and every coordinate (``n_bytes``,
+            the model, text and cell coordinates). ``df.attrs["units"]`` is ``"nats"``.
+        """
+        df = self._data.to_dataframe(name=name)
+        df.attrs = {"units": "nats"}
+        return df
+
     def identical(self, other: "LogLikelihoodMatrix") -> bool:
         """True if ``other`` has the same values, labels, coordinates and attrs."""
         return isinstance(other, LogLikelihoodMatrix) and self._data.identical(other._data)

@@ -2,13 +2,56 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
+import numpy as np
+import pandas as pd
 from scipy import stats
 
 from ..errors import LoglikMapError
 
-__all__ = ["ConfidenceInterval", "KLEstimate"]
+__all__ = ["ConfidenceInterval", "KLEstimate", "TidyResult", "normal_interval"]
+
+
+def normal_interval(kl: Any, se: Any, confidence_level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Normal-approximation intervals ``kl ± z·se`` with the lower ends clipped at 0 (KL ≥ 0).
+
+    Parameters
+    ----------
+    kl, se : array_like
+        Estimates and their standard errors, in one unit (bits/byte or nats); broadcast together.
+    confidence_level : float
+        In (0, 1), e.g. 0.95.
+
+    Returns
+    -------
+    low, high : numpy.ndarray
+        The interval ends, in the unit of ``kl``.
+    """
+    if not 0.0 < confidence_level < 1.0:
+        raise LoglikMapError(f"confidence_level must be in (0, 1), e.g. 0.95, got {confidence_level}")
+    z = float(stats.norm.ppf(0.5 + confidence_level / 2.0))
+    kl, se = np.asarray(kl, dtype=float), np.asarray(se, dtype=float)
+    return np.maximum(kl - z * se, 0.0), kl + z * se
+
+
+class TidyResult:
+    """Mixin of the frozen result dataclasses: ``to_dict()`` and a one-row ``to_dataframe()``."""
+
+    __slots__ = ()
+
+    def _extra_fields(self) -> dict[str, Any]:
+        """Derived quantities added to the row (intervals, …); none by default."""
+        return {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields (and derived quantities such as the 95 % interval) as a plain dict."""
+        return {**asdict(self), **self._extra_fields()}  # type: ignore[call-overload]
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row: the fields of :meth:`to_dict` as columns (stack several with :func:`pandas.concat`)."""
+        return pd.DataFrame([self.to_dict()])
 
 
 @dataclass(frozen=True)
@@ -23,7 +66,7 @@ class ConfidenceInterval:
 
 
 @dataclass(frozen=True)
-class KLEstimate:
+class KLEstimate(TidyResult):
     """A KL divergence estimate between two models with its standard error.
 
     Attributes
@@ -49,10 +92,12 @@ class KLEstimate:
 
     def confidence_interval(self, confidence_level: float = 0.95) -> ConfidenceInterval:
         """Normal-approximation interval ``kl ± z·se``, its lower end clipped at 0 (KL ≥ 0)."""
-        if not 0.0 < confidence_level < 1.0:
-            raise LoglikMapError(f"confidence_level must be in (0, 1), got {confidence_level}")
-        z = float(stats.norm.ppf(0.5 + confidence_level / 2.0))
-        return ConfidenceInterval(max(self.kl - z * self.se, 0.0), self.kl + z * self.se)
+        low, high = normal_interval(self.kl, self.se, confidence_level)
+        return ConfidenceInterval(float(low), float(high))
+
+    def _extra_fields(self) -> dict[str, Any]:
+        ci = self.confidence_interval(0.95)
+        return {"ci_low": ci.low, "ci_high": ci.high, "confidence_level": 0.95}
 
     def __str__(self) -> str:
         return (

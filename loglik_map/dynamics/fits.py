@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats
 
 from ..errors import LoglikMapError
-from ..core.results import ConfidenceInterval
+from ..core.results import ConfidenceInterval, TidyResult
 
 __all__ = ["PowerLawFit", "HolderEstimate", "fit_power_law", "holder_exponent"]
 
@@ -21,7 +22,7 @@ def _check_level(level: float) -> float:
 
 
 @dataclass(frozen=True)
-class PowerLawFit:
+class PowerLawFit(TidyResult):
     """Least-squares fit of ``log d = intercept + c · log lag`` (natural logs).
 
     Attributes
@@ -68,6 +69,11 @@ class PowerLawFit:
         q = float(stats.t.ppf(0.5 + confidence_level / 2.0, self.n_points - 2))
         return ConfidenceInterval(self.exponent - q * self.stderr, self.exponent + q * self.stderr)
 
+    def _extra_fields(self) -> dict[str, Any]:
+        ci = self.confidence_interval(0.95)
+        return {"ci_low": ci.low, "ci_high": ci.high, "confidence_level": 0.95, "hurst": self.hurst,
+                "fractal_dimension": self.fractal_dimension}
+
     def __str__(self) -> str:
         where = f" from t0 = {self.t0:g} over {self.window} points" if np.isfinite(self.t0) else ""
         return (f"diffusion exponent c = {self.exponent:.4g} ± {self.stderr:.2g} (r² = {self.r2:.3f}, "
@@ -113,7 +119,7 @@ def fit_power_law(lags: np.ndarray, distances: np.ndarray, *, t0: float = math.n
 
 
 @dataclass(frozen=True)
-class HolderEstimate:
+class HolderEstimate(TidyResult):
     """Effective Hölder exponent α = c_q / c_w = D_w / D_q of the map weights → log-likelihoods.
 
     Attributes
