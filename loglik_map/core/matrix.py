@@ -12,10 +12,11 @@ import pandas as pd
 import xarray as xr
 
 from .._labels import unknown_labels_error
+from .._repr import ReprMixin, Summary, clip_text, conventions_text, distinct_text, first_labels
 from ..errors import LoglikMapError, LoglikMapWarning, WrongTypeError
 from ..units import LN2
 from ._combine import concat_dataarrays
-from ._scoring_checks import dropped_tokens, truncation_message
+from ._scoring_checks import dropped_tokens, row_conventions, truncation_message
 from ._validation import MODEL_DIM, TEXT_DIM, as_str_array, build_dataarray, check_attrs, coord_array, dataarray_parts, \
     first_duplicate
 
@@ -34,7 +35,7 @@ def _storage(name: str) -> Callable[..., Any]:
         raise LoglikMapError(f"storage is not set up: import loglik_map (or loglik_map.io) before calling {name}") from None
 
 
-class LogLikelihoodMatrix:
+class LogLikelihoodMatrix(ReprMixin):
     """Log-likelihoods log p_i(x_s) of K models on N texts, in nats, labelled with xarray.
 
     Parameters
@@ -217,24 +218,28 @@ class LogLikelihoodMatrix:
     def __len__(self) -> int:
         return self.n_models
 
-    def __repr__(self) -> str:
+    def _summary(self) -> Summary:
         k, n = self.shape
-        mcoords = [c for c, v in self._data.coords.items() if v.dims == (MODEL_DIM,) and c != MODEL_DIM]
-        tcoords = [c for c, v in self._data.coords.items() if v.dims == (TEXT_DIM,) and c != TEXT_DIM]
-        ccoords = [c for c, v in self._data.coords.items() if v.ndim == 2]
-        names = list(self.models[:3]) + (["…"] if k > 3 else [])
-        lines = [
-            f"<LogLikelihoodMatrix: {k} models × {n} texts, nats, mean {self.mean_bytes:.1f} bytes/text>",
-            f"  models: {', '.join(map(str, names))}",
-            f"  model coords: {', '.join(map(str, mcoords)) or '—'}",
-            f"  text coords: {', '.join(map(str, tcoords))}",
-            *([f"  cell coords: {', '.join(map(str, ccoords))}"] if ccoords else []),
-            f"  range: [{self.values.min():.4g}, {self.values.max():.4g}] nats",
-        ]
-        conv = self.attrs.get("convention")
-        if conv is not None:
-            lines.append(f"  convention: {conv}")
-        return "\n".join(lines)
+        dims = {name: [str(c) for c, v in self._data.coords.items() if v.dims == (name,) and c != name]
+                for name in (MODEL_DIM, TEXT_DIM)}
+        cells = [str(c) for c, v in self._data.coords.items() if v.ndim == 2]
+        truncated = dropped_tokens(self._data).sum(axis=0) > 0
+        return Summary("LogLikelihoodMatrix", ((MODEL_DIM, k), (TEXT_DIM, n)), f"nats, {self.values.dtype}", (
+            ("size", f"{k} models × {n} texts, mean {self.mean_bytes:.1f} bytes/text"),
+            ("models", first_labels(self.models)),
+            ("texts", first_labels(self.texts)),
+            ("model coords", ", ".join(dims[MODEL_DIM]) or "—"),
+            ("text coords", ", ".join(dims[TEXT_DIM])),
+            ("cell coords", ", ".join(cells)),
+            ("range", f"[{self.values.min():.4g}, {self.values.max():.4g}] nats"),
+            ("clip", clip_text(self.attrs)),
+            ("preprocessing", str(self.attrs.get("preprocessing", ""))),
+            ("convention", conventions_text(self.attrs, row_conventions(self._data))),
+            ("scorer", str(self.attrs.get("scorer", ""))),
+            ("dtype", distinct_text(self._model_coord("dtype"))),
+            ("quantization", distinct_text(self._model_coord("quantization"))),
+            ("truncated", f"{int(truncated.sum())} texts lost tokens (see truncated_texts())" if truncated.any() else ""),
+        ))
 
     def to_pandas(self) -> pd.DataFrame:
         """The matrix as a wide :class:`pandas.DataFrame`: one row per model, one column per text, nats.
@@ -312,6 +317,11 @@ class LogLikelihoodMatrix:
         """Select models/texts by position (scalars keep the dimension); see :meth:`xarray.DataArray.isel`."""
         idx = self._keep_dims({**(indexers or {}), **kwargs})
         return self._checked_subset(self._data.isel(idx))
+
+    def _model_coord(self, name: str) -> np.ndarray | None:
+        """A per-model coordinate's values, or None when there is none."""
+        coord = self._data.coords.get(name)
+        return coord.values if coord is not None and coord.dims == (MODEL_DIM,) else None
 
     def _model_coord_names(self) -> list[str]:
         return [str(n) for n, c in self._data.coords.items() if c.dims == (MODEL_DIM,) and n != MODEL_DIM]

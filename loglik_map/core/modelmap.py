@@ -14,6 +14,7 @@ import xarray as xr
 
 from .._deprecation import renamed_attribute
 from .._labels import unknown_labels_error
+from .._repr import ReprMixin, Summary, clip_text, conventions_text, first_labels
 from ._scoring_checks import row_conventions, scoring_conflict
 from .centering import double_center_array
 from ..errors import LoglikMapError, UnreliableEstimateWarning, require_extra
@@ -38,8 +39,8 @@ PAIR_DIM = "model_"
 MIN_TEXTS_FOR_SE = 32
 
 
-@dataclass(frozen=True)
-class ModelProjection:
+@dataclass(frozen=True, repr=False)
+class ModelProjection(ReprMixin):
     """New models placed on an existing map (see :meth:`ModelMap.project`).
 
     Attributes
@@ -60,6 +61,14 @@ class ModelProjection:
     kl_se: xr.DataArray
     unit: str
 
+    def _summary(self) -> Summary:
+        new, mapped = self.kl[MODEL_DIM].values, self.kl[PAIR_DIM].values
+        return Summary("ModelProjection", ((MODEL_DIM, new.size), (PAIR_DIM, mapped.size)), self.unit, (
+            ("new models", first_labels(new)),
+            ("mapped models", first_labels(mapped)),
+            ("texts", str(self.coordinates.sizes[TEXT_DIM])),
+        ))
+
     def to_dataframe(self, confidence_level: float = 0.95) -> pd.DataFrame:
         """A tidy table: one row per (new model ``a``, mapped model ``b``), with ``kl, se, ci_low, ci_high, unit``."""
         a, b = np.meshgrid(self.kl[MODEL_DIM].values, self.kl[PAIR_DIM].values, indexing="ij")
@@ -75,7 +84,7 @@ def _model_coords(da: xr.DataArray) -> dict[str, Any]:
     return {n: c for n, c in da.coords.items() if c.dims == (MODEL_DIM,)}
 
 
-class ModelMap:
+class ModelMap(ReprMixin):
     """The model map of a log-likelihood matrix (:ref:`method-map`).
 
     The matrix L (K models × N texts, nats) is double-centred to Q and scaled to
@@ -178,11 +187,22 @@ class ModelMap:
     def __len__(self) -> int:
         return self._matrix.n_models
 
-    def __repr__(self) -> str:
-        return (
-            f"<ModelMap: {len(self)} models × {self.n_texts} texts, B̄ = {self.mean_bytes:.1f} bytes; "
-            f"KL in bits/byte = squared distance>"
-        )
+    def _summary(self) -> Summary:
+        matrix, n = self._matrix, self.n_texts
+        allowed = [what for what, yes in zip(("truncated texts", "mixed scoring"), self._allow) if yes]
+        se = (f"reliable (N = {n} ≥ {MIN_TEXTS_FOR_SE} texts)" if n >= MIN_TEXTS_FOR_SE else
+              f"unreliable: N = {n} < {MIN_TEXTS_FOR_SE} texts (UnreliableEstimateWarning)" if n >= 3 else
+              f"none: N = {n} < 3 texts")
+        return Summary("ModelMap", ((MODEL_DIM, len(self)), (TEXT_DIM, n)), "KL in bits/byte = squared distance", (
+            ("models", first_labels(self.models)),
+            ("mean bytes", f"B̄ = {self.mean_bytes:.1f} bytes/text"),
+            ("standard errors", se),
+            ("clip", clip_text(matrix.attrs)),
+            ("preprocessing", str(matrix.attrs.get("preprocessing", ""))),
+            ("convention", conventions_text(matrix.attrs, row_conventions(matrix.data))),
+            ("allowed", ", ".join(allowed)),
+            ("backend", self._backend or ""),
+        ))
 
     # ------------------------------------------------------------------ helpers
     def _with_matrix(self, matrix: LogLikelihoodMatrix) -> "ModelMap":

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._repr import ReprMixin, Summary
 from ..errors import LoglikMapError
 
 __all__ = ["ConfidenceInterval", "KLEstimate", "TidyResult", "normal_interval"]
@@ -65,8 +66,8 @@ class ConfidenceInterval:
         return f"[{self.low:.4g}, {self.high:.4g}]"
 
 
-@dataclass(frozen=True)
-class KLEstimate(TidyResult):
+@dataclass(frozen=True, repr=False)
+class KLEstimate(TidyResult, ReprMixin):
     """A KL divergence estimate between two models with its standard error.
 
     Attributes
@@ -98,6 +99,17 @@ class KLEstimate(TidyResult):
     def _extra_fields(self) -> dict[str, Any]:
         ci = self.confidence_interval(0.95)
         return {"ci_low": ci.low, "ci_high": ci.high, "confidence_level": 0.95}
+
+    def _summary(self) -> Summary:
+        from .modelmap import MIN_TEXTS_FOR_SE  # modelmap imports this module
+
+        ci = self.confidence_interval(0.95)
+        few = self.n_texts < MIN_TEXTS_FOR_SE
+        return Summary("KLEstimate", (), self.unit, (
+            ("KL", f"KL({self.model_a}, {self.model_b}) = {self.kl:.4g} ± {self.se:.2g} (SE)"),
+            ("95 % interval", f"{ci} (normal approximation, lower end clipped at 0)"),
+            ("texts", f"N = {self.n_texts}" + (f" (< {MIN_TEXTS_FOR_SE}: the interval is unreliable)" if few else "")),
+        ))
 
     def __str__(self) -> str:
         return (

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .._repr import SHOWN, ReprMixin, Summary, first_labels
 from ..core.groups import ordered_groups
 from ..core.kernels import pair_kl_se
 from ..core.matrix import MODEL_DIM, LogLikelihoodMatrix
@@ -37,7 +38,7 @@ def _check_window_on(window_on: str) -> str:
     return window_on
 
 
-class Trajectory:
+class Trajectory(ReprMixin):
     """Points of a model map ordered by a numeric model coordinate — checkpoints by ``step``,
     logit-lens rows by ``layer`` — optionally one trajectory per value of ``by`` (size, seed…).
 
@@ -250,10 +251,23 @@ class Trajectory:
         """The checkpoint grid of a trajectory (see ``grid=``); slots without a kept point are gaps."""
         return self._grids[self._key(group)]
 
-    def __repr__(self) -> str:
-        sizes = ", ".join(f"{g}: {len(i)}" for g, i in list(self._groups.items())[:4])
-        excl = f", {int(self._excluded.sum())} excluded" if self._excluded.any() else ""
-        return f"<Trajectory by {self._order_name!r}: {len(self._groups)} trajectory(ies) ({sizes}){excl}>"
+    def _summary(self) -> Summary:
+        o = self._order_name
+        sizes = ", ".join(f"{g}: {len(i)}" for g, i in list(self._groups.items())[:SHOWN])
+        more = f", … ({len(self._groups)} in all)" if len(self._groups) > SHOWN else ""
+        kept = np.concatenate(list(self._groups.values()))
+        span = f"{self._order[kept].min():g} to {self._order[kept].max():g}"
+        slots = sum(int(grid.size) for grid in self._grids.values())
+        gaps = slots - int(kept.size)
+        source = (f"model map over {self._n_texts} texts" if self._X is not None
+                  else "precomputed squared distances")
+        return Summary("Trajectory", ((o, int(kept.size)),), self._unit or "unitless", (
+            ("trajectories", f"{sizes}{more} points" + (f" (by {self._by})" if self._by else "")),
+            (o, span),
+            ("excluded", first_labels(self.excluded)),
+            ("grid gaps", f"{gaps} of {slots} grid slots without a kept point" if gaps else ""),
+            ("from", source),
+        ))
 
     def _sqdist(self, i: int, j: np.ndarray) -> np.ndarray:
         if self._X is not None:
