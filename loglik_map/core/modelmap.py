@@ -21,22 +21,13 @@ from ..errors import LoglikMapError, UnreliableEstimateWarning, require_extra
 from .kernels import NonFiniteKLError, PairwiseKL, pair_kl_se, pairs_kl_se, pairwise_kl_se
 from .matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
 from ..options import KERNEL_BACKENDS
-from .results import KLEstimate, normal_interval
+from .results import MIN_TEXTS_FOR_SE, KLEstimate, normal_interval
 from ..units import check_unit, nats_per_bit_per_byte
 
 __all__ = ["ModelMap", "ModelProjection", "PAIR_DIM", "MIN_TEXTS_FOR_SE"]
 
 #: Name of the second model dimension of all-pairs results.
 PAIR_DIM = "model_"
-
-#: Fewest texts for a standard error to be read as usual. The SE is the plug-in standard error
-#: of a mean of N per-text terms (SE = sd(t)/√N with t_k = N d_k²; docs: The method, "The standard error"), so kl ± z·SE is a
-#: normal-approximation interval. The per-text terms are squares, right-skewed like a χ²₁
-#: (skewness √8 ≈ 2.8), and the skewness of their mean is √8/√N, which falls below 0.5 only
-#: from N = 32; with fewer texts the interval misses the truth far more often than it says (and
-#: the SE is itself a noisy estimate). Below this a warning is given; with N ≤ 2 the SE is 0 by
-#: construction and is refused, as is any KL with N = 1 (every centred row is then 0).
-MIN_TEXTS_FOR_SE = 32
 
 
 @dataclass(frozen=True, repr=False)

@@ -12,7 +12,16 @@ from scipy import stats
 from .._repr import ReprMixin, Summary
 from ..errors import LoglikMapError
 
-__all__ = ["ConfidenceInterval", "KLEstimate", "TidyResult", "normal_interval"]
+__all__ = ["ConfidenceInterval", "KLEstimate", "MIN_TEXTS_FOR_SE", "TidyResult", "normal_interval"]
+
+#: Fewest texts for a standard error to be read as usual. The SE is the plug-in standard error
+#: of a mean of N per-text terms (SE = sd(t)/√N with t_k = N d_k²; docs: The method, "The standard error"), so kl ± z·SE is a
+#: normal-approximation interval. The per-text terms are squares, right-skewed like a χ²₁
+#: (skewness √8 ≈ 2.8), and the skewness of their mean is √8/√N, which falls below 0.5 only
+#: from N = 32; with fewer texts the interval misses the truth far more often than it says (and
+#: the SE is itself a noisy estimate). Below this a warning is given; with N ≤ 2 the SE is 0 by
+#: construction and is refused, as is any KL with N = 1 (every centred row is then 0).
+MIN_TEXTS_FOR_SE = 32
 
 
 def normal_interval(kl: Any, se: Any, confidence_level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
@@ -101,8 +110,6 @@ class KLEstimate(TidyResult, ReprMixin):
         return {"ci_low": ci.low, "ci_high": ci.high, "confidence_level": 0.95}
 
     def _summary(self) -> Summary:
-        from .modelmap import MIN_TEXTS_FOR_SE  # modelmap imports this module
-
         ci = self.confidence_interval(0.95)
         few = self.n_texts < MIN_TEXTS_FOR_SE
         return Summary("KLEstimate", (), self.unit, (

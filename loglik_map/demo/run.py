@@ -204,7 +204,8 @@ def _figures(out_dir: Path, mm: ModelMap, traj, pairs, steps_ds, exps_q, exps_w,
     paths = []
 
     def save(ax, name: str) -> None:
-        ax.figure.tight_layout()
+        if ax.figure.get_layout_engine() is None:  # the plotting functions' own figures are laid out already
+            ax.figure.tight_layout()
         path = out_dir / name
         ax.figure.savefig(path, dpi=120)
         plt.close(ax.figure)
