@@ -26,6 +26,7 @@ import numpy as np
 from .._repr import ReprMixin, Summary, first_labels
 from ..core.matrix import LogLikelihoodMatrix
 from ..errors import LoglikMapError, require_extra
+from ..options import resolve_progress
 from ..scoring.loading import quiet_transformers
 from ..scoring.runs import ModelSpec
 from ..texts import DOMAINS, load_texts
@@ -337,7 +338,7 @@ def _train(model, stream, *, steps: int, cfg: ZooConfig, seed: int, save_at: dic
 
 
 def build_zoo(root: str | PathLike[str] | None = None, config: ZooConfig | None = None, *,
-              progress: bool = True) -> Zoo:
+              progress: bool | None = None) -> Zoo:
     """Train (or reuse) the miniature model suite.
 
     Parameters
@@ -346,8 +347,8 @@ def build_zoo(root: str | PathLike[str] | None = None, config: ZooConfig | None 
         Cache folder (default :func:`default_zoo_dir`); a different ``config`` gets its own subfolder.
     config : ZooConfig, optional
         Default :class:`ZooConfig()`; :meth:`ZooConfig.fast` for tests.
-    progress : bool
-        Progress bars while training.
+    progress : bool, optional
+        Progress bars while training; ``None`` (default): the ``progress`` option.
 
     Returns
     -------
@@ -375,7 +376,7 @@ def build_zoo(root: str | PathLike[str] | None = None, config: ZooConfig | None 
     stream = _token_stream(tokenizer, train.texts)
     bar = None
     total = len(cfg.runs) * cfg.steps + len(cfg.finetune_domains) * cfg.finetune_steps
-    if progress:
+    if resolve_progress(progress):
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, desc="training the zoo", unit="step")

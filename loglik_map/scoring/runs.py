@@ -21,6 +21,7 @@ from typing import Any
 
 from .._util import write_json_atomic
 from ..errors import LoglikMapError, WrongTypeError
+from ..options import resolve_progress
 from ..io._storage import storage_error
 from ..io.runstore import (
     claim,
@@ -230,7 +231,7 @@ def score_models(
     store: str | PathLike[str],
     *,
     executor: Executor | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     retry_failed: bool = True,
     **scorer_options: Any,
 ) -> RunSummary:
@@ -246,8 +247,9 @@ def score_models(
     executor : concurrent.futures.Executor, optional
         Where models are scored, e.g. a ``ProcessPoolExecutor`` or a dask ``Client``'s
         ``get_executor()``; every job writes only its own files. Default: this process, in order.
-    progress : bool
-        Progress bar over models (and, without an executor, over each model's batches).
+    progress : bool, optional
+        Progress bar over models (and, without an executor, over each model's batches);
+        ``None`` (default): the ``progress`` option (:func:`loglik_map.set_options`, True unless set).
     retry_failed : bool
         Rescore models whose earlier attempt failed (default); finished models are always skipped,
         unless their stored rows fail their checksum: those are moved to the store's ``corrupt/``
@@ -262,6 +264,7 @@ def score_models(
         Open the results with :func:`loglik_map.open_matrix` (store).
     """
     check_scorer_options(lens=True, **scorer_options)  # a typo fails now, not in every job of the run
+    progress = resolve_progress(progress)
     texts = texts if isinstance(texts, TextSet) else TextSet(texts)
     specs = [ModelSpec.coerce(s) for s in specs]
     labels = [s.label for s in specs]
