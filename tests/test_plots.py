@@ -196,3 +196,13 @@ def test_old_import_paths_of_the_plots_still_work():
 
     assert lm.plotting.plot_kl_matrix is plotting.maps.plot_kl_matrix
     assert isinstance(lm.ModelMap(make_matrix(K=3, N=40)).kl(), xr.DataArray)
+
+
+def test_labels_of_nearby_points_do_not_overlap(tmp_path):
+    ex = lm.make_markov_example(n_families=3, members_per_family=3, n_texts=300, random_state=0)
+    ax = plotting.plot_map(lm.ModelMap(ex.matrix), color="family", labels=True)
+    check_saved(ax, tmp_path, "crowded")
+    boxes = [t.get_window_extent(ax.figure.canvas.get_renderer()) for t in ax.texts]
+    assert len(boxes) == 9
+    overlapping = [(i, j) for i in range(9) for j in range(i + 1, 9) if boxes[i].overlaps(boxes[j])]
+    assert overlapping == []

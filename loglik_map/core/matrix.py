@@ -550,7 +550,7 @@ class LogLikelihoodMatrix(ReprMixin):
         return ce.rename("cross_entropy")
 
     def entropy(self, *, allow_truncated: bool = False) -> float:
-        """Text-entropy estimate: the smallest per-model cross-entropy, in bits/byte (:ref:`method-entropy`).
+        """Text-entropy estimate: the smallest per-model cross-entropy, in bits/byte (:ref:`text entropy <method-entropy>`).
 
         Since −mean ℓ_i ≈ H(p_0) + KL(p_0, p_i), the best model gives an upper bound close to
         the entropy of the text source (≈ 0.71 bits/byte for the paper's Pile texts). Refused

@@ -35,20 +35,34 @@ def _labelled(labels: bool | Sequence[str] | None, models: np.ndarray) -> list[s
 
 
 def _label_points(ax: Any, pos: dict[str, np.ndarray], names: list[str], fontsize: Any) -> None:
-    """Write each name beside its point, to the left of points in the right half so labels stay in the axes."""
+    """Write each name beside its point: to the left of points in the right half (so labels stay in
+    the axes), and nudged up by a line where it would overlap a label already placed (2-D)."""
     if not names:
         return
     xs = np.array([p[0] for p in pos.values()])
     middle = 0.5 * (xs.min() + xs.max())
-    for name in names:
+    if pos[names[0]].size == 3:
+        for name in names:
+            p = pos[name]
+            ax.text(*p, f" {name} ", fontsize=fontsize, ha="right" if p[0] > middle else "left", zorder=_LABEL_Z)
+        return
+    ax.autoscale_view()
+    fonts = require_extra("matplotlib.font_manager", "plot", "plotting")
+    size = fonts.FontProperties(size=fontsize).get_size_in_points()
+    to_points = 72.0 / ax.figure.dpi
+    placed: list[tuple[float, float, float]] = []  # x0, x1, y of placed labels, in points
+    for name in sorted(names, key=lambda n: (pos[n][1], pos[n][0])):
         p = pos[name]
         right = p[0] > middle
-        if p.size == 3:
-            ax.text(*p, f" {name} ", fontsize=fontsize, ha="right" if right else "left",
-                    zorder=_LABEL_Z)
-        else:
-            ax.annotate(name, p, xytext=(-4 if right else 4, 3), textcoords="offset points", fontsize=fontsize,
-                        ha="right" if right else "left", va="bottom", zorder=_LABEL_Z)
+        x, y = ax.transData.transform(p) * to_points
+        width = 0.6 * size * len(name)
+        x0, x1 = (x - 4 - width, x - 4) if right else (x + 4, x + 4 + width)
+        dy = 3.0
+        while any(a < x1 and x0 < b and abs((y + dy) - c) < 1.1 * size for a, b, c in placed):
+            dy += 1.1 * size
+        placed.append((x0, x1, y + dy))
+        ax.annotate(name, p, xytext=(-4 if right else 4, dy), textcoords="offset points", fontsize=fontsize,
+                    ha="right" if right else "left", va="bottom", zorder=_LABEL_Z)
 
 
 def plot_map(mm: ModelMap, *, embedding: xr.DataArray | None = None, method: str = "pca", n_components: int = 2,

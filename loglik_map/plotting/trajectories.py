@@ -14,7 +14,7 @@ from ..core.matrix import MODEL_DIM
 from ..core.modelmap import ModelMap
 from ..dynamics.fits import PowerLawFit
 from ..dynamics.trajectory import Trajectory
-from ..errors import LoglikMapError
+from ..errors import LoglikMapError, require_extra
 from ._common import groups_in_order, new_axes
 
 __all__ = ["plot_step_kl", "plot_displacement", "plot_diffusion_exponents", "plot_logit_lens"]
@@ -111,7 +111,7 @@ def plot_diffusion_exponents(loglik: xr.Dataset, weights: xr.Dataset | None = No
     return ax
 
 
-def plot_logit_lens(mm: ModelMap, *, by: str = "source_model", order: str = "layer", unit: str = "bits/byte",
+def plot_logit_lens(mm: ModelMap, *, by: str | None = None, order: str = "layer", unit: str = "bits/byte",
                     logy: bool = False, ax: Any = None):
     """KL from every layer to the final layer, by layer, with ±SE bands: one curve per model (logit lens).
 
@@ -121,8 +121,10 @@ def plot_logit_lens(mm: ModelMap, *, by: str = "source_model", order: str = "lay
         With logit-lens rows (:class:`~loglik_map.LogitLensScorer`): a numeric ``order``
         coordinate (``layer``; rows without one, NaN, are left out) and a ``by`` coordinate naming
         the model each row comes from.
-    by : str, default "source_model"
-        One curve per value; the final layer of each is its largest ``order``.
+    by : str, optional
+        One curve per value; the final layer of each is its largest ``order``. Default:
+        ``parent_model`` (the scorer's name for the model, which the logit-lens scorer records)
+        where the map has it, else ``source_model`` (the hub id or folder).
     logy : bool, default False
         Logarithmic KL axis (the final layer, KL 0, is then left out).
 
@@ -131,6 +133,8 @@ def plot_logit_lens(mm: ModelMap, *, by: str = "source_model", order: str = "lay
     matplotlib.axes.Axes
     """
     points = mm.points
+    if by is None:
+        by = "parent_model" if "parent_model" in points.coords else "source_model"
     for name in (order, by):
         if name not in points.coords or points[name].dims != (MODEL_DIM,):
             known = [str(c) for c in points.coords if points[c].dims == (MODEL_DIM,) and c != MODEL_DIM]
@@ -153,6 +157,7 @@ def plot_logit_lens(mm: ModelMap, *, by: str = "source_model", order: str = "lay
         ax.fill_between(x, np.maximum(y - se, 0), y + se, color=line.get_color(), alpha=0.25, lw=0)
     if logy:
         ax.set_yscale("log")
+    ax.xaxis.set_major_locator(require_extra("matplotlib.ticker", "plot", "plotting").MaxNLocator(integer=True))
     ax.set_xlabel(order)
     ax.set_ylabel(f"KL to the final {order} ({unit})")
     ax.legend(fontsize="small")
