@@ -6,6 +6,7 @@ import argparse
 import os
 from collections.abc import Callable, Sequence
 
+from .cli_read import COMMANDS, add_read_commands
 from .errors import LoglikMapError
 
 __all__ = ["main"]
@@ -28,6 +29,20 @@ def _existing_file(text: str) -> str:
     if not os.path.isfile(text):
         raise argparse.ArgumentTypeError(f"no such file: {text!r}")
     return text
+
+
+def _texts_source(text: str) -> str:
+    """A built-in text set's name (``mini``, ``train``) or an existing file."""
+    from .texts.builtin import _SPLITS
+
+    return text if text in _SPLITS else _existing_file(text)
+
+
+def _load_texts(source: str):
+    from .texts import TextSet, load_texts
+    from .texts.builtin import _SPLITS
+
+    return load_texts(source) if source in _SPLITS else TextSet.load(source)
 
 
 def _device(text: str) -> str:
@@ -66,8 +81,9 @@ def _build_parser() -> argparse.ArgumentParser:
                        type=_existing_file,
                        help="file with one model per line: 'hub-id-or-folder [revision=R] [quantization=8bit] "
                        "[name=N] [logit_lens=true] [dtype=D] [step=S]'; '#' starts a comment")
-    score.add_argument("--texts", required=True, type=_existing_file,
-                       help=".jsonl (reference format) or .json (list of strings)")
+    score.add_argument("--texts", required=True, type=_texts_source,
+                       help="'mini' or 'train' (the built-in texts), or a file: .jsonl (reference format) or .json "
+                       "(list of strings); write ./mini for a file of that name")
     score.add_argument("--store", required=True, help="run-store directory (created if missing)")
     score.add_argument("--revision", help="default revision for every model")
     score.add_argument("--quantization", choices=["8bit", "4bit", "4bit-fp4"], help="default quantization")
@@ -82,6 +98,7 @@ def _build_parser() -> argparse.ArgumentParser:
     score.add_argument("--device", default="auto", type=_device, help="auto, cpu, cuda, cuda:N, mps")
     score.add_argument("--cache-dir", help="Hugging Face cache directory")
     score.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_read_commands(sub)
     return parser
 
 
@@ -132,11 +149,10 @@ def _spec_value(key: str, value: str, where: str) -> object:
 
 def _score(args: argparse.Namespace) -> int:
     from .scoring import score_models
-    from .texts import TextSet
 
     specs = read_model_specs(args.models, revision=args.revision, quantization=args.quantization,
                              logit_lens=args.logit_lens, dtype=args.dtype)
-    texts = TextSet.load(args.texts)
+    texts = _load_texts(args.texts)
     options = dict(convention=args.convention, long_texts=args.long_texts, batch_tokens=args.batch_tokens,
                    device=args.device, cache_dir=args.cache_dir)
     if args.max_length:
@@ -157,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      progress=not args.no_progress)
         elif args.command == "score":
             return _score(args)
+        else:
+            return COMMANDS[args.command](args)
     except LoglikMapError as err:
         print(f"loglik-map: error: {err}")
         return 2

@@ -1,7 +1,8 @@
-"""The one switch that chooses the pairwise-KL kernel, in the style of ``xarray.set_options``.
+"""Package-wide defaults, in the style of ``xarray.set_options``: the pairwise-KL kernel and progress bars.
 
-Every function that uses a kernel also takes ``backend=`` directly; the option only sets the
-default used when that argument is ``None``.
+Every function that uses a kernel also takes ``backend=`` directly, and every one that can show
+progress bars takes ``progress=``; an option only sets the default used when that argument is
+``None``.
 """
 
 from __future__ import annotations
@@ -10,16 +11,16 @@ from typing import Any
 
 from .errors import LoglikMapError
 
-__all__ = ["KERNEL_BACKENDS", "get_options", "set_options"]
+__all__ = ["KERNEL_BACKENDS", "get_options", "resolve_progress", "set_options"]
 
 #: ``"auto"`` = BLAS Gram formulation with exact per-pair fallback (the fastest measured, see
 #: ``benchmarks/RESULTS.md``); ``"numba"`` = tiled direct numba kernel; ``"numpy"`` = plain
 #: direct numpy evaluation (the reference implementation).
 KERNEL_BACKENDS = ("auto", "blas", "numba", "numpy")
 
-_OPTIONS: dict[str, Any] = {"kernel_backend": "auto"}
+_OPTIONS: dict[str, Any] = {"kernel_backend": "auto", "progress": True}
 
-_VALIDATORS = {"kernel_backend": lambda v: v in KERNEL_BACKENDS}
+_VALIDATORS = {"kernel_backend": lambda v: v in KERNEL_BACKENDS, "progress": lambda v: isinstance(v, bool)}
 
 
 def get_options() -> dict[str, Any]:
@@ -33,6 +34,11 @@ def get_options() -> dict[str, Any]:
     return dict(_OPTIONS)
 
 
+def resolve_progress(progress: bool | None) -> bool:
+    """``progress`` itself, or the ``progress`` option when it is ``None``."""
+    return bool(_OPTIONS["progress"]) if progress is None else bool(progress)
+
+
 class set_options:
     """Set options globally or, used as a context manager, inside a ``with`` block.
 
@@ -40,7 +46,11 @@ class set_options:
     ----------
     **kwargs
         Options to set: ``kernel_backend`` ({"auto", "blas", "numba", "numpy"}), the default
-        backend of the all-pairs KL/SE kernels. An unknown option is refused.
+        backend of the all-pairs KL/SE kernels; ``progress`` (bool, default True), whether
+        progress bars (tqdm) are shown by :class:`~loglik_map.HFScorer`,
+        :class:`~loglik_map.LogitLensScorer`, :func:`~loglik_map.score_models`,
+        :func:`~loglik_map.demo.build_zoo` and :func:`~loglik_map.demo.run_demo` when their
+        ``progress`` argument is ``None`` (their default). An unknown option is refused.
 
     Examples
     --------
@@ -56,7 +66,8 @@ class set_options:
             if key not in _OPTIONS:
                 raise LoglikMapError(f"unknown option {key!r}; options are {sorted(_OPTIONS)}")
             if not _VALIDATORS[key](value):
-                raise LoglikMapError(f"invalid value {value!r} for option {key!r}")
+                raise LoglikMapError(f"invalid value {value!r} for option {key!r}"
+                                     + (f"; use one of {KERNEL_BACKENDS}" if key == "kernel_backend" else "; use True or False"))
             self._old[key] = _OPTIONS[key]
         _OPTIONS.update(kwargs)
 

@@ -15,7 +15,7 @@ import loglik_map as lm
 from loglik_map._deprecation import MOVED_MODULES
 
 PACKAGE = Path(lm.__file__).resolve().parent
-FOUNDATION = {"errors", "options", "units", "_util", "_labels", "_version", "_deprecation"}
+FOUNDATION = {"errors", "options", "units", "_util", "_labels", "_repr", "_version", "_deprecation"}
 #: Which layers a layer may import (its own included). "top" is loglik_map/__init__.py.
 ALLOWED = {
     "foundation": {"foundation"},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -12,7 +12,8 @@ import xarray as xr
 from ..errors import LoglikMapError
 from ._paired_math import KLDifference, kl_difference_on, nearest_neighbours_on
 from ._validation import MODEL_DIM
-from .results import KLEstimate
+from .kernels import PairwiseKL
+from .results import KLEstimate, normal_interval
 
 __all__ = ["MapQueries"]
 
@@ -33,6 +34,7 @@ class MapQueries:
         def _scale(self, unit: str) -> float: ...
         def _check_texts(self, with_se: bool) -> None: ...
         def _index(self, model: str) -> int: ...
+        def _all_pairs(self) -> PairwiseKL: ...
         def _pair(self, i: int, j: int) -> tuple[float, float]: ...
         def _pairs(self, X: np.ndarray, ia: np.ndarray, ib: np.ndarray,
                    names: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]: ...
@@ -88,6 +90,86 @@ class MapQueries:
         return pd.DataFrame(
             {"a": [p[0] for p in pairs], "b": [p[1] for p in pairs], "kl": kl * scale, "se": se * scale}
         )
+
+    def summary(self, pairs: Any = None, *, unit: str = "bits/byte", confidence_level: float = 0.95) -> pd.DataFrame:
+        """One tidy table of model pairs: KL, SE and confidence interval, a row per pair (as ``az.summary``).
+
+        Parameters
+        ----------
+        pairs : optional
+            Which pairs:
+
+            * ``None`` (default): every unordered pair ``(a, b)`` of mapped models, in map order
+              (K (K − 1) / 2 rows; KL is symmetric);
+            * a list of ``(a, b)`` model names;
+            * a rule of the KL-scale module applied to this map, e.g.
+              ``lm.consecutive_checkpoints("step", by="run")`` or ``lm.original_vs("quantization")``;
+            * a mapping ``{setting: rule or list of pairs}``: the pairs of every setting, with a
+              ``setting`` column first.
+        unit : {"bits/byte", "nats"}
+            Unit of ``kl``, ``se`` and the interval (``"nats"``: nats per text).
+        confidence_level : float, default 0.95
+            Coverage of the normal-approximation interval ``kl ± z·se`` (lower end clipped at 0).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``a, b, kl, se, ci_low, ci_high, unit`` (and ``setting``); ``attrs`` hold
+            ``units``, ``confidence_level`` and ``n_texts``. Below 32 texts the SEs come with an
+            :class:`~loglik_map.UnreliableEstimateWarning`.
+
+        Examples
+        --------
+        >>> import numpy as np, loglik_map as lm
+        >>> rng = np.random.default_rng(0)
+        >>> m = lm.LogLikelihoodMatrix(-500 + rng.normal(size=(3, 200)), models=["a", "b", "c"],
+        ...                            texts=[f"t{k}" for k in range(200)], n_bytes=np.full(200, 1000))
+        >>> table = lm.ModelMap(m).summary()
+        >>> table[["a", "b"]].to_numpy().tolist()
+        [['a', 'b'], ['a', 'c'], ['b', 'c']]
+        >>> list(table.columns)
+        ['a', 'b', 'kl', 'se', 'ci_low', 'ci_high', 'unit']
+        """
+        if isinstance(pairs, Mapping):
+            frames = []
+            for name, spec in pairs.items():
+                frame = self.summary(spec, unit=unit, confidence_level=confidence_level)
+                frame.insert(0, "setting", name)
+                frames.append(frame)
+            if not frames:
+                raise LoglikMapError("summary(pairs={}) has no settings; give at least one {name: rule}")
+            out = pd.concat(frames, ignore_index=True)
+        elif pairs is None:
+            out = self._all_pairs_table(unit)
+        else:
+            out = self.pairs(self._resolve_pairs(pairs), unit=unit)
+        if "setting" not in out:
+            out["ci_low"], out["ci_high"] = normal_interval(out["kl"].to_numpy(), out["se"].to_numpy(),
+                                                            confidence_level)
+            out["unit"] = unit
+        out.attrs.update(units=unit, confidence_level=confidence_level, n_texts=self.n_texts)
+        return out
+
+    def _all_pairs_table(self, unit: str) -> pd.DataFrame:
+        """Every unordered pair (i < j) from the all-pairs kernels."""
+        scale = self._scale(unit)
+        self._check_texts(with_se=True)
+        ia, ib = np.triu_indices(len(self), k=1)
+        full = self._all_pairs()
+        return pd.DataFrame({"a": self.models[ia], "b": self.models[ib], "kl": full.kl[ia, ib] * scale,
+                             "se": full.se[ia, ib] * scale})
+
+    def _resolve_pairs(self, pairs: Any) -> Any:
+        """A list of (a, b) from a list, a pair rule of :mod:`loglik_map.scale` or a plain KLSetting."""
+        if isinstance(pairs, str):
+            raise LoglikMapError(f"pairs={pairs!r} is a string; give a rule such as lm.consecutive_checkpoints(...) "
+                                 "or a list of (a, b) model pairs")
+        if hasattr(pairs, "preprocessing") and hasattr(pairs, "pairs"):  # a KLSetting
+            if pairs.preprocessing is not None:
+                raise LoglikMapError("this KLSetting has its own preprocessing, which a map cannot apply to itself; "
+                                     "use lm.kl_scale_pairs(matrix, {name: setting}) for it")
+            pairs = pairs.pairs
+        return pairs(self) if callable(pairs) else pairs  # the core does not import loglik_map.scale
 
     def nearest(self, model: str, k: int = 5, *, unit: str = "bits/byte") -> xr.DataArray:
         """The ``k`` models closest to ``model`` (itself excluded), nearest first.

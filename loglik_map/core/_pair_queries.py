@@ -13,17 +13,10 @@ import numpy as np
 
 from ..errors import LoglikMapError, UnreliableEstimateWarning
 from .kernels import NonFiniteKLError, PairwiseKL, pair_kl_se, pairs_kl_se, pairwise_kl_se
+from .results import MIN_TEXTS_FOR_SE
 
 __all__ = ["MIN_TEXTS_FOR_SE", "all_pairs", "check_texts", "one_pair", "some_pairs"]
 
-#: Fewest texts for a standard error to be read as usual. The SE is the plug-in standard error
-#: of a mean of N per-text terms (SE = sd(t)/√N with t_k = N d_k²; docs: The method, "The standard error"), so kl ± z·SE is a
-#: normal-approximation interval. The per-text terms are squares, right-skewed like a χ²₁
-#: (skewness √8 ≈ 2.8), and the skewness of their mean is √8/√N, which falls below 0.5 only
-#: from N = 32; with fewer texts the interval misses the truth far more often than it says (and
-#: the SE is itself a noisy estimate). Below this a warning is given; with N ≤ 2 the SE is 0 by
-#: construction and is refused, as is any KL with N = 1 (every centred row is then 0).
-MIN_TEXTS_FOR_SE = 32
 
 
 def check_texts(n: int, with_se: bool) -> None:

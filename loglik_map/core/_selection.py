@@ -84,6 +84,11 @@ class MatrixSelection(MatrixBase):
         idx = self._keep_dims({**(indexers or {}), **kwargs})
         return self._checked_subset(self._data.isel(idx))
 
+    def _model_coord(self, name: str) -> np.ndarray | None:
+        """A per-model coordinate's values, or None when there is none."""
+        coord = self._data.coords.get(name)
+        return coord.values if coord is not None and coord.dims == (MODEL_DIM,) else None
+
     def _model_coord_names(self) -> list[str]:
         return [str(n) for n, c in self._data.coords.items() if c.dims == (MODEL_DIM,) and n != MODEL_DIM]
 

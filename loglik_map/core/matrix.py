@@ -7,10 +7,13 @@ from os import PathLike
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
+from .._repr import ReprMixin, Summary, clip_text, conventions_text, distinct_text, first_labels
 from ..errors import LoglikMapError, WrongTypeError
 from ._combine import concat_dataarrays
+from ._scoring_checks import dropped_tokens, row_conventions
 from ._selection import MatrixSelection
 from ._summaries import MatrixSummaries
 from ._validation import (
@@ -36,7 +39,7 @@ def _storage(name: str) -> Callable[..., Any]:
         raise LoglikMapError(f"storage is not set up: import loglik_map (or loglik_map.io) before calling {name}") from None
 
 
-class LogLikelihoodMatrix(MatrixSelection, MatrixSummaries):
+class LogLikelihoodMatrix(MatrixSelection, MatrixSummaries, ReprMixin):
     """Log-likelihoods log p_i(x_s) of K models on N texts, in nats, labelled with xarray.
 
     Parameters
@@ -228,24 +231,69 @@ class LogLikelihoodMatrix(MatrixSelection, MatrixSummaries):
     def __len__(self) -> int:
         return self.n_models
 
-    def __repr__(self) -> str:
+    def _summary(self) -> Summary:
         k, n = self.shape
-        mcoords = [c for c, v in self._data.coords.items() if v.dims == (MODEL_DIM,) and c != MODEL_DIM]
-        tcoords = [c for c, v in self._data.coords.items() if v.dims == (TEXT_DIM,) and c != TEXT_DIM]
-        ccoords = [c for c, v in self._data.coords.items() if v.ndim == 2]
-        names = list(self.models[:3]) + (["…"] if k > 3 else [])
-        lines = [
-            f"<LogLikelihoodMatrix: {k} models × {n} texts, nats, mean {self.mean_bytes:.1f} bytes/text>",
-            f"  models: {', '.join(map(str, names))}",
-            f"  model coords: {', '.join(map(str, mcoords)) or '—'}",
-            f"  text coords: {', '.join(map(str, tcoords))}",
-            *([f"  cell coords: {', '.join(map(str, ccoords))}"] if ccoords else []),
-            f"  range: [{self.values.min():.4g}, {self.values.max():.4g}] nats",
-        ]
-        conv = self.attrs.get("convention")
-        if conv is not None:
-            lines.append(f"  convention: {conv}")
-        return "\n".join(lines)
+        dims = {name: [str(c) for c, v in self._data.coords.items() if v.dims == (name,) and c != name]
+                for name in (MODEL_DIM, TEXT_DIM)}
+        cells = [str(c) for c, v in self._data.coords.items() if v.ndim == 2]
+        truncated = dropped_tokens(self._data).sum(axis=0) > 0
+        return Summary("LogLikelihoodMatrix", ((MODEL_DIM, k), (TEXT_DIM, n)), f"nats, {self.values.dtype}", (
+            ("size", f"{k} models × {n} texts, mean {self.mean_bytes:.1f} bytes/text"),
+            ("models", first_labels(self.models)),
+            ("texts", first_labels(self.texts)),
+            ("model coords", ", ".join(dims[MODEL_DIM]) or "—"),
+            ("text coords", ", ".join(dims[TEXT_DIM])),
+            ("cell coords", ", ".join(cells)),
+            ("range", f"[{self.values.min():.4g}, {self.values.max():.4g}] nats"),
+            ("clip", clip_text(self.attrs)),
+            ("preprocessing", str(self.attrs.get("preprocessing", ""))),
+            ("convention", conventions_text(self.attrs, row_conventions(self._data))),
+            ("scorer", str(self.attrs.get("scorer", ""))),
+            ("dtype", distinct_text(self._model_coord("dtype"))),
+            ("quantization", distinct_text(self._model_coord("quantization"))),
+            ("truncated", f"{int(truncated.sum())} texts lost tokens (see truncated_texts())" if truncated.any() else ""),
+        ))
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The matrix as a wide :class:`pandas.DataFrame`: one row per model, one column per text, nats.
+
+        Coordinates are left out (see :meth:`to_dataframe` for a tidy table that keeps them).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``model``, columns ``text``, values in nats.
+
+        Examples
+        --------
+        >>> import loglik_map as lm
+        >>> m = lm.LogLikelihoodMatrix([[-10.0, -20.0], [-11.0, -19.0]], models=["a", "b"],
+        ...                            texts=["t1", "t2"], n_bytes=[10, 20])
+        >>> m.to_pandas()  # doctest: +NORMALIZE_WHITESPACE
+        text     t1    t2
+        model
+        a     -10.0 -20.0
+        b     -11.0 -19.0
+        """
+        return self._data.reset_coords(drop=True).to_pandas()
+
+    def to_dataframe(self, name: str = "loglik") -> pd.DataFrame:
+        """The matrix as a tidy :class:`pandas.DataFrame`: one row per (model, text), nats.
+
+        Parameters
+        ----------
+        name : str, default "loglik"
+            Name of the log-likelihood column.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by ``(model, text)``; columns ``name`` and every coordinate (``n_bytes``,
+            the model, text and cell coordinates). ``df.attrs["units"]`` is ``"nats"``.
+        """
+        df = self._data.to_dataframe(name=name)
+        df.attrs = {"units": "nats"}
+        return df
 
     def identical(self, other: LogLikelihoodMatrix) -> bool:
         """Whether ``other`` has the same values, labels, coordinates and attrs.

@@ -10,12 +10,13 @@ import xarray as xr
 
 from .._deprecation import renamed_attribute, renamed_parameter
 from .._labels import unknown_labels_error
+from .._repr import ReprMixin, Summary, clip_text, conventions_text, first_labels
 from ..errors import LoglikMapError, WrongTypeError
 from ..options import KERNEL_BACKENDS
 from ..units import check_unit, nats_per_bit_per_byte
 from ._map_queries import MapQueries
 from ._pair_queries import MIN_TEXTS_FOR_SE, all_pairs, check_texts, one_pair, some_pairs
-from ._scoring_checks import scoring_conflict
+from ._scoring_checks import row_conventions, scoring_conflict
 from ._validation import PAIR_DIM
 from .centering import double_center_array
 from .embedding import embed_points
@@ -25,7 +26,7 @@ from .projection import ModelProjection, project_onto
 
 __all__ = ["MIN_TEXTS_FOR_SE", "PAIR_DIM", "ModelMap", "ModelProjection"]
 
-class ModelMap(MapQueries):
+class ModelMap(MapQueries, ReprMixin):
     """The model map of a log-likelihood matrix (:ref:`method-map`).
 
     The matrix L (K models × N texts, nats) is double-centred to Q and scaled to
@@ -128,11 +129,22 @@ class ModelMap(MapQueries):
     def __len__(self) -> int:
         return self._matrix.n_models
 
-    def __repr__(self) -> str:
-        return (
-            f"<ModelMap: {len(self)} models × {self.n_texts} texts, B̄ = {self.mean_bytes:.1f} bytes; "
-            f"KL in bits/byte = squared distance>"
-        )
+    def _summary(self) -> Summary:
+        matrix, n = self._matrix, self.n_texts
+        allowed = [what for what, yes in zip(("truncated texts", "mixed scoring"), self._allow) if yes]
+        se = (f"reliable (N = {n} ≥ {MIN_TEXTS_FOR_SE} texts)" if n >= MIN_TEXTS_FOR_SE else
+              f"unreliable: N = {n} < {MIN_TEXTS_FOR_SE} texts (UnreliableEstimateWarning)" if n >= 3 else
+              f"none: N = {n} < 3 texts")
+        return Summary("ModelMap", ((MODEL_DIM, len(self)), (TEXT_DIM, n)), "KL in bits/byte = squared distance", (
+            ("models", first_labels(self.models)),
+            ("mean bytes", f"B̄ = {self.mean_bytes:.1f} bytes/text"),
+            ("standard errors", se),
+            ("clip", clip_text(matrix.attrs)),
+            ("preprocessing", str(matrix.attrs.get("preprocessing", ""))),
+            ("convention", conventions_text(matrix.attrs, row_conventions(matrix.data))),
+            ("allowed", ", ".join(allowed)),
+            ("backend", self._backend or ""),
+        ))
 
     # ------------------------------------------------------------------ helpers
     def _with_matrix(self, matrix: LogLikelihoodMatrix) -> ModelMap:

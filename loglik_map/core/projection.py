@@ -7,14 +7,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from .._deprecation import renamed_attribute
+from .._repr import ReprMixin, Summary, first_labels
 from ..errors import LoglikMapError, WrongTypeError
 from ..units import nats_per_bit_per_byte
 from ._scoring_checks import row_conventions
 from ._validation import MODEL_DIM, PAIR_DIM, TEXT_DIM
 from .matrix import LogLikelihoodMatrix
+from .results import normal_interval
 
 if TYPE_CHECKING:
     from .modelmap import ModelMap
@@ -22,8 +25,8 @@ if TYPE_CHECKING:
 __all__ = ["ModelProjection", "project_onto"]
 
 
-@dataclass(frozen=True)
-class ModelProjection:
+@dataclass(frozen=True, repr=False)
+class ModelProjection(ReprMixin):
     """New models placed on an existing map (see :meth:`ModelMap.project <loglik_map.ModelMap.project>`).
 
     Attributes
@@ -47,6 +50,35 @@ class ModelProjection:
 
     coordinates = renamed_attribute("points", "coordinates")
     kl_se = renamed_attribute("se", "kl_se")
+
+    def _summary(self) -> Summary:
+        new, mapped = self.kl[MODEL_DIM].values, self.kl[PAIR_DIM].values
+        return Summary("ModelProjection", ((MODEL_DIM, new.size), (PAIR_DIM, mapped.size)), self.unit, (
+            ("new models", first_labels(new)),
+            ("mapped models", first_labels(mapped)),
+            ("texts", str(self.points.sizes[TEXT_DIM])),
+        ))
+
+    def to_dataframe(self, confidence_level: float = 0.95) -> pd.DataFrame:
+        """A tidy table: one row per (new model ``a``, mapped model ``b``).
+
+        Parameters
+        ----------
+        confidence_level : float, default 0.95
+            Coverage of the normal-approximation interval ``kl ± z·se``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``a, b, kl, se, ci_low, ci_high, unit``.
+        """
+        a, b = np.meshgrid(self.kl[MODEL_DIM].values, self.kl[PAIR_DIM].values, indexing="ij")
+        kl, se = self.kl.values.ravel(), self.se.values.ravel()
+        low, high = normal_interval(kl, se, confidence_level)
+        out = pd.DataFrame({"a": a.ravel(), "b": b.ravel(), "kl": kl, "se": se, "ci_low": low, "ci_high": high,
+                            "unit": self.unit})
+        out.attrs.update(units=self.unit, confidence_level=confidence_level)
+        return out
 
 
 def project_onto(mm: ModelMap, other: LogLikelihoodMatrix | xr.DataArray, unit: str) -> ModelProjection:

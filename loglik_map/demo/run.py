@@ -79,7 +79,7 @@ def _fmt(x: float) -> str:
 
 
 def run_demo(out_dir: str | PathLike[str] = "loglik-map-demo", *, fast: bool = False, n_texts: int | None = None,
-             zoo_dir: str | PathLike[str] | None = None, window: int = 5, progress: bool = True,
+             zoo_dir: str | PathLike[str] | None = None, window: int = 5, progress: bool | None = None,
              out: TextIO | None = None) -> DemoResult:
     """Run the whole method on the miniature zoo and the built-in texts.
 
@@ -95,8 +95,8 @@ def run_demo(out_dir: str | PathLike[str] = "loglik-map-demo", *, fast: bool = F
         Cache of the trained zoo (default ``$LOGLIK_MAP_ZOO`` or ``~/.cache/loglik_map/zoo``).
     window : int
         Saved checkpoints per diffusion-exponent fit.
-    progress : bool
-        Progress bars.
+    progress : bool, optional
+        Progress bars; ``None`` (default): the ``progress`` option (:func:`loglik_map.set_options`).
     out : file-like, optional
         Where to print (standard output by default).
     """
@@ -204,7 +204,8 @@ def _figures(out_dir: Path, mm: ModelMap, traj, pairs, steps_ds, exps_q, exps_w,
     paths = []
 
     def save(ax, name: str) -> None:
-        ax.figure.tight_layout()
+        if ax.figure.get_layout_engine() is None:  # the plotting functions' own figures are laid out already
+            ax.figure.tight_layout()
         path = out_dir / name
         ax.figure.savefig(path, dpi=120)
         plt.close(ax.figure)

@@ -22,8 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from .._repr import ReprMixin, Summary, first_labels
 from ..core.matrix import LogLikelihoodMatrix
 from ..errors import LoglikMapError, require_extra
+from ..options import resolve_progress
 from ..scoring.loading import quiet_transformers
 from ..scoring.runs import ModelSpec
 from ..texts import DOMAINS, load_texts
@@ -52,8 +54,8 @@ def _schedule(total: int, every: int) -> tuple[int, ...]:
     return tuple(sorted(set(dense + list(range(every, total + 1, every)))))
 
 
-@dataclass(frozen=True)
-class ZooConfig:
+@dataclass(frozen=True, repr=False)
+class ZooConfig(ReprMixin):
     """What the zoo trains. The defaults take a few minutes on 2 CPU cores; :meth:`fast` seconds.
 
     Attributes
@@ -132,10 +134,27 @@ class ZooConfig:
         """Saved steps of every pretraining run."""
         return _schedule(self.steps, self.checkpoint_every)
 
+    def _summary(self) -> Summary:
+        steps = self.checkpoints
+        return Summary("ZooConfig", (("run", len(self.runs)),), "", (
+            ("runs", first_labels(f"{r.name} ({r.hidden}×{r.layers})" for r in self.runs)),
+            ("training", f"{self.steps} steps of {self.batch_size} × {self.seq_len} tokens, lr {self.learning_rate:g}"),
+            ("checkpoints", _steps_text(steps)),
+            ("tokenizer", f"byte-level BPE, {self.vocab_size} tokens; context {self.max_positions}"),
+            ("fine-tuning", f"{', '.join(self.finetune_domains)} ({self.finetune_steps} steps)"
+             if self.finetune_domains else "none"),
+            ("fingerprint", self.fingerprint()),
+        ))
+
     def fingerprint(self) -> str:
         import hashlib
 
         return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _steps_text(steps: Sequence[int]) -> str:
+    shown = ", ".join(map(str, steps[:5])) + (f", …, {steps[-1]}" if len(steps) > 5 else "")
+    return f"{len(steps)} per run, at steps {shown}"
 
 
 def default_zoo_dir() -> Path:
@@ -143,8 +162,8 @@ def default_zoo_dir() -> Path:
     return Path(os.environ.get("LOGLIK_MAP_ZOO", Path.home() / ".cache" / "loglik_map" / "zoo"))
 
 
-@dataclass(frozen=True)
-class Zoo:
+@dataclass(frozen=True, repr=False)
+class Zoo(ReprMixin):
     """A built zoo: where its checkpoints are and how to score and label them.
 
     Attributes
@@ -156,6 +175,17 @@ class Zoo:
     root: Path
     config: ZooConfig
     _meta: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    def _summary(self) -> Summary:
+        cfg = self.config
+        built = (Path(self.root) / "zoo.json").is_file()
+        return Summary("Zoo", (("run", len(cfg.runs)),), "", (
+            ("root", str(self.root)),
+            ("built", "yes" if built else "no (build_zoo trains it)"),
+            ("runs", first_labels(self.run_names)),
+            ("checkpoints", _steps_text(cfg.checkpoints)),
+            ("fine-tuned", ", ".join(f"{self.run_names[0]}-{d}" for d in cfg.finetune_domains) or "none"),
+        ))
 
     def checkpoint(self, run: str, step: int) -> Path:
         """Folder of a saved checkpoint."""
@@ -229,7 +259,7 @@ class Zoo:
 
 
 def build_zoo(root: str | PathLike[str] | None = None, config: ZooConfig | None = None, *,
-              progress: bool = True) -> Zoo:
+              progress: bool | None = None) -> Zoo:
     """Train (or reuse) the miniature model suite.
 
     Parameters
@@ -238,8 +268,8 @@ def build_zoo(root: str | PathLike[str] | None = None, config: ZooConfig | None 
         Cache folder (default :func:`default_zoo_dir`); a different ``config`` gets its own subfolder.
     config : ZooConfig, optional
         Default :class:`ZooConfig()`; :meth:`ZooConfig.fast` for tests.
-    progress : bool
-        Progress bars while training.
+    progress : bool, optional
+        Progress bars while training; ``None`` (default): the ``progress`` option.
 
     Returns
     -------
@@ -268,7 +298,7 @@ def build_zoo(root: str | PathLike[str] | None = None, config: ZooConfig | None 
     stream = token_stream(tokenizer, train.texts)
     bar = None
     total = len(cfg.runs) * cfg.steps + len(cfg.finetune_domains) * cfg.finetune_steps
-    if progress:
+    if resolve_progress(progress):
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, desc="training the zoo", unit="step")

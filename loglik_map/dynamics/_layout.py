@@ -40,6 +40,8 @@ class TrajectoryLayout:
         Trajectory label → its checkpoint grid (sorted positions).
     order : str
         Name of the position coordinate.
+    by : str or None
+        The model coordinate that splits the points into trajectories (None: one trajectory).
     """
 
     names: np.ndarray
@@ -49,6 +51,7 @@ class TrajectoryLayout:
     dropped: dict[Hashable, np.ndarray]
     grids: dict[Hashable, np.ndarray]
     order: str
+    by: str | None = None
 
 
 def build_layout(coords: Any, names: np.ndarray, order: str, by: str | None, exclude: Iterable[str] | None,
@@ -97,7 +100,7 @@ def build_layout(coords: Any, names: np.ndarray, order: str, by: str | None, exc
         grids[g] = _group_grid(grid, g, values[every], order)
     if not groups:
         raise LoglikMapError(f"no model has a finite {order!r} (excluded models do not count)")
-    return TrajectoryLayout(names, values, is_excluded, groups, dropped, grids, order)
+    return TrajectoryLayout(names, values, is_excluded, groups, dropped, grids, order, by)
 
 
 def _group_grid(grid: Any, g: Hashable, positions: np.ndarray, order: str) -> np.ndarray:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats
 
 from .._deprecation import renamed_attribute
-from ..core.results import ConfidenceInterval
+from .._repr import ReprMixin, Summary
+from ..core.results import ConfidenceInterval, TidyResult
 from ..errors import LoglikMapError
 
 __all__ = ["HolderEstimate", "PowerLawFit", "fit_power_law", "holder_exponent"]
@@ -21,8 +23,8 @@ def _check_level(level: float) -> float:
     return level
 
 
-@dataclass(frozen=True)
-class PowerLawFit:
+@dataclass(frozen=True, repr=False)
+class PowerLawFit(TidyResult, ReprMixin):
     """Least-squares fit of ``log d = intercept + c · log lag`` (natural logs).
 
     Attributes
@@ -82,6 +84,21 @@ class PowerLawFit:
         q = float(stats.t.ppf(0.5 + confidence_level / 2.0, self.n_points - 2))
         return ConfidenceInterval(self.exponent - q * self.se, self.exponent + q * self.se)
 
+    def _extra_fields(self) -> dict[str, Any]:
+        ci = self.confidence_interval(0.95)
+        return {"ci_low": ci.low, "ci_high": ci.high, "confidence_level": 0.95, "hurst": self.hurst,
+                "fractal_dimension": self.fractal_dimension}
+
+    def _summary(self) -> Summary:
+        ci = self.confidence_interval(0.95)
+        where = f"t0 = {self.t0:g}, window of {self.window} points" if np.isfinite(self.t0) else ""
+        return Summary("PowerLawFit", (), "d ∝ lag^c (log–log least squares)", (
+            ("exponent", f"c = {self.exponent:.4g} ± {self.se:.2g} (SE), 95 % interval {ci}"),
+            ("fit", f"r² = {self.r2:.3f} over {self.n_points} points"),
+            ("start", where),
+            ("path", f"Hurst H = {self.hurst:.3g}, fractal dimension D = {self.fractal_dimension:.3g}"),
+        ))
+
     def __str__(self) -> str:
         where = f" from t0 = {self.t0:g} over {self.window} points" if np.isfinite(self.t0) else ""
         return (f"diffusion exponent c = {self.exponent:.4g} ± {self.se:.2g} (r² = {self.r2:.3f}, "
@@ -129,8 +146,8 @@ def fit_power_law(lags: np.ndarray, distances: np.ndarray, *, t0: float = math.n
     return PowerLawFit(slope, intercept, r2, se, n, float(t0), int(window))
 
 
-@dataclass(frozen=True)
-class HolderEstimate:
+@dataclass(frozen=True, repr=False)
+class HolderEstimate(TidyResult, ReprMixin):
     """Effective Hölder exponent α = c_q / c_w = D_w / D_q of the map weights → log-likelihoods.
 
     Attributes
@@ -170,6 +187,13 @@ class HolderEstimate:
         _check_level(confidence_level)
         z = float(stats.norm.ppf(0.5 + confidence_level / 2.0))
         return ConfidenceInterval(self.alpha - z * self.se, self.alpha + z * self.se)
+
+    def _summary(self) -> Summary:
+        return Summary("HolderEstimate", (), "α = c_q / c_w (unitless)", (
+            ("alpha", f"α = {self.alpha:.3g} ± {self.se:.2g} (SE), 95 % interval {self.confidence_interval(0.95)}"),
+            ("exponents", f"c_q = {self.c_q:.3g} (log-likelihoods), c_w = {self.c_w:.3g} (weights)"),
+            ("fractal dimensions", f"D_q = {self.fractal_dimension_q:.3g}, D_w = {self.fractal_dimension_w:.3g}"),
+        ))
 
     def __str__(self) -> str:
         return (f"Hölder exponent α = c_q / c_w = {self.c_q:.3g} / {self.c_w:.3g} = {self.alpha:.3g} ± "

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .._repr import SHOWN, ReprMixin, Summary, first_labels
 from ..core.kernels import pairs_kl_se
 from ..core.matrix import MODEL_DIM, LogLikelihoodMatrix
 from ..core.modelmap import ModelMap
@@ -39,7 +40,7 @@ class _Distances:
     unit: str
 
 
-class Trajectory(TrajectoryDiffusion):
+class Trajectory(TrajectoryDiffusion, ReprMixin):
     """Points of a model map ordered by a numeric model coordinate — checkpoints by ``step``,
     logit-lens rows by ``layer`` — optionally one trajectory per value of ``by`` (size, seed…).
 
@@ -243,10 +244,24 @@ class Trajectory(TrajectoryDiffusion):
         """
         return self._grids[self._key(group)]
 
-    def __repr__(self) -> str:
-        sizes = ", ".join(f"{g}: {len(i)}" for g, i in list(self._groups.items())[:4])
-        excl = f", {int(self._excluded.sum())} excluded" if self._excluded.any() else ""
-        return f"<Trajectory by {self._order_name!r}: {len(self._groups)} trajectory(ies) ({sizes}){excl}>"
+    def _summary(self) -> Summary:
+        o = self._order_name
+        sizes = ", ".join(f"{g}: {len(i)}" for g, i in list(self._groups.items())[:SHOWN])
+        more = f", … ({len(self._groups)} in all)" if len(self._groups) > SHOWN else ""
+        kept = np.concatenate(list(self._groups.values()))
+        span = f"{self._order[kept].min():g} to {self._order[kept].max():g}"
+        slots = sum(int(grid.size) for grid in self._grids.values())
+        gaps = slots - int(kept.size)
+        by = self._layout.by
+        source = (f"model map over {self._X.shape[1]} texts" if self._X is not None
+                  else "precomputed squared distances")
+        return Summary("Trajectory", ((o, int(kept.size)),), self._unit or "unitless", (
+            ("trajectories", f"{sizes}{more} points" + (f" (by {by})" if by else "")),
+            (o, span),
+            ("excluded", first_labels(self.excluded)),
+            ("grid gaps", f"{gaps} of {slots} grid slots without a kept point" if gaps else ""),
+            ("from", source),
+        ))
 
     def _kl_se(self, i: int, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """KL (squared distance) and SE from point ``i`` to points ``j``; SE NaN for distances."""

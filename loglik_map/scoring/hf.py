@@ -18,6 +18,7 @@ import numpy as np
 
 from ..core.matrix import LogLikelihoodMatrix
 from ..errors import LoglikMapError, LoglikMapWarning
+from ..options import resolve_progress
 from ..texts import TextSet
 from .architectures import DEFAULT_CONTEXT, stated_positions
 from .batching import auto_batch_tokens, score_windows
@@ -33,6 +34,7 @@ from .loading import (
 )
 from .naming import check_model_coords, default_model_name, local_folder, merge_step
 from .quantization import quantization_label
+from .quiet import quiet_third_party
 from .settings import check_scorer_options
 from .windows import EncodedText, encode_texts
 
@@ -91,8 +93,9 @@ class HFScorer:
         where it applies, checked against the chunked computation the first time.
     trust_remote_code, cache_dir, token
         Passed to ``from_pretrained``.
-    progress : bool
-        Show a progress bar over batches (tqdm).
+    progress : bool, optional
+        Show a progress bar over batches (tqdm); ``None`` (default): the ``progress`` option
+        (:func:`loglik_map.set_options`, True unless set).
     step : int, optional
         Training step of this checkpoint, recorded as the ``step`` model coordinate (for
         :class:`~loglik_map.Trajectory`). Read from a ``"stepN"`` revision or a checkpoint
@@ -132,7 +135,7 @@ class HFScorer:
         trust_remote_code: bool = False,
         cache_dir: str | PathLike[str] | None = None,
         token: str | bool | None = None,
-        progress: bool = False,
+        progress: bool | None = None,
         step: int | None = None,
         coords: Mapping[str, Any] | None = None,
     ) -> None:
@@ -319,14 +322,15 @@ class HFScorer:
         require_torch()
         texts = texts if isinstance(texts, TextSet) else TextSet(texts)
         encoded = self.encode(texts)  # tokenizer and config only: bad texts fail before the model loads
-        loaded = self._load()
-        windows = [w for e in encoded for w in e.windows]
-        rows = self._rows(loaded)
-        batch_tokens = self.batch_tokens
-        if isinstance(batch_tokens, str):  # "auto" (checked when the scorer was made)
-            batch_tokens = auto_batch_tokens(loaded.model, n_states=len(rows))
-        sums = score_windows(loaded, windows, batch_tokens, self._lens_norm(loaded), len(rows),
-                              progress=self.progress, desc=self.name, unembed=self.unembed)
+        with quiet_third_party():  # bitsandbytes' expected notices; real warnings and errors pass
+            loaded = self._load()
+            windows = [w for e in encoded for w in e.windows]
+            rows = self._rows(loaded)
+            batch_tokens = self.batch_tokens
+            if isinstance(batch_tokens, str):  # "auto" (checked when the scorer was made)
+                batch_tokens = auto_batch_tokens(loaded.model, n_states=len(rows))
+            sums = score_windows(loaded, windows, batch_tokens, self._lens_norm(loaded), len(rows),
+                                 progress=resolve_progress(self.progress), desc=self.name, unembed=self.unembed)
         values = np.zeros((len(rows), len(texts)))
         owner = np.array([w.text_index for w in windows])
         for r in range(len(rows)):

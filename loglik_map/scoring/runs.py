@@ -31,6 +31,7 @@ from ..io.runstore import (
     row_path,
     write_result,
 )
+from ..options import resolve_progress
 from ..texts import TextSet
 from .naming import check_model_coords, default_model_name, merge_step
 from .quantization import quantization_label
@@ -241,7 +242,7 @@ def score_models(
     store: str | PathLike[str],
     *,
     executor: Executor | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     retry_failed: bool = True,
     **scorer_options: Any,
 ) -> RunSummary:
@@ -257,8 +258,9 @@ def score_models(
     executor : concurrent.futures.Executor, optional
         Where models are scored, e.g. a ``ProcessPoolExecutor`` or a dask ``Client``'s
         ``get_executor()``; every job writes only its own files. Default: this process, in order.
-    progress : bool
-        Progress bar over models (and, without an executor, over each model's batches).
+    progress : bool, optional
+        Progress bar over models (and, without an executor, over each model's batches);
+        ``None`` (default): the ``progress`` option (:func:`loglik_map.set_options`, True unless set).
     retry_failed : bool
         Rescore models whose earlier attempt failed (default); finished models are always skipped,
         unless their stored rows fail their checksum: those are moved to the store's ``corrupt/``
@@ -273,6 +275,7 @@ def score_models(
         Open the results with :func:`loglik_map.open_matrix` (store).
     """
     check_scorer_options(lens=True, **scorer_options)  # a typo fails now, not in every job of the run
+    progress = resolve_progress(progress)
     texts = texts if isinstance(texts, TextSet) else TextSet(texts)
     coerced = [ModelSpec.coerce(s) for s in specs]
     labels = [s.label for s in coerced]

@@ -95,7 +95,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {  # each raises on a bad value
     "batch_tokens": _batch_tokens,
     "unembed": lambda key, value: _one_of(UNEMBED_METHODS)(key, value),
     "trust_remote_code": _flag,
-    "progress": _flag,
+    "progress": lambda key, value: None if value is None else _flag(key, value),
     "name": _optional_text,
     "revision": _optional_text,
     "cache_dir": _path,

@@ -1,0 +1,27 @@
+"""Figures of the paper (:ref:`method-figures`), one call each; matplotlib is imported when a function is called.
+
+* the map (:mod:`.maps`): :func:`plot_map` (Fig. 2), :func:`plot_kl_matrix` (heat map, clustering order);
+* the KL scale (:mod:`.scale`): :func:`plot_kl_scale` (Fig. 1, Table 1a);
+* along trajectories (:mod:`.trajectories`): :func:`plot_step_kl` (Fig. 4), :func:`plot_displacement` and
+  :func:`plot_diffusion_exponents` (Fig. 5), :func:`plot_exponent_intervals` (their uncertainty),
+  :func:`plot_logit_lens` (KL to the final layer).
+
+Every function returns the matplotlib Axes it drew on; pass ``ax=`` to draw into your own figure.
+A figure made here uses the constrained layout, so labels and colour bars stay inside it when saved.
+"""
+
+from __future__ import annotations
+
+from .maps import cluster_order, plot_kl_matrix, plot_map
+from .scale import plot_kl_scale
+from .trajectories import (
+    exponent_band,
+    plot_diffusion_exponents,
+    plot_displacement,
+    plot_exponent_intervals,
+    plot_logit_lens,
+    plot_step_kl,
+)
+
+__all__ = ["cluster_order", "exponent_band", "plot_diffusion_exponents", "plot_displacement", "plot_exponent_intervals",
+           "plot_kl_matrix", "plot_kl_scale", "plot_logit_lens", "plot_map", "plot_step_kl"]

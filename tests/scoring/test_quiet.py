@@ -1,0 +1,76 @@
+"""Scoring is quiet: bitsandbytes' known notices are filtered (nothing else is); one progress-bar default."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import warnings
+
+import pytest
+
+import loglik_map as lm
+from loglik_map.scoring import hf
+from loglik_map.scoring.quiet import KNOWN_NOISE, quiet_third_party
+
+CAST = "MatMul8bitLt: inputs will be cast from torch.float32 to float16 during quantization"
+GEMM = ("Failed to load CPU gemm_4bit_forward from kernels-community: No module named 'kernels'. Please make sure "
+        "you already `pip install kernels` and the kernels >= 0.11.1")
+
+
+def needs_bitsandbytes() -> None:
+    """Skip without bitsandbytes, without importing it (its import logs the gemm notice: the scorer must hide it)."""
+    if importlib.util.find_spec("bitsandbytes") is None:
+        pytest.skip("quantization tests need the 'quant' extra (bitsandbytes)")
+
+
+def test_known_notices_are_dropped_and_everything_else_kept(caplog):
+    cast_logger, gemm_logger = (logging.getLogger(name) for name, _ in KNOWN_NOISE)
+    with caplog.at_level(logging.WARNING), warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with quiet_third_party():
+            for _ in range(16):
+                cast_logger.warning("MatMul8bitLt: inputs will be cast from %s to float16 during quantization",
+                                    "torch.float32")
+            gemm_logger.warning(GEMM)
+            cast_logger.error("MatMul8bitLt: CUDA error: an illegal memory access")
+            gemm_logger.warning("some other problem of the CPU backend")
+            warnings.warn(CAST, UserWarning, stacklevel=1)  # older bitsandbytes warn instead of logging
+            warnings.warn("a real warning", UserWarning, stacklevel=1)
+        cast_logger.warning(CAST)  # outside the block: shown again
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == ["MatMul8bitLt: CUDA error: an illegal memory access", "some other problem of the CPU backend",
+                        CAST]
+    assert [str(w.message) for w in seen] == ["a real warning"]
+    assert all(not lg.filters for lg in (cast_logger, gemm_logger))
+
+
+def test_an_8bit_model_scores_without_the_cast_notice(model_dirs, texts, caplog):
+    needs_bitsandbytes()
+    with caplog.at_level(logging.WARNING):
+        lm.HFScorer(str(model_dirs["gpt_neox"]), quantization="8bit", progress=False).score(texts[:4])
+    assert not [r for r in caplog.records if "MatMul8bitLt" in r.getMessage() or "gemm_4bit" in r.getMessage()]
+
+
+def test_without_the_filter_the_notice_would_show(model_dirs, texts, caplog, monkeypatch):
+    needs_bitsandbytes()
+    monkeypatch.setattr(hf, "quiet_third_party", contextlib.nullcontext)
+    with caplog.at_level(logging.WARNING):
+        lm.HFScorer(str(model_dirs["gpt_neox"]), quantization="8bit", progress=False).score(texts[:4])
+    assert any("MatMul8bitLt" in r.getMessage() for r in caplog.records)
+
+
+def test_one_progress_default_across_the_api(model_dirs, texts, capsys, tmp_path):
+    import inspect
+
+    for fn in (lm.HFScorer, lm.score_models, lm.demo.build_zoo, lm.demo.run_demo):
+        assert inspect.signature(fn).parameters["progress"].default is None, fn
+    folder = str(model_dirs["gpt_neox"])
+    lm.HFScorer(folder, name="shown").score(texts[:3])
+    assert "shown" in capsys.readouterr().err  # the tqdm bar, by default
+    with lm.set_options(progress=False):
+        lm.HFScorer(folder, name="hidden").score(texts[:3])
+        lm.score_models([lm.ModelSpec(folder, name="quiet")], texts[:3], tmp_path / "s")
+    assert capsys.readouterr().err == ""
+    with pytest.raises(lm.LoglikMapError, match="use True or False"):
+        lm.set_options(progress="yes")
