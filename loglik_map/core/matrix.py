@@ -15,6 +15,7 @@ from .._labels import unknown_labels_error
 from ..errors import LoglikMapError, LoglikMapWarning, WrongTypeError
 from ..units import LN2
 from ._combine import concat_dataarrays
+from .lazy import exact_quantile, is_dask
 from ._scoring_checks import dropped_tokens, truncation_message
 from ._validation import MODEL_DIM, TEXT_DIM, as_str_array, build_dataarray, check_attrs, coord_array, dataarray_parts, \
     first_duplicate
@@ -229,7 +230,8 @@ class LogLikelihoodMatrix:
             f"  model coords: {', '.join(map(str, mcoords)) or '—'}",
             f"  text coords: {', '.join(map(str, tcoords))}",
             *([f"  cell coords: {', '.join(map(str, ccoords))}"] if ccoords else []),
-            f"  range: [{self.values.min():.4g}, {self.values.max():.4g}] nats",
+            (f"  range: not computed (dask-backed, chunks {self._data.data.chunksize})" if is_dask(self._data.data)
+             else f"  range: [{self.values.min():.4g}, {self.values.max():.4g}] nats"),
         ]
         conv = self.attrs.get("convention")
         if conv is not None:
@@ -438,6 +440,8 @@ class LogLikelihoodMatrix:
         ----------
         lower_quantile : float, default 0.02
             Quantile in [0, 1) of all K·N entries (linear interpolation, as ``numpy.quantile``).
+            Exact for a dask-backed matrix too (a radix selection in 2–4 passes over the
+            chunks, equal to ``numpy.quantile`` bit for bit); the clipped matrix stays lazy.
 
         Returns
         -------
@@ -456,8 +460,9 @@ class LogLikelihoodMatrix:
                 return self
             raise LoglikMapError(f"this matrix is already clipped at the {float(done):g} quantile; clipping it again "
                                  f"at {q:g} would compound the two. Clip the raw matrix once, at the quantile you want")
-        threshold = float(np.quantile(self.values, q))
-        da = self._data.copy(data=np.maximum(self.values, threshold))
+        values = self._data.data
+        threshold = exact_quantile(values, q) if is_dask(values) else float(np.quantile(values, q))
+        da = self._data.copy(data=np.maximum(values, threshold))
         da.attrs = {**da.attrs, "clip_lower_quantile": q, "clip_value_nats": threshold}
         return self._wrap(da)
 
@@ -495,7 +500,7 @@ class LogLikelihoodMatrix:
         if not allow_truncated:
             self.check_not_truncated("cross_entropy()")
         with np.errstate(over="ignore", invalid="ignore"):
-            ce = -self._data.mean(TEXT_DIM) / (self.mean_bytes * LN2)
+            ce = (-self._data.mean(TEXT_DIM) / (self.mean_bytes * LN2)).compute()
         if not np.isfinite(ce.values).all():
             bad = self.models[int(np.argmax(~np.isfinite(ce.values)))]
             raise LoglikMapError(f"the cross-entropy of model {bad!r} overflows float64: its log-likelihoods are far "

@@ -6,6 +6,7 @@ import math
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from os import PathLike
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from ._scoring_checks import row_conventions, scoring_conflict
 from .centering import double_center_array
 from ..errors import LoglikMapError, UnreliableEstimateWarning, require_extra
 from .kernels import NonFiniteKLError, PairwiseKL, pair_kl_se, pairs_kl_se, pairwise_kl_se
+from .largemap import BlockedPairsMixin
 from .matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
 from ..options import KERNEL_BACKENDS
 from .results import KLEstimate
@@ -65,7 +67,7 @@ def _model_coords(da: xr.DataArray) -> dict[str, Any]:
     return {n: c for n, c in da.coords.items() if c.dims == (MODEL_DIM,)}
 
 
-class ModelMap:
+class ModelMap(BlockedPairsMixin):
     """The model map of a log-likelihood matrix (:ref:`method-map`).
 
     The matrix L (K models × N texts, nats) is double-centred to Q and scaled to
@@ -115,7 +117,7 @@ class ModelMap:
         self._check_scoring(matrix, "ModelMap", allow_truncated, allow_mixed_scoring)
         self._matrix = matrix
         self._backend = backend
-        parts = double_center_array(matrix.values)
+        parts = double_center_array(matrix.data.data)  # a dask-backed matrix stays lazy (:ref:`guide-large-maps`)
         Q = parts.centered
         Q *= 1.0 / math.sqrt(2.0 * matrix.n_texts * nats_per_bit_per_byte(matrix.mean_bytes))
         coords = xr.DataArray(Q, dims=(MODEL_DIM, TEXT_DIM), coords=matrix.data.coords)
@@ -234,7 +236,8 @@ class ModelMap:
         if i == j:
             return 0.0, 0.0
         try:
-            return pair_kl_se(self._coords.values[i], self._coords.values[j])
+            X = self._coords.data  # one row at a time from a dask-backed map
+            return pair_kl_se(np.asarray(X[i]), np.asarray(X[j]))
         except NonFiniteKLError as err:
             raise self._non_finite(err, self.models[i], self.models[j]) from None
 
@@ -273,7 +276,8 @@ class ModelMap:
         return out
 
     # ------------------------------------------------------------------ KL and standard errors
-    def kl(self, a: str | None = None, b: str | None = None, *, unit: str = "bits/byte") -> float | xr.DataArray:
+    def kl(self, a: str | None = None, b: str | None = None, *, unit: str = "bits/byte",
+           store: str | PathLike[str] | None = None) -> float | xr.DataArray:
         """KL divergence estimates (:ref:`method-map`).
 
         Parameters
@@ -283,15 +287,21 @@ class ModelMap:
             model (DataArray over ``model``). Neither: all pairs.
         unit : {"bits/byte", "nats"}
             ``"nats"`` is nats per text (bits/byte × B̄ ln 2).
+        store : path, optional
+            All pairs only: compute them block by block into this Zarr store (resumable) and
+            return the dask-backed array read from it; see :meth:`all_pairs`.
 
         Returns
         -------
         float or xarray.DataArray
             All pairs: dims ``("model", "model_")``, symmetric, exact zeros on the diagonal.
         """
+        if store is not None:
+            return self._stored_pairs(a, b, unit, store)["kl"]
         return self._pairwise_query(a, b, unit, "kl")
 
-    def kl_se(self, a: str | None = None, b: str | None = None, *, unit: str = "bits/byte") -> float | xr.DataArray:
+    def kl_se(self, a: str | None = None, b: str | None = None, *, unit: str = "bits/byte",
+              store: str | PathLike[str] | None = None) -> float | xr.DataArray:
         """Standard errors of :meth:`kl` (:ref:`method-se`); same arguments and shapes.
 
         Refused with fewer than 3 texts (the SE is then 0 by construction); below
@@ -299,7 +309,15 @@ class ModelMap:
         :class:`~loglik_map.UnreliableEstimateWarning`. The same holds for every method that
         returns an SE (:meth:`compare`, :meth:`pairs`, :meth:`nearest`, :meth:`project`).
         """
+        if store is not None:
+            return self._stored_pairs(a, b, unit, store)["kl_se"]
         return self._pairwise_query(a, b, unit, "se")
+
+    def _stored_pairs(self, a: str | None, b: str | None, unit: str, store: str | PathLike[str]) -> xr.Dataset:
+        if a is not None or b is not None:
+            raise LoglikMapError("store= writes all pairs; leave out the model names (a, b), or leave out store= "
+                                 "for one model's or one pair's KL")
+        return self.all_pairs(store, unit=unit)
 
     def compare(self, a: str, b: str, *, unit: str = "bits/byte") -> KLEstimate:
         """KL between two models with its SE, as a :class:`~loglik_map.KLEstimate`."""
