@@ -71,7 +71,7 @@ def cross_pairs_kl_se(A: np.ndarray, B: np.ndarray, ia: np.ndarray, ib: np.ndarr
     if ia.size == 0:
         return np.zeros(0), np.zeros(0)
     if backend != "numpy":
-        from ._cross import cross_pairs_kl_se_numba
+        from ._numba import cross_pairs_kl_se_numba
 
         return cross_pairs_kl_se_numba(A, B, ia, ib)
     both = np.vstack([A, B])
