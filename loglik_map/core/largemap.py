@@ -134,8 +134,7 @@ class BlockedPairsMixin:
         if block_size is not None:
             block_size = check_block_size(block_size)
         self._check_texts(with_se=True)  # type: ignore[attr-defined]
-        check_scale = self._scale(unit)  # type: ignore[attr-defined]  # refuse a bad unit before any work
-        del check_scale
+        self._scale(unit)  # type: ignore[attr-defined]  # a bad unit is refused before any work
         matrix = self._matrix  # type: ignore[attr-defined]
         fingerprint = matrix_fingerprint(matrix.data.data, [matrix.models, matrix.texts, matrix.n_bytes.astype(str)],
                                          [matrix.n_texts, matrix.mean_bytes], client)
