@@ -76,7 +76,10 @@ def open_store(store: str | PathLike[str], *, verify: bool = True,
         raise LoglikMapError(f"{str(path)!r} holds no finished model yet{extra}")
     found.sort(key=lambda item: (item[0], item[1]))
     if sizes is not None:  # rows already validated one by one; stack them lazily
-        out = LogLikelihoodMatrix._wrap(concat_dataarrays([m for _, _, m in found], False).chunk(sizes))
+        stacked = concat_dataarrays([m for _, _, m in found], False)
+        out = LogLikelihoodMatrix._wrap(stacked.chunk(sizes))
+        # attrs as the eager concat gives them: the rows' common attrs over the defaults
+        out.data.attrs = dict(LogLikelihoodMatrix.from_dataarray(stacked.isel(model=[0]).load()).attrs)
     else:
         out = LogLikelihoodMatrix.concat([m for _, _, m in found])
     if damaged:
