@@ -30,7 +30,7 @@ from ._version import __version__
 # Log-likelihood matrices and texts
 from .core import LogLikelihoodMatrix, double_center
 from .texts import TextSet, load_texts, split_utf8, text_id
-from .io import convert_modelmap_pickle, open_matrix, save_matrix
+from .io import convert_modelmap_pickle, open_matrix, open_pairs, save_matrix
 
 # The model map: KL divergences and their standard errors; paired tests on the same texts
 from .core import ConfidenceInterval, KLDifference, KLEstimate, ModelMap, ModelProjection
@@ -147,6 +147,7 @@ __all__ = [
     "double_center",
     "load_texts",
     "open_matrix",
+    "open_pairs",
     "save_matrix",
     "split_utf8",
     "text_id",

@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import LoglikMapError
+from .lazy import double_center_lazy, is_dask
 from .matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
 
 __all__ = ["DoubleCentering", "double_center", "double_center_array"]
@@ -20,7 +21,7 @@ class DoubleCentering:
 
     Attributes
     ----------
-    centered : ndarray, shape (K, N)
+    centered : ndarray or dask array, shape (K, N)
         Q: every row and every column sums to zero (nats).
     model_means : ndarray, shape (K,)
         Mean log-likelihood of each model over the texts (nats).
@@ -35,7 +36,13 @@ class DoubleCentering:
 
 
 def double_center_array(values: Any) -> DoubleCentering:
-    """Double-centre a K × N array: subtract row means, then column means (float64)."""
+    """Double-centre a K × N array: subtract row means, then column means (float64).
+
+    A dask array stays lazy: ``centered`` is then a dask array, the means are computed in one pass.
+    """
+    if is_dask(values):
+        centered, model_means, text_means = double_center_lazy(values)
+        return DoubleCentering(centered=centered, model_means=model_means, text_means=text_means)
     L = np.asarray(values, dtype=np.float64)
     if L.ndim != 2 or L.size == 0:
         raise LoglikMapError(f"expected a non-empty two-dimensional array, got shape {L.shape}")

@@ -23,6 +23,7 @@ from ._validation import (
     check_attrs,
     dataarray_parts,
 )
+from .lazy import is_dask
 
 __all__ = ["MODEL_DIM", "STORAGE", "TEXT_DIM", "LogLikelihoodMatrix"]
 
@@ -237,14 +238,15 @@ class LogLikelihoodMatrix(MatrixSelection, MatrixSummaries, ReprMixin):
                 for name in (MODEL_DIM, TEXT_DIM)}
         cells = [str(c) for c, v in self._data.coords.items() if v.ndim == 2]
         truncated = dropped_tokens(self._data).sum(axis=0) > 0
-        return Summary("LogLikelihoodMatrix", ((MODEL_DIM, k), (TEXT_DIM, n)), f"nats, {self.values.dtype}", (
+        return Summary("LogLikelihoodMatrix", ((MODEL_DIM, k), (TEXT_DIM, n)), f"nats, {self._data.dtype}", (
             ("size", f"{k} models × {n} texts, mean {self.mean_bytes:.1f} bytes/text"),
             ("models", first_labels(self.models)),
             ("texts", first_labels(self.texts)),
             ("model coords", ", ".join(dims[MODEL_DIM]) or "—"),
             ("text coords", ", ".join(dims[TEXT_DIM])),
             ("cell coords", ", ".join(cells)),
-            ("range", f"[{self.values.min():.4g}, {self.values.max():.4g}] nats"),
+            ("range", f"not computed (dask-backed, chunks {self._data.data.chunksize})" if is_dask(self._data.data)
+             else f"[{self.values.min():.4g}, {self.values.max():.4g}] nats"),
             ("clip", clip_text(self.attrs)),
             ("preprocessing", str(self.attrs.get("preprocessing", ""))),
             ("convention", conventions_text(self.attrs, row_conventions(self._data))),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from os import PathLike
 from typing import overload
 
 import numpy as np
@@ -21,12 +22,13 @@ from ._validation import PAIR_DIM
 from .centering import double_center_array
 from .embedding import embed_points
 from .kernels import PairwiseKL
+from .largemap import BlockedPairsMixin
 from .matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
 from .projection import ModelProjection, project_onto
 
 __all__ = ["MIN_TEXTS_FOR_SE", "PAIR_DIM", "ModelMap", "ModelProjection"]
 
-class ModelMap(MapQueries, ReprMixin):
+class ModelMap(MapQueries, BlockedPairsMixin, ReprMixin):
     """The model map of a log-likelihood matrix (:ref:`method-map`).
 
     The matrix L (K models × N texts, nats) is double-centred to Q and scaled to
@@ -76,7 +78,7 @@ class ModelMap(MapQueries, ReprMixin):
         self._check_scoring(matrix, "ModelMap", allow_truncated, allow_mixed_scoring)
         self._matrix = matrix
         self._backend = backend
-        parts = double_center_array(matrix.values)
+        parts = double_center_array(matrix.data.data)  # a dask-backed matrix stays lazy (:ref:`guide-large-maps`)
         Q = parts.centered
         Q *= 1.0 / math.sqrt(2.0 * matrix.n_texts * nats_per_bit_per_byte(matrix.mean_bytes))
         coords = xr.DataArray(Q, dims=(MODEL_DIM, TEXT_DIM), coords=matrix.data.coords)
@@ -172,7 +174,10 @@ class ModelMap(MapQueries, ReprMixin):
         return self._pairwise
 
     def _pair(self, i: int, j: int) -> tuple[float, float]:
-        return (0.0, 0.0) if i == j else one_pair(self._coords.values, i, j, self.models)
+        if i == j:
+            return 0.0, 0.0
+        rows = np.asarray(self._coords.data[[i, j]])  # two rows, also from a dask-backed map
+        return one_pair(rows, 0, 1, self.models[[i, j]])
 
     def _pairs(self, X: np.ndarray, ia: np.ndarray, ib: np.ndarray,
                names: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -218,13 +223,16 @@ class ModelMap(MapQueries, ReprMixin):
 
     # ------------------------------------------------------------------ KL and standard errors
     @overload
-    def kl(self, a: str, b: str, *, unit: str = ...) -> float: ...
+    def kl(self, a: str, b: str, *, unit: str = ..., store: None = ...) -> float: ...
     @overload
-    def kl(self, a: str | None = ..., b: None = ..., *, unit: str = ...) -> xr.DataArray: ...
+    def kl(self, a: str | None = ..., b: None = ..., *, unit: str = ...,
+             store: str | PathLike[str] | None = ...) -> xr.DataArray: ...
     @overload
-    def kl(self, a: None = ..., b: str | None = ..., *, unit: str = ...) -> xr.DataArray: ...
+    def kl(self, a: None = ..., b: str | None = ..., *, unit: str = ...,
+             store: str | PathLike[str] | None = ...) -> xr.DataArray: ...
 
-    def kl(self, a: str | None = None, b: str | None = None, *, unit: str = "bits/byte") -> float | xr.DataArray:
+    def kl(self, a: str | None = None, b: str | None = None, *, unit: str = "bits/byte",
+             store: str | PathLike[str] | None = None) -> float | xr.DataArray:
         """KL divergence estimates (:ref:`method-map`).
 
         Parameters
@@ -234,22 +242,30 @@ class ModelMap(MapQueries, ReprMixin):
             model (DataArray over ``model``). Neither: all pairs.
         unit : {"bits/byte", "nats"}
             ``"nats"`` is nats per text (bits/byte × B̄ ln 2).
+        store : path, optional
+            All pairs only: compute them block by block into this Zarr store (resumable) and
+            return the dask-backed array read from it; see :meth:`all_pairs`.
 
         Returns
         -------
         float or xarray.DataArray
             All pairs: dims ``("model", "model_")``, symmetric, exact zeros on the diagonal.
         """
+        if store is not None:
+            return self._stored_pairs(a, b, unit, store)["kl"]
         return self._pairwise_query(a, b, unit, "kl")
 
     @overload
-    def kl_se(self, a: str, b: str, *, unit: str = ...) -> float: ...
+    def kl_se(self, a: str, b: str, *, unit: str = ..., store: None = ...) -> float: ...
     @overload
-    def kl_se(self, a: str | None = ..., b: None = ..., *, unit: str = ...) -> xr.DataArray: ...
+    def kl_se(self, a: str | None = ..., b: None = ..., *, unit: str = ...,
+                store: str | PathLike[str] | None = ...) -> xr.DataArray: ...
     @overload
-    def kl_se(self, a: None = ..., b: str | None = ..., *, unit: str = ...) -> xr.DataArray: ...
+    def kl_se(self, a: None = ..., b: str | None = ..., *, unit: str = ...,
+                store: str | PathLike[str] | None = ...) -> xr.DataArray: ...
 
-    def kl_se(self, a: str | None = None, b: str | None = None, *, unit: str = "bits/byte") -> float | xr.DataArray:
+    def kl_se(self, a: str | None = None, b: str | None = None, *, unit: str = "bits/byte",
+                store: str | PathLike[str] | None = None) -> float | xr.DataArray:
         """Standard errors of :meth:`kl` (:ref:`method-se`); same arguments and shapes.
 
         Refused with fewer than 3 texts (the SE is then 0 by construction); below
@@ -263,13 +279,23 @@ class ModelMap(MapQueries, ReprMixin):
             Model names, as in :meth:`kl`.
         unit : {"bits/byte", "nats"}
             Unit of the SEs.
+        store : path, optional
+            All pairs only, as in :meth:`kl`.
 
         Returns
         -------
         float or xarray.DataArray
             Shaped as :meth:`kl`'s result; the DataArray is named ``kl_se``.
         """
+        if store is not None:
+            return self._stored_pairs(a, b, unit, store)["se"].rename("kl_se")
         return self._pairwise_query(a, b, unit, "se")
+
+    def _stored_pairs(self, a: str | None, b: str | None, unit: str, store: str | PathLike[str]) -> xr.Dataset:
+        if a is not None or b is not None:
+            raise LoglikMapError("store= writes all pairs; leave out the model names (a, b), or leave out store= "
+                                 "for one model's or one pair's KL")
+        return self.all_pairs(store, unit=unit)
 
     # ------------------------------------------------------------------ new models
     def project(self, other: LogLikelihoodMatrix | xr.DataArray, *, unit: str = "bits/byte") -> ModelProjection:

@@ -14,9 +14,10 @@ from ..core.matrix import STORAGE
 from .files import open_matrix, save_matrix
 from .model_cards import lineage, read_base_model
 from .modelmap_data import convert_modelmap_pickle, read_modelmap
+from .pairstore import open_pairs, pair_store
 from .runstore import is_store, open_store, store_failures
 
-__all__ = ["convert_modelmap_pickle", "is_store", "lineage", "open_matrix", "open_store", "read_base_model",
+__all__ = ["convert_modelmap_pickle", "is_store", "lineage", "open_matrix", "open_pairs", "open_store", "read_base_model",
            "read_modelmap", "save_matrix", "store_failures"]
 
-STORAGE.update(save_matrix=save_matrix, read_modelmap=read_modelmap)
+STORAGE.update(save_matrix=save_matrix, read_modelmap=read_modelmap, pair_store=pair_store, open_pairs=open_pairs)

@@ -23,6 +23,7 @@ from . import _storage
 from ._backends import damaged_error, format_of, netcdf_engine, read_dataset, require_zarr, write_netcdf, write_zarr
 from ._checksum import CHECKSUM_ATTR, dataset_checksum
 from ._format import matrix_from_dataset, stamped_dataset
+from ._lazy import open_lazy_zarr
 from .runstore import is_store, open_store, unfinished_store_error
 
 __all__ = ["open_matrix", "save_matrix"]
@@ -159,7 +160,8 @@ def _read_with_recovery(path: Path, fmt: str) -> xr.Dataset:
             first = err
     raise damaged_error(path, first) from first
 
-def open_matrix(path: str | PathLike[str], *, verify: bool = True) -> LogLikelihoodMatrix:
+def open_matrix(path: str | PathLike[str], *, verify: bool = True, chunks: int | dict[str, int] | None = None
+                ) -> LogLikelihoodMatrix:
     """Open a matrix saved with :meth:`LogLikelihoodMatrix.save` (``.nc`` or ``.zarr``), or the
     finished rows of a run store written by :func:`loglik_map.score_models`.
 
@@ -177,6 +179,11 @@ def open_matrix(path: str | PathLike[str], *, verify: bool = True) -> LogLikelih
     verify : bool, default True
         Check the checksums. ``False`` reads data whose checksum no longer matches (e.g. a file
         you edited on purpose with another tool); save it again to give it a new checksum.
+    chunks : int or dict, optional
+        Open a ``.zarr`` store or a run store as a **dask-backed** matrix, never loaded whole
+        (needs the ``parallel`` extra; :ref:`guide-large-maps`): an int is the number of models
+        per chunk (all texts in each), a dict gives ``{"model": rows, "text": columns}`` (-1 for
+        a whole axis). Checksums and validation then run block by block as the data stream past.
 
     Returns
     -------
@@ -185,12 +192,17 @@ def open_matrix(path: str | PathLike[str], *, verify: bool = True) -> LogLikelih
     """
     path = Path(path)
     if is_store(path):
-        return open_store(path, verify=verify)
+        return open_store(path, verify=verify, chunks=chunks)
     unfinished = unfinished_store_error(path)
     if unfinished is not None:
         raise unfinished
     fmt = format_of(path)
     if fmt == "zarr":
         require_zarr()
+        if chunks is not None:
+            return open_lazy_zarr(path, verify, chunks)
+    elif chunks is not None:
+        raise LoglikMapError(f"chunks= opens Zarr stores and run stores lazily; {str(path)!r} is netCDF. Open it "
+                             "without chunks= and save it as .zarr once (matrix.save('name.zarr'))")
     ds = _read_with_recovery(path, fmt)
     return matrix_from_dataset(ds, path, verify)

@@ -36,6 +36,9 @@ class NonFiniteKLError(LoglikMapError):
         where = "of a pair of models" if rows is None else f"between rows {rows[0]} and {rows[1]}"
         super().__init__(f"KL {where} {_OVERFLOW}")
 
+    def __reduce__(self):  # pickled across dask workers: rebuild from the rows, not the message
+        return type(self), (self.rows,)
+
 
 def require_finite(kl: np.ndarray, se: np.ndarray, rows_a: np.ndarray | None = None,
                    rows_b: np.ndarray | None = None) -> None:

@@ -10,7 +10,7 @@ from numba import njit, prange
 
 from ._direct import refine_and_fill
 
-__all__ = ["pairs_kl_se_numba", "pairwise_kl_se_numba"]
+__all__ = ["cross_pairs_kl_se_numba", "pairs_kl_se_numba", "pairwise_kl_se_numba"]
 
 # Reassociation lets LLVM vectorise the reductions; it does not lose accuracy here (the sums are
 # of non-negative terms, and multiple accumulators only shorten the summation chains).
@@ -96,14 +96,19 @@ def _pair_two_pass(x, y):
 
 
 @njit(parallel=True, cache=True)
-def pairs_kl_se_numba(X, rows_a, rows_b):
-    """KL and SE for the listed pairs (direct, two-pass), in parallel over pairs."""
+def cross_pairs_kl_se_numba(A, B, rows_a, rows_b):
+    """KL and SE of the pairs ``(A[rows_a[p]], B[rows_b[p]])`` (direct, two-pass), in parallel over pairs."""
     P = rows_a.shape[0]
     kl = np.empty(P)
     se = np.empty(P)
     for p in prange(P):
-        kl[p], se[p] = _pair_two_pass(X[rows_a[p]], X[rows_b[p]])
+        kl[p], se[p] = _pair_two_pass(A[rows_a[p]], B[rows_b[p]])
     return kl, se
+
+
+def pairs_kl_se_numba(X, rows_a, rows_b):
+    """KL and SE for the listed pairs of rows of ``X`` (direct, two-pass), in parallel over pairs."""
+    return cross_pairs_kl_se_numba(X, X, rows_a, rows_b)
 
 
 @njit(parallel=True, fastmath=_FASTMATH, cache=True)

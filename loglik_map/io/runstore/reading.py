@@ -8,8 +8,10 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from ...core._combine import concat_dataarrays
 from ...core.matrix import LogLikelihoodMatrix
 from ...errors import DataIntegrityWarning, LoglikMapError
+from .._lazy import lazy_row, normalise_chunks
 from .layout import DamagedManifest, is_store, load_row, read_manifest, row_dirs, row_key, unfinished_store_error
 
 __all__ = ["open_store", "store_failures"]
@@ -28,7 +30,8 @@ def store_failures(store: str | PathLike[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def open_store(store: str | PathLike[str], *, verify: bool = True) -> LogLikelihoodMatrix:
+def open_store(store: str | PathLike[str], *, verify: bool = True,
+               chunks: int | dict[str, int] | None = None) -> LogLikelihoodMatrix:
     """The finished rows of a run store as one matrix, in the run's model order.
 
     Rows are found from their own files (the manifest orders them). A damaged row — one that
@@ -36,7 +39,10 @@ def open_store(store: str | PathLike[str], *, verify: bool = True) -> LogLikelih
     :class:`~loglik_map.DataIntegrityWarning` naming the model and file, listed in the
     result's ``damaged_models_skipped`` attribute, and rescored by the next
     :func:`~loglik_map.score_models` run on the store. ``verify=False`` skips the checksums.
+    ``chunks=`` returns a dask-backed matrix (see :func:`~loglik_map.open_matrix`): each row is
+    checked and validated, then only a lazy handle on it is kept.
     """
+    sizes = None if chunks is None else normalise_chunks(chunks)
     path = Path(store)
     if not is_store(path):
         raise unfinished_store_error(path) or LoglikMapError(f"{str(path)!r} is not a loglik_map run store")
@@ -61,13 +67,21 @@ def open_store(store: str | PathLike[str], *, verify: bool = True) -> LogLikelih
                           DataIntegrityWarning, stacklevel=2)
             continue
         label = label or label_of_key.get(row.stem, row.stem)
+        if sizes is not None:
+            matrix = lazy_row(row, matrix)
         rank = order.index(label) if label in order else len(order)
         found.append((rank, label, matrix))
     if not found:
         extra = f" ({len(damaged)} damaged rows skipped)" if damaged else ""
         raise LoglikMapError(f"{str(path)!r} holds no finished model yet{extra}")
     found.sort(key=lambda item: (item[0], item[1]))
-    out = LogLikelihoodMatrix.concat([m for _, _, m in found])
+    if sizes is not None:  # rows already validated one by one; stack them lazily
+        stacked = concat_dataarrays([m for _, _, m in found], False)
+        out = LogLikelihoodMatrix._wrap(stacked.chunk(sizes))
+        # attrs as the eager concat gives them: the rows' common attrs over the defaults
+        out.data.attrs = dict(LogLikelihoodMatrix.from_dataarray(stacked.isel(model=[0]).load()).attrs)
+    else:
+        out = LogLikelihoodMatrix.concat([m for _, _, m in found])
     if damaged:
         out.data.attrs["damaged_models_skipped"] = damaged
     return out

@@ -1,0 +1,138 @@
+"""Opening a Zarr store or run store as a dask-backed matrix (``open_matrix(..., chunks=)``; not public API).
+
+Nothing is loaded whole: the checksum is computed over row blocks streamed in order (the same
+SHA-256 as :func:`~loglik_map.io._checksum.dataset_checksum`, which hashes the values row-major),
+and every row block is validated as the constructor validates a matrix, in the same pass; then
+the matrix is wrapped around the dask array. Memory: one row block (about 64 MiB) at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ..core._validation import first_duplicate
+from ..core.matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
+from ..errors import LoglikMapError, require_extra
+from ..units import LN2
+from ._checksum import CHECKSUM_ATTR, FORMAT_ATTR, _canonical_attr, _canonical_bytes, _feed
+from ._format import check_format_version, normalise_strings, to_nats
+
+__all__ = ["lazy_row", "normalise_chunks", "open_lazy_zarr"]
+
+_BLOCK_BYTES = 64 * 2**20
+
+
+def normalise_chunks(chunks: Any) -> dict[str, int]:
+    """``chunks=`` as ``{"model": rows, "text": columns}`` (-1: the whole axis), or an error saying what to pass."""
+    if isinstance(chunks, (int, np.integer)) and not isinstance(chunks, bool):
+        out = {MODEL_DIM: int(chunks), TEXT_DIM: -1}
+    elif isinstance(chunks, dict) and set(chunks) <= {MODEL_DIM, TEXT_DIM}:
+        out = {MODEL_DIM: -1, TEXT_DIM: -1, **{k: int(v) for k, v in chunks.items()}}
+    else:
+        raise LoglikMapError(f"chunks must be a number of models per chunk (e.g. chunks=4096) or a dict like "
+                             f"{{'model': 4096, 'text': -1}}, got {chunks!r}")
+    if any(v == 0 or v < -1 for v in out.values()):
+        raise LoglikMapError(f"chunk sizes must be positive (or -1 for a whole axis), got {chunks!r}")
+    return out
+
+
+def _rows_per_block(n_texts: int) -> int:
+    return max(1, _BLOCK_BYTES // (8 * max(n_texts, 1)))
+
+
+def _stream_checksum_and_validate(ds: xr.Dataset, path: Path, verify: bool) -> dict[str, Any]:
+    """One pass over the row blocks: the checksum (if ``verify``) and the validation of every block.
+
+    Returns the attrs of a validated block (defaults filled in), for the whole matrix.
+    """
+    h = hashlib.sha256()
+    for key in sorted(str(k) for k in ds.attrs if k != CHECKSUM_ATTR):
+        _feed(h, "attr", key.encode("utf-8", "surrogatepass"))
+        _feed(h, "value", _canonical_attr(ds.attrs[key]))
+    names = ["log_likelihood"] + sorted(str(n) for n in ds.coords)
+    K, N = ds["log_likelihood"].shape
+    step = _rows_per_block(N)
+    attrs: dict[str, Any] = {}
+    for name in names:
+        da = ds[name]
+        _feed(h, "name", name.encode("utf-8", "surrogatepass"))
+        _feed(h, "dims", ",".join(map(str, da.dims)).encode("utf-8"))
+        _feed(h, "shape", repr(tuple(int(s) for s in da.shape)).encode("ascii"))
+        if da.ndim < 2:
+            tag, data = _canonical_bytes(np.asarray(da.values))
+            _feed(h, tag, data)
+            continue
+        tag = "f8" if np.dtype(da.dtype).kind == "f" else "i8"
+        h.update(tag.encode("ascii"))
+        h.update((int(da.size) * 8).to_bytes(8, "little"))
+        for s in range(0, K, step):
+            piece = da.isel({MODEL_DIM: slice(s, s + step)})
+            h.update(_canonical_bytes(np.asarray(piece.values))[1])
+            if name == "log_likelihood":
+                attrs = _validate_block(ds, piece.load(), path)
+    if verify:
+        expected = ds.attrs.get(CHECKSUM_ATTR)
+        if expected is None and ds.attrs.get(FORMAT_ATTR) is not None:
+            raise LoglikMapError(f"{str(path)!r} has lost its checksum: the store was changed after it was saved; "
+                                 "restore it from a backup, or pass verify=False to read it unchecked")
+        if expected is not None and "sha256:" + h.hexdigest() != str(expected):
+            raise LoglikMapError(f"{str(path)!r} is corrupt: its values, labels or attributes no longer match the "
+                                 "checksum saved with them. Restore it from a backup or save it again; pass "
+                                 "verify=False to read it anyway")
+    return attrs
+
+
+def _validate_block(ds: xr.Dataset, piece: xr.DataArray, path: Path) -> dict[str, Any]:
+    da = piece.copy()
+    da.attrs = {k: v for k, v in ds.attrs.items() if k not in (CHECKSUM_ATTR, FORMAT_ATTR)}
+    da = to_nats(normalise_strings(da), path)
+    try:
+        return dict(LogLikelihoodMatrix.from_dataarray(da).attrs)
+    except LoglikMapError as err:
+        raise LoglikMapError(f"{str(path)!r}: {err}") from None
+
+
+def open_lazy_zarr(path: Path, verify: bool, chunks: Any) -> LogLikelihoodMatrix:
+    """A matrix saved as ``.zarr``, dask-backed, checked and validated block by block."""
+    require_extra("dask.array", "parallel", "dask-backed matrices (chunks=)")
+    sizes = normalise_chunks(chunks)
+    if not path.exists():
+        raise LoglikMapError(f"no such file or store: {str(path)!r}")
+    try:
+        ds = xr.open_zarr(path, consolidated=False, chunks={})
+    except Exception as err:
+        raise LoglikMapError(f"cannot read {str(path)!r} ({type(err).__name__}: {err}); it is damaged or not a "
+                             "Zarr store written by loglik_map") from err
+    if "log_likelihood" not in ds:
+        raise LoglikMapError(f"{str(path)!r} holds no 'log_likelihood' variable; it is not a matrix saved by loglik_map")
+    check_format_version(ds.attrs.get(FORMAT_ATTR), path)
+    if set(ds["log_likelihood"].dims) != {MODEL_DIM, TEXT_DIM}:
+        raise LoglikMapError(f"{str(path)!r}: log_likelihood has dims {ds['log_likelihood'].dims}, expected "
+                             "('model', 'text')")
+    ds = ds.transpose(MODEL_DIM, TEXT_DIM)
+    dup = first_duplicate(np.asarray(normalise_strings(ds[MODEL_DIM]).values))
+    if dup is not None:
+        raise LoglikMapError(f"{str(path)!r}: model {dup[0]!r} appears twice (positions {dup[1]} and {dup[2]})")
+    attrs = _stream_checksum_and_validate(ds, path, verify)
+    da = ds["log_likelihood"]
+    da.attrs = {k: v for k, v in ds.attrs.items() if k not in (CHECKSUM_ATTR, FORMAT_ATTR)}
+    da = to_nats(normalise_strings(da), path)
+    da = da.assign_coords(n_bytes=(TEXT_DIM, np.asarray(da["n_bytes"].values, dtype=np.int64)))
+    da.attrs = attrs
+    return LogLikelihoodMatrix._wrap(da.astype(np.float64, keep_attrs=True).chunk(sizes))
+
+
+def lazy_row(path: Path, matrix: LogLikelihoodMatrix) -> LogLikelihoodMatrix:
+    """The validated run-store row ``matrix`` (read from ``path``) with its values and cell coordinates lazy."""
+    ds = xr.open_zarr(path, consolidated=False, chunks={}).transpose(MODEL_DIM, TEXT_DIM)
+    values = ds["log_likelihood"].data.astype(np.float64)
+    if "units_converted_from" in matrix.attrs:
+        values = values * LN2  # stored in bits, as to_nats converted the validated copy
+    cells = {str(n): (c.dims, ds[n].transpose(MODEL_DIM, TEXT_DIM).data.astype(c.dtype))
+             for n, c in matrix.data.coords.items() if c.ndim == 2}
+    return LogLikelihoodMatrix._wrap(matrix.data.copy(data=values).assign_coords(cells))
