@@ -136,7 +136,7 @@ def test_from_modelmap_names_a_wrong_length_vector(tmp_path):
 
 
 def test_from_modelmap_disambiguates_repeated_texts(tmp_path):
-    pkl, jl = _write_modelmap(tmp_path, ["same" * 80, "same" * 80], {"m": np.array([-1.0, -2.0])})
+    pkl, jl = _write_modelmap(tmp_path, ["same" * 80, "same" * 80], {"m": np.array([-300.0, -310.0])})
     with pytest.warns(UserWarning, match="repeat"):
         m = lm.LogLikelihoodMatrix.from_modelmap(pkl, jl, trust_pickle=True)
     assert m.texts[1] == m.texts[0] + "#1"
