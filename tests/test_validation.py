@@ -108,6 +108,34 @@ def test_map_entropy_and_cross_entropy_refuse_truncated_texts_unless_allowed():
     assert lm.ModelMap(whole).n_texts == 48 and np.isfinite(whole.entropy())
 
 
+def test_truncation_records_of_a_lazy_matrix_are_reduced_chunk_by_chunk():
+    """A dask-backed n_tokens_dropped (a store opened with chunks=) gives the same checks through
+    reductions over its chunks as they are (never rechunked into one K × N block)."""
+    da_mod = pytest.importorskip("dask.array")
+    from loglik_map.core._scoring_checks import dropped_tokens, truncation_message
+
+    dropped = np.zeros((4, 50))
+    dropped[0, [3, 9]] = [40, 12]
+    dropped[2, 3] = 5
+    dropped[3, 7] = np.nan  # no record for that cell
+    eager = _scored(_values(K=4), ["a", "b", "c", "d"], long_texts="truncate", dropped=dropped).data
+    lazy = eager.assign_coords(n_tokens_dropped=(("model", "text"), da_mod.from_array(dropped, chunks=(2, 10))))
+    largest = []
+
+    def spy(block):
+        largest.append(block.size)
+        return block
+
+    lazy = lazy.assign_coords(n_tokens_dropped=(("model", "text"),
+                                                lazy["n_tokens_dropped"].data.map_blocks(spy, dtype=float)))
+    got, want = dropped_tokens(lazy), dropped_tokens(eager)
+    np.testing.assert_array_equal(got.per_model, [52, 0, 5, 0])
+    np.testing.assert_array_equal(got.per_text, want.per_text)
+    np.testing.assert_array_equal(got.recorded, [True, True, True, False])
+    assert largest and max(largest) <= 2 * 10
+    assert truncation_message(lazy, "x") == truncation_message(eager, "x")
+
+
 def test_a_truncated_row_without_per_text_records_is_refused_too():
     m = _scored(_values(), ["a", "b"], long_texts="truncate")
     da = m.data.drop_vars("n_tokens_dropped").assign_coords(n_texts_truncated=("model", [0, 4]))

@@ -10,6 +10,7 @@ published data) are taken as compatible with any other.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import xarray as xr
@@ -17,15 +18,31 @@ import xarray as xr
 MODEL_DIM = "model"
 TEXT_DIM = "text"
 
-__all__ = ["dropped_tokens", "row_conventions", "scoring_conflict", "truncation_message"]
+__all__ = ["DroppedTokens", "dropped_tokens", "row_conventions", "scoring_conflict", "truncation_message"]
 
 
-def dropped_tokens(da: xr.DataArray) -> np.ndarray:
-    """Tokens truncation dropped, per model and text, shape (K, N); 0 where nothing is recorded."""
+class DroppedTokens(NamedTuple):
+    """Totals of the ``n_tokens_dropped`` cell coordinate (0 where nothing is recorded)."""
+
+    per_model: np.ndarray  #: (K,) tokens dropped per model
+    per_text: np.ndarray  #: (N,) tokens dropped per text
+    recorded: np.ndarray  #: (K,) bool: the row has a finite record for every text
+
+
+def dropped_tokens(da: xr.DataArray) -> DroppedTokens:
+    """Tokens truncation dropped, summed per model and per text.
+
+    Reductions only, in one pass: a dask-backed coordinate (a lazily opened store) is read chunk
+    by chunk, never as a whole K × N array.
+    """
     coord = da.coords.get("n_tokens_dropped")
+    k, n = da.sizes[MODEL_DIM], da.sizes[TEXT_DIM]
     if coord is None or coord.ndim != 2:
-        return np.zeros(da.shape)
-    return np.nan_to_num(coord.transpose(MODEL_DIM, TEXT_DIM).values.astype(float), nan=0.0)
+        return DroppedTokens(np.zeros(k), np.zeros(n), np.zeros(k, dtype=bool))
+    cells = coord.reset_coords(drop=True).transpose(MODEL_DIM, TEXT_DIM).astype(float)
+    totals = xr.Dataset({"per_model": cells.fillna(0.0).sum(TEXT_DIM), "per_text": cells.fillna(0.0).sum(MODEL_DIM),
+                         "recorded": cells.notnull().all(TEXT_DIM)}).compute()
+    return DroppedTokens(totals["per_model"].values, totals["per_text"].values, totals["recorded"].values)
 
 
 def _rows_truncated_without_cells(da: xr.DataArray) -> np.ndarray:
@@ -43,15 +60,15 @@ def _names(models: Sequence[str], limit: int = 3) -> str:
 
 def truncation_message(da: xr.DataArray, action: str) -> str | None:
     """Why ``action`` must not use this matrix as it is (texts that lost tokens), or None."""
-    cells = dropped_tokens(da)
+    dropped = dropped_tokens(da)
     models = da[MODEL_DIM].values
     fix = ("rescore with long_texts='rolling' (the default; every token is scored), leave those texts out with "
            "matrix.drop_texts(matrix.truncated_texts()), or pass allow_truncated=True to use them anyway")
-    hit_texts = cells.sum(axis=0) > 0
+    hit_texts = dropped.per_text > 0
     if hit_texts.any():
-        hit_models = models[cells.sum(axis=1) > 0]
-        return (f"{action}: {int(hit_texts.sum())} of {cells.shape[1]} texts lost tokens to truncation "
-                f"({int(cells.sum())} tokens in all, under {len(hit_models)} model(s): {_names(hit_models)}). Their "
+        hit_models = models[dropped.per_model > 0]
+        return (f"{action}: {int(hit_texts.sum())} of {hit_texts.size} texts lost tokens to truncation "
+                f"({int(dropped.per_text.sum())} tokens in all, under {len(hit_models)} model(s): {_names(hit_models)}). Their "
                 "log-likelihoods cover only a prefix of each text while bits/byte divides by all of its bytes; "
                 f"{fix}")
     rows = _rows_truncated_without_cells(da)
@@ -71,17 +88,15 @@ def row_conventions(da: xr.DataArray) -> np.ndarray:
 
 def _row_completeness(da: xr.DataArray) -> np.ndarray:
     """Per row: "truncated" (lost tokens), "whole texts" (known to score every token) or "" (unknown)."""
-    cells = dropped_tokens(da)
+    dropped = dropped_tokens(da)
     out = np.full(da.sizes[MODEL_DIM], "", dtype=object)
-    has_cells = "n_tokens_dropped" in da.coords
-    if has_cells:
-        recorded = np.isfinite(da["n_tokens_dropped"].transpose(MODEL_DIM, TEXT_DIM).values.astype(float)).all(axis=1)
-        out[recorded] = "whole texts"
+    if "n_tokens_dropped" in da.coords:
+        out[dropped.recorded] = "whole texts"
     modes = da.coords.get("long_texts")
     if modes is not None and modes.dims == (MODEL_DIM,):
         known = np.array([str(v) in ("rolling", "error", "truncate") for v in modes.values])
         out[known] = "whole texts"
-    out[(cells.sum(axis=1) > 0) | _rows_truncated_without_cells(da)] = "truncated"
+    out[(dropped.per_model > 0) | _rows_truncated_without_cells(da)] = "truncated"
     return out
 
 

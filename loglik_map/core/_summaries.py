@@ -73,7 +73,7 @@ class MatrixSummaries(MatrixBase):
             Text ids, read from the scorers' ``n_tokens_dropped`` cell coordinate; empty when it is
             absent.
         """
-        return self.texts[dropped_tokens(self._data).sum(axis=0) > 0]
+        return self.texts[dropped_tokens(self._data).per_text > 0]
 
     def check_not_truncated(self, action: str = "this matrix") -> None:
         """Raise a :class:`~loglik_map.LoglikMapError` if any text lost tokens to truncation.

@@ -237,7 +237,7 @@ class LogLikelihoodMatrix(MatrixSelection, MatrixSummaries, ReprMixin):
         dims = {name: [str(c) for c, v in self._data.coords.items() if v.dims == (name,) and c != name]
                 for name in (MODEL_DIM, TEXT_DIM)}
         cells = [str(c) for c, v in self._data.coords.items() if v.ndim == 2]
-        truncated = dropped_tokens(self._data).sum(axis=0) > 0
+        truncated = dropped_tokens(self._data).per_text > 0
         return Summary("LogLikelihoodMatrix", ((MODEL_DIM, k), (TEXT_DIM, n)), f"nats, {self._data.dtype}", (
             ("size", f"{k} models × {n} texts, mean {self.mean_bytes:.1f} bytes/text"),
             ("models", first_labels(self.models)),
