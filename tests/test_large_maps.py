@@ -117,6 +117,20 @@ def test_all_pairs_store_equals_dense_kl_and_se(tmp_path):
     np.testing.assert_array_equal(again.values, ds.kl.values)
 
 
+def test_progress_follows_the_option_and_a_finished_store_shows_no_bar(tmp_path, capsys):
+    pytest.importorskip("tqdm")
+    mm = lm.ModelMap(_with_twins())
+    mm.all_pairs(tmp_path / "p.zarr", block_size=6, progress=True)
+    assert "10/10" in capsys.readouterr().err  # a bar over the 10 block pairs
+    mm.all_pairs(tmp_path / "p.zarr", progress=True)  # nothing left to compute
+    assert "block pair" not in capsys.readouterr().err
+    with lm.set_options(progress=False):
+        mm.neighbors(2, block_size=6)
+    assert capsys.readouterr().err == ""
+    mm.neighbors(2, block_size=6)  # the option's default: a bar
+    assert "neighbours" in capsys.readouterr().err
+
+
 def test_an_interrupted_store_is_refused_then_continued_with_only_the_missing_blocks(tmp_path):
     mm = lm.ModelMap(_with_twins())
     path = tmp_path / "p.zarr"

@@ -38,16 +38,18 @@ def _progress_callback(progress: bool | Progress | None, desc: str) -> Iterator[
         return
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=0, desc=desc, unit="block pair")
+    bars: list[Any] = []  # made on the first report: a resumed store with nothing left shows none
 
     def update(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
+        if not bars:
+            bars.append(tqdm(total=total, desc=desc, unit="block pair"))
+        bars[0].update(done - bars[0].n)
 
     try:
         yield update
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
 
 
 def _block_to_store(a: RowBlock, b: RowBlock, same: bool, store: Any, block_size: int, backend: str) -> int:
