@@ -98,7 +98,7 @@ def test_info_lists_finished_failed_and_pending_models(store, capsys):
 
 
 def test_map_saves_the_figure(store, tmp_path, capsys):
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib", reason="plot tests need the 'plot' extra (matplotlib)")
     out = tmp_path / "map.png"
     assert "5 models" in run(capsys, "map", str(store), "--out", str(out), "--color", "step", "--label", "pythia@1000")
     assert out.stat().st_size > 5000

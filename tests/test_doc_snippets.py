@@ -36,7 +36,7 @@ def test_snippets_run_as_written(name, tmp_path, monkeypatch, capsys):
     path = ROOT / name
     if not path.is_file():
         pytest.skip(f"{name} is not part of this checkout")
-    pytest.importorskip("matplotlib").use("Agg")
+    pytest.importorskip("matplotlib", reason="plot tests need the 'plot' extra (matplotlib)").use("Agg")
     blocks = [b for b in python_blocks(path) if not b.startswith(HUB)]
     assert blocks, f"no runnable snippet in {name}"
     monkeypatch.chdir(tmp_path)

@@ -24,7 +24,7 @@ from loglik_map.errors import LoglikMapError
 from .conftest import make_matrix
 from .faults import fake
 
-da = pytest.importorskip("dask.array")
+da = pytest.importorskip("dask.array", reason="large-map tests need the 'parallel' extra (dask)")
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -118,7 +118,7 @@ def test_all_pairs_store_equals_dense_kl_and_se(tmp_path):
 
 
 def test_progress_follows_the_option_and_a_finished_store_shows_no_bar(tmp_path, capsys):
-    pytest.importorskip("tqdm")
+    pytest.importorskip("tqdm", reason="progress-bar tests need the 'models' extra (tqdm)")
     mm = lm.ModelMap(_with_twins())
     mm.all_pairs(tmp_path / "p.zarr", block_size=6, progress=True)
     assert "10/10" in capsys.readouterr().err  # a bar over the 10 block pairs
@@ -278,7 +278,7 @@ def test_a_run_store_opens_lazily(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_a_dask_cluster_gives_the_same_neighbors_and_store(tmp_path):
-    distributed = pytest.importorskip("distributed")
+    distributed = pytest.importorskip("distributed", reason="cluster tests need the 'parallel' extra (dask.distributed)")
     m = _with_twins()
     m.save(tmp_path / "m.zarr")
     eager = lm.ModelMap(m)

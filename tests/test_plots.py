@@ -10,7 +10,7 @@ import loglik_map as lm
 
 from .conftest import make_matrix
 
-plt = pytest.importorskip("matplotlib.pyplot")
+plt = pytest.importorskip("matplotlib.pyplot", reason="plot tests need the 'plot' extra (matplotlib)")
 from matplotlib.text import Text  # noqa: E402
 
 from loglik_map import plotting  # noqa: E402

@@ -111,7 +111,7 @@ def test_map_entropy_and_cross_entropy_refuse_truncated_texts_unless_allowed():
 def test_truncation_records_of_a_lazy_matrix_are_reduced_chunk_by_chunk():
     """A dask-backed n_tokens_dropped (a store opened with chunks=) gives the same checks through
     reductions over its chunks as they are (never rechunked into one K × N block)."""
-    da_mod = pytest.importorskip("dask.array")
+    da_mod = pytest.importorskip("dask.array", reason="large-map tests need the 'parallel' extra (dask)")
     from loglik_map.core._scoring_checks import dropped_tokens, truncation_message
 
     dropped = np.zeros((4, 50))

@@ -108,7 +108,7 @@ def test_holder_interval_covers_alpha_of_a_takagi_map():
 
 
 def test_plots_show_both_intervals():
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib", reason="plot tests need the 'plot' extra (matplotlib)")
     import matplotlib
 
     matplotlib.use("Agg")
