@@ -109,9 +109,16 @@ def tiny_kwargs(config_cls: Any, vocab_size: int, depth: int = 0) -> dict[str, A
         if k.endswith("token_id") and isinstance(v, int) and v >= vocab_size:
             out[k] = min(vocab_size - 1, {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}.get(k, 3))
     sub = dict(getattr(config_cls, "sub_configs", {}) or {})
+    default = None
     for key, sub_cls in sub.items():
-        if key in names and depth < 2 and isinstance(sub_cls, type) and sub_cls.__name__ != "AutoConfig":
-            out[key] = sub_cls(**tiny_kwargs(sub_cls, vocab_size, depth + 1)).to_dict()
+        if key not in names or depth >= 2 or not isinstance(sub_cls, type):
+            continue
+        if sub_cls.__name__ == "AutoConfig":  # the default's own class (the config is cheap to make)
+            default = default if default is not None else config_cls()
+            sub_cls = type(getattr(default, key, None))
+            if not hasattr(sub_cls, "model_type") or sub_cls.__name__ == "NoneType":
+                continue
+        out[key] = {**sub_cls(**tiny_kwargs(sub_cls, vocab_size, depth + 1)).to_dict(), "model_type": sub_cls.model_type}
     return out
 
 
@@ -135,13 +142,16 @@ def build(arch: str, tokenizer: Any, seed: int = 0) -> Any:
     except Exception as err:
         raise Unbuildable(arch, f"config: {type(err).__name__}: {_first_line(err)}") from None
     try:
+        with torch.device("meta"):  # count first: a part left at its real size is not built
+            n = sum(p.numel() for p in AutoModelForCausalLM.from_config(config).parameters())
+        if n > 40_000_000:
+            raise Unbuildable(arch, f"model: not tiny ({n / 1e6:.0f}M parameters with the generic tiny sizes)")
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    except Unbuildable:
+        raise
     except Exception as err:
         raise Unbuildable(arch, f"model: {type(err).__name__}: {_first_line(err)}") from None
-    n = sum(p.numel() for p in model.parameters())
-    if n > 20_000_000:
-        raise Unbuildable(arch, f"model: not tiny ({n / 1e6:.0f}M parameters with the generic tiny sizes)")
     _randomise_norms(model, seed)
     return model.eval()
 
