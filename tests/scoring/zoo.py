@@ -210,3 +210,114 @@ def cache_root() -> Path:
 
     base = os.environ.get("LOGLIK_MAP_ZOO_CACHE") or os.path.join(tempfile.gettempdir(), "loglik_map_zoo")
     return Path(base) / f"transformers-{transformers.__version__}"
+
+
+#: Short texts scored in the architecture survey (different lengths: batches are padded).
+SURVEY_TEXTS = (
+    "The cat sat on the mat while the rain kept falling outside.",
+    "Numbers: 1, 2, 3 and 42.",
+    "import os\nprint(os.getcwd())  # where am I",
+    "A longer sentence about the history of science, the printing press and the spread of new ideas.",
+)
+AGREE_NATS = 1e-3  # per text, float32
+
+
+def materialise(arch: str, tokenizer: Any, root: Path) -> Path:
+    """The folder of ``arch``'s tiny model under ``root`` (built and saved once, then reused).
+
+    Raises
+    ------
+    Unbuildable
+        Also when a previous session found it unbuildable (the reason is cached with it).
+    """
+    import torch
+
+    folder = root / arch
+    if (folder / "unbuildable.txt").exists():
+        raise Unbuildable(arch, (folder / "unbuildable.txt").read_text())
+    if (folder / "config.json").exists() and (folder / "ok").exists():
+        return folder
+    try:
+        model = build(arch, tokenizer)
+        ids = torch.tensor([tokenizer.encode(SURVEY_TEXTS[0])])
+        runs_from_input_ids(model, ids)
+        save(model, tokenizer, folder)
+        (folder / "ok").write_text("")
+    except Unbuildable as err:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "unbuildable.txt").write_text(err.reason)
+        raise Unbuildable(arch, err.reason) from None
+    except Exception as err:
+        folder.mkdir(parents=True, exist_ok=True)
+        reason = f"save: {type(err).__name__}: {_first_line(err)}"
+        (folder / "unbuildable.txt").write_text(reason)
+        raise Unbuildable(arch, reason) from None
+    return folder
+
+
+def _reference(model: Any, tokenizer: Any, texts: tuple[str, ...]) -> list[float]:
+    """The model's own forward, one text at a time, float64 log-softmax (the "reference" convention)."""
+    import torch
+
+    out = []
+    for text in texts:
+        ids = torch.tensor([tokenizer(text)["input_ids"]])
+        with torch.no_grad():
+            logits = runs_from_input_ids(model, ids)[0].double()
+        lp = torch.log_softmax(logits, dim=-1)[:-1].gather(-1, ids[0, 1:, None])
+        out.append(float(lp.sum()))
+    return out
+
+
+def check_architecture(arch: str, tokenizer: Any, root: Path) -> dict[str, Any]:
+    """Score ``arch``'s tiny model with HFScorer and LogitLensScorer against its own forward.
+
+    Returns
+    -------
+    dict
+        ``arch``, ``model_class``, ``scorer`` ("agrees", "refused", "DISAGREES", "cannot build"),
+        ``path`` (the scoring path taken), ``diff`` (nats per text), ``lens`` ("agrees",
+        "refused", "DISAGREES", "n/a"), ``lens_diff``, ``final_norm``, ``head``, ``notes``.
+    """
+    import warnings
+
+    import numpy as np
+
+    import loglik_map as lm
+
+    classes = dict(architectures())
+    rec: dict[str, Any] = {"arch": arch, "model_class": classes.get(arch, "?"), "scorer": "", "path": "",
+                           "diff": float("nan"), "lens": "n/a", "lens_diff": float("nan"), "final_norm": "",
+                           "head": "", "notes": ""}
+    try:
+        folder = materialise(arch, tokenizer, root)
+    except Unbuildable as err:
+        rec.update(scorer="cannot build", notes=err.reason)
+        return rec
+    scorer = lm.HFScorer(folder, name=arch, dtype="float32", device="cpu", progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            final = scorer.score(list(SURVEY_TEXTS))
+        except lm.LoglikMapError as err:
+            rec.update(scorer="refused", notes=str(err))
+            return rec
+        loaded = scorer._load()
+        ref = np.array(_reference(loaded.model, loaded.tokenizer, SURVEY_TEXTS))
+        got = final.values[0]
+        check = scorer.self_check()
+        rec.update(path=check.path.label, diff=float(np.abs(got - ref).max()), head=check.plan.describe())
+        rec["scorer"] = "agrees" if rec["diff"] <= AGREE_NATS else "DISAGREES"
+        if check.reason:
+            rec["notes"] = check.reason
+        lens = lm.LogitLensScorer(loaded.model, tokenizer=loaded.tokenizer, name=arch, dtype="float32",
+                                  device="cpu", progress=False)
+        try:
+            layers = lens.score(list(SURVEY_TEXTS))
+        except lm.LoglikMapError as err:
+            rec.update(lens="refused", notes=(rec["notes"] + "; " if rec["notes"] else "") + "lens: " + str(err))
+            return rec
+    rec["lens_diff"] = float(np.abs(layers.values[-1] - got).max())
+    rec["lens"] = "agrees" if rec["lens_diff"] <= AGREE_NATS else "DISAGREES"
+    rec["final_norm"] = str(layers.data.coords["final_norm"].values[0]) if "final_norm" in layers.data.coords else ""
+    return rec
