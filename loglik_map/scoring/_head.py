@@ -276,6 +276,8 @@ def trace_head(model: Any, ids: Any) -> HeadPlan:
                  if n.startswith(body_name + ".")]
         _trace_final_norm(plan, {n[len(body_name) + 1:]: m for n, m in modules if n.startswith(body_name + ".")},
                           inner, last, states)
+        if plan.final_norm is not None:
+            plan.final_norm_name = f"{body_name}.{plan.final_norm_name}"
     return plan
 
 

@@ -5,8 +5,8 @@ time, with no padding, in float64. Every faster way of computing it — the base
 states at the scored positions through the traced head (:mod:`._head`) and the chunked or fused
 unembedding, batches padded on the right without an attention mask — is an optimisation that
 must give the same numbers. :func:`choose_path` tries them, fastest first, on a short probe (a
-few short texts, batched with right padding, against the reference one at a time) and keeps
-the first that agrees within rounding:
+few short texts and two windows of the data, at most 128 tokens, batched with right padding,
+against the reference one at a time) and keeps the first that agrees within rounding:
 
 1. ``fast``: traced head, right padding, no mask;
 2. ``fast_masked``: the same with an attention mask (models that are not causal without one);
@@ -33,7 +33,7 @@ from ._head import HeadPlan, trace_head
 from .batching import ScoringPath, score_windows
 from .windows import Window, encode_texts
 
-__all__ = ["PROBE_TEXTS", "CheckResult", "choose_path", "probe_windows"]
+__all__ = ["PROBE_TEXTS", "CheckResult", "choose_path", "data_probe", "probe_windows"]
 
 #: The probe: short texts of different lengths (so a batch of them is padded), ASCII and not.
 PROBE_TEXTS = (
@@ -93,6 +93,35 @@ def probe_windows(tokenizer: Any, *, convention: str, max_length: int) -> list[W
             out.append(Window(i, tuple(int(t) for t in ids), w.score_from))
     if not out:
         raise LoglikMapError("the tokenizer gives fewer than two tokens for every probe text of the self-check")
+    return out
+
+
+def data_probe(windows: list[Window], max_tokens: int = 128) -> list[Window]:
+    """Two windows of the data being scored, for the probe: the longest (its first ``max_tokens``
+    tokens) and one about 60 % as long, so that the probe also sees the lengths and padding the
+    real batches have (some models are only sensitive to them beyond the fixed probe's lengths).
+
+    Parameters
+    ----------
+    windows : list of Window
+    max_tokens : int
+
+    Returns
+    -------
+    list of Window
+        Empty if there are fewer than two windows.
+    """
+    if len(windows) < 2:
+        return []
+    longest = max(windows, key=lambda w: len(w.ids))
+    cap = min(len(longest.ids), max_tokens)
+    rest = [w for w in windows if w is not longest]
+    other = min(rest, key=lambda w: abs(min(len(w.ids), cap) - 0.6 * cap))
+    out = []
+    for w in (longest, other):
+        ids = w.ids[:cap]
+        if len(ids) > w.score_from:
+            out.append(Window(len(PROBE_TEXTS) + len(out), ids, w.score_from))
     return out
 
 

@@ -21,7 +21,7 @@ from ..errors import LoglikMapError, LoglikMapWarning
 from ..options import resolve_progress
 from ..texts import TextSet
 from .architectures import DEFAULT_CONTEXT, stated_positions
-from ._selfcheck import CheckResult, choose_path, probe_windows
+from ._selfcheck import CheckResult, choose_path, data_probe, probe_windows
 from .batching import auto_batch_tokens, score_windows
 from .loading import (
     Loaded,
@@ -37,7 +37,7 @@ from .naming import check_model_coords, default_model_name, local_folder, merge_
 from .quantization import quantization_label
 from .quiet import quiet_third_party
 from .settings import check_scorer_options
-from .windows import EncodedText, encode_texts
+from .windows import EncodedText, Window, encode_texts
 
 __all__ = ["HFScorer"]
 
@@ -275,8 +275,14 @@ class HFScorer:
         self._loaded = None
         self._check = None
 
-    def self_check(self) -> CheckResult:
+    def self_check(self, windows: list[Window] | None = None) -> CheckResult:
         """The self-check of this model (loads it, and runs the check once per load).
+
+        Parameters
+        ----------
+        windows : list of Window, optional
+            Windows of the texts about to be scored: two of them join the fixed probe
+            (:func:`~loglik_map.scoring._selfcheck.data_probe`).
 
         Returns
         -------
@@ -293,8 +299,9 @@ class HFScorer:
         """
         loaded = self._load()
         if self._check is None:
-            windows = probe_windows(loaded.tokenizer, convention=self.convention, max_length=self.context_length())
-            self._check = choose_path(loaded, windows, name=self.name, lens=self._is_lens, fallback=self.fallback,
+            probe = probe_windows(loaded.tokenizer, convention=self.convention, max_length=self.context_length())
+            probe += data_probe(windows or [])
+            self._check = choose_path(loaded, probe, name=self.name, lens=self._is_lens, fallback=self.fallback,
                                       unembed=self.unembed)
         return self._check
 
@@ -362,8 +369,8 @@ class HFScorer:
         encoded = self.encode(texts)  # tokenizer and config only: bad texts fail before the model loads
         with quiet_third_party():  # bitsandbytes' expected notices; real warnings and errors pass
             loaded = self._load()
-            check = self.self_check()
             windows = [w for e in encoded for w in e.windows]
+            check = self.self_check(windows)
             rows = self._rows(check)
             batch_tokens = self.batch_tokens
             if isinstance(batch_tokens, str):  # "auto" (checked when the scorer was made)

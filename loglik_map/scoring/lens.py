@@ -9,6 +9,7 @@ from ..errors import LoglikMapError
 from .architectures import find_final_norm
 from ._selfcheck import CheckResult
 from .hf import HFScorer
+from .windows import Window
 from .settings import check_scorer_options
 
 __all__ = ["LogitLensScorer"]
@@ -51,10 +52,10 @@ class LogitLensScorer(HFScorer):
         super().__init__(model, **options)
         self.final_norm = final_norm
 
-    def self_check(self) -> CheckResult:  # noqa: D102 (HFScorer's, for the lens)
+    def self_check(self, windows: list[Window] | None = None) -> CheckResult:  # noqa: D102 (HFScorer's)
         loaded = self._load()
         if self._check is None:
-            check = super().self_check()
+            check = super().self_check(windows)
             plan = check.plan
             if self.final_norm is not None:
                 plan.final_norm = find_final_norm(loaded.model, self.final_norm)

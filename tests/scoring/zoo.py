@@ -10,6 +10,7 @@ or run from ``input_ids`` is reported with the reason (:class:`Unbuildable`), ne
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import traceback
 from pathlib import Path
@@ -54,6 +55,8 @@ TINY = {
     "num_kv_shared_layers": 0, "laurel_rank": 8, "expert_ffn_hidden_size": 96, "zero_expert_num": 2,
     "mamba_d_ssm": 128, "mamba_d_head": 32, "attention_hidden_size": 64, "n_mamba_heads": 2, "adapter_rank": 8,
     "num_dense_layers": 1, "mlp_only_intermediate_size": 96, "index_pool_size": 64,
+    # logit transforms at values that show in a tiny model (the scorers must trace them, not know them)
+    "logits_scaling": 8.0, "lm_head_multiplier": 0.25, "final_logit_softcapping": 3.0, "logits_soft_cap": 3.0,
 }
 #: Per-architecture adjustments the generic sizes cannot get right (kept short; each says why).
 ADJUST: dict[str, dict[str, Any]] = {
@@ -209,7 +212,8 @@ def cache_root() -> Path:
     import transformers
 
     base = os.environ.get("LOGLIK_MAP_ZOO_CACHE") or os.path.join(tempfile.gettempdir(), "loglik_map_zoo")
-    return Path(base) / f"transformers-{transformers.__version__}"
+    digest = hashlib.sha256(repr((TINY, ADJUST, SURVEY_TEXTS)).encode()).hexdigest()[:12]  # new sizes, new models
+    return Path(base) / f"transformers-{transformers.__version__}-{digest}"
 
 
 #: Short texts scored in the architecture survey (different lengths: batches are padded).
