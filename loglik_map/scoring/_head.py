@@ -22,6 +22,7 @@ the model's own ``forward(...).logits`` before it is used, and falls back to the
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -292,7 +293,7 @@ def _trace_chain(plan: HeadPlan, model: Any, ids: Any, children: dict[str, Any],
     if len(set(names)) != len(names):
         plan.problem = f"its head modules are called more than once ({', '.join(names)})"
         return
-    for (_, _, prev_out), (name, arg, _) in zip(after, after[1:]):
+    for (_, _, prev_out), (name, arg, _) in itertools.pairwise(after):
         if not _same(arg, _first_tensor(prev_out)):
             plan.problem = f"its head module {name!r} does not take the previous one's output"
             return
@@ -347,8 +348,13 @@ def _trace_final_norm(plan: HeadPlan, modules: dict[str, Any], calls: list, last
     found = next(((name, arg) for name, arg, output in calls
                   if _same(_first_tensor(output), last) and torch.is_tensor(arg) and arg.shape == last.shape
                   and not _same(arg, last)), None)  # the first module to produce it (not an identity after it)
-    if found is None or any(part.isdigit() for part in found[0].split(".")):
-        # no final norm (post-LN blocks end in their own norm, or there is none): the last state is used as is
+    if found is None:
+        plan.lens_problem = ("no module of its base model produces its last hidden state as it is (it is computed "
+                             "outside a module, or from a longer sequence), so its final norm cannot be found; pass "
+                             "final_norm='dotted.path' if it has one")
+        return
+    if any(part.isdigit() for part in found[0].split(".")):
+        # no final norm: the last hidden state comes out of the last block itself (post-LN blocks end in a norm)
         if not _same(states[-1], last, 1e-6):
             plan.lens_problem = "its last hidden state is not the one its head is applied to"
         return

@@ -117,7 +117,7 @@ def data_probe(windows: list[Window], max_tokens: int = 128) -> list[Window]:
     cap = min(len(longest.ids), max_tokens)
     rest = [w for w in windows if w is not longest]
     other = min(rest, key=lambda w: abs(min(len(w.ids), cap) - 0.6 * cap))
-    out = []
+    out: list[Window] = []
     for w in (longest, other):
         ids = w.ids[:cap]
         if len(ids) > w.score_from:

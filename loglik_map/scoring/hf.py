@@ -20,8 +20,8 @@ from ..core.matrix import LogLikelihoodMatrix
 from ..errors import LoglikMapError, LoglikMapWarning
 from ..options import resolve_progress
 from ..texts import TextSet
-from .architectures import DEFAULT_CONTEXT, stated_positions
 from ._selfcheck import CheckResult, choose_path, data_probe, probe_windows
+from .architectures import DEFAULT_CONTEXT, stated_positions
 from .batching import auto_batch_tokens, score_windows
 from .loading import (
     Loaded,
@@ -151,8 +151,9 @@ class HFScorer:
     ) -> None:
         check_scorer_options(name=name, revision=revision, dtype=dtype, device=device, quantization=quantization,
                              convention=convention, max_length=max_length, long_texts=long_texts, stride=stride,
-                             batch_tokens=batch_tokens, unembed=unembed, fallback=fallback, trust_remote_code=trust_remote_code, cache_dir=cache_dir,
-                             token=token, progress=progress, coords=coords)
+                             batch_tokens=batch_tokens, unembed=unembed, fallback=fallback,
+                             trust_remote_code=trust_remote_code, cache_dir=cache_dir, token=token, progress=progress,
+                             coords=coords)
         self._source = model
         self._given_tokenizer = tokenizer
         self._tokenizer_loaded: Any = None

@@ -6,11 +6,11 @@ from os import PathLike
 from typing import Any
 
 from ..errors import LoglikMapError
-from .architectures import find_final_norm
 from ._selfcheck import CheckResult
+from .architectures import find_final_norm
 from .hf import HFScorer
-from .windows import Window
 from .settings import check_scorer_options
+from .windows import Window
 
 __all__ = ["LogitLensScorer"]
 
@@ -52,7 +52,27 @@ class LogitLensScorer(HFScorer):
         super().__init__(model, **options)
         self.final_norm = final_norm
 
-    def self_check(self, windows: list[Window] | None = None) -> CheckResult:  # noqa: D102 (HFScorer's)
+    def self_check(self, windows: list[Window] | None = None) -> CheckResult:
+        """The self-check of :class:`HFScorer`, and the lens's own requirements.
+
+        Parameters
+        ----------
+        windows : list of Window, optional
+            Windows of the texts about to be scored (two join the probe).
+
+        Returns
+        -------
+        CheckResult
+            As for :meth:`HFScorer.self_check`; ``.plan.final_norm_name`` is the final norm
+            applied to the layers (``"none"`` if the model has none) and ``.plan.n_states``
+            the number of rows (layers + 1).
+
+        Raises
+        ------
+        LoglikMapError
+            Where the logit lens is not defined for the model (its head cannot be applied to
+            the hidden states of its layers, they have an extra dimension, …).
+        """
         loaded = self._load()
         if self._check is None:
             check = super().self_check(windows)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ TINY = {
     "vision_feature_layer": -1, "rotary_dim": 8, "index_n_heads": 4, "index_head_dim": 16, "index_topk": 8,
     "index_num_heads": 2, "vocab_size_per_layer_input": None, "hidden_size_per_layer_input": 8,
     "num_kv_shared_layers": 0, "laurel_rank": 8, "expert_ffn_hidden_size": 96, "zero_expert_num": 2,
-    "mamba_d_ssm": 128, "mamba_d_head": 32, "attention_hidden_size": 64, "n_mamba_heads": 2, "adapter_rank": 8,
+    "mamba_d_ssm": 128, "attention_hidden_size": 64, "n_mamba_heads": 2, "adapter_rank": 8,
     "num_dense_layers": 1, "mlp_only_intermediate_size": 96, "index_pool_size": 64,
     # logit transforms at values that show in a tiny model (the scorers must trace them, not know them)
     "logits_scaling": 8.0, "lm_head_multiplier": 0.25, "final_logit_softcapping": 3.0, "logits_soft_cap": 3.0,
@@ -224,6 +225,53 @@ SURVEY_TEXTS = (
     "A longer sentence about the history of science, the printing press and the spread of new ideas.",
 )
 AGREE_NATS = 1e-3  # per text, float32
+SLOW_FORWARD_SECONDS = 2.0  # tiny models slower than this (pure-PyTorch fallback kernels) are left to a full run
+
+
+def _worker_init() -> None:
+    import warnings
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    warnings.simplefilter("ignore")
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _check_many(archs: list[str], root: str) -> list[dict[str, Any]]:
+    from . import tiny
+
+    tokenizer = tiny.train_tokenizer("neox")
+    out = []
+    for arch in archs:
+        start = time.perf_counter()
+        try:
+            rec = check_architecture(arch, tokenizer, Path(root))
+        except Exception as err:  # a raw traceback: a failure of this architecture's case, not of the survey
+            rec = {"arch": arch, "scorer": "TRACEBACK", "notes": "".join(traceback.format_exception(err))[-2000:]}
+        rec["seconds"] = time.perf_counter() - start
+        out.append(rec)
+    return out
+
+
+def survey(archs: list[str], root: Path, workers: int | None = None) -> dict[str, dict[str, Any]]:
+    """:func:`check_architecture` of every architecture, in ``workers`` processes (default: the CPUs, at most 4).
+
+    Each process takes every ``workers``-th architecture (the slow ones spread evenly), loads torch
+    once and trains the shared tokenizer once.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    workers = workers or max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2))
+    if workers == 1:
+        _worker_init()
+        return {r["arch"]: r for r in _check_many(archs, str(root))}
+    parts = [archs[i::workers] for i in range(workers)]
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_worker_init) as pool:
+        results = list(pool.map(_check_many, parts, [str(root)] * workers))
+    return {r["arch"]: r for part in results for r in part}
 
 
 def materialise(arch: str, tokenizer: Any, root: Path) -> Path:
@@ -245,8 +293,18 @@ def materialise(arch: str, tokenizer: Any, root: Path) -> Path:
         model = build(arch, tokenizer)
         ids = torch.tensor([tokenizer.encode(SURVEY_TEXTS[0])])
         runs_from_input_ids(model, ids)
+        start = time.perf_counter()
+        runs_from_input_ids(model, ids)
+        seconds = time.perf_counter() - start
         save(model, tokenizer, folder)
-        (folder / "ok").write_text("")
+        try:
+            from transformers import AutoModelForCausalLM
+
+            AutoModelForCausalLM.from_pretrained(folder)
+        except Exception as err:
+            raise Unbuildable(arch, f"load: from_pretrained cannot load what save_pretrained wrote: "
+                              f"{type(err).__name__}: {_first_line(err)}") from None
+        (folder / "ok").write_text(f"{seconds:.4f}")  # one forward pass, seconds
     except Unbuildable as err:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "unbuildable.txt").write_text(err.reason)
@@ -297,6 +355,11 @@ def check_architecture(arch: str, tokenizer: Any, root: Path) -> dict[str, Any]:
         folder = materialise(arch, tokenizer, root)
     except Unbuildable as err:
         rec.update(scorer="cannot build", notes=err.reason)
+        return rec
+    seconds = float((folder / "ok").read_text() or 0)
+    if seconds > SLOW_FORWARD_SECONDS and not os.environ.get("LOGLIK_MAP_ALL_ARCHITECTURES"):
+        rec.update(scorer="slow", notes=f"one forward pass of the tiny model takes {seconds:.1f} s on this CPU "
+                   "(transformers' reference kernels); checked with LOGLIK_MAP_ALL_ARCHITECTURES=1")
         return rec
     scorer = lm.HFScorer(folder, name=arch, dtype="float32", device="cpu", progress=False)
     with warnings.catch_warnings():
