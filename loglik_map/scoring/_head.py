@@ -345,9 +345,16 @@ def _trace_final_norm(plan: HeadPlan, modules: dict[str, Any], calls: list, last
         plan.lens_problem = (f"its hidden states have shape {tuple(odd)}, not that of the last hidden state "
                              f"{tuple(last.shape)} (an extra dimension, e.g. several residual streams)")
         return
-    found = next(((name, arg) for name, arg, output in calls
-                  if _same(_first_tensor(output), last) and torch.is_tensor(arg) and arg.shape == last.shape
-                  and not _same(arg, last)), None)  # the first module to produce it (not an identity after it)
+    def produces(arg: Any, output: Any) -> bool:  # the last hidden state, batch-first or sequence-first (XLNet)
+        out = _first_tensor(output)
+        if out is None or not torch.is_tensor(arg) or arg.shape != out.shape or out.dim() < 2:
+            return False
+        for view in (out, out.transpose(0, 1)):
+            if view.shape == last.shape and _same(view, last):
+                return not _same(arg if view is out else arg.transpose(0, 1), last)  # not an identity after it
+        return False
+
+    found = next(((name, arg) for name, arg, output in calls if produces(arg, output)), None)  # the first one
     if found is None:
         plan.lens_problem = ("no module of its base model produces its last hidden state as it is (it is computed "
                              "outside a module, or from a longer sequence), so its final norm cannot be found; pass "
