@@ -35,6 +35,9 @@ from .io import convert_modelmap_pickle, open_matrix, open_pairs, save_matrix
 # The model map: KL divergences and their standard errors; paired tests on the same texts
 from .core import ConfidenceInterval, KLDifference, KLEstimate, ModelMap, ModelProjection
 from .core import closer, kl_difference, nearest_neighbours
+
+# Closed models, placed from their samples
+from .core import place_by_samples
 from .options import get_options, set_options
 
 # Trajectories, diffusion and outliers of training runs; intervals of the exponents
@@ -162,6 +165,8 @@ __all__ = [
     "kl_difference",
     "nearest_neighbours",
     "set_options",
+    # Closed models, placed from their samples
+    "place_by_samples",
     # Scoring models
     "HFScorer",
     "LogitLensScorer",

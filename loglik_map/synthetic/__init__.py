@@ -6,8 +6,9 @@ are known exactly, :mod:`.paths` paths with known diffusion and Hölder exponent
 
 from __future__ import annotations
 
+from ._closed import ClosedMarkovExample, make_closed_markov_example
 from .markov import MarkovChainModel, MarkovExample, make_markov_example
 from .paths import TakagiLandsberg, fbm, fractional_gaussian_noise, takagi_landsberg
 
-__all__ = ["MarkovChainModel", "MarkovExample", "TakagiLandsberg", "fbm", "fractional_gaussian_noise",
-           "make_markov_example", "takagi_landsberg"]
+__all__ = ["ClosedMarkovExample", "MarkovChainModel", "MarkovExample", "TakagiLandsberg", "fbm", "fractional_gaussian_noise",
+           "make_closed_markov_example", "make_markov_example", "takagi_landsberg"]
