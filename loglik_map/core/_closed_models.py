@@ -29,7 +29,6 @@ divergence); nor is ``KL(p_i‖q)``, nor ``q``'s place among the *coordinates* o
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -41,9 +40,10 @@ from scipy import stats
 from .._labels import unknown_labels_error
 from ..errors import LoglikMapError, LoglikMapWarning, UnreliableEstimateWarning, WrongTypeError
 from ..units import LN2, check_unit
+from ._difference_test import DifferenceTest
 from ._scoring_checks import scoring_conflict
 from .matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
-from .results import MIN_TEXTS_FOR_SE, ConfidenceInterval
+from .results import MIN_TEXTS_FOR_SE
 
 __all__ = ["DRAWS_COORD", "IDENTIFIED", "NOT_IDENTIFIED", "SampleComparison", "closer_by_samples",
            "place_by_samples"]
@@ -61,7 +61,7 @@ NOT_IDENTIFIED = ("the absolute KL(q||p_i), which needs the entropy H(q) (sample
 
 
 @dataclass(frozen=True)
-class SampleComparison:
+class SampleComparison(DifferenceTest):
     """``KL(q‖a) − KL(q‖b)`` for a closed model ``q`` from its samples, with an SE paired over them.
 
     Attributes
@@ -91,35 +91,6 @@ class SampleComparison:
     se: float
     unit: str
     n_samples: int
-
-    @property
-    def z(self) -> float:
-        """``difference / se`` (±inf for a nonzero difference with zero SE, NaN for 0 / 0)."""
-        if self.se > 0:
-            return self.difference / self.se
-        return math.nan if self.difference == 0 else math.copysign(math.inf, self.difference)
-
-    @property
-    def p_value(self) -> float:
-        """Two-sided p-value of "``a`` and ``b`` are equally far from ``q``" (normal approximation)."""
-        z = self.z
-        return math.nan if math.isnan(z) else float(2 * stats.norm.sf(abs(z)))
-
-    def confidence_interval(self, confidence_level: float = 0.95) -> ConfidenceInterval:
-        """Normal-approximation interval ``difference ± z·se`` (not clipped: the difference may be negative).
-
-        Parameters
-        ----------
-        confidence_level : float, default 0.95
-            Coverage, in (0, 1).
-
-        Returns
-        -------
-        ConfidenceInterval
-            In ``unit``.
-        """
-        q = _quantile(confidence_level)
-        return ConfidenceInterval(self.difference - q * self.se, self.difference + q * self.se)
 
     def __str__(self) -> str:
         q, a, b = self.closed, self.model_a, self.model_b
