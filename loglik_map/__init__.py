@@ -112,6 +112,7 @@ if TYPE_CHECKING:  # imported on first use (see __getattr__)
     from .scoring.exact_kl import exact_kl
     from .scoring.kl_summary import exact_kl_report
     from .scoring.versus_exact import estimator_vs_exact
+    from .scoring._numerics_floor import numerics_floor
 
 install_module_aliases()
 
@@ -128,6 +129,7 @@ _LAZY = {
     "estimator_vs_exact": "loglik_map.scoring.versus_exact",
     "exact_kl": "loglik_map.scoring.exact_kl",
     "exact_kl_report": "loglik_map.scoring.kl_summary",
+    "numerics_floor": "loglik_map.scoring._numerics_floor",
     # Sub-packages
     "scoring": "loglik_map.scoring",
     "plotting": "loglik_map.plotting",
@@ -178,6 +180,7 @@ __all__ = [
     "estimator_vs_exact",
     "exact_kl",
     "exact_kl_report",
+    "numerics_floor",
     # Trajectories, diffusion and outliers
     "BootstrapEstimate",
     "HolderEstimate",

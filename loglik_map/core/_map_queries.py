@@ -10,6 +10,7 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import LoglikMapError
+from ._floor import flag_below_floor
 from ._paired_math import KLDifference, kl_difference_on, nearest_neighbours_on
 from ._validation import MODEL_DIM
 from .kernels import PairwiseKL
@@ -30,6 +31,8 @@ class MapQueries:
         def models(self) -> np.ndarray: ...
         @property
         def n_texts(self) -> int: ...
+        @property
+        def mean_bytes(self) -> float: ...
         def __len__(self) -> int: ...
         def _scale(self, unit: str) -> float: ...
         def _check_texts(self, with_se: bool) -> None: ...
@@ -91,7 +94,8 @@ class MapQueries:
             {"a": [p[0] for p in pairs], "b": [p[1] for p in pairs], "kl": kl * scale, "se": se * scale}
         )
 
-    def summary(self, pairs: Any = None, *, unit: str = "bits/byte", confidence_level: float = 0.95) -> pd.DataFrame:
+    def summary(self, pairs: Any = None, *, unit: str = "bits/byte", confidence_level: float = 0.95,
+                floor: Any = None) -> pd.DataFrame:
         """One tidy table of model pairs: KL, SE and confidence interval, a row per pair (as ``az.summary``).
 
         Parameters
@@ -110,12 +114,16 @@ class MapQueries:
             Unit of ``kl``, ``se`` and the interval (``"nats"``: nats per text).
         confidence_level : float, default 0.95
             Coverage of the normal-approximation interval ``kl ± z·se`` (lower end clipped at 0).
+        floor : float or xarray.Dataset, optional
+            The numerics floor in bits/byte, or a :func:`~loglik_map.numerics_floor` result:
+            adds columns ``floor`` (in ``unit``) and ``below_floor`` (``kl + 2 se < floor``: the
+            pair differs less than the model differs from itself under other numerics).
 
         Returns
         -------
         pandas.DataFrame
-            Columns ``a, b, kl, se, ci_low, ci_high, unit`` (and ``setting``); ``attrs`` hold
-            ``units``, ``confidence_level`` and ``n_texts``. Below 32 texts the SEs come with an
+            Columns ``a, b, kl, se, ci_low, ci_high, unit`` (and ``setting``; ``floor``,
+            ``below_floor``); ``attrs`` hold ``units``, ``confidence_level`` and ``n_texts``. Below 32 texts the SEs come with an
             :class:`~loglik_map.UnreliableEstimateWarning`.
 
         Examples
@@ -148,6 +156,8 @@ class MapQueries:
                                                             confidence_level)
             out["unit"] = unit
         out.attrs.update(units=unit, confidence_level=confidence_level, n_texts=self.n_texts)
+        if floor is not None:
+            flag_below_floor(out, floor, unit, self.mean_bytes)
         return out
 
     def _all_pairs_table(self, unit: str) -> pd.DataFrame:
