@@ -119,6 +119,8 @@ def test_refusals_and_warnings():
         lm.place_by_samples(ex.matrix.sel(text=ex.matrix.texts[:2]))
     with pytest.warns(lm.UnreliableEstimateWarning, match="only 10 samples"):
         lm.place_by_samples(ex.matrix.sel(text=ex.matrix.texts[:10]))
+    with pytest.raises(lm.LoglikMapError, match="clipped"):
+        lm.place_by_samples(ex.matrix.clip(0.02))
     with pytest.raises(lm.LoglikMapError, match="confidence_level"):
         lm.place_by_samples(ex.matrix, confidence_level=95)
     hot = _matrix(ex.matrix.values, ex.matrix.n_bytes, temperature=np.full(40, 0.7))
@@ -159,3 +161,16 @@ def test_text_set_from_samples_counts_repeats_and_records_prompts():
     with pytest.warns(lm.UnreliableEstimateWarning):
         placed = lm.place_by_samples(m)
     assert placed.attrs["closed"] == "api" and placed.attrs["n_samples"] == 4
+
+
+def test_the_closed_models_page_runs_as_written(capsys):
+    from pathlib import Path
+
+    from tests.test_doc_snippets import HUB, python_blocks
+
+    blocks = [b for b in python_blocks(Path(__file__).resolve().parents[1] / "docs" / "closed_models.rst")
+              if not b.startswith(HUB)]
+    assert len(blocks) == 1
+    namespace: dict = {"__name__": "__snippet__"}
+    exec(compile(blocks[0], "closed_models.rst", "exec"), namespace)
+    assert "bits/byte" in capsys.readouterr().out

@@ -188,6 +188,10 @@ def _samples(matrix: Any, closed: str | None, allow_truncated: bool, allow_mixed
     if not isinstance(matrix, LogLikelihoodMatrix):
         raise WrongTypeError(f"{action} needs a LogLikelihoodMatrix (open models × samples of the closed model), got "
                              f"{type(matrix).__name__}")
+    if matrix.attrs.get("clip_lower_quantile") is not None:
+        raise LoglikMapError(f"{action} needs the raw log-likelihoods: this matrix was clipped at the "
+                             f"{float(matrix.attrs['clip_lower_quantile']):g} quantile, which raises the lowest values "
+                             "and biases every mean. Pass the matrix before .clip()")
     if not allow_truncated:
         matrix.check_not_truncated(action)
     if not allow_mixed_scoring:
@@ -267,7 +271,8 @@ def place_by_samples(matrix: LogLikelihoodMatrix, reference: str | None = None, 
     Raises
     ------
     LoglikMapError
-        Fewer than 3 samples, truncated or mixed scoring (unless allowed), an unknown reference.
+        Fewer than 3 samples, a clipped matrix (clipping biases the means), truncated or mixed
+        scoring (unless allowed), an unknown reference.
 
     Warns
     -----
