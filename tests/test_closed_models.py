@@ -174,3 +174,13 @@ def test_the_closed_models_page_runs_as_written(capsys):
     namespace: dict = {"__name__": "__snippet__"}
     exec(compile(blocks[0], "closed_models.rst", "exec"), namespace)
     assert "bits/byte" in capsys.readouterr().out
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.sampled_from(["a", "bb", "c c", "dé", "e"]), min_size=1, max_size=30))
+def test_from_samples_keeps_every_draw(samples):
+    ts = lm.TextSet.from_samples(samples)
+    draws = ts.text_coords()["n_draws"]
+    assert draws.sum() == len(samples) and len(set(ts.texts)) == len(ts)
+    assert {t: int(n) for t, n in zip(ts.texts, draws)} == {t: samples.count(t) for t in set(samples)}
+    assert ts.texts == list(dict.fromkeys(samples))  # first-drawn order
