@@ -16,7 +16,7 @@ from ..errors import LoglikMapError, WrongTypeError
 from ..options import KERNEL_BACKENDS
 from ..units import check_unit, nats_per_bit_per_byte
 from ._map_queries import MapQueries
-from ._pair_queries import MIN_TEXTS_FOR_SE, all_pairs, check_texts, one_pair, some_pairs
+from ._pair_queries import MIN_TEXTS_FOR_SE, all_pairs, check_texts, some_pairs
 from ._scoring_checks import row_conventions, scoring_conflict
 from ._validation import PAIR_DIM
 from .centering import double_center_array
@@ -177,7 +177,8 @@ class ModelMap(MapQueries, BlockedPairsMixin, ReprMixin):
         if i == j:
             return 0.0, 0.0
         rows = np.asarray(self._coords.data[[i, j]])  # two rows, also from a dask-backed map
-        return one_pair(rows, 0, 1, self.models[[i, j]])
+        kl, se = some_pairs(rows, np.array([0]), np.array([1]), self._backend, self.models[[i, j]])
+        return float(kl[0]), float(se[0])  # the listed-pairs kernel: the same number as pairs() and summary()
 
     def _pairs(self, X: np.ndarray, ia: np.ndarray, ib: np.ndarray,
                names: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
