@@ -9,7 +9,6 @@ from typing import overload
 import numpy as np
 import xarray as xr
 
-from .._deprecation import renamed_attribute, renamed_parameter
 from .._labels import unknown_labels_error
 from .._repr import ReprMixin, Summary, clip_text, conventions_text, first_labels
 from ..errors import LoglikMapError, WrongTypeError
@@ -104,8 +103,6 @@ class ModelMap(MapQueries, BlockedPairsMixin, ReprMixin):
         ``1 / sqrt(2 N B̄ ln 2)``; the model coordinates (family, step, …) ride along.
         """
         return self._coords
-
-    coordinates = renamed_attribute("points", "coordinates")
 
     @property
     def text_means(self) -> xr.DataArray:
@@ -321,7 +318,6 @@ class ModelMap(MapQueries, BlockedPairsMixin, ReprMixin):
         return project_onto(self, other, unit)
 
     # ------------------------------------------------------------------ embeddings
-    @renamed_parameter("random_state", "seed")
     def embed(
         self,
         method: str = "pca",
@@ -342,7 +338,7 @@ class ModelMap(MapQueries, BlockedPairsMixin, ReprMixin):
         perplexity : float
             t-SNE perplexity (the paper uses 30); must be smaller than the number of models.
         seed : int or numpy.random.Generator, optional
-            Seed for t-SNE. Formerly ``random_state``.
+            Seed for t-SNE.
 
         Returns
         -------
