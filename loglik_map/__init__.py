@@ -33,7 +33,7 @@ from .io import convert_modelmap_pickle, open_matrix, open_pairs, save_matrix
 
 # The model map: KL divergences and their standard errors; paired tests on the same texts
 from .core import ConfidenceInterval, KLDifference, KLEstimate, ModelMap, ModelProjection
-from .core import closer, kl_difference, nearest_neighbours
+from .core import closer, kl_difference
 from .options import get_options, set_options
 
 # Trajectories, diffusion and outliers of training runs; intervals of the exponents
@@ -150,7 +150,6 @@ __all__ = [
     "closer",
     "get_options",
     "kl_difference",
-    "nearest_neighbours",
     "set_options",
     # Scoring models
     "HFScorer",

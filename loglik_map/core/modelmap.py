@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from os import PathLike
 from typing import overload
 
 import numpy as np
@@ -221,55 +220,50 @@ class ModelMap(MapQueries, BlockedPairsMixin, ReprMixin):
 
     # ------------------------------------------------------------------ KL and standard errors
     @overload
-    def kl(self, a: str, b: str, *, unit: str = ..., store: None = ...) -> float: ...
+    def kl(self, a: str, b: str, *, unit: str = ...) -> float: ...
     @overload
-    def kl(self, a: str | None = ..., b: None = ..., *, unit: str = ...,
-             store: str | PathLike[str] | None = ...) -> xr.DataArray: ...
+    def kl(self, a: str | None = ..., b: None = ..., *, unit: str = ...) -> xr.DataArray: ...
     @overload
-    def kl(self, a: None = ..., b: str | None = ..., *, unit: str = ...,
-             store: str | PathLike[str] | None = ...) -> xr.DataArray: ...
+    def kl(self, a: None = ..., b: str | None = ..., *, unit: str = ...) -> xr.DataArray: ...
 
-    def kl(self, a: str | None = None, b: str | None = None, *, unit: str = "bits/byte",
-             store: str | PathLike[str] | None = None) -> float | xr.DataArray:
+    def kl(self, a: str | None = None, b: str | None = None, *, unit: str = "bits/byte") -> float | xr.DataArray:
         """KL divergence estimates (:ref:`method-map`).
 
         Parameters
         ----------
         a, b : str, optional
             Model names. Both given: that pair's KL as a float. One given: KL from it to every
-            model (DataArray over ``model``). Neither: all pairs.
+            model (DataArray over ``model``). Neither: all pairs (for maps too large for a K × K
+            array in memory, :meth:`all_pairs` writes them to a Zarr store).
         unit : {"bits/byte", "nats"}
             ``"nats"`` is nats per text (bits/byte × B̄ ln 2).
-        store : path, optional
-            All pairs only: compute them block by block into this Zarr store (resumable) and
-            return the dask-backed array read from it; see :meth:`all_pairs`.
 
         Returns
         -------
         float or xarray.DataArray
             All pairs: dims ``("model", "model_")``, symmetric, exact zeros on the diagonal.
+
+        References
+        ----------
+        Oyama, M., Yamagiwa, H., Takase, Y., and Shimodaira, H. (2025). *Mapping 1,000+ Language
+        Models via the Log-Likelihood Vector.* Proceedings of ACL 2025 (:ref:`method-references`).
         """
-        if store is not None:
-            return self._stored_pairs(a, b, unit, store)["kl"]
         return self._pairwise_query(a, b, unit, "kl")
 
     @overload
-    def kl_se(self, a: str, b: str, *, unit: str = ..., store: None = ...) -> float: ...
+    def kl_se(self, a: str, b: str, *, unit: str = ...) -> float: ...
     @overload
-    def kl_se(self, a: str | None = ..., b: None = ..., *, unit: str = ...,
-                store: str | PathLike[str] | None = ...) -> xr.DataArray: ...
+    def kl_se(self, a: str | None = ..., b: None = ..., *, unit: str = ...) -> xr.DataArray: ...
     @overload
-    def kl_se(self, a: None = ..., b: str | None = ..., *, unit: str = ...,
-                store: str | PathLike[str] | None = ...) -> xr.DataArray: ...
+    def kl_se(self, a: None = ..., b: str | None = ..., *, unit: str = ...) -> xr.DataArray: ...
 
-    def kl_se(self, a: str | None = None, b: str | None = None, *, unit: str = "bits/byte",
-                store: str | PathLike[str] | None = None) -> float | xr.DataArray:
+    def kl_se(self, a: str | None = None, b: str | None = None, *, unit: str = "bits/byte") -> float | xr.DataArray:
         """Standard errors of :meth:`kl` (:ref:`method-se`); same arguments and shapes.
 
         Refused with fewer than 3 texts (the SE is then 0 by construction); below
         :data:`MIN_TEXTS_FOR_SE` (32) texts it comes with an
         :class:`~loglik_map.UnreliableEstimateWarning`. The same holds for every method that
-        returns an SE (:meth:`compare`, :meth:`pairs`, :meth:`nearest`, :meth:`project`).
+        returns an SE (:meth:`compare`, :meth:`summary`, :meth:`nearest`, :meth:`project`).
 
         Parameters
         ----------
@@ -277,23 +271,19 @@ class ModelMap(MapQueries, BlockedPairsMixin, ReprMixin):
             Model names, as in :meth:`kl`.
         unit : {"bits/byte", "nats"}
             Unit of the SEs.
-        store : path, optional
-            All pairs only, as in :meth:`kl`.
 
         Returns
         -------
         float or xarray.DataArray
             Shaped as :meth:`kl`'s result; the DataArray is named ``kl_se``.
-        """
-        if store is not None:
-            return self._stored_pairs(a, b, unit, store)["se"].rename("kl_se")
-        return self._pairwise_query(a, b, unit, "se")
 
-    def _stored_pairs(self, a: str | None, b: str | None, unit: str, store: str | PathLike[str]) -> xr.Dataset:
-        if a is not None or b is not None:
-            raise LoglikMapError("store= writes all pairs; leave out the model names (a, b), or leave out store= "
-                                 "for one model's or one pair's KL")
-        return self.all_pairs(store, unit=unit)
+        References
+        ----------
+        Oyama, M., Yamagiwa, H., Takase, Y., and Shimodaira, H. (2025). *Mapping 1,000+ Language
+        Models via the Log-Likelihood Vector.* Proceedings of ACL 2025, App. C
+        (:ref:`method-references`).
+        """
+        return self._pairwise_query(a, b, unit, "se")
 
     # ------------------------------------------------------------------ new models
     def project(self, other: LogLikelihoodMatrix | xr.DataArray, *, unit: str = "bits/byte") -> ModelProjection:

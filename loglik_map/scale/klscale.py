@@ -171,7 +171,8 @@ def _evaluate(source: ModelMap | LogLikelihoodMatrix, groups: Mapping[Any, Setti
         prepared = _prepare(source, setting.preprocessing, cache)
         mm = prepared.map
         pairs = _resolve(mm, setting.pairs)
-        df = mm.pairs(pairs, unit=unit) if pairs else pd.DataFrame({"a": [], "b": [], "kl": [], "se": []})
+        columns = ["a", "b", "kl", "se"]
+        df = mm.summary(pairs, unit=unit)[columns] if pairs else pd.DataFrame({c: [] for c in columns})
         df.insert(0, "setting", name)
         frames.append(df)
         info[name] = {"pairs": _describe_pairs(setting.pairs), "preprocessing": prepared.description,
