@@ -13,7 +13,7 @@ from .centering import double_center
 from .groups import ordered_groups
 from .matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
 from .modelmap import MIN_TEXTS_FOR_SE, PAIR_DIM, ModelMap, ModelProjection
-from .paired import KLDifference, closer, kl_difference, nearest_neighbours
+from .paired import KLDifference, closer, kl_difference
 from .results import ConfidenceInterval, KLEstimate
 
 __all__ = [
@@ -32,7 +32,6 @@ __all__ = [
            "closer_by_samples",
            "double_center",
            "kl_difference",
-           "nearest_neighbours",
            "ordered_groups",
            "place_by_samples",
 ]
