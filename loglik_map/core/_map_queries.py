@@ -56,6 +56,11 @@ class MapQueries:
         -------
         KLEstimate
             ``kl``, ``se``, the unit and N; ``confidence_interval()`` gives ``kl ± z·se``.
+
+        References
+        ----------
+        Oyama, M., Yamagiwa, H., Takase, Y., and Shimodaira, H. (2025). *Mapping 1,000+ Language
+        Models via the Log-Likelihood Vector.* Proceedings of ACL 2025 (:ref:`method-references`).
         """
         scale = self._scale(unit)
         self._check_texts(with_se=True)

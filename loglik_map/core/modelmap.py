@@ -49,6 +49,11 @@ class ModelMap(MapQueries, BlockedPairsMixin, ReprMixin):
     allow_mixed_scoring : bool, default False
         Map rows scored under different conventions (``"reference"`` and ``"bos"``) anyway.
 
+    References
+    ----------
+    Oyama, M., Yamagiwa, H., Takase, Y., and Shimodaira, H. (2025). *Mapping 1,000+ Language
+    Models via the Log-Likelihood Vector.* Proceedings of ACL 2025 (:ref:`method-references`).
+
     Examples
     --------
     >>> import numpy as np, loglik_map as lm
@@ -326,7 +331,7 @@ class ModelMap(MapQueries, BlockedPairsMixin, ReprMixin):
         n_components : int
             Output dimension (2 or 3 for plots).
         perplexity : float
-            t-SNE perplexity (the paper uses 30); must be smaller than the number of models.
+            Perplexity of t-SNE (the paper uses 30); must be smaller than the number of models.
         seed : int or numpy.random.Generator, optional
             Seed for t-SNE.
 

@@ -42,7 +42,25 @@ __all__ = ["DemoResult", "run_demo"]
 
 @dataclass(frozen=True)
 class DemoResult:
-    """What the demo computed (for use after ``run_demo`` in a notebook)."""
+    """What the demo computed (for use after ``run_demo`` in a notebook).
+
+    Attributes
+    ----------
+    matrix : LogLikelihoodMatrix
+        The scored matrix after the paper's preprocessing, with the zoo's coordinates.
+    map : ModelMap
+        Its model map.
+    kl_scale : pandas.DataFrame
+        The KL scale of the zoo's settings beside the paper's (:func:`~loglik_map.kl_scale`).
+    step_kl : pandas.DataFrame
+        KL between consecutive checkpoints of the first run.
+    holder : HolderEstimate or None
+        The Hölder exponent of the first run at a middle start t0.
+    figures : tuple of pathlib.Path
+        The figures written.
+    out_dir : pathlib.Path
+        Where the store and the figures are.
+    """
 
     matrix: LogLikelihoodMatrix
     map: ModelMap
@@ -99,6 +117,11 @@ def run_demo(out_dir: str | PathLike[str] = "loglik-map-demo", *, fast: bool = F
         Progress bars; ``None`` (default): the ``progress`` option (:func:`loglik_map.set_options`).
     out : file-like, optional
         Where to print (standard output by default).
+
+    Returns
+    -------
+    DemoResult
+        The matrix, the map, the KL scale, the step KLs, the Hölder exponent and the figures.
     """
     out = sys.stdout if out is None else out
 

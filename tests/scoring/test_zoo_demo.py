@@ -24,7 +24,7 @@ def test_zoo_has_every_checkpoint_child_and_is_cached(fast_zoo, monkeypatch):
         for s in cfg.checkpoints:
             assert (fast_zoo.checkpoint(run, s) / "model.safetensors").is_file()
     child = fast_zoo.child("python_docs")
-    assert lm.read_base_model(child) == [str(fast_zoo.final(fast_zoo.run_names[0]))]
+    assert lm.io.read_base_model(child) == [str(fast_zoo.final(fast_zoo.run_names[0]))]
     monkeypatch.setattr(zoo_mod, "train_steps", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
     again = zoo_mod.build_zoo(fast_zoo.root.parent, cfg, progress=False)
     assert again.root == fast_zoo.root
