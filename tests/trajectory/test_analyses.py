@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import numpy as np
 import pandas as pd
+import pytest
 
 import loglik_map as lm
 
@@ -54,6 +51,8 @@ def test_spiral_period_of_a_helix():
 
 
 def test_plots_return_axes_with_content():
+    matplotlib = pytest.importorskip("matplotlib", reason="plot tests need the 'plot' extra (matplotlib)")
+    matplotlib.use("Agg")
     from loglik_map import plotting
 
     ex = lm.make_markov_example(n_families=2, members_per_family=3, n_texts=300, seed=0)
