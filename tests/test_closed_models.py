@@ -111,9 +111,9 @@ def test_intervals_cover_the_exact_differences_and_the_nearest_is_found():
 
 def test_refusals_and_warnings():
     ex = make_closed_markov_example(n_samples=40, seed=5)
-    with pytest.raises(lm.UnknownLabelError):
+    with pytest.raises(lm.errors.UnknownLabelError):
         lm.place_by_samples(ex.matrix, reference="nope")
-    with pytest.raises(lm.WrongTypeError):
+    with pytest.raises(lm.errors.WrongTypeError):
         lm.place_by_samples(lm.ModelMap(ex.matrix))
     with pytest.raises(lm.LoglikMapError, match="at least 3 samples"):
         lm.place_by_samples(ex.matrix.sel(text=ex.matrix.texts[:2]))

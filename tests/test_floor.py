@@ -46,7 +46,7 @@ def test_a_numerics_floor_result_is_read_by_its_floor_attribute(mm):
     for bad in (-1.0, float("nan")):
         with pytest.raises(lm.LoglikMapError, match="finite KL"):
             mm.summary(floor=bad)
-    with pytest.raises(lm.WrongTypeError):
+    with pytest.raises(lm.errors.WrongTypeError):
         mm.summary(floor="bf16")
 
 

@@ -103,6 +103,8 @@ def make_closed_markov_example(n_open: int = 5, *, n_samples: int = 300, min_len
     Returns
     -------
     ClosedMarkovExample
+        The open chains' log-likelihoods of the samples (nats) and the exact ``KL(q‖p_i)``
+        (bits/byte).
     """
     if not 2 <= min_length <= max_length:
         raise LoglikMapError("need 2 ≤ min_length ≤ max_length")

@@ -57,7 +57,7 @@ def test_combinations_and_refusals(model_dirs, floor_texts):
         numerics_floor(model_dirs["gpt_neox"], floor_texts, variants=("int3",))
     with pytest.raises(lm.LoglikMapError, match="unknown dtype"):
         numerics_floor(model_dirs["gpt_neox"], floor_texts, variants={"x": {"dtype": "float8"}})
-    with pytest.raises(lm.WrongTypeError, match="hub id or a folder"):
+    with pytest.raises(lm.errors.WrongTypeError, match="hub id or a folder"):
         numerics_floor(object(), floor_texts)
 
 
