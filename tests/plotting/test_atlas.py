@@ -1,0 +1,130 @@
+"""The atlas's numbers (exact neighbours, paired-test greying, 2-D faithfulness, lines) and its figure and table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import loglik_map as lm
+from loglik_map.errors import LoglikMapError
+from loglik_map.plotting import _atlas_data
+from loglik_map.plotting._atlas_data import _holm, atlas_data, kept_in_2d
+from loglik_map.plotting._atlas_lines import edge_paths, resolve_edges
+from loglik_map.synthetic import make_zoo_like_matrix
+
+go = pytest.importorskip("plotly.graph_objects", reason="the atlas needs the 'viz' extra (plotly)")
+
+
+@pytest.fixture(scope="module")
+def markov_map():
+    ex = lm.make_markov_example(n_families=3, members_per_family=4, n_texts=300, seed=1)
+    return lm.ModelMap(ex.matrix.clip(0.02))
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    return lm.ModelMap(make_zoo_like_matrix(n_families=2, runs_per_family=2, n_checkpoints=4, n_layers=3, n_children=2,
+                                            n_texts=200))
+
+
+def test_neighbours_and_greying_equal_the_maps_own_queries(markov_map):
+    mm, k = markov_map, 5
+    data = atlas_data(mm, k=k, progress=False)
+    table = mm.neighbors(k, progress=False)
+    assert (mm.models[data.neighbors] == table["neighbor"].values).all()
+    np.testing.assert_allclose(data.kl, table["kl"].values)
+    n_tied = 0
+    for i, model in enumerate(mm.models):
+        test = mm.distinguishable_neighbours(model, k=k)
+        assert list(test.model.values) == list(mm.models[data.neighbors[i]])
+        assert not data.tied[i, 0]
+        assert (data.tied[i, 1:] == ~test["distinguishable"].values[1:]).all(), model
+        n_tied += data.tied[i].sum()
+    assert 0 < n_tied < data.tied[:, 1:].size  # both outcomes occur, so the comparison can fail
+
+
+def test_holm_rows_equal_the_maps_holm_with_missing_values():
+    from loglik_map.core._paired_math import _holm as holm_1d
+
+    rng = np.random.default_rng(3)
+    p = rng.uniform(size=(6, 5))
+    p[1, 2] = p[4, 0] = np.nan
+    expected = np.array([holm_1d(row) for row in p])
+    np.testing.assert_allclose(_holm(p), expected, equal_nan=True)
+
+
+def test_kept_in_2d_known_answer():
+    xy = np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0], [7.0, 0.0]])  # 2-D nearest: 1, 0, 1, 2
+    full = np.array([[1], [2], [1], [2]])
+    np.testing.assert_array_equal(kept_in_2d(xy, full), [1.0, 0.0, 1.0, 1.0])
+    # coinciding points: the model itself is left out wherever the tree lists it
+    same = np.zeros((3, 2))
+    np.testing.assert_array_equal(kept_in_2d(same, np.array([[1, 2], [0, 2], [0, 1]])), [1.0, 1.0, 1.0])
+
+
+def test_lines_follow_runs_layers_and_lineage(zoo):
+    coords = _atlas_data.model_coords(zoo)
+    kinds = resolve_edges("auto", coords, None)
+    assert set(kinds) == {"checkpoints", "layers", "lineage"}
+    runs = edge_paths("checkpoints", kinds["checkpoints"], coords, zoo.models)
+    assert len(runs) == 4 and all(len(path) == 4 for path in runs)
+    for path in runs:
+        assert np.all(np.diff(coords["step"][path]) > 0) and len(set(coords["run"][path])) == 1
+    layers = edge_paths("layers", kinds["layers"], coords, zoo.models)
+    assert [list(coords["layer"][p]) for p in layers] == [[0.0, 1.0, 2.0]] * 2
+    lineage = edge_paths("lineage", kinds["lineage"], coords, zoo.models)
+    assert len(lineage) == 4 and all(coords["base_model"][c] == zoo.models[p] for p, c in lineage)
+    with pytest.raises(LoglikMapError, match="needs the model coordinates 'layer'"):
+        resolve_edges(["layers"], {"step": coords["step"]}, None)
+    assert resolve_edges(None, coords, None) == {}
+
+
+def test_figure_has_one_point_per_model_names_and_kl_to_the_pin_in_the_hover(zoo):
+    pin = zoo.models[3]
+    fig = lm.plotting.atlas(zoo, pin=pin, k=4, progress=False)
+    assert isinstance(fig, go.Figure)
+    models = next(t for t in fig.data if t.uid == "models")
+    assert len(models.x) == len(zoo) and list(models.text) == list(zoo.models)
+    kl = zoo.kl(pin, zoo.models[0])
+    assert zoo.models[0] in models.hovertext[0] and f"KL to {pin}: {kl:.4g} ±" in models.hovertext[0]
+    assert {t.uid for t in fig.data} >= {"lines-checkpoints", "lines-layers", "lines-lineage", "pin", "near", "tied"}
+    labels = [b.label for b in fig.layout.updatemenus[0].buttons]
+    assert {"family", "step", "quantization", "neighbours kept in 2-D", "KL to the pinned model"} <= set(labels)
+    assert "trustworthiness" in fig.layout.title.text
+    meta = fig.layout.meta["atlas"]
+    assert meta["k"] == 4 and meta["neighbors"].size == 4 * len(zoo)
+
+
+def test_the_html_is_self_contained(zoo, tmp_path):
+    path = tmp_path / "atlas.html"
+    lm.plotting.atlas(zoo, k=3, color="family", edges=["checkpoints"], progress=False).write_html(path)
+    html = path.read_text(encoding="utf-8")
+    assert "<script src=" not in html and "plotly.js v" in html and "atlasSelect" in html
+
+
+def test_refusals(zoo, monkeypatch):
+    with pytest.raises(lm.UnknownLabelError, match="colour"):
+        lm.plotting.atlas(zoo, color="nonsense", k=3, progress=False)
+    with pytest.raises(LoglikMapError, match=r"shape \(30, 2\)"):
+        lm.plotting.atlas(zoo, embedding=np.zeros((3, 2)), k=3, progress=False)
+    with pytest.raises(LoglikMapError, match="k must be"):
+        lm.plotting.atlas(zoo, k=len(zoo), progress=False)
+    monkeypatch.setattr(_atlas_data, "ATLAS_MAX_MODELS", 10)
+    with pytest.raises(LoglikMapError, match=r"atlas_table\(map, 'atlas.parquet'\).*Embedding Atlas"):
+        lm.plotting.atlas(zoo, k=3, progress=False)
+
+
+def test_atlas_table_holds_positions_neighbours_kl_and_se(zoo, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet", reason="the atlas table needs the 'viz' extra (pyarrow)")
+    path = lm.plotting.atlas_table(zoo, tmp_path / "atlas.parquet", k=3, pin=zoo.models[0], progress=False)
+    table = pq.read_table(path)
+    frame = table.to_pandas()
+    assert len(frame) == len(zoo) and list(frame["model"]) == list(zoo.models)
+    table_nn = zoo.neighbors(3, progress=False)
+    assert [list(v) for v in frame["neighbor_names"]] == table_nn["neighbor"].values.tolist()
+    np.testing.assert_allclose(np.stack(frame["neighbor_se"]), table_nn["se"].values)
+    np.testing.assert_allclose(frame["kl_to_pin"], zoo.kl(zoo.models[0]).values)
+    assert {"x", "y", "step", "base_model", "kept_in_2d"} <= set(frame.columns)
+    assert table.schema.metadata[b"loglik_map.units"] == b"bits/byte"
+    with pytest.raises(LoglikMapError, match=".parquet"):
+        lm.plotting.atlas_table(zoo, tmp_path / "atlas.csv", k=3, progress=False)
