@@ -59,7 +59,7 @@ def make_zoo_like_matrix(n_families: int = 2, runs_per_family: int = 3, n_checkp
     >>> from loglik_map.synthetic import make_zoo_like_matrix
     >>> m = make_zoo_like_matrix(n_families=1, runs_per_family=2, n_checkpoints=3, n_layers=2, n_children=1)
     >>> m.n_models, m.n_texts
-    (13, 400)
+    (11, 400)
     """
     if min(n_families, runs_per_family, n_checkpoints) < 1 or min(n_layers, n_children) < 0 or n_texts < 3 or dim < 1:
         raise LoglikMapError("need at least one family, run and checkpoint, n_layers and n_children ≥ 0, "

@@ -128,3 +128,20 @@ def test_atlas_table_holds_positions_neighbours_kl_and_se(zoo, tmp_path):
     assert table.schema.metadata[b"loglik_map.units"] == b"bits/byte"
     with pytest.raises(LoglikMapError, match=".parquet"):
         lm.plotting.atlas_table(zoo, tmp_path / "atlas.csv", k=3, progress=False)
+
+
+def test_command_line_writes_the_html_and_the_table(tmp_path, capsys):
+    pytest.importorskip("h5netcdf", reason="saving a matrix needs the 'io' extra (h5netcdf)")
+    pytest.importorskip("pyarrow", reason="the atlas table needs the 'viz' extra (pyarrow)")
+    from loglik_map.cli import main
+
+    matrix = make_zoo_like_matrix(n_families=1, runs_per_family=2, n_checkpoints=3, n_layers=2, n_children=1,
+                                  n_texts=100)
+    matrix.save(tmp_path / "zoo.nc")
+    assert main(["atlas", str(tmp_path / "zoo.nc"), "--out", str(tmp_path / "atlas.html"), "--k", "3",
+                 "--pin", str(matrix.models[0]), "--color", "step", "--edges", "checkpoints", "lineage"]) == 0
+    html = (tmp_path / "atlas.html").read_text(encoding="utf-8")
+    assert "atlasSelect" in html and "lines-lineage" in html and "lines-layers" not in html
+    assert main(["atlas", str(tmp_path / "zoo.nc"), "--out", str(tmp_path / "atlas.parquet"), "--k", "3"]) == 0
+    assert (tmp_path / "atlas.parquet").stat().st_size > 0
+    assert "11 models" in capsys.readouterr().out
