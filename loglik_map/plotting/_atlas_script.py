@@ -31,6 +31,7 @@ ATLAS_SCRIPT = r"""
     return -1;
   }
   var k = A.k, nb = decode(A.neighbors), kl = decode(A.kl), se = decode(A.se), tied = decode(A.tied);
+  gd.layout.meta = {atlas: {k: k}};   // read once: later restyles need not carry the tables along
   var main = traceIndex('models'), tSel = traceIndex('selected'), tNear = traceIndex('near'),
       tTied = traceIndex('tied');
   var names = gd.data[main].text, hover = gd.data[main].hovertext;
@@ -70,6 +71,12 @@ ATLAS_SCRIPT = r"""
     list.appendChild(frag);
   });
 
+  // one restyle (one recalculation) for the three overlays and the models' selection; undefined skips a trace
+  function restyle(overlays, selected) {
+    var update = {selectedpoints: [undefined, undefined, undefined, selected]};
+    Object.keys(overlays).forEach(function (key) { update[key] = overlays[key].concat([undefined]); });
+    return Plotly.restyle(gd, update, [tSel, tNear, tTied, main]);
+  }
   function cell(row, text, tag) {
     var c = document.createElement(tag || 'td'); c.textContent = text; row.appendChild(c); return c;
   }
@@ -96,11 +103,10 @@ ATLAS_SCRIPT = r"""
       if (t) { row.style.color = '#888'; }
       table.appendChild(row);
     }
-    Plotly.restyle(gd, {
+    restyle({
       x: [[x[i]], near.x, same.x], y: [[y[i]], near.y, same.y], text: [[names[i]], near.text, same.text],
       hovertext: [[hover[i]], near.hovertext, same.hovertext], customdata: [[i], near.customdata, same.customdata]
-    }, [tSel, tNear, tTied]);
-    Plotly.restyle(gd, {selectedpoints: [[i].concat(near.customdata, same.customdata)]}, [main]);
+    }, [i].concat(near.customdata, same.customdata));
     panel.textContent = '';
     cell(panel, 'The ' + k + ' nearest models to ' + names[i] + ' on the full map (exact k-NN, KL ± SE over ' +
          A.n_texts + ' texts; grey: a paired test at level ' + A.level + ' cannot tell it from the nearest)', 'p');
@@ -109,9 +115,8 @@ ATLAS_SCRIPT = r"""
     gd.atlasSelection = {model: names[i], index: i, neighbours: ids, tied: flags};
   }
   function reset() {
-    Plotly.restyle(gd, {x: [[], [], []], y: [[], [], []], text: [[], [], []], hovertext: [[], [], []],
-                        customdata: [[], [], []]}, [tSel, tNear, tTied]);
-    Plotly.restyle(gd, {selectedpoints: [null]}, [main]);
+    restyle({x: [[], [], []], y: [[], [], []], text: [[], [], []], hovertext: [[], [], []],
+             customdata: [[], [], []]}, null);
     panel.textContent = '';
     status.textContent = 'click a model (or find one) to see its ' + k + ' nearest models on the full map';
     gd.atlasSelection = null;
