@@ -9,6 +9,7 @@ Hölder estimate; then writes the figures as PNG. Every number printed is comput
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import time
 from dataclasses import dataclass
@@ -226,6 +227,10 @@ def _figures(out_dir: Path, mm: ModelMap, traj, pairs, steps_ds, exps_q, exps_w,
     plotting.plot_diffusion_exponents(exps_q, exps_w, ax=ax)
     ax.set_title("Diffusion exponents c(t0)")
     save(ax, "diffusion.png")
+    if importlib.util.find_spec("plotly") is not None:  # the interactive atlas (the viz extra), layers included
+        path = out_dir / "atlas.html"
+        plotting.atlas(mm, color="family", k=min(8, len(mm) - 1), progress=False).write_html(path)
+        paths.append(path)
     p("\nFigures:")
     for path in paths:
         p(f"  {path.resolve()}")
