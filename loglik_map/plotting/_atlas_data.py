@@ -257,17 +257,18 @@ def atlas_data(mm: ModelMap, *, k: int = 10, embedding: Any = "pca", pin: str | 
         raise LoglikMapError(f"k must be a whole number with 1 ≤ k < {K} (the other models on this map), got {k!r}")
     pin_kl = pin_se = None
     if pin is not None:
-        pin_kl = np.asarray(mm.kl(pin, unit=unit).values)
-        pin_se = np.asarray(mm.kl_se(pin, unit=unit).values)
+        # one row, O(K N): mm.kl(pin) would compute every pair (K × K) to return one row
+        table = mm.summary([(pin, m) for m in mm.models.tolist()], unit=unit)
+        pin_kl, pin_se = table["kl"].to_numpy(), table["se"].to_numpy()
     xy, how = _positions(mm, embedding, seed, perplexity)
-    table = mm.neighbors(int(k), unit="bits/byte", progress=progress)
-    names = table["neighbor"].values
+    nearest = mm.neighbors(int(k), unit="bits/byte", progress=progress)
+    names = nearest["neighbor"].values
     neighbors = pd.Index(mm.models).get_indexer(names.ravel()).reshape(names.shape).astype(np.int64)
     points = np.asarray(mm.points.values, dtype=np.float64)
     scale = 1.0 if unit == "bits/byte" else nats_per_bit_per_byte(mm.mean_bytes)
     return AtlasData(
         models=np.asarray(mm.models), xy=xy, embedding=how, neighbors=neighbors,
-        kl=np.asarray(table["kl"].values) * scale, se=np.asarray(table["se"].values) * scale,
+        kl=np.asarray(nearest["kl"].values) * scale, se=np.asarray(nearest["se"].values) * scale,
         tied=tied_with_nearest(points, neighbors, level), kept=kept_in_2d(xy, neighbors),
         trustworthiness=_trustworthiness(mm, xy, int(k)), coords=model_coords(mm), pin=pin, pin_kl=pin_kl,
         pin_se=pin_se, level=level, unit=unit, n_texts=mm.n_texts)
