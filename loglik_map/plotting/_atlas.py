@@ -82,7 +82,7 @@ def _hover(data: AtlasData) -> list[str]:
     """Per model: name, coordinates, KL ± SE to the pin, the nearest model, how many neighbours 2-D keeps."""
     K, k = len(data.models), data.k
     columns = [(name, values.tolist()) for name, values in data.coords.items() if name not in _QUIET]
-    near = data.models[data.neighbors[:, 0]]
+    near = data.models[data.neighbours[:, 0]]
     out = []
     for i in range(K):
         parts = [f"<b>{data.models[i]}</b>"]
@@ -201,7 +201,7 @@ def atlas_figure(data: AtlasData, *, color: str | None = None, edges: Any = "aut
     buttons = [{"method": "restyle", "label": name, "args": [_colour_option(name, values), [main]]}
                for name, values in options.items()]
     meta = {"atlas": {"k": data.k, "unit": data.unit, "level": data.level, "n_texts": data.n_texts,
-                      "neighbors": data.neighbors.astype(np.int32).ravel(), "kl": data.kl.astype(np.float32).ravel(),
+                      "neighbours": data.neighbours.astype(np.int32).ravel(), "kl": data.kl.astype(np.float32).ravel(),
                       "se": data.se.astype(np.float32).ravel(), "tied": data.tied.astype(np.uint8).ravel()}}
     fig = _figure_class()(data=traces)
     fig.update_layout(
@@ -226,10 +226,10 @@ def atlas(mm: ModelMap, *, color: str | None = None, pin: str | None = None, k: 
     Each point is a model at its 2-D position (PCA, t-SNE or your own); hovering shows its name, its
     model coordinates (family, size, step, quantization, layer, parent, …), the KL ± SE to the pinned
     model and its nearest model. Clicking a model (or finding it with the search box) highlights its
-    exact ``k`` nearest neighbours **in the full map space** (from :meth:`ModelMap.neighbors
-    <loglik_map.ModelMap.neighbors>`, not from the 2-D picture) and lists them with KL ± SE; those a
-    paired test (as :meth:`ModelMap.distinguishable_neighbours
-    <loglik_map.ModelMap.distinguishable_neighbours>`) cannot tell from the nearest are grey. A menu
+    exact ``k`` nearest neighbours **in the full map space** (from :meth:`ModelMap.nearest(k=k)
+    <loglik_map.ModelMap.nearest>`, not from the 2-D picture) and lists them with KL ± SE; those a
+    paired test (as :meth:`ModelMap.nearest(model, k, test=True) <loglik_map.ModelMap.nearest>`)
+    cannot tell from the nearest are grey. A menu
     colours the points by any model coordinate; the legend toggles the lines: checkpoint paths of
     training runs, logit-lens threads through layers and lineage edges (``base_model``).
 
@@ -267,7 +267,7 @@ def atlas(mm: ModelMap, *, color: str | None = None, pin: str | None = None, k: 
     title : str, optional
         Replaces the title (which otherwise summarises the faithfulness).
     progress : bool or callable, optional
-        Progress of the k-NN search (as :meth:`ModelMap.neighbors <loglik_map.ModelMap.neighbors>`).
+        Progress of the k-NN search (as :meth:`ModelMap.nearest <loglik_map.ModelMap.nearest>`).
 
     Returns
     -------

@@ -2,9 +2,9 @@
 neighbours in the full map space with KL ± SE, which of them a paired test cannot tell from the nearest,
 and how many of them stay near in the 2-D picture.
 
-The neighbours come from :meth:`ModelMap.neighbors <loglik_map.ModelMap.neighbors>` (exact, block by block,
-never K × K). The paired test is the one of :meth:`ModelMap.distinguishable_neighbours
-<loglik_map.ModelMap.distinguishable_neighbours>` (delta-method SE of ``KL(i, j) − KL(i, nearest)``,
+The neighbours come from :meth:`ModelMap.nearest(k=k) <loglik_map.ModelMap.nearest>` (exact, block by block,
+never K × K). The paired test is the one of :meth:`ModelMap.nearest(model, k, test=True)
+<loglik_map.ModelMap.nearest>` (delta-method SE of ``KL(i, j) − KL(i, nearest)``,
 one-sided, Holm over the k − 1 comparisons), evaluated for every model at once on its k neighbours: on
 the map's points ``q`` (squared distance = KL in bits/byte) the per-text terms are
 ``e_t = (q_i − q_j)_t² − (q_i − q_n)_t²``, the difference is ``Σ_t e_t`` and its SE
@@ -48,7 +48,7 @@ class AtlasData:
         2-D positions, shape (K, 2).
     embedding : str
         How ``xy`` was made (``"pca"``, ``"tsne"`` or ``"given"``).
-    neighbors : numpy.ndarray
+    neighbours : numpy.ndarray
         Indices of each model's k nearest models in the full map space, nearest first, shape (K, k).
     kl, se : numpy.ndarray
         Their KL and its standard error, shape (K, k), in ``unit``.
@@ -77,7 +77,7 @@ class AtlasData:
     models: np.ndarray
     xy: np.ndarray
     embedding: str
-    neighbors: np.ndarray
+    neighbours: np.ndarray
     kl: np.ndarray
     se: np.ndarray
     tied: np.ndarray
@@ -94,7 +94,7 @@ class AtlasData:
     @property
     def k(self) -> int:
         """Neighbours per model."""
-        return int(self.neighbors.shape[1])
+        return int(self.neighbours.shape[1])
 
 
 def check_size(n_models: int, what: str = "the atlas") -> None:
@@ -147,14 +147,14 @@ def _holm(p: np.ndarray) -> np.ndarray:
     return out
 
 
-def tied_with_nearest(points: np.ndarray, neighbors: np.ndarray, level: float) -> np.ndarray:
+def tied_with_nearest(points: np.ndarray, neighbours: np.ndarray, level: float) -> np.ndarray:
     """Which neighbours a paired test cannot tell from the nearest (see the module docstring).
 
     Parameters
     ----------
     points : numpy.ndarray
         The map's points, shape (K, N); squared distance is KL.
-    neighbors : numpy.ndarray
+    neighbours : numpy.ndarray
         Each row's neighbours, nearest first, shape (K, k).
     level : float
         Significance level of the Holm-adjusted one-sided test.
@@ -164,14 +164,14 @@ def tied_with_nearest(points: np.ndarray, neighbors: np.ndarray, level: float) -
     numpy.ndarray
         Boolean (K, k); column 0 (the nearest itself) is False.
     """
-    K, k = neighbors.shape
+    K, k = neighbours.shape
     tied = np.zeros((K, k), dtype=bool)
     if k < 2:
         return tied
     rows = max(1, _WORK_BYTES // (8 * k * max(points.shape[1], 1)))
     for start in range(0, K, rows):
         stop = min(K, start + rows)
-        d = points[start:stop, None, :] - points[neighbors[start:stop]]
+        d = points[start:stop, None, :] - points[neighbours[start:stop]]
         d *= d
         e = d[:, 1:, :] - d[:, :1, :]
         diff = e.sum(axis=2)
@@ -184,9 +184,9 @@ def tied_with_nearest(points: np.ndarray, neighbors: np.ndarray, level: float) -
     return tied
 
 
-def kept_in_2d(xy: np.ndarray, neighbors: np.ndarray) -> np.ndarray:
+def kept_in_2d(xy: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
     """Share of each model's full-space neighbours that are also among its k nearest in 2-D, shape (K,)."""
-    K, k = neighbors.shape
+    K, k = neighbours.shape
     _, near = spatial.cKDTree(xy).query(xy, k=min(k + 1, K))
     near = np.atleast_2d(near)
     # drop the model itself (not always in column 0 when points coincide), else the farthest
@@ -195,7 +195,7 @@ def kept_in_2d(xy: np.ndarray, neighbors: np.ndarray) -> np.ndarray:
     keep = np.ones(near.shape, dtype=bool)
     keep[np.arange(K), drop] = False
     near = near[keep].reshape(K, near.shape[1] - 1)
-    return (neighbors[:, :, None] == near[:, None, :]).any(axis=2).mean(axis=1)
+    return (neighbours[:, :, None] == near[:, None, :]).any(axis=2).mean(axis=1)
 
 
 def _trustworthiness(mm: ModelMap, xy: np.ndarray, k: int) -> float | None:
@@ -241,7 +241,7 @@ def atlas_data(mm: ModelMap, *, k: int = 10, embedding: Any = "pca", pin: str | 
     perplexity : float, optional
         t-SNE perplexity (default ``min(30, (K − 1) / 3)``).
     progress : bool or callable, optional
-        Passed to :meth:`~loglik_map.ModelMap.neighbors`.
+        Passed to :meth:`~loglik_map.ModelMap.nearest`.
 
     Returns
     -------
@@ -261,14 +261,14 @@ def atlas_data(mm: ModelMap, *, k: int = 10, embedding: Any = "pca", pin: str | 
         table = mm.summary([(pin, m) for m in mm.models.tolist()], unit=unit)
         pin_kl, pin_se = table["kl"].to_numpy(), table["se"].to_numpy()
     xy, how = _positions(mm, embedding, seed, perplexity)
-    nearest = mm.neighbors(int(k), unit="bits/byte", progress=progress)
-    names = nearest["neighbor"].values
-    neighbors = pd.Index(mm.models).get_indexer(names.ravel()).reshape(names.shape).astype(np.int64)
+    nearest = mm.nearest(k=int(k), unit="bits/byte", progress=progress)
+    names = nearest["neighbour"].values
+    neighbours = pd.Index(mm.models).get_indexer(names.ravel()).reshape(names.shape).astype(np.int64)
     points = np.asarray(mm.points.values, dtype=np.float64)
     scale = 1.0 if unit == "bits/byte" else nats_per_bit_per_byte(mm.mean_bytes)
     return AtlasData(
-        models=np.asarray(mm.models), xy=xy, embedding=how, neighbors=neighbors,
+        models=np.asarray(mm.models), xy=xy, embedding=how, neighbours=neighbours,
         kl=np.asarray(nearest["kl"].values) * scale, se=np.asarray(nearest["se"].values) * scale,
-        tied=tied_with_nearest(points, neighbors, level), kept=kept_in_2d(xy, neighbors),
+        tied=tied_with_nearest(points, neighbours, level), kept=kept_in_2d(xy, neighbours),
         trustworthiness=_trustworthiness(mm, xy, int(k)), coords=model_coords(mm), pin=pin, pin_kl=pin_kl,
         pin_se=pin_se, level=level, unit=unit, n_texts=mm.n_texts)

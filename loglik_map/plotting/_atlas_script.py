@@ -30,7 +30,7 @@ ATLAS_SCRIPT = r"""
     for (var i = 0; i < gd.data.length; i++) { if (gd.data[i].uid === uid) { return i; } }
     return -1;
   }
-  var k = A.k, nb = decode(A.neighbors), kl = decode(A.kl), se = decode(A.se), tied = decode(A.tied);
+  var k = A.k, nb = decode(A.neighbours), kl = decode(A.kl), se = decode(A.se), tied = decode(A.tied);
   gd.layout.meta = {atlas: {k: k}};   // read once: later restyles need not carry the tables along
   var main = traceIndex('models'), tSel = traceIndex('selected'), tNear = traceIndex('near'),
       tTied = traceIndex('tied');

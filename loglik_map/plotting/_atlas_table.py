@@ -60,9 +60,9 @@ def atlas_table(mm: ModelMap, path: str | PathLike[str], *, k: int = 10, embeddi
     Returns
     -------
     pathlib.Path
-        The file written. Columns: ``model``, ``x``, ``y``, the model coordinates, ``neighbors``
-        (k row numbers, nearest first), ``neighbor_names``, ``neighbor_kl``, ``neighbor_se`` and
-        ``neighbor_tied`` (k-long lists; tied: a paired test cannot tell it from the nearest),
+        The file written. Columns: ``model``, ``x``, ``y``, the model coordinates, ``neighbours``
+        (k row numbers, nearest first), ``neighbour_names``, ``neighbour_kl``, ``neighbour_se`` and
+        ``neighbour_tied`` (k-long lists; tied: a paired test cannot tell it from the nearest),
         ``kept_in_2d`` (share of the k nearest also nearest in 2-D) and, with ``pin``,
         ``kl_to_pin`` and ``se_to_pin``. Needs the ``viz`` extra (pyarrow).
     """
@@ -83,9 +83,9 @@ def atlas_table(mm: ModelMap, path: str | PathLike[str], *, k: int = 10, embeddi
     for name, values in data.coords.items():
         if name not in columns:
             columns[name] = _column(pa, values)
-    columns.update(neighbors=lists(data.neighbors.astype(np.int32)),
-                   neighbor_names=lists(data.models[data.neighbors].astype(str)),
-                   neighbor_kl=lists(data.kl), neighbor_se=lists(data.se), neighbor_tied=lists(data.tied),
+    columns.update(neighbours=lists(data.neighbours.astype(np.int32)),
+                   neighbour_names=lists(data.models[data.neighbours].astype(str)),
+                   neighbour_kl=lists(data.kl), neighbour_se=lists(data.se), neighbour_tied=lists(data.tied),
                    kept_in_2d=pa.array(data.kept))
     if data.pin_kl is not None and data.pin_se is not None:
         columns.update(kl_to_pin=pa.array(data.pin_kl), se_to_pin=pa.array(data.pin_se))

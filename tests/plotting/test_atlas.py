@@ -30,13 +30,13 @@ def zoo():
 def test_neighbours_and_greying_equal_the_maps_own_queries(markov_map):
     mm, k = markov_map, 5
     data = atlas_data(mm, k=k, progress=False)
-    table = mm.neighbors(k, progress=False)
-    assert (mm.models[data.neighbors] == table["neighbor"].values).all()
+    table = mm.nearest(k=k, progress=False)
+    assert (mm.models[data.neighbours] == table["neighbour"].values).all()
     np.testing.assert_allclose(data.kl, table["kl"].values)
     n_tied = 0
     for i, model in enumerate(mm.models):
-        test = mm.distinguishable_neighbours(model, k=k)
-        assert list(test.model.values) == list(mm.models[data.neighbors[i]])
+        test = mm.nearest(model, k=k, test=True)
+        assert list(test.model.values) == list(mm.models[data.neighbours[i]])
         assert not data.tied[i, 0]
         assert (data.tied[i, 1:] == ~test["distinguishable"].values[1:]).all(), model
         n_tied += data.tied[i].sum()
@@ -92,7 +92,7 @@ def test_figure_has_one_point_per_model_names_and_kl_to_the_pin_in_the_hover(zoo
     assert {"family", "step", "quantization", "neighbours kept in 2-D", "KL to the pinned model"} <= set(labels)
     assert "trustworthiness" in fig.layout.title.text
     meta = fig.layout.meta["atlas"]
-    assert meta["k"] == 4 and meta["neighbors"].size == 4 * len(zoo)
+    assert meta["k"] == 4 and meta["neighbours"].size == 4 * len(zoo)
 
 
 def test_the_html_is_self_contained(zoo, tmp_path):
@@ -120,9 +120,9 @@ def test_atlas_table_holds_positions_neighbours_kl_and_se(zoo, tmp_path):
     table = pq.read_table(path)
     frame = table.to_pandas()
     assert len(frame) == len(zoo) and list(frame["model"]) == list(zoo.models)
-    table_nn = zoo.neighbors(3, progress=False)
-    assert [list(v) for v in frame["neighbor_names"]] == table_nn["neighbor"].values.tolist()
-    np.testing.assert_allclose(np.stack(frame["neighbor_se"]), table_nn["se"].values)
+    table_nn = zoo.nearest(k=3, progress=False)
+    assert [list(v) for v in frame["neighbour_names"]] == table_nn["neighbour"].values.tolist()
+    np.testing.assert_allclose(np.stack(frame["neighbour_se"]), table_nn["se"].values)
     np.testing.assert_allclose(frame["kl_to_pin"], zoo.kl(zoo.models[0]).values)
     assert {"x", "y", "step", "base_model", "kept_in_2d"} <= set(frame.columns)
     assert table.schema.metadata[b"loglik_map.units"] == b"bits/byte"
