@@ -117,6 +117,11 @@ def _positions(mm: ModelMap, embedding: Any, seed: int, perplexity: float | None
             raise LoglikMapError(f"unknown embedding {embedding!r}; use 'pca' or 'tsne', or pass the positions "
                                  "themselves (an array or DataArray of shape (K, 2), e.g. from UMAP)")
         return np.asarray(mm.embed(embedding, 2, **options).values, dtype=np.float64), embedding
+    if hasattr(embedding, "dims") and "model" in getattr(embedding, "coords", {}):  # a labelled DataArray: map order
+        missing = sorted(set(mm.models.tolist()) - set(embedding.coords["model"].values.tolist()))
+        if missing:
+            raise LoglikMapError(f"the embedding has no position for {len(missing)} mapped model(s), e.g. {missing[:3]}")
+        embedding = embedding.sel(model=mm.models)
     xy = np.asarray(getattr(embedding, "values", embedding), dtype=np.float64)
     if xy.shape != (K, 2):
         raise LoglikMapError(f"embedding positions must have shape ({K}, 2) (one row per model, in map order), "

@@ -102,6 +102,16 @@ def test_the_html_is_self_contained(zoo, tmp_path):
     assert "<script src=" not in html and "plotly.js v" in html and "atlasSelect" in html
 
 
+def test_given_positions_are_taken_in_map_order(zoo):
+    pca = zoo.embed("pca", 2)
+    shuffled = pca.isel(model=np.random.default_rng(0).permutation(len(zoo)))
+    data = atlas_data(zoo, k=3, embedding=shuffled, progress=False)
+    np.testing.assert_array_equal(data.xy, pca.values)
+    assert data.embedding == "given"
+    with pytest.raises(LoglikMapError, match="no position for 1 mapped model"):
+        atlas_data(zoo, k=3, embedding=pca.isel(model=slice(1, None)), progress=False)
+
+
 def test_refusals(zoo, monkeypatch):
     with pytest.raises(lm.UnknownLabelError, match="colour"):
         lm.plotting.atlas(zoo, color="nonsense", k=3, progress=False)
