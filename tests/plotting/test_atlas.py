@@ -62,6 +62,21 @@ def test_kept_in_2d_known_answer():
     np.testing.assert_array_equal(kept_in_2d(same, np.array([[1, 2], [0, 2], [0, 1]])), [1.0, 1.0, 1.0])
 
 
+def test_a_map_that_is_two_dimensional_is_kept_whole_by_pca():
+    # rank-2 log-likelihoods: PCA is an isometry of the map, so every model keeps all its neighbours
+    rng = np.random.default_rng(5)
+    Z = rng.normal(size=(40, 2))
+    values = -600.0 + Z @ rng.normal(size=(2, 300)) * 5.0
+    mm = lm.ModelMap(lm.LogLikelihoodMatrix(values, models=[f"m{i}" for i in range(40)],
+                                            texts=[f"t{j}" for j in range(300)], n_bytes=np.full(300, 800)))
+    data = atlas_data(mm, k=5, progress=False)
+    np.testing.assert_array_equal(data.kept, 1.0)
+    assert data.trustworthiness == pytest.approx(1.0)
+    # and a picture that scrambles the positions keeps little
+    scrambled = atlas_data(mm, k=5, embedding=rng.permutation(data.xy), progress=False)
+    assert scrambled.kept.mean() < 0.5 and scrambled.trustworthiness < 0.8
+
+
 def test_lines_follow_runs_layers_and_lineage(zoo):
     coords = _atlas_data.model_coords(zoo)
     kinds = resolve_edges("auto", coords, None)
