@@ -274,12 +274,12 @@ def _atlas(args: argparse.Namespace) -> int:
     from . import plotting
 
     mm = load_map(args)
-    options = {"k": args.k, "pin": args.pin, "embedding": args.method, "unit": args.unit}
+    options = {"k": args.k, "pin": args.pin, "embedding": args.method, "unit": args.unit, "run": args.run}
     if args.out.endswith(".parquet"):
         path = plotting.atlas_table(mm, args.out, **options)
     else:
         edges = "auto" if args.edges == ["auto"] else None if args.edges == ["none"] else args.edges
-        fig = plotting.atlas(mm, color=args.color, edges=edges, run=args.run, **options)
+        fig = plotting.atlas(mm, color=args.color, edges=edges, **options)
         fig.write_html(args.out)
         path = Path(args.out)
     print(f"saved {path} ({len(mm)} models, {mm.n_texts} texts, {path.stat().st_size / 2**20:.1f} MiB)")

@@ -90,6 +90,9 @@ def _hover(data: AtlasData) -> list[str]:
         if data.pin_kl is not None and data.pin_se is not None:
             parts.append(f"KL to {data.pin}: {data.pin_kl[i]:.4g} ± {data.pin_se[i]:.2g} {data.unit}")
         parts.append(f"nearest: {near[i]} ({data.kl[i, 0]:.4g} ± {data.se[i, 0]:.2g})")
+        if data.successor[i] >= 0:
+            parts.append(f"next checkpoint: {data.models[data.successor[i]]} "
+                         f"({data.successor_kl[i]:.4g} ± {data.successor_se[i]:.2g})")
         parts.append(f"{round(data.kept[i] * k)}/{k} nearest kept in 2-D")
         out.append("<br>".join(parts))
     return out
@@ -225,7 +228,8 @@ def atlas(mm: ModelMap, *, color: str | None = None, pin: str | None = None, k: 
 
     Each point is a model at its 2-D position (PCA, t-SNE or your own); hovering shows its name, its
     model coordinates (family, size, step, quantization, layer, parent, …), the KL ± SE to the pinned
-    model and its nearest model. Clicking a model (or finding it with the search box) highlights its
+    model, its nearest model and (for a checkpoint) the next checkpoint of its run with the KL ± SE of
+    that step. Clicking a model (or finding it with the search box) highlights its
     exact ``k`` nearest neighbours **in the full map space** (from :meth:`ModelMap.nearest(k=k)
     <loglik_map.ModelMap.nearest>`, not from the 2-D picture) and lists them with KL ± SE; those a
     paired test (as :meth:`ModelMap.nearest(model, k, test=True) <loglik_map.ModelMap.nearest>`)
@@ -285,5 +289,5 @@ def atlas(mm: ModelMap, *, color: str | None = None, pin: str | None = None, k: 
     _go()
     check_size(len(mm))
     data = atlas_data(mm, k=k, embedding=embedding, pin=pin, level=level, unit=unit, seed=seed, perplexity=perplexity,
-                      progress=progress)
+                      run=run, progress=progress)
     return atlas_figure(data, color=color, edges=edges, run=run, title=title)

@@ -14,6 +14,7 @@ the map's points ``q`` (squared distance = KL in bits/byte) the per-text terms a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from scipy import spatial, stats
 
 from ..errors import LoglikMapError
 from ..units import check_unit, nats_per_bit_per_byte
+from ._atlas_lines import edge_paths, resolve_edges
 
 if TYPE_CHECKING:
     from ..core.modelmap import ModelMap
@@ -66,6 +68,10 @@ class AtlasData:
         The pinned model.
     pin_kl, pin_se : numpy.ndarray or None
         KL and SE from the pinned model to every model, shape (K,), in ``unit``.
+    successor : numpy.ndarray
+        Each checkpoint's next checkpoint in its training run (index, −1 for none), shape (K,).
+    successor_kl, successor_se : numpy.ndarray
+        KL and SE to it (NaN for none), shape (K,), in ``unit``.
     level : float
         Significance level of the paired test.
     unit : str
@@ -87,6 +93,9 @@ class AtlasData:
     pin: str | None
     pin_kl: np.ndarray | None
     pin_se: np.ndarray | None
+    successor: np.ndarray
+    successor_kl: np.ndarray
+    successor_se: np.ndarray
     level: float
     unit: str
     n_texts: int
@@ -222,8 +231,25 @@ def model_coords(mm: ModelMap) -> dict[str, np.ndarray]:
             if c.dims == ("model",) and str(n) != "model"}
 
 
+def _successors(mm: ModelMap, coords: dict[str, np.ndarray], run: str | None,
+                unit: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each checkpoint's next one in its run (step order), with the KL ± SE of the step; −1 and NaN elsewhere."""
+    K = len(mm)
+    nxt, kl, se = np.full(K, -1, dtype=np.int64), np.full(K, np.nan), np.full(K, np.nan)
+    kinds = resolve_edges("auto", coords, run)
+    if "checkpoints" not in kinds:
+        return nxt, kl, se
+    pairs = [(a, b) for path in edge_paths("checkpoints", kinds["checkpoints"], coords, mm.models)
+             for a, b in pairwise(path)]
+    if pairs:
+        a, b = np.array(pairs).T
+        table = mm.summary([(mm.models[i], mm.models[j]) for i, j in pairs], unit=unit)
+        nxt[a], kl[a], se[a] = b, table["kl"].to_numpy(), table["se"].to_numpy()
+    return nxt, kl, se
+
+
 def atlas_data(mm: ModelMap, *, k: int = 10, embedding: Any = "pca", pin: str | None = None, level: float = 0.05,
-               unit: str = "bits/byte", seed: int = 0, perplexity: float | None = None,
+               unit: str = "bits/byte", seed: int = 0, perplexity: float | None = None, run: str | None = None,
                progress: Any = None) -> AtlasData:
     """Compute what :func:`~loglik_map.plotting.atlas` and :func:`~loglik_map.plotting.atlas_table` show.
 
@@ -245,6 +271,8 @@ def atlas_data(mm: ModelMap, *, k: int = 10, embedding: Any = "pca", pin: str | 
         Seed of t-SNE.
     perplexity : float, optional
         t-SNE perplexity (default ``min(30, (K − 1) / 3)``).
+    run : str, optional
+        The coordinate grouping checkpoints into runs (default ``run``, else ``source_model``).
     progress : bool or callable, optional
         Passed to :meth:`~loglik_map.ModelMap.nearest`.
 
@@ -271,9 +299,12 @@ def atlas_data(mm: ModelMap, *, k: int = 10, embedding: Any = "pca", pin: str | 
     neighbours = pd.Index(mm.models).get_indexer(names.ravel()).reshape(names.shape).astype(np.int64)
     points = np.asarray(mm.points.values, dtype=np.float64)
     scale = 1.0 if unit == "bits/byte" else nats_per_bit_per_byte(mm.mean_bytes)
+    coords = model_coords(mm)
+    successor, successor_kl, successor_se = _successors(mm, coords, run, unit)
     return AtlasData(
         models=np.asarray(mm.models), xy=xy, embedding=how, neighbours=neighbours,
         kl=np.asarray(nearest["kl"].values) * scale, se=np.asarray(nearest["se"].values) * scale,
         tied=tied_with_nearest(points, neighbours, level), kept=kept_in_2d(xy, neighbours),
-        trustworthiness=_trustworthiness(mm, xy, int(k)), coords=model_coords(mm), pin=pin, pin_kl=pin_kl,
-        pin_se=pin_se, level=level, unit=unit, n_texts=mm.n_texts)
+        trustworthiness=_trustworthiness(mm, xy, int(k)), coords=coords, pin=pin, pin_kl=pin_kl,
+        pin_se=pin_se, successor=successor, successor_kl=successor_kl, successor_se=successor_se, level=level,
+        unit=unit, n_texts=mm.n_texts)

@@ -27,7 +27,7 @@ def _column(pa: Any, values: np.ndarray) -> Any:
 
 def atlas_table(mm: ModelMap, path: str | PathLike[str], *, k: int = 10, embedding: Any = "pca", pin: str | None = None,
                 level: float = 0.05, unit: str = "bits/byte", seed: int = 0, perplexity: float | None = None,
-                progress: Any = None) -> Path:
+                run: str | None = None, progress: Any = None) -> Path:
     """Write the atlas's numbers as a Parquet table, one row per model (for any number of models).
 
     What :func:`atlas` draws, as an open table that `Embedding Atlas
@@ -54,6 +54,8 @@ def atlas_table(mm: ModelMap, path: str | PathLike[str], *, k: int = 10, embeddi
         Seed of t-SNE.
     perplexity : float, optional
         t-SNE perplexity.
+    run : str, optional
+        The coordinate grouping checkpoints into runs (default ``run``, else ``source_model``).
     progress : bool or callable, optional
         Progress of the k-NN search.
 
@@ -64,7 +66,8 @@ def atlas_table(mm: ModelMap, path: str | PathLike[str], *, k: int = 10, embeddi
         (k row numbers, nearest first), ``neighbour_names``, ``neighbour_kl``, ``neighbour_se`` and
         ``neighbour_tied`` (k-long lists; tied: a paired test cannot tell it from the nearest),
         ``kept_in_2d`` (share of the k nearest also nearest in 2-D) and, with ``pin``,
-        ``kl_to_pin`` and ``se_to_pin``. Needs the ``viz`` extra (pyarrow).
+        ``kl_to_pin`` and ``se_to_pin``; ``next_checkpoint``, ``next_kl``, ``next_se``: a checkpoint's
+        next one in its run and the KL ± SE of that step (missing elsewhere). Needs the ``viz`` extra (pyarrow).
     """
     pa = require_extra("pyarrow", "viz", "the atlas table")
     pq = require_extra("pyarrow.parquet", "viz", "the atlas table")
@@ -72,7 +75,7 @@ def atlas_table(mm: ModelMap, path: str | PathLike[str], *, k: int = 10, embeddi
     if path.suffix != ".parquet":
         raise LoglikMapError(f"atlas_table writes Parquet; give a path ending in .parquet, got {str(path)!r}")
     data = atlas_data(mm, k=k, embedding=embedding, pin=pin, level=level, unit=unit, seed=seed, perplexity=perplexity,
-                      progress=progress)
+                      run=run, progress=progress)
     kk = data.k
 
     def lists(values: np.ndarray) -> Any:
@@ -87,6 +90,10 @@ def atlas_table(mm: ModelMap, path: str | PathLike[str], *, k: int = 10, embeddi
                    neighbour_names=lists(data.models[data.neighbours].astype(str)),
                    neighbour_kl=lists(data.kl), neighbour_se=lists(data.se), neighbour_tied=lists(data.tied),
                    kept_in_2d=pa.array(data.kept))
+    has_next = data.successor >= 0
+    columns.update(next_checkpoint=pa.array([str(data.models[j]) if j >= 0 else None for j in data.successor.tolist()],
+                                            type=pa.string()),
+                   next_kl=pa.array(data.successor_kl, mask=~has_next), next_se=pa.array(data.successor_se, mask=~has_next))
     if data.pin_kl is not None and data.pin_se is not None:
         columns.update(kl_to_pin=pa.array(data.pin_kl), se_to_pin=pa.array(data.pin_se))
     meta = {"loglik_map.units": unit, "loglik_map.k": str(kk), "loglik_map.embedding": data.embedding,

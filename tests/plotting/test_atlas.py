@@ -103,6 +103,11 @@ def test_figure_has_one_point_per_model_names_and_kl_to_the_pin_in_the_hover(zoo
     kl = zoo.kl(pin, zoo.models[0])
     assert zoo.models[0] in models.hovertext[0] and f"KL to {pin}: {kl:.4g} ±" in models.hovertext[0]
     assert {t.uid for t in fig.data} >= {"lines-checkpoints", "lines-layers", "lines-lineage", "pin", "near", "tied"}
+    # where a checkpoint went next: the next one of its run, with the KL ± SE of the step
+    first, second = zoo.models[0], zoo.models[1]  # steps 0 and 1 of the first run
+    assert f"next checkpoint: {second} ({zoo.kl(first, second):.4g} ±" in models.hovertext[0]
+    last = int(np.flatnonzero(zoo.models == "fam0-s-seed0@4")[0])
+    assert "next checkpoint" not in models.hovertext[last]
     labels = [b.label for b in fig.layout.updatemenus[0].buttons]
     assert {"family", "step", "quantization", "neighbours kept in 2-D", "KL to the pinned model"} <= set(labels)
     assert "trustworthiness" in fig.layout.title.text
@@ -150,6 +155,8 @@ def test_atlas_table_holds_positions_neighbours_kl_and_se(zoo, tmp_path):
     np.testing.assert_allclose(np.stack(frame["neighbour_se"]), table_nn["se"].values)
     np.testing.assert_allclose(frame["kl_to_pin"], zoo.kl(zoo.models[0]).values)
     assert {"x", "y", "step", "base_model", "kept_in_2d"} <= set(frame.columns)
+    assert frame["next_checkpoint"][0] == zoo.models[1] and frame["next_kl"][0] == pytest.approx(zoo.kl(*zoo.models[:2]))
+    assert frame["next_checkpoint"].isna().sum() == frame["next_kl"].isna().sum() == len(zoo) - 4 * 3
     assert table.schema.metadata[b"loglik_map.units"] == b"bits/byte"
     with pytest.raises(LoglikMapError, match=".parquet"):
         lm.plotting.atlas_table(zoo, tmp_path / "atlas.csv", k=3, progress=False)
