@@ -201,14 +201,17 @@ def _info(args: argparse.Namespace) -> int:
             raise
         facts["matrix"] = str(err)
     if store:
-        from .io.runstore.layout import read_manifest
+        from .io.runstore.layout import read_manifest, row_path
 
         failures = store_failures(args.source)
         finished = [str(m) for m in matrix.models] if matrix is not None else []
         planned = [str(m) for m in read_manifest(Path(args.source))["models"]]
+        damaged = set(matrix.attrs.get("damaged_models_skipped", [])) if matrix is not None else set()
+        # a planned label is done when its rows are stored: a logit-lens spec's rows are named by layer
+        done = {m for m in planned if row_path(Path(args.source), m).exists() and m not in damaged}
         facts.update(kind="run store", finished=finished,
                      failed={m: str(rec.get("error", ""))[:300] for m, rec in failures.items()},
-                     pending=[m for m in planned if m not in finished and m not in failures])
+                     pending=[m for m in planned if m not in done and m not in failures])
     else:
         facts["kind"] = "saved matrix"
     if matrix is not None:

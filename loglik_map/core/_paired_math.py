@@ -94,6 +94,7 @@ class KLDifference:
         Returns
         -------
         ConfidenceInterval
+            ``difference ± z·se``.
         """
         if not 0.0 < confidence_level < 1.0:
             raise LoglikMapError(f"confidence_level must be in (0, 1), got {confidence_level}")

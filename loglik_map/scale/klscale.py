@@ -52,9 +52,11 @@ def _frozen_criteria(models: Mapping[str, Any] | None) -> tuple[tuple[str, Any],
 
 @dataclass(frozen=True)
 class PretrainingPreprocessing:
-    """A setting's own preprocessing for :func:`kl_scale`: :func:`~loglik_map.preprocess_pretraining`
-    of the models selected by ``models`` (criteria for :meth:`LogLikelihoodMatrix.where_models`,
-    e.g. ``{"run": ["410m", "1b"]}``; all models when None), with the other fields as its options.
+    """A setting's own preprocessing for :func:`kl_scale`.
+
+    :func:`~loglik_map.preprocess_pretraining` of the models selected by ``models`` (criteria
+    for :meth:`LogLikelihoodMatrix.where_models`, e.g. ``{"run": ["410m", "1b"]}``; all models
+    when None), with the other fields as its options.
 
     Settings that share one recipe (equal fields) share one preprocessing: the paper's
     Early, Later and model-size settings use the same cleaned matrix of the five main runs, its
@@ -92,6 +94,7 @@ class PretrainingPreprocessing:
         Returns
         -------
         PreprocessingResult
+            The preprocessed matrix with what was dropped and why.
         """
         sub = matrix.where_models(**{k: list(v) if isinstance(v, tuple) else v for k, v in self.models})
         return preprocess_pretraining(sub, exclude=self.exclude, order=self.order, by=self.by, clip=self.clip,
@@ -238,6 +241,11 @@ def kl_scale(source: ModelMap | LogLikelihoodMatrix, groups: Mapping[Any, Settin
         rule), ``preprocessing`` (as given, or what the setting's own preprocessing excluded,
         clipped and dropped), ``n_texts`` and ``mean_bytes`` (B̄ the KLs are scaled with); and
         ``paper_median, paper_mean, paper_sd`` in bits/byte where a paper row applies.
+
+    References
+    ----------
+    *Establishing a Scale for Kullback–Leibler Divergence in Language Models Across Various
+    Settings* (ACL submission; :ref:`method-references`), §3 and Table 1a.
     """
     pairs, info = _evaluate(source, groups, unit)
     rows = []

@@ -291,6 +291,7 @@ class TextSet:
         Returns
         -------
         TextSet
+            A new text set of ``n`` texts drawn without replacement.
         """
         if not 1 <= n <= len(self):
             raise LoglikMapError(f"cannot sample {n} texts from {len(self)}")
