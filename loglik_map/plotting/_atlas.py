@@ -267,7 +267,7 @@ def atlas(mm: ModelMap, *, color: str | None = None, pin: str | None = None, k: 
     seed : int, default 0
         Seed of t-SNE.
     perplexity : float, optional
-        t-SNE perplexity (default ``min(30, (K − 1) / 3)``).
+        The t-SNE perplexity (default ``min(30, (K − 1) / 3)``).
     title : str, optional
         Replaces the title (which otherwise summarises the faithfulness).
     progress : bool or callable, optional

@@ -270,7 +270,7 @@ def atlas_data(mm: ModelMap, *, k: int = 10, embedding: Any = "pca", pin: str | 
     seed : int, default 0
         Seed of t-SNE.
     perplexity : float, optional
-        t-SNE perplexity (default ``min(30, (K − 1) / 3)``).
+        The t-SNE perplexity (default ``min(30, (K − 1) / 3)``).
     run : str, optional
         The coordinate grouping checkpoints into runs (default ``run``, else ``source_model``).
     progress : bool or callable, optional

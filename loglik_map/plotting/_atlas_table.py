@@ -53,7 +53,7 @@ def atlas_table(mm: ModelMap, path: str | PathLike[str], *, k: int = 10, embeddi
     seed : int, default 0
         Seed of t-SNE.
     perplexity : float, optional
-        t-SNE perplexity.
+        The t-SNE perplexity (default ``min(30, (K − 1) / 3)``).
     run : str, optional
         The coordinate grouping checkpoints into runs (default ``run``, else ``source_model``).
     progress : bool or callable, optional

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import loglik_map as lm
-from loglik_map.errors import LoglikMapError
+from loglik_map.errors import LoglikMapError, UnknownLabelError
 from loglik_map.plotting import _atlas_data
 from loglik_map.plotting._atlas_data import _holm, atlas_data, kept_in_2d
 from loglik_map.plotting._atlas_lines import edge_paths, resolve_edges
@@ -133,7 +133,7 @@ def test_given_positions_are_taken_in_map_order(zoo):
 
 
 def test_refusals(zoo, monkeypatch):
-    with pytest.raises(lm.UnknownLabelError, match="colour"):
+    with pytest.raises(UnknownLabelError, match="colour"):
         lm.plotting.atlas(zoo, color="nonsense", k=3, progress=False)
     with pytest.raises(LoglikMapError, match=r"shape \(30, 2\)"):
         lm.plotting.atlas(zoo, embedding=np.zeros((3, 2)), k=3, progress=False)
