@@ -8,11 +8,12 @@ matrix, never the other way round.
 
 from __future__ import annotations
 
+from ._closed_models import SampleComparison, closer_by_samples, place_by_samples
 from .centering import double_center
 from .groups import ordered_groups
 from .matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
 from .modelmap import MIN_TEXTS_FOR_SE, PAIR_DIM, ModelMap, ModelProjection
-from .paired import KLDifference, closer, kl_difference, nearest_neighbours
+from .paired import KLDifference, closer, kl_difference
 from .results import ConfidenceInterval, KLEstimate
 
 __all__ = [
@@ -26,9 +27,11 @@ __all__ = [
            "LogLikelihoodMatrix",
            "ModelMap",
            "ModelProjection",
+           "SampleComparison",
            "closer",
+           "closer_by_samples",
            "double_center",
            "kl_difference",
-           "nearest_neighbours",
            "ordered_groups",
+           "place_by_samples",
 ]

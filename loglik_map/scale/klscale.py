@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .._deprecation import deprecated
+from ..core._floor import below_floor, floor_bits_per_byte
 from ..core.matrix import LogLikelihoodMatrix
 from ..core.modelmap import ModelMap
 from ..dynamics.preprocessing import PreprocessingResult, preprocess_pretraining
 from ..errors import LoglikMapError, WrongTypeError
+from ..units import nats_per_bit_per_byte
 from .pairs import (
     Pair,
     PairRule,
-    adjacent_layers,
-    child_vs_parent,
-    consecutive_checkpoints,
-    differing_only_in,
-    original_vs,
-    random_pairs,
 )
 
 __all__ = ["PAPER_KL_SCALE", "KLSetting", "PretrainingPreprocessing", "kl_scale", "kl_scale_pairs"]
@@ -44,30 +39,7 @@ PAPER_KL_SCALE = pd.DataFrame(
     columns=["setting", "median", "mean", "sd"],
 ).set_index("setting")
 
-#: Deprecated shorthand strings → the rule each stood for (a string hides which coordinates it reads).
-_SHORTHANDS: dict[str, tuple[str, Callable[[], PairRule]]] = {
-    "consecutive checkpoints": ('consecutive_checkpoints("step", "source_model")',
-                                lambda: consecutive_checkpoints("step", "source_model")),
-    "pairs differing only in seed": ('differing_only_in("seed", by=("size", "step"))',
-                                     lambda: differing_only_in("seed", by=("size", "step"))),
-    "original vs quantized": ('original_vs("quantization", "none")', lambda: original_vs("quantization", "none")),
-    "child vs parent": ('child_vs_parent("base_model")', lambda: child_vs_parent("base_model")),
-    "adjacent layers": ('adjacent_layers("layer", "source_model")', lambda: adjacent_layers("layer", "source_model")),
-    "random pairs within a model type": ('random_pairs(by="family", lineage="base_model")',
-                                         lambda: random_pairs(by="family", lineage="base_model")),
-    "random pairs across all models": ('random_pairs(lineage="base_model")', lambda: random_pairs(lineage="base_model")),
-}
-
-
-def _shorthand(spec: str) -> PairRule:
-    if spec not in _SHORTHANDS:
-        raise LoglikMapError(f"unknown rule {spec!r}; give a PairRule such as consecutive_checkpoints(...) or a list "
-                             "of (a, b) pairs")
-    spelled, make = _SHORTHANDS[spec]
-    deprecated(f"the shorthand rule {spec!r}", f"loglik_map.{spelled}")
-    return make()
-
-Setting = Sequence[Pair] | PairRule | str
+Setting = Sequence[Pair] | PairRule
 
 
 def _frozen_criteria(models: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
@@ -82,9 +54,11 @@ def _frozen_criteria(models: Mapping[str, Any] | None) -> tuple[tuple[str, Any],
 
 @dataclass(frozen=True)
 class PretrainingPreprocessing:
-    """A setting's own preprocessing for :func:`kl_scale`: :func:`~loglik_map.preprocess_pretraining`
-    of the models selected by ``models`` (criteria for :meth:`LogLikelihoodMatrix.where_models`,
-    e.g. ``{"run": ["410m", "1b"]}``; all models when None), with the other fields as its options.
+    """A setting's own preprocessing for :func:`kl_scale`.
+
+    :func:`~loglik_map.preprocess_pretraining` of the models selected by ``models`` (criteria
+    for :meth:`LogLikelihoodMatrix.where_models`, e.g. ``{"run": ["410m", "1b"]}``; all models
+    when None), with the other fields as its options.
 
     Settings that share one recipe (equal fields) share one preprocessing: the paper's
     Early, Later and model-size settings use the same cleaned matrix of the five main runs, its
@@ -122,6 +96,7 @@ class PretrainingPreprocessing:
         Returns
         -------
         PreprocessingResult
+            The preprocessed matrix with what was dropped and why.
         """
         sub = matrix.where_models(**{k: list(v) if isinstance(v, tuple) else v for k, v in self.models})
         return preprocess_pretraining(sub, exclude=self.exclude, order=self.order, by=self.by, clip=self.clip,
@@ -147,15 +122,14 @@ class KLSetting:
 
 def _resolve(mm: ModelMap, spec: Setting) -> list[Pair]:
     if isinstance(spec, str):
-        return _shorthand(spec)(mm)
+        raise LoglikMapError(f"setting {spec!r} is a string; give a pair rule such as "
+                             "lm.consecutive_checkpoints('step', by='run') or a list of (a, b) model pairs")
     if isinstance(spec, PairRule):
         return spec(mm)
     return [tuple(p) for p in spec]  # type: ignore[misc]
 
 
 def _describe_pairs(spec: Setting) -> str:
-    if isinstance(spec, str):
-        return _SHORTHANDS[spec][1]().description if spec in _SHORTHANDS else spec
     if isinstance(spec, PairRule):
         return spec.description
     return "given pairs"
@@ -202,7 +176,8 @@ def _evaluate(source: ModelMap | LogLikelihoodMatrix, groups: Mapping[Any, Setti
         prepared = _prepare(source, setting.preprocessing, cache)
         mm = prepared.map
         pairs = _resolve(mm, setting.pairs)
-        df = mm.pairs(pairs, unit=unit) if pairs else pd.DataFrame({"a": [], "b": [], "kl": [], "se": []})
+        columns = ["a", "b", "kl", "se"]
+        df = mm.summary(pairs, unit=unit)[columns] if pairs else pd.DataFrame({c: [] for c in columns})
         df.insert(0, "setting", name)
         frames.append(df)
         info[name] = {"pairs": _describe_pairs(setting.pairs), "preprocessing": prepared.description,
@@ -232,7 +207,7 @@ def kl_scale_pairs(source: ModelMap | LogLikelihoodMatrix, groups: Mapping[Any, 
 
 
 def kl_scale(source: ModelMap | LogLikelihoodMatrix, groups: Mapping[Any, Setting | KLSetting], *,
-             unit: str = "bits/byte", reference: Mapping[Any, str] | None = None) -> pd.DataFrame:
+             unit: str = "bits/byte", reference: Mapping[Any, str] | None = None, floor: Any = None) -> pd.DataFrame:
     """The paper's Table 1a for your models: median, mean, SD and count of KL per setting, with SEs.
 
     Each setting is measured on its own matrix where it says so (:class:`KLSetting` with a
@@ -259,6 +234,11 @@ def kl_scale(source: ModelMap | LogLikelihoodMatrix, groups: Mapping[Any, Settin
     reference : mapping, optional
         Setting name → row of :data:`PAPER_KL_SCALE` to show beside it; by default settings named
         like a paper row get it.
+    floor : float or xarray.Dataset, optional
+        The numerics floor in bits/byte, or a :func:`~loglik_map.numerics_floor` result: adds
+        ``floor`` (in ``unit``, with each setting's B̄ for ``"nats"``) and ``n_below_floor``, the
+        setting's pairs whose ``kl + 2 se`` lies below it (they differ less than a model differs
+        from itself under other numerics).
 
     Returns
     -------
@@ -267,9 +247,16 @@ def kl_scale(source: ModelMap | LogLikelihoodMatrix, groups: Mapping[Any, Settin
         mean KL combining pair SEs and spread: sd/√count); what was measured — ``pairs`` (the
         rule), ``preprocessing`` (as given, or what the setting's own preprocessing excluded,
         clipped and dropped), ``n_texts`` and ``mean_bytes`` (B̄ the KLs are scaled with); and
-        ``paper_median, paper_mean, paper_sd`` in bits/byte where a paper row applies.
+        ``paper_median, paper_mean, paper_sd`` in bits/byte where a paper row applies; ``floor``
+        and ``n_below_floor`` with ``floor=``.
+
+    References
+    ----------
+    *Establishing a Scale for Kullback–Leibler Divergence in Language Models Across Various
+    Settings* (ACL submission; :ref:`method-references`), §3 and Table 1a.
     """
     pairs, info = _evaluate(source, groups, unit)
+    floor_bits = None if floor is None else floor_bits_per_byte(floor)
     rows = []
     for name in groups:
         sub = pairs[pairs.setting == name]
@@ -287,7 +274,12 @@ def kl_scale(source: ModelMap | LogLikelihoodMatrix, groups: Mapping[Any, Settin
             if ref not in PAPER_KL_SCALE.index:
                 raise LoglikMapError(f"no paper row {ref!r}; rows are {list(PAPER_KL_SCALE.index)}")
             row.update({f"paper_{k}": PAPER_KL_SCALE.loc[ref, k] for k in ("median", "mean", "sd")})
+        if floor_bits is not None:
+            row["floor"] = floor_bits if unit == "bits/byte" else floor_bits * nats_per_bit_per_byte(info[name]["mean_bytes"])
+            row["n_below_floor"] = int(below_floor(kl, se, row["floor"]).sum())
         rows.append(row)
     out = pd.DataFrame(rows).set_index("setting")
     out.attrs["units"] = unit
+    if floor_bits is not None:
+        out.attrs["floor"] = floor_bits
     return out

@@ -100,8 +100,12 @@ class HFScorer:
         agrees (an attention mask, one text per pass, or the model's own logits); ``"error"``
         refuses instead of scoring more slowly. The path taken is the row's ``scoring_path``
         coordinate.
-    trust_remote_code, cache_dir, token
+    trust_remote_code : bool, default False
         Passed to ``from_pretrained``.
+    cache_dir : path, optional
+        Passed to ``from_pretrained``.
+    token : str or bool, optional
+        Passed to ``from_pretrained`` (a hub access token).
     progress : bool, optional
         Show a progress bar over batches (tqdm); ``None`` (default): the ``progress`` option
         (:func:`loglik_map.set_options`, True unless set).

@@ -143,7 +143,7 @@ def _resolve(mm: ModelMap, spec: Any) -> list[tuple[str, str]]:
     or a list of ``(a, b)``."""
     if isinstance(spec, str):
         raise WrongTypeError(f"pairs {spec!r}: give a pair rule such as loglik_map.child_vs_parent('base_model') "
-                             "or a list of (a, b) model pairs (shorthand strings are deprecated)")
+                             "or a list of (a, b) model pairs")
     if callable(spec):
         return [(str(a), str(b)) for a, b in spec(mm)]
     return [(str(a), str(b)) for a, b in spec]
@@ -170,6 +170,7 @@ def estimator_vs_exact(source: ModelMap | LogLikelihoodMatrix, texts: TextSet | 
         coordinates (``source_model``, ``revision``, ``quantization``, ``dtype``, ``layer``,
         ``convention``, ``long_texts``), as :class:`~loglik_map.HFScorer` records them.
     progress : bool
+        Show a progress bar over the exact-KL batches.
     **options
         Further :class:`~loglik_map.HFScorer` arguments (``device``, ``batch_tokens``, …).
 
