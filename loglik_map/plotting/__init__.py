@@ -1,6 +1,7 @@
 """Figures of the paper (:ref:`method-figures`), one call each; matplotlib is imported when a function is called.
 
 * the map (:mod:`.maps`): :func:`plot_map` (Fig. 2), :func:`plot_kl_matrix` (heat map, clustering order);
+* the tree with its support (:func:`plot_tree`): a dendrogram with AU/BP p-values (:meth:`ModelMap.tree`);
 * the KL scale (:mod:`.scale`): :func:`plot_kl_scale` (Fig. 1, Table 1a);
 * along trajectories (:mod:`.trajectories`): :func:`plot_step_kl` (Fig. 4), :func:`plot_displacement` and
   :func:`plot_diffusion_exponents` (Fig. 5), :func:`plot_exponent_intervals` (their uncertainty),
@@ -12,6 +13,7 @@ A figure made here uses the constrained layout, so labels and colour bars stay i
 
 from __future__ import annotations
 
+from ._tree import plot_tree
 from .maps import cluster_order, plot_kl_matrix, plot_map
 from .scale import plot_kl_scale
 from .trajectories import (
@@ -24,4 +26,4 @@ from .trajectories import (
 )
 
 __all__ = ["cluster_order", "exponent_band", "plot_diffusion_exponents", "plot_displacement", "plot_exponent_intervals",
-           "plot_kl_matrix", "plot_kl_scale", "plot_logit_lens", "plot_map", "plot_step_kl"]
+           "plot_kl_matrix", "plot_kl_scale", "plot_logit_lens", "plot_map", "plot_step_kl", "plot_tree"]
