@@ -59,3 +59,16 @@ def test_the_tree_command_prints_the_clades_and_saves_the_figure_and_newick(exam
     assert "au" in capsys.readouterr().out
     assert main(["tree", *args, "--linkage", "ward"]) == 2
     assert "Ward linkage needs Euclidean" in capsys.readouterr().out
+
+
+def test_the_trees_page_runs_as_written(monkeypatch, tmp_path, capsys):
+    from .test_doc_snippets import HUB, ROOT, python_blocks
+
+    page = ROOT / "docs" / "trees.rst"
+    if not page.is_file():
+        pytest.skip("the documentation is not part of this checkout")
+    blocks = [b for b in python_blocks(page) if not b.startswith(HUB)]
+    assert len(blocks) == 1
+    monkeypatch.chdir(tmp_path)
+    exec(compile(blocks[0].replace("n_boot=1000", "n_boot=50"), "trees.rst", "exec"), {"__name__": "__snippet__"})
+    assert "<ModelTree (model: 9, clade: 8)> heights in bits/byte" in capsys.readouterr().out

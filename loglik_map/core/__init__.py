@@ -11,7 +11,7 @@ from __future__ import annotations
 from .centering import double_center
 from .groups import ordered_groups
 from .matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
-from .modelmap import MIN_TEXTS_FOR_SE, PAIR_DIM, ModelMap, ModelProjection
+from .modelmap import MIN_TEXTS_FOR_SE, PAIR_DIM, ModelMap, ModelProjection, ModelTree
 from .paired import KLDifference, closer, kl_difference, nearest_neighbours
 from .results import ConfidenceInterval, KLEstimate
 
@@ -26,6 +26,7 @@ __all__ = [
            "LogLikelihoodMatrix",
            "ModelMap",
            "ModelProjection",
+           "ModelTree",
            "closer",
            "double_center",
            "kl_difference",
