@@ -7,6 +7,8 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 from scipy.cluster import hierarchy
 from scipy.spatial.distance import squareform
@@ -98,6 +100,29 @@ def test_on_a_dask_cluster_the_tree_is_the_same():
     with distributed.Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
         there = mm.tree(n_boot=30, seed=7, progress=False, client=client)
     pd.testing.assert_frame_equal(there.clades, mm.tree(n_boot=30, seed=7, progress=False).clades)
+
+
+@settings(max_examples=15)
+@given(seed=st.integers(0, 2**16), K=st.integers(3, 7))
+def test_the_support_does_not_depend_on_constants_or_the_models_order(seed, K):
+    """Per-model and per-text constants leave the map unchanged, and so every replicate and count;
+    the models' order changes nothing either (the replicates draw texts, not models)."""
+    rng = np.random.default_rng(seed)
+    N = 40
+    X = rng.normal(size=(K, N)) + rng.normal(size=(3, N))[rng.integers(0, 3, size=K)] - 300.0
+    shifted = X - rng.uniform(0, 50, size=(K, 1)) - rng.uniform(0, 50, size=(1, N))
+    perm = rng.permutation(K)
+    trees = [lm.ModelMap(_matrix(Y)).tree(n_boot=10, scales=(0.7, 1.0, 1.3), seed=seed, progress=False)
+             for Y in (X, shifted)]
+    names = np.array([f"m{i}" for i in range(K)])
+    permuted = lm.LogLikelihoodMatrix(X[perm], models=names[perm], texts=[f"t{k}" for k in range(N)],
+                                      n_bytes=np.full(N, 1000))
+    trees.append(lm.ModelMap(permuted).tree(n_boot=10, scales=(0.7, 1.0, 1.3), seed=seed, progress=False))
+
+    def counts(tree):
+        return {frozenset(m): tuple(c) for m, c in zip(tree.clades.members, tree.counts.values)}
+
+    assert counts(trees[0]) == counts(trees[1]) == counts(trees[2])
 
 
 # ---------------------------------------------------------------------- calibration

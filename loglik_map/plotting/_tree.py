@@ -71,7 +71,7 @@ def plot_tree(tree: ModelTree, *, alpha: float = 0.05, max_only: bool = True, an
     colormaps = require_extra("matplotlib", "plot", "plotting").colormaps
     K = len(tree.models)
     supported = tree.significant(alpha, max_only=max_only)
-    palette = colormaps["tab10"].colors
+    palette = [c for i, c in enumerate(colormaps["tab10"].colors) if i != 7]  # tab10 without its grey
     color_of: dict[int, Any] = {}  # node id → colour; a nested supported clade overrides its parent's
     order = supported.n_members.sort_values(ascending=False, kind="stable").index
     for n, clade in enumerate(order):
