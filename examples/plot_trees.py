@@ -44,7 +44,7 @@ source = MarkovChainModel.from_logits(alphabet, data, "data")
 lengths = rng.integers(256, 1025, size=300)
 texts = source.sample(300, lengths, seed=rng)
 matrix = lm.LogLikelihoodMatrix(np.vstack([m.log_likelihood(texts) for m in models]), models=list(logits),
-                                texts=[lm.text_id(t) for t in texts], n_bytes=lengths)
+                                texts=[lm.texts.text_id(t) for t in texts], n_bytes=lengths)
 mm = lm.ModelMap(matrix)
 
 # %%
@@ -69,7 +69,7 @@ plt.show()
 # %%
 # Model cards: which lineages do the texts reject?
 # ------------------------------------------------
-# ``lm.lineage(models)`` reads ``base_model`` from the cards; here the table is written by hand,
+# ``lm.io.lineage(models)`` reads ``base_model`` from the cards; here the table is written by hand,
 # with one wrong card.
 
 cards = pd.DataFrame({"model": ["A-seed0-chat", "A-seed0-code", "A-seed0@4000[8bit]", "A-seed0@4000[4bit]",

@@ -17,6 +17,7 @@ import loglik_map as lm
 from loglik_map.core._multiscale import multiscale_fit
 from loglik_map.core._tree import linkage_function, replicate_kl
 from loglik_map.core._tree_lineage import lineage_clades
+from loglik_map.errors import LoglikMapError
 
 from .conftest import make_matrix
 
@@ -28,8 +29,8 @@ def _matrix(X: np.ndarray, n_bytes: np.ndarray | None = None) -> lm.LogLikelihoo
 
 
 @pytest.fixture(scope="module")
-def markov() -> lm.MarkovExample:
-    return lm.make_markov_example(n_families=3, members_per_family=3, n_texts=400, seed=3)
+def markov() -> lm.synthetic.MarkovExample:
+    return lm.synthetic.make_markov_example(n_families=3, members_per_family=3, n_texts=400, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +185,7 @@ def test_significant_max_only_keeps_the_largest_supported_clades(markov_tree):
     assert all(a.isdisjoint(b) for i, a in enumerate(members) for b in members[i + 1:])
     assert (every.au >= 0.95).all() and len(markov_tree.clades) - 1 not in every.index  # root left out
     assert len(markov_tree.significant(0.5, pv="bp")) >= len(markov_tree.significant(pv="bp"))
-    with pytest.raises(lm.LoglikMapError, match="pv must be"):
+    with pytest.raises(LoglikMapError, match="pv must be"):
         markov_tree.significant(pv="xx")
 
 
@@ -215,7 +216,7 @@ def test_a_tested_group_of_the_tree_has_its_clades_p_values(markov, markov_tree)
     assert tree.tests.loc["first", "au"] == clade.au and tree.tests.loc["first", "clade"] == 0
     assert tree.tests.loc["across", "clade"] == -1 and tree.tests.loc["across", "au"] < 0.05
     assert tree.support(["family1-member0", "family0-member0"]).au < 0.05
-    with pytest.raises(lm.LoglikMapError, match="not a clade of the tree"):
+    with pytest.raises(LoglikMapError, match="not a clade of the tree"):
         markov_tree.support(["family1-member0", "family0-member0"])
 
 
@@ -229,7 +230,7 @@ def test_card_lineages_the_texts_reject_are_flagged(markov):
                                                                                    "rejected"]
     assert check.loc["lineage of family1-member0", "rejected"]  # a card claiming a parent in another family
     pd.testing.assert_frame_equal(tree.check_lineage(cards), check)
-    with pytest.raises(lm.LoglikMapError, match="built without a lineage"):
+    with pytest.raises(LoglikMapError, match="built without a lineage"):
         lm.ModelMap(markov.matrix).tree(n_boot=10, seed=0, progress=False).check_lineage()
 
 
@@ -252,12 +253,12 @@ def test_lineage_clades_follow_chains_and_siblings_of_unmapped_bases():
 ])
 def test_bad_arguments_are_refused(kwargs, match):
     mm = lm.ModelMap(make_matrix(K=4, N=50))
-    with pytest.raises(lm.LoglikMapError, match=match):
+    with pytest.raises(LoglikMapError, match=match):
         mm.tree(**{"n_boot": 10, **kwargs})
 
 
 def test_two_models_make_no_tree():
-    with pytest.raises(lm.LoglikMapError, match="at least 3 models"):
+    with pytest.raises(LoglikMapError, match="at least 3 models"):
         lm.ModelMap(make_matrix(K=2, N=50)).tree(n_boot=10)
 
 

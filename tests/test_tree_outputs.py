@@ -9,14 +9,15 @@ import pytest
 
 import loglik_map as lm
 from loglik_map.cli import main
+from loglik_map.errors import WrongTypeError
 
 matplotlib = pytest.importorskip("matplotlib", reason="needs the plot extra (matplotlib)")
 matplotlib.use("Agg")
 
 
 @pytest.fixture(scope="module")
-def example() -> lm.MarkovExample:
-    return lm.make_markov_example(n_families=3, members_per_family=3, n_texts=300, seed=3)
+def example() -> lm.synthetic.MarkovExample:
+    return lm.synthetic.make_markov_example(n_families=3, members_per_family=3, n_texts=300, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +40,13 @@ def test_plot_tree_writes_au_and_bp_and_colours_the_supported_clades(tree, tmp_p
     assert "bits/byte" in ax.get_ylabel()
     ax.figure.savefig(tmp_path / "tree.png")
     assert (tmp_path / "tree.png").stat().st_size > 1000
-    with pytest.raises(lm.WrongTypeError, match="needs a ModelTree"):
-        plot_tree(lm.ModelMap(lm.make_markov_example(n_texts=50).matrix))
+    with pytest.raises(WrongTypeError, match="needs a ModelTree"):
+        plot_tree(lm.ModelMap(lm.synthetic.make_markov_example(n_texts=50).matrix))
 
 
 def test_the_tree_command_prints_the_clades_and_saves_the_figure_and_newick(example, tmp_path, capsys):
     path = tmp_path / "m.nc"
-    lm.save_matrix(example.matrix, path)
+    lm.io.save_matrix(example.matrix, path)
     args = [str(path), "--clip", "0", "--n-boot", "60", "--seed", "0", "--no-progress"]
     assert main(["tree", *args, "--format", "json", "--plot", str(tmp_path / "t.png"),
                  "--newick", str(tmp_path / "t.nwk")]) == 0

@@ -194,7 +194,7 @@ class ModelTree(ReprMixin):
         Parameters
         ----------
         lineage : pandas.DataFrame, optional
-            A lineage table (:func:`loglik_map.lineage`). Its groups must be clades of the tree or
+            A lineage table (:func:`loglik_map.io.lineage`). Its groups must be clades of the tree or
             have been tested: build the tree with ``clades=lineage``. Default: the lineage
             passed as ``clades=`` to :meth:`ModelMap.tree`.
         alpha : float, default 0.05
@@ -213,7 +213,7 @@ class ModelTree(ReprMixin):
             rows = self.tests[self.tests["parent"].notna()]
             if rows.empty:
                 raise LoglikMapError("this tree was built without a lineage: pass clades=lineage to ModelMap.tree "
-                                     "(lineage = loglik_map.lineage(models))")
+                                     "(lineage = loglik_map.io.lineage(models))")
         else:
             groups = lineage_clades(lineage, [str(m) for m in self.models])
             if not groups:

@@ -66,7 +66,7 @@ def lineage_clades(lineage: pd.DataFrame, models: Sequence[str]) -> dict[str, tu
     Parameters
     ----------
     lineage : pandas.DataFrame
-        Columns ``model`` and ``parent`` (None for a root or a merge), as :func:`loglik_map.lineage` gives.
+        Columns ``model`` and ``parent`` (None for a root or a merge), as :func:`loglik_map.io.lineage` gives.
     models : sequence of str
         The map's models; names are matched exactly.
 
@@ -84,7 +84,7 @@ def lineage_clades(lineage: pd.DataFrame, models: Sequence[str]) -> dict[str, tu
     {'lineage of base': ('base', 'chat', 'chat-v2'), 'lineage of chat': ('chat', 'chat-v2')}
     """
     if not isinstance(lineage, pd.DataFrame) or not {"model", "parent"} <= set(lineage.columns):
-        raise WrongTypeError("a lineage is a DataFrame with the columns 'model' and 'parent' (loglik_map.lineage(...))")
+        raise WrongTypeError("a lineage is a DataFrame with the columns 'model' and 'parent' (loglik_map.io.lineage(...))")
     names = [str(m) for m in models]
     mapped = set(names)
     children: dict[str, list[str]] = {}

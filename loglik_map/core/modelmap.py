@@ -389,7 +389,7 @@ class ModelMap(MapQueries, BlockedPairsMixin, ReprMixin):
             Seed of the replicates; the result does not depend on ``client``.
         clades : mapping, list of model lists or DataFrame, optional
             Further groups to test (name → models, or lists of models), or a model-card lineage
-            (:func:`loglik_map.lineage`) whose claimed clades are tested: see
+            (:func:`loglik_map.io.lineage`) whose claimed clades are tested: see
             :meth:`ModelTree.check_lineage`. Their p-values are in :attr:`ModelTree.tests`.
         progress : bool or callable, optional
             A tqdm bar over replicates (default: the ``progress`` option, when tqdm is installed),
@@ -415,7 +415,7 @@ class ModelMap(MapQueries, BlockedPairsMixin, ReprMixin):
         Examples
         --------
         >>> import loglik_map as lm
-        >>> ex = lm.make_markov_example(n_families=2, members_per_family=2, n_texts=300, seed=1)
+        >>> ex = lm.synthetic.make_markov_example(n_families=2, members_per_family=2, n_texts=300, seed=1)
         >>> tree = lm.ModelMap(ex.matrix).tree(n_boot=100, seed=0, progress=False)
         >>> for members in sorted(tree.significant().members):
         ...     print(members)
