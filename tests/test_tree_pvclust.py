@@ -8,7 +8,8 @@ with that reason when they are absent.
 * The bootstrap is random: with ``metric="euclidean"`` and average linkage our tree is pvclust's on
   the texts × models matrix with Euclidean distance between model columns centred over the drawn
   texts (the map distance up to a factor common to all pairs of a replicate), so the clades must
-  be the same and AU/BP must agree within Monte-Carlo error. Both sides report the Monte-Carlo
+  be the same and AU/BP must agree within Monte-Carlo error; ``metric="kl"`` is the same with
+  that distance squared. Both sides report the Monte-Carlo
   standard error of each p-value (msfit's delta-method ``se.au``/``se.bp``, from the binomial
   variance of the counts); the two runs are independent, so their difference has SD
   √(se_R² + se_ours²). We allow 4 such SDs (per-clade false alarm 6e-5; < 1e-3 for the 5 clades),
@@ -79,16 +80,19 @@ def test_the_multiscale_fit_is_pvclusts_msfit(tmp_path):
 
 
 @pytest.mark.slow
-def test_euclidean_average_tree_is_pvclusts(tmp_path):
+@pytest.mark.parametrize(("metric", "power", "r_boot"), [("euclidean", 1, 1000), ("kl", 2, 600)])
+def test_average_tree_is_pvclusts(tmp_path, metric, power, r_boot):
+    """``metric="kl"`` is the same with pvclust's distance squared (KL is the squared map distance)."""
     mm = _example()
     L = mm.matrix.values
     np.savetxt(tmp_path / "x.csv", L.T, delimiter=",")  # pvclust clusters the columns: texts × models
-    _rscript("""
+    _rscript(f"""
         library(pvclust)
         x <- as.matrix(read.csv("x.csv", header = FALSE))
         colnames(x) <- paste0("m", 0:(ncol(x) - 1))
-        centred <- function(x) dist(t(scale(x, center = TRUE, scale = FALSE)))
-        res <- pvclust(x, method.hclust = "average", method.dist = centred, nboot = 1000, iseed = 1, quiet = TRUE)
+        centred <- function(x) dist(t(scale(x, center = TRUE, scale = FALSE)))^{power}
+        res <- pvclust(x, method.hclust = "average", method.dist = centred, nboot = {r_boot}, iseed = 1,
+                       quiet = TRUE)
         members <- pvclust:::hc2split(res$hclust)$member
         out <- data.frame(members = sapply(members, function(m) paste(colnames(x)[m], collapse = "|")),
                           res$edges, height = res$hclust$height)
@@ -96,13 +100,13 @@ def test_euclidean_average_tree_is_pvclusts(tmp_path):
         write.csv(data.frame(r = res$r), "r.csv", row.names = FALSE)
     """, tmp_path)
     theirs = pd.read_csv(tmp_path / "pvclust.csv").set_index("members")
-    tree = mm.tree(metric="euclidean", n_boot=4000, seed=1, progress=False)
+    tree = mm.tree(metric=metric, n_boot=4000, seed=1, progress=False)
     ours = tree.clades.assign(members=tree.clades.members.map("|".join)).set_index("members")
     assert set(ours.index) == set(theirs.index)
     theirs = theirs.loc[ours.index]
     np.testing.assert_allclose(tree.scales, pd.read_csv(tmp_path / "r.csv").r, rtol=1e-12)
-    # the same tree: heights are the centred Euclidean distances over sqrt(2 N B̄ ln 2)
-    factor = np.sqrt(2 * mm.n_texts * mm.mean_bytes * np.log(2))
+    # the same tree: heights are the centred Euclidean distances over sqrt(2 N B̄ ln 2) (squared for KL)
+    factor = np.sqrt(2 * mm.n_texts * mm.mean_bytes * np.log(2)) ** power
     np.testing.assert_allclose(ours.height * factor, theirs.height, rtol=1e-9)
     for p in ("au", "bp"):
         sd = np.hypot(ours[f"{p}_se"], theirs[f"se.{p}"])
