@@ -76,6 +76,13 @@ class ModelTree(ReprMixin):
         N, the texts of the map.
     n_boot : int
         Replicates per scale.
+
+    References
+    ----------
+    .. [1] Shimodaira, H. (2004). Approximately unbiased tests of regions using multistep-multiscale
+       bootstrap resampling. Annals of Statistics 32(6), 2616–2641.
+    .. [2] Suzuki, R. and Shimodaira, H. (2006). Pvclust: an R package for assessing the uncertainty
+       in hierarchical clustering. Bioinformatics 22(12), 1540–1542.
     """
 
     models: np.ndarray

@@ -18,7 +18,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["MSFIT_COLUMNS", "multiscale_fit"]
+__all__ = ["DEFAULT_SCALES", "MSFIT_COLUMNS", "multiscale_fit"]
+
+#: pvclust's default scales ``r = seq(0.5, 1.4, by = 0.1)``.
+DEFAULT_SCALES = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4)
 
 #: Bootstrap probabilities within ``EPS`` of 0 or 1 carry no information on ``z`` and are left out.
 EPS = 1e-3

@@ -30,7 +30,7 @@ from scipy.cluster import hierarchy
 
 from ..errors import LoglikMapError, require_extra
 from ._model_tree import ModelTree
-from ._multiscale import multiscale_fit
+from ._multiscale import DEFAULT_SCALES, multiscale_fit
 from ._tree_lineage import clade_hypotheses
 from .blocked import materialise
 from .largemap import _progress_callback
@@ -40,8 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_SCALES", "LINKAGES", "METRICS", "build_tree", "replicate_kl"]
 
-#: pvclust's default scales ``seq(0.5, 1.4, by = 0.1)``.
-DEFAULT_SCALES = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4)
 #: Linkage methods (scipy's names; R's hclust calls ``"weighted"`` ``"mcquitty"`` and ``"ward"`` ``"ward.D2"``).
 LINKAGES = ("average", "complete", "single", "weighted", "ward")
 #: ``"kl"``: cluster on KL (bits/byte, the squared map distance); ``"euclidean"``: on the map distance √KL.

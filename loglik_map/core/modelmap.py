@@ -19,6 +19,7 @@ from ..options import KERNEL_BACKENDS
 from ..units import check_unit, nats_per_bit_per_byte
 from ._map_queries import MapQueries
 from ._model_tree import ModelTree
+from ._multiscale import DEFAULT_SCALES
 from ._pair_queries import MIN_TEXTS_FOR_SE, all_pairs, check_texts, one_pair, some_pairs
 from ._scoring_checks import row_conventions, scoring_conflict
 from ._validation import PAIR_DIM
@@ -357,7 +358,7 @@ class ModelMap(MapQueries, BlockedPairsMixin, ReprMixin):
 
     # ------------------------------------------------------------------ trees with support
     def tree(self, linkage: str = "average", metric: str = "kl", *, n_boot: int = 1000,
-             scales: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4),
+             scales: Sequence[float] = DEFAULT_SCALES,
              seed: int | np.random.Generator | None = None,
              clades: Mapping[str, Sequence[str]] | Sequence[Sequence[str]] | pd.DataFrame | None = None,
              progress: bool | Callable[[int, int], None] | None = None, client: Any = None) -> ModelTree:
