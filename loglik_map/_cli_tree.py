@@ -61,11 +61,19 @@ def add_tree_command(sub: Any) -> None:
     tree.add_argument("--out", metavar="FILE", help="write the table to FILE instead of printing it")
 
 
+#: Width of the members column of the text table (CSV and JSON keep every name).
+_MEMBERS_WIDTH = 90
+
+
 def _table(clades: pd.DataFrame, fmt: str) -> pd.DataFrame:
     out = clades.reset_index()
     out["members"] = out["members"].map(", ".join)
-    if fmt == "table":
+    if fmt == "table":  # rounded, and the names left-aligned (padded to one width), long lists cut
         out = out[["clade", "n_members", "height", "au", "bp", "au_se", "si", "members"]]
+        out["height"] = out["height"].map(lambda h: f"{h:.4g}")
+        out[["au", "bp", "au_se", "si"]] = out[["au", "bp", "au_se", "si"]].round(3)
+        names = out["members"].map(lambda m: m if len(m) <= _MEMBERS_WIDTH else m[:_MEMBERS_WIDTH - 1] + "…")
+        out["members"] = names.str.ljust(int(names.str.len().max()))
     return out
 
 
