@@ -230,8 +230,11 @@ def test_card_lineages_the_texts_reject_are_flagged(markov):
                                                                                    "rejected"]
     assert check.loc["lineage of family1-member0", "rejected"]  # a card claiming a parent in another family
     pd.testing.assert_frame_equal(tree.check_lineage(cards), check)
+    plain = lm.ModelMap(markov.matrix).tree(n_boot=10, seed=0, progress=False)
     with pytest.raises(LoglikMapError, match="built without a lineage"):
-        lm.ModelMap(markov.matrix).tree(n_boot=10, seed=0, progress=False).check_lineage()
+        plain.check_lineage()
+    with pytest.raises(LoglikMapError, match=r"tree\(clades=lineage\)"):
+        plain.check_lineage(cards)
 
 
 def test_lineage_clades_follow_chains_and_siblings_of_unmapped_bases():

@@ -226,7 +226,11 @@ class ModelTree(ReprMixin):
             if not groups:
                 raise LoglikMapError("the lineage claims no group of 2 or more (and fewer than all) mapped models; "
                                      "check that its model names are the map's")
-            rows = pd.DataFrame([self.support(members) for members in groups.values()], index=list(groups))
+            try:
+                rows = pd.DataFrame([self.support(members) for members in groups.values()], index=list(groups))
+            except LoglikMapError:
+                raise LoglikMapError("some of the lineage's groups are neither clades of the tree nor were they tested; "
+                                     "build the tree with ModelMap.tree(clades=lineage) to count them") from None
             rows["parent"] = [name.removeprefix("lineage of ") for name in groups]
         out = pd.DataFrame({"parent": rows["parent"], "members": rows["members"],
                             "in_tree": [self._has(m) for m in rows["members"]],
