@@ -29,8 +29,8 @@ def _matrix(X: np.ndarray, n_bytes: np.ndarray | None = None) -> lm.LogLikelihoo
 
 
 @pytest.fixture(scope="module")
-def markov() -> lm.synthetic.MarkovExample:
-    return lm.synthetic.make_markov_example(n_families=3, members_per_family=3, n_texts=400, seed=3)
+def markov(markov_families) -> lm.synthetic.MarkovExample:
+    return markov_families
 
 
 @pytest.fixture(scope="module")

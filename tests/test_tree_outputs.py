@@ -16,13 +16,8 @@ matplotlib.use("Agg")
 
 
 @pytest.fixture(scope="module")
-def example() -> lm.synthetic.MarkovExample:
-    return lm.synthetic.make_markov_example(n_families=3, members_per_family=3, n_texts=300, seed=3)
-
-
-@pytest.fixture(scope="module")
-def tree(example) -> lm.core.ModelTree:
-    return lm.ModelMap(example.matrix).tree(n_boot=60, seed=0, progress=False)
+def tree(markov_families) -> lm.core.ModelTree:
+    return lm.ModelMap(markov_families.matrix).tree(n_boot=60, seed=0, progress=False)
 
 
 def test_plot_tree_writes_au_and_bp_and_colours_the_supported_clades(tree, tmp_path):
@@ -44,7 +39,8 @@ def test_plot_tree_writes_au_and_bp_and_colours_the_supported_clades(tree, tmp_p
         plot_tree(lm.ModelMap(lm.synthetic.make_markov_example(n_texts=50).matrix))
 
 
-def test_the_tree_command_prints_the_clades_and_saves_the_figure_and_newick(example, tmp_path, capsys):
+def test_the_tree_command_prints_the_clades_and_saves_the_figure_and_newick(markov_families, tmp_path, capsys):
+    example = markov_families
     path = tmp_path / "m.nc"
     lm.io.save_matrix(example.matrix, path)
     args = [str(path), "--clip", "0", "--n-boot", "60", "--seed", "0", "--no-progress"]
