@@ -97,7 +97,7 @@ class ModelTree(ReprMixin):
     n_boot: int
 
     @classmethod
-    def from_fit(cls, *, models: np.ndarray, linkage_matrix: np.ndarray, masks: Sequence[int], fits: pd.DataFrame,
+    def _from_fit(cls, *, models: np.ndarray, linkage_matrix: np.ndarray, masks: Sequence[int], fits: pd.DataFrame,
                  counts: xr.DataArray, hypotheses: Hypotheses, test_counts: xr.DataArray, method: str, metric: str,
                  n_texts: int, n_boot: int) -> ModelTree:
         """Assemble a tree from the bootstrap's results (``fits``: the observed clades' rows, then the tests')."""

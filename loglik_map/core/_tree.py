@@ -29,11 +29,11 @@ import xarray as xr
 from scipy.cluster import hierarchy
 
 from ..errors import LoglikMapError, require_extra
+from ._largemap import progress_callback
 from ._model_tree import ModelTree
 from ._multiscale import DEFAULT_SCALES, multiscale_fit
 from ._tree_lineage import clade_hypotheses
 from .blocked import materialise
-from .largemap import _progress_callback
 
 if TYPE_CHECKING:
     from .modelmap import ModelMap
@@ -235,7 +235,7 @@ def build_tree(mm: ModelMap, *, linkage: str = "average", metric: str = "kl", n_
     per_task = max(1, min(n_boot, _BLOCK_BYTES // (8 * max(N, K * (K - 1) // 2))))
     tasks = _tasks(sizes, n_boot, per_task)
     rngs = np.random.default_rng(seed).spawn(len(tasks))
-    with _progress_callback(progress, "multiscale bootstrap", unit="replicate") as report:
+    with progress_callback(progress, "multiscale bootstrap", unit="replicate") as report:
         counts = _run(tasks, rngs, Q, n_bytes, sizes, linkage, metric, targets, client, report)
     r = sizes / N
     fits = multiscale_fit(counts, r, n_boot)
@@ -247,7 +247,7 @@ def build_tree(mm: ModelMap, *, linkage: str = "average", metric: str = "kl", n_
                                coords={"test": list(tests.names), **scale_coords}, name="counts",
                                attrs={"n_boot": n_boot, "quantity": "replicates whose tree has the tested group"})
     fits = pd.concat([fits.iloc[:K - 1], fits.iloc[test_rows]], ignore_index=True)
-    return ModelTree.from_fit(models=models, linkage_matrix=Z, masks=masks, fits=fits, counts=clade_counts,
+    return ModelTree._from_fit(models=models, linkage_matrix=Z, masks=masks, fits=fits, counts=clade_counts,
                               hypotheses=tests, test_counts=test_counts, method=linkage, metric=metric, n_texts=N,
                               n_boot=n_boot)
 
