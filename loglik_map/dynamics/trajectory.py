@@ -9,34 +9,22 @@ slots of the checkpoint grid (``fig5.py``), not the next ``W`` remaining points.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Hashable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from .._repr import SHOWN, ReprMixin, Summary, first_labels
-from ..core.kernels import pairs_kl_se
 from ..core.matrix import MODEL_DIM, LogLikelihoodMatrix
 from ..core.modelmap import ModelMap
 from ..errors import LoglikMapError, UnknownLabelError, WrongTypeError
-from ..units import check_unit, nats_per_bit_per_byte
 from ._diffusion import TrajectoryDiffusion
+from ._distances import DistanceProvider, MapDistances, PrecomputedDistances
 from ._layout import build_layout
 
 __all__ = ["Trajectory"]
 
-
-
-@dataclass(frozen=True)
-class _Distances:
-    """What :meth:`Trajectory.from_distances` builds a trajectory from (instead of a map)."""
-
-    squared: np.ndarray
-    coords: Any
-    unit: str
 
 
 class Trajectory(TrajectoryDiffusion, ReprMixin):
@@ -86,26 +74,21 @@ class Trajectory(TrajectoryDiffusion, ReprMixin):
     9
     """
 
-    __slots__ = ("_D", "_X", "_layout", "_nats_per_bit", "_unit")
+    __slots__ = ("_distances", "_layout")
 
     def __init__(self, source: ModelMap | LogLikelihoodMatrix, order: str = "step", by: str | None = None, *,
                  exclude: Iterable[str] | None = None, grid: Any = None) -> None:
         if isinstance(source, LogLikelihoodMatrix):
             source = ModelMap(source)
-        if isinstance(source, _Distances):  # from_distances
-            self._X: np.ndarray | None = None
-            self._D: np.ndarray | None = source.squared
-            self._unit = source.unit
-            self._nats_per_bit = math.nan
-            coords, names = source.coords, source.coords[MODEL_DIM].values
-        elif isinstance(source, ModelMap):
-            self._X, self._D = source.points.values, None
-            self._unit = "bits/byte"
-            self._nats_per_bit = nats_per_bit_per_byte(source.mean_bytes)
-            coords, names = source.points.coords, source.models
-        else:
-            raise WrongTypeError(f"Trajectory needs a ModelMap or LogLikelihoodMatrix, got {type(source).__name__}")
-        self._layout = build_layout(coords, names, order, by, exclude, grid)
+        if not isinstance(source, ModelMap):
+            raise WrongTypeError(f"Trajectory needs a ModelMap or LogLikelihoodMatrix, got {type(source).__name__} "
+                                 "(for a matrix of squared distances use Trajectory.from_distances)")
+        self._init(MapDistances(source), order, by, exclude, grid)
+
+    def _init(self, distances: DistanceProvider, order: str, by: str | None, exclude: Iterable[str] | None,
+              grid: Any) -> None:
+        self._distances = distances
+        self._layout = build_layout(distances.coords, distances.names, order, by, exclude, grid)
 
     @classmethod
     def from_distances(cls, distances: Any, steps: Sequence[float] | np.ndarray, *, models: Sequence[str] | None = None,
@@ -150,8 +133,10 @@ class Trajectory(TrajectoryDiffusion, ReprMixin):
         if groups is not None:
             coords["group"] = (MODEL_DIM, np.asarray(list(groups), dtype=object))
         da = xr.DataArray(np.zeros(K), dims=(MODEL_DIM,), coords={MODEL_DIM: np.asarray(models, dtype=object), **coords})
-        return cls(_Distances(D, da.coords, unit), order, "group" if groups is not None else None,  # type: ignore[arg-type]
-                   exclude=exclude, grid=grid)
+        traj = cls.__new__(cls)
+        traj._init(PrecomputedDistances(D, da.coords, unit), order, "group" if groups is not None else None, exclude,
+                   grid)
+        return traj
 
     # ------------------------------------------------------------------ access
     _names = property(lambda self: self._layout.names)
@@ -243,9 +228,8 @@ class Trajectory(TrajectoryDiffusion, ReprMixin):
         slots = sum(int(grid.size) for grid in self._grids.values())
         gaps = slots - int(kept.size)
         by = self._layout.by
-        source = (f"model map over {self._X.shape[1]} texts" if self._X is not None
-                  else "precomputed squared distances")
-        return Summary("Trajectory", ((o, int(kept.size)),), self._unit or "unitless", (
+        source = self._distances.describe()
+        return Summary("Trajectory", ((o, int(kept.size)),), self._distances.scale(None)[1] or "unitless", (
             ("trajectories", f"{sizes}{more} points" + (f" (by {by})" if by else "")),
             (o, span),
             ("excluded", first_labels(self.excluded)),
@@ -255,17 +239,10 @@ class Trajectory(TrajectoryDiffusion, ReprMixin):
 
     def _kl_se(self, i: int, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """KL (squared distance) and SE from point ``i`` to points ``j``; SE NaN for distances."""
-        j = np.asarray(j, dtype=np.int64)
-        if self._X is not None:
-            return pairs_kl_se(self._X, np.full(j.size, i), j)
-        assert self._D is not None  # a trajectory holds either points or distances
-        return self._D[i, j], np.full(j.size, math.nan)
+        return self._distances.kl_se(i, np.asarray(j, dtype=np.int64))
 
     def _scale(self, unit: str | None) -> tuple[float, str]:
-        if self._X is None:
-            return 1.0, self._unit
-        unit = check_unit(unit or "bits/byte")
-        return (1.0 if unit == "bits/byte" else self._nats_per_bit), unit
+        return self._distances.scale(unit)
 
     def _transitions(self, g: Hashable, bridge: bool) -> list[tuple[int, int]]:
         idx = self._groups[g]
