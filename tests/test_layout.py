@@ -164,3 +164,12 @@ def test_all_is_grouped_by_topic_and_sorted_within_each_group():
     assert len(listed) == len(set(listed)) and set(listed) | {"__version__"} == set(lm.__all__)
     for name in lm.__all__:
         getattr(lm, name)  # every listed name exists (lazy ones load)
+
+
+def test_the_tests_mirror_the_package():
+    """tests/<sub-package>/ for each sub-package (the demo's tests use the scoring fixtures: tests/scoring/)."""
+    tests = Path(__file__).resolve().parent
+    subpackages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")} - {"demo"}
+    missing = [name for name in sorted(subpackages) if not list((tests / name).glob("test_*.py"))]
+    assert not missing, f"no tests/<name>/test_*.py for {missing}"
+    assert (tests / "scoring" / "test_zoo_demo.py").is_file()

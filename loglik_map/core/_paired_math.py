@@ -14,7 +14,7 @@ texts, not the two estimates, as independent:
     The leave-one-text-out jackknife of the difference, with both variances recomputed (their
     means included) without each text.
 
-Both are calibrated on synthetic data in ``tests/test_paired.py`` (coverage of nominal 95 %
+Both are calibrated on synthetic data in ``tests/core/test_paired.py`` (coverage of nominal 95 %
 intervals over 400 replicates).
 """
 

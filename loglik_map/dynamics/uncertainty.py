@@ -12,7 +12,7 @@ the replicate's B̄ multiplies all displacements by one factor and leaves expone
 
 Weight-space displacements do not depend on the texts: c_w keeps its regression interval, and
 α = c_q / c_w is bootstrapped through c_q with c_w fixed. Calibration against fractional
-Brownian motion (exact c = 2H) is in ``tests/trajectory/test_uncertainty.py`` and on the
+Brownian motion (exact c = 2H) is in ``tests/dynamics/test_uncertainty.py`` and on the
 documentation page "Exact KL beside the estimator".
 """
 
