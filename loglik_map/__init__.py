@@ -35,6 +35,9 @@ from .io import open_matrix, open_pairs
 
 # The model map: KL divergences and their standard errors; paired tests on the same texts
 from .core import ModelMap, closer, kl_difference
+
+# Closed models, placed from their samples
+from .core import place_by_samples
 from .options import get_options, set_options
 
 # Trajectories, diffusion and the exponents' intervals
@@ -78,6 +81,7 @@ if TYPE_CHECKING:  # imported on first use (see __getattr__)
     from .scoring.exact_kl import exact_kl
     from .scoring.kl_summary import exact_kl_report
     from .scoring.versus_exact import estimator_vs_exact
+    from .scoring._numerics_floor import numerics_floor
 
 #: Names imported on first use: name → module that defines it.
 _LAZY = {
@@ -90,6 +94,7 @@ _LAZY = {
     "estimator_vs_exact": "loglik_map.scoring.versus_exact",
     "exact_kl": "loglik_map.scoring.exact_kl",
     "exact_kl_report": "loglik_map.scoring.kl_summary",
+    "numerics_floor": "loglik_map.scoring._numerics_floor",
     # Sub-packages
     "scoring": "loglik_map.scoring",
     "plotting": "loglik_map.plotting",
@@ -110,6 +115,8 @@ __all__ = [
     "get_options",
     "kl_difference",
     "set_options",
+    # Closed models, placed from their samples
+    "place_by_samples",
     # Scoring models
     "HFScorer",
     "LogitLensScorer",
@@ -119,6 +126,7 @@ __all__ = [
     "estimator_vs_exact",
     "exact_kl",
     "exact_kl_report",
+    "numerics_floor",
     # Trajectories and diffusion
     "Trajectory",
     "exponent_intervals",

@@ -18,6 +18,10 @@ results are the frozen dataclasses below.
 * :class:`SpiralPeriod`: :func:`loglik_map.dynamics.spiral_period`;
 * :class:`ResamplingStability`: :func:`~loglik_map.text_resampling_stability`;
 * :class:`MarkovExample`: a matrix with its exact KLs (:func:`~loglik_map.make_markov_example`);
+* :class:`SampleComparison`: a closed model's distance to two open models, from its samples
+  (:func:`loglik_map.core.closer_by_samples`);
+* :class:`ClosedMarkovExample`: samples of a closed chain with the exact KLs
+  (:func:`loglik_map.synthetic.make_closed_markov_example`);
 * :class:`RunSummary`: what a scoring run did (:func:`~loglik_map.score_models`);
 * :class:`DemoResult`: :func:`loglik_map.demo.run_demo`.
 
@@ -30,12 +34,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .core._closed_models import SampleComparison
 from .core.paired import KLDifference
 from .core.projection import ModelProjection
 from .core.results import ConfidenceInterval, KLEstimate
 from .dynamics import BootstrapEstimate, HolderEstimate, PowerLawFit, PreprocessingResult, SpiralPeriod
 from .stats import ResamplingStability
-from .synthetic import MarkovExample
+from .synthetic import ClosedMarkovExample, MarkovExample
 
 if TYPE_CHECKING:
     from .demo.run import DemoResult
@@ -43,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BootstrapEstimate",
+    "ClosedMarkovExample",
     "ConfidenceInterval",
     "DemoResult",
     "HolderEstimate",
@@ -54,6 +60,7 @@ __all__ = [
     "PreprocessingResult",
     "ResamplingStability",
     "RunSummary",
+    "SampleComparison",
     "SpiralPeriod",
 ]
 

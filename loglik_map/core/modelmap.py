@@ -21,6 +21,7 @@ from .._repr import ReprMixin, Summary, clip_text, conventions_text, first_label
 from ..errors import LoglikMapError, WrongTypeError
 from ..options import KERNEL_BACKENDS
 from ..units import check_unit, nats_per_bit_per_byte
+from ._floor import flag_below_floor
 from ._largemap import Progress, block_to_store, progress_callback
 from ._pair_queries import MIN_TEXTS_FOR_SE, _non_finite, check_texts, some_pairs
 from ._pair_queries import all_pairs as dense_all_pairs
@@ -347,7 +348,8 @@ class ModelMap(ReprMixin):
             {"a": [p[0] for p in pairs], "b": [p[1] for p in pairs], "kl": kl * scale, "se": se * scale}
         )
 
-    def summary(self, pairs: Any = None, *, unit: str = "bits/byte", confidence_level: float = 0.95) -> pd.DataFrame:
+    def summary(self, pairs: Any = None, *, unit: str = "bits/byte", confidence_level: float = 0.95,
+                floor: Any = None) -> pd.DataFrame:
         """One tidy table of model pairs: KL, SE and confidence interval, a row per pair (as ``az.summary``).
 
         Parameters
@@ -368,13 +370,17 @@ class ModelMap(ReprMixin):
             Unit of ``kl``, ``se`` and the interval (``"nats"``: nats per text).
         confidence_level : float, default 0.95
             Coverage of the normal-approximation interval ``kl ± z·se`` (lower end clipped at 0).
+        floor : float or xarray.Dataset, optional
+            The numerics floor in bits/byte, or a :func:`~loglik_map.numerics_floor` result:
+            adds columns ``floor`` (in ``unit``) and ``below_floor`` (``kl + 2 se < floor``: the
+            pair differs less than the model differs from itself under other numerics).
 
         Returns
         -------
         pandas.DataFrame
-            Columns ``a, b, kl, se, ci_low, ci_high, unit`` (and ``setting``); ``attrs`` hold
-            ``units``, ``confidence_level`` and ``n_texts``. Below 32 texts the SEs come with an
-            :class:`~loglik_map.UnreliableEstimateWarning`.
+            Columns ``a, b, kl, se, ci_low, ci_high, unit`` (and ``setting``; ``floor``,
+            ``below_floor``); ``attrs`` hold ``units``, ``confidence_level`` and ``n_texts``.
+            Below 32 texts the SEs come with an :class:`~loglik_map.UnreliableEstimateWarning`.
 
         Examples
         --------
@@ -406,6 +412,8 @@ class ModelMap(ReprMixin):
                                                             confidence_level)
             out["unit"] = unit
         out.attrs.update(units=unit, confidence_level=confidence_level, n_texts=self.n_texts)
+        if floor is not None:
+            flag_below_floor(out, floor, unit, self.mean_bytes)
         return out
 
     def _all_pairs_table(self, unit: str) -> pd.DataFrame:

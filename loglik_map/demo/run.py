@@ -263,6 +263,10 @@ def _figures(out_dir: Path, mm: ModelMap, traj, pairs, steps_ds, exps_q, exps_w,
     plotting.plot_diffusion_exponents(exps_q, exps_w, ax=ax)
     ax.set_title("Diffusion exponents c(t0)")
     save(ax, "diffusion.png")
+    if importlib.util.find_spec("plotly") is not None:  # the interactive atlas (the viz extra), layers included
+        path = out_dir / "atlas.html"
+        plotting.atlas(mm, k=min(8, len(mm) - 1), progress=False).write_html(path)
+        paths.append(path)
     p("\nFigures:")
     for path in paths:
         p(f"  {path.resolve()}")
