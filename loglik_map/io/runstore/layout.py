@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import xarray as xr
 from filelock import FileLock
 
 from ...core.matrix import LogLikelihoodMatrix
 from ...errors import LoglikMapError
 from .. import _storage
+from .._backends import load_zarr
 from .._checksum import CHECKSUM_ATTR, FORMAT_ATTR
 from .._format import check_format_version, normalise_strings, to_nats, verify_checksum
 
@@ -133,8 +133,7 @@ def row_dirs(store: Path) -> list[Path]:
 def load_row(path: Path, verify: bool) -> tuple[LogLikelihoodMatrix | None, str | None, str]:
     """(matrix, label, problem): the row's matrix and run label, or None and what is wrong with it."""
     try:
-        with xr.open_zarr(path, consolidated=False) as ds:
-            ds = ds.load()
+        ds = load_zarr(path)
     except Exception as err:
         return None, None, f"{type(err).__name__}: {err}"
     label = ds.attrs.get("run_label")

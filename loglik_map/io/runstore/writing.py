@@ -160,7 +160,7 @@ def _texts_dataset(texts: TextSet) -> xr.Dataset:
 
 def _fingerprint_of(path: Path) -> str | None:
     try:
-        with xr.open_zarr(path, consolidated=False) as ds:
+        with xr.open_zarr(path, consolidated=False, chunks=None) as ds:  # no dask: see load_zarr
             return fingerprint_ids([str(t) for t in ds["text"].values])
     except Exception:
         return None
@@ -184,7 +184,7 @@ def _row_labels(store: Path) -> list[str]:
     labels = []
     for row in row_dirs(store):
         try:
-            with xr.open_zarr(row, consolidated=False) as ds:
+            with xr.open_zarr(row, consolidated=False, chunks=None) as ds:
                 label = ds.attrs.get("run_label")
         except Exception:
             continue
