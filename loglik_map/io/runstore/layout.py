@@ -37,8 +37,13 @@ INIT_NAMES = {LOCK, "texts.zarr", "models", "failures", "corrupt", "claims"}
 
 # ---------------------------------------------------------------------- names
 def row_key(label: str) -> str:
-    """File-name key of a model label (safe characters plus a hash of the label)."""
+    """File-name key of a model label (safe characters plus a hash of the label).
+
+    Leading dots become ``_`` (``.hidden`` -> ``_hidden-<hash>``): names starting with a dot
+    are the store's temporaries, which readers skip.
+    """
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", label)[:80]
+    safe = "_" * (len(safe) - len(safe.lstrip("."))) + safe.lstrip(".")
     return f"{safe}-{hashlib.sha1(label.encode('utf-8')).hexdigest()[:10]}"
 
 
