@@ -33,6 +33,7 @@ __all__ = [
     "recover",
     "remove_path",
     "remove_settled",
+    "replace_aside",
     "siblings",
     "storage_error",
     "temp_sibling",
@@ -123,6 +124,20 @@ def fsync_tree(path: Path) -> None:
             with open(os.path.join(root, name), "rb") as fh:
                 os.fsync(fh.fileno())
         fsync_dir(Path(root))
+
+
+def replace_aside(tmp: Path, path: Path) -> None:
+    """Replace the existing ``path`` by ``tmp``: the old data are renamed aside, the new renamed in,
+    then the old deleted, so a kill at any point leaves old or new readable (see :func:`recover`)."""
+    aside = temp_sibling(path, ASIDE)
+    os.rename(path, aside)
+    try:
+        os.rename(tmp, path)
+    except BaseException:
+        os.rename(aside, path)
+        raise
+    fsync_dir(path.parent)
+    remove_path(aside)
 
 
 def recover(path: Path) -> None:

@@ -49,15 +49,7 @@ def _commit(tmp: Path, path: Path, fmt: str, overwrite: bool) -> None:
             else:
                 tmp.unlink()
     elif path.exists() or path.is_symlink():
-        aside = _storage.temp_sibling(path, _storage.ASIDE)
-        os.rename(path, aside)
-        try:
-            os.rename(tmp, path)
-        except BaseException:
-            os.rename(aside, path)
-            raise
-        _storage.fsync_dir(path.parent)
-        _storage.remove_path(aside)
+        _storage.replace_aside(tmp, path)
     else:
         try:
             os.rename(tmp, path)  # fails if a non-empty store appeared meanwhile
