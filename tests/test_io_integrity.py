@@ -231,3 +231,43 @@ def test_a_failed_write_replaces_nothing_and_names_the_file(matrix, tmp_path, su
 def test_labels_that_cannot_be_stored_are_refused_when_the_matrix_is_built(label):
     with pytest.raises(lm.LoglikMapError, match="valid text|NUL|surrogate"):
         lm.LogLikelihoodMatrix([[-1.0]], models=[label], texts=["a"], n_bytes=[300])
+
+
+# ---------------------------------------------------------------------- reads racing saves (issue 27, item 11)
+def test_a_lazy_matrix_refuses_to_read_a_store_replaced_since_it_was_opened(matrix, tmp_path):
+    pytest.importorskip("dask.array", reason="lazy matrices need the 'parallel' extra (dask)")
+    path = tmp_path / "m.zarr"
+    lm.LogLikelihoodMatrix(matrix.values, models=list(matrix.models), texts=list(matrix.texts), n_bytes=matrix.n_bytes,
+                           cell_coords={"n_tokens": np.ones(matrix.shape)}).save(path)
+    lazy = lm.open_matrix(path, chunks=2)
+    np.testing.assert_array_equal(lazy.values, matrix.values)  # reads fine while nothing changed
+    np.testing.assert_array_equal(lazy.data["n_tokens"].values, np.ones(matrix.shape))
+    other = lm.LogLikelihoodMatrix(matrix.values - 1.0, models=list(matrix.models), texts=list(matrix.texts),
+                                   n_bytes=matrix.n_bytes)
+    other.save(path, overwrite=True)
+    with pytest.raises(lm.LoglikMapError, match="replaced or removed after it was opened"):
+        lazy.values  # noqa: B018 - computing is the point
+    np.testing.assert_array_equal(lm.open_matrix(path, chunks=2).values, other.values)  # reopened: the new data
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_an_eager_read_overlapped_by_a_save_is_retried_not_called_corrupt(matrix, tmp_path, monkeypatch, suffix):
+    from loglik_map.io import files
+
+    path = tmp_path / f"m{suffix}"
+    matrix.save(path)
+    other = lm.LogLikelihoodMatrix(matrix.values - 1.0, models=list(matrix.models), texts=list(matrix.texts),
+                                   n_bytes=matrix.n_bytes)
+    real, raced = files.read_dataset, []
+
+    def racing(p, fmt, **kw):
+        ds = real(p, fmt, **kw)
+        if not raced and Path(p) == path:
+            raced.append(True)
+            other.save(path, overwrite=True)  # a save lands while we read ...
+            ds["log_likelihood"][0, 0] += 1.0  # ... so what we read mixes old and new
+        return ds
+
+    monkeypatch.setattr(files, "read_dataset", racing)
+    got = lm.open_matrix(path)
+    assert raced and np.array_equal(got.values, other.values)

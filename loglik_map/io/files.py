@@ -15,7 +15,6 @@ import os
 from os import PathLike
 from pathlib import Path
 
-import xarray as xr
 
 from ..core.matrix import LogLikelihoodMatrix
 from ..errors import LoglikMapError
@@ -29,6 +28,8 @@ from .runstore import is_store, open_store, unfinished_store_error
 __all__ = ["open_matrix", "save_matrix"]
 
 _READER_WAIT = 120.0
+#: Reads of a file that saves keep replacing, before its error is reported.
+_READ_ATTEMPTS = 5
 
 
 def _commit(tmp: Path, path: Path, fmt: str, overwrite: bool) -> None:
@@ -123,9 +124,33 @@ def save_matrix(matrix: LogLikelihoodMatrix, path: str | PathLike[str], *, overw
     finally:
         lock.release()
 
-def _read_with_recovery(path: Path, fmt: str) -> xr.Dataset:
-    """Read ``path``, first finishing an interrupted save of it, and retrying once if a concurrent
-    save replaced it during the read."""
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_mtime_ns
+
+
+def _save_overlapped(path: Path, before: tuple[int, int, int] | None) -> bool:
+    """Whether a save of ``path`` ran (or runs) while it was read: it was replaced, or a saver's
+    temporaries or lock are there."""
+    if _identity(path) != before or _storage.siblings(path, _storage.ASIDE) or _storage.siblings(path, _storage.PARTIAL):
+        return True
+    lock = _storage.lock_file(path)
+    if not Path(lock.lock_file).exists():
+        return False
+    try:
+        lock.acquire(timeout=0)
+    except Exception:
+        return True  # held by a saver right now
+    lock.release()
+    return False
+
+
+def _open_with_recovery(path: Path, fmt: str, verify: bool) -> LogLikelihoodMatrix:
+    """Read, check and validate ``path``, first finishing an interrupted save of it; a read that a
+    concurrent save overlapped (its checksum fails, or the read fails) is retried once the save is done."""
 
     def recover() -> None:
         lock = _storage.lock_file(path)
@@ -140,17 +165,27 @@ def _read_with_recovery(path: Path, fmt: str) -> xr.Dataset:
         recover()
     if not path.exists():
         raise LoglikMapError(f"no such file or store: {str(path)!r}")
-    try:
-        return read_dataset(path, fmt)
-    except Exception as err:
-        first = err
-    if not path.exists() or _storage.siblings(path, _storage.ASIDE) or _storage.siblings(path, _storage.PARTIAL):
-        recover()  # a save was replacing it while we read
+    problem: Exception | None = None
+    for _ in range(_READ_ATTEMPTS):
+        before = _identity(path)
         try:
-            return read_dataset(path, fmt)
+            matrix = matrix_from_dataset(read_dataset(path, fmt), path, verify)
         except Exception as err:
-            first = err
-    raise damaged_error(path, first) from first
+            problem = err
+            if not _save_overlapped(path, before):
+                break
+        else:
+            if _identity(path) == before:
+                return matrix
+            # replaced while it was read, so possibly mixed (which verify=False would not catch): read again
+            problem = LoglikMapError(f"{str(path)!r} kept being replaced by other processes' saves while it was "
+                                     "read; try again when they have finished")
+        recover()  # waits for the saver, then reads what it saved
+    assert problem is not None
+    if isinstance(problem, LoglikMapError):
+        raise problem
+    raise damaged_error(path, problem) from problem
+
 
 def open_matrix(path: str | PathLike[str], *, verify: bool = True, chunks: int | dict[str, int] | None = None
                 ) -> LogLikelihoodMatrix:
@@ -196,5 +231,4 @@ def open_matrix(path: str | PathLike[str], *, verify: bool = True, chunks: int |
     elif chunks is not None:
         raise LoglikMapError(f"chunks= opens Zarr stores and run stores lazily; {str(path)!r} is netCDF. Open it "
                              "without chunks= and save it as .zarr once (matrix.save('name.zarr'))")
-    ds = _read_with_recovery(path, fmt)
-    return matrix_from_dataset(ds, path, verify)
+    return _open_with_recovery(path, fmt, verify)
