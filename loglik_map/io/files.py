@@ -15,7 +15,6 @@ import os
 from os import PathLike
 from pathlib import Path
 
-
 from ..core.matrix import LogLikelihoodMatrix
 from ..errors import LoglikMapError
 from . import _storage
