@@ -290,3 +290,22 @@ def test_unknown_units_are_refused_when_the_matrix_is_built(units):
                       coords={"model": ["a", "b"], "text": texts, "n_bytes": ("text", np.full(40, 1000))})
     with pytest.raises(lm.LoglikMapError, match="units"):
         lm.LogLikelihoodMatrix.from_dataarray(da)
+
+
+def test_complex_values_are_refused():
+    values = _values(N=40).astype(complex) + 1e-3j
+    with pytest.raises(lm.LoglikMapError, match="complex"):
+        lm.LogLikelihoodMatrix(values, models=["a", "b"], texts=[f"t{k}" for k in range(40)], n_bytes=np.full(40, 1000))
+
+
+def test_texts_given_as_one_string_are_refused():
+    with pytest.raises(lm.WrongTypeError, match=r"one str.*\[text\]"):
+        lm.TextSet("one text, not a list of texts")
+
+
+def test_a_difference_of_two_equal_kls_does_not_claim_a_larger_one():
+    from loglik_map.core.paired import kl_difference
+
+    m = make_matrix(4, 60)
+    d = kl_difference(lm.ModelMap(m), ("m0", "m1"), ("m1", "m0"))  # the same KL twice
+    assert d.difference == 0 and "larger" not in str(d) and "smaller" not in str(d) and "equal" in str(d)

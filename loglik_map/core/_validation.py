@@ -193,6 +193,9 @@ def _n_bytes(n_bytes: Any, texts: np.ndarray) -> np.ndarray:
 
 
 def _values(values: Any, models: np.ndarray, texts: np.ndarray) -> np.ndarray:
+    if np.iscomplexobj(values):
+        raise LoglikMapError("values are complex numbers; log-likelihoods are real (nats per text). Pass the real "
+                             "values (e.g. values.real, after checking that the imaginary parts are 0)")
     try:
         vals = np.array(values, dtype=np.float64, copy=True)
     except (TypeError, ValueError) as err:
