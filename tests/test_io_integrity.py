@@ -271,3 +271,52 @@ def test_an_eager_read_overlapped_by_a_save_is_retried_not_called_corrupt(matrix
     monkeypatch.setattr(files, "read_dataset", racing)
     got = lm.open_matrix(path)
     assert raced and np.array_equal(got.values, other.values)
+
+
+# ---------------------------------------------------------------------- lock files (issue 27, item 13)
+def test_lock_files_do_not_pile_up_beside_saved_paths(matrix, tmp_path):
+    for name in ("a.nc", "b.zarr"):
+        matrix.save(tmp_path / name)
+        matrix.save(tmp_path / name, overwrite=True)
+        lm.open_matrix(tmp_path / name)
+    pytest.importorskip("dask.array", reason="all-pairs stores need the 'parallel' extra (dask)")
+    lm.ModelMap(matrix).all_pairs(tmp_path / "p.zarr", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nc", "b.zarr", "p.zarr"]
+
+
+_LOCK_CHILD = """
+import sys, time
+from pathlib import Path
+from loglik_map.io._storage import lock_file
+target, rounds = Path(sys.argv[1]), int(sys.argv[2])
+counter = target.with_name("counter")
+for _ in range(rounds):
+    lock = lock_file(target)
+    lock.acquire(timeout=60, poll_interval=0.001)
+    try:
+        inside = target.with_name("inside")
+        inside.mkdir()  # fails if another process is inside too
+        n = int(counter.read_text()) if counter.exists() else 0
+        time.sleep(0.0005)
+        counter.write_text(str(n + 1))
+        inside.rmdir()
+    finally:
+        lock.release()
+"""
+
+
+def test_a_lock_that_deletes_its_file_still_excludes(tmp_path):
+    import subprocess
+    import sys
+
+    from .faults.harness import REPO
+
+    script = tmp_path / "child.py"
+    script.write_text(_LOCK_CHILD)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "m.nc"), "25"], env=env,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errors
+    assert (tmp_path / "counter").read_text() == "100"
+    assert not (tmp_path / ".m.nc.lock").exists()

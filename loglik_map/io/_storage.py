@@ -5,7 +5,8 @@ Every writer works under a unique temporary name in the destination's folder
 being replaced is first renamed aside (``.<name>.<uuid>.old``) and deleted only after the new one
 is in, so a kill at any point leaves either the old or the new data readable (see
 :func:`recover`). Writers of one destination take its lock file ``.<name>.lock``
-(:class:`filelock.FileLock`: an OS lock, released by the kernel when its holder dies).
+(:class:`PathLock`: an OS lock, released by the kernel when its holder dies; on POSIX the file
+is deleted again on release, so lock files do not pile up beside saved paths).
 """
 
 from __future__ import annotations
@@ -18,14 +19,21 @@ import time
 import uuid
 import warnings
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock, Timeout
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 from ..errors import DataIntegrityWarning, LoglikMapError
 
 __all__ = [
     "ASIDE",
     "PARTIAL",
+    "PathLock",
     "acquire",
     "fsync_dir",
     "fsync_tree",
@@ -64,12 +72,89 @@ def siblings(path: Path, tag: str) -> list[Path]:
     return sorted((p for p in entries if pattern.fullmatch(p.name)), key=age)
 
 
-def lock_file(path: Path) -> FileLock:
-    """The lock that writers of ``path`` hold (file ``.<name>.lock`` beside it, left in place)."""
-    return FileLock(path.with_name(f".{path.name}.lock"))
+class PathLock:
+    """An exclusive OS lock (``flock``) on a lock file that its holder deletes on release.
+
+    Deleting a lock file is safe only if every locker checks, once it holds the lock, that the
+    file it locked is still the one at the path (not deleted, nor replaced by a newer one); if
+    not, it locks again. The holder deletes the file before unlocking it, so whoever was waiting
+    on the old file finds it gone and starts over on a new one. Compatible with
+    :class:`filelock.FileLock` holders of the same file (both use ``flock``). Without ``fcntl``
+    (Windows) it is a :class:`filelock.FileLock`, whose Windows flavour deletes its file itself.
+
+    Parameters
+    ----------
+    lock_file : path
+    """
+
+    def __init__(self, lock_file: str | os.PathLike[str]) -> None:
+        self.lock_file = os.fspath(lock_file)
+        self._fd: int | None = None
+        self._fallback = FileLock(self.lock_file) if fcntl is None else None
+
+    @property
+    def is_locked(self) -> bool:
+        """Whether this object holds the lock."""
+        return self._fd is not None if self._fallback is None else self._fallback.is_locked
+
+    def acquire(self, timeout: float = -1, poll_interval: float = 0.05) -> None:
+        """Take the lock, waiting up to ``timeout`` seconds (-1: forever); :class:`filelock.Timeout` if not."""
+        if self._fallback is not None:  # pragma: no cover - Windows
+            self._fallback.acquire(timeout=timeout, poll_interval=poll_interval)
+            return
+        end = None if timeout < 0 else time.monotonic() + timeout
+        while True:
+            fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                if end is not None and time.monotonic() >= end:
+                    raise Timeout(self.lock_file) from None
+                time.sleep(poll_interval)
+                continue
+            except BaseException:
+                os.close(fd)
+                raise
+            try:
+                here = os.stat(self.lock_file)
+            except FileNotFoundError:
+                here = None
+            mine = os.fstat(fd)
+            if here is not None and (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino):
+                self._fd = fd
+                return
+            os.close(fd)  # the file was deleted (or replaced) by its previous holder: lock the current one
+
+    def release(self) -> None:
+        """Delete the lock file and unlock it."""
+        if self._fallback is not None:  # pragma: no cover - Windows
+            self._fallback.release()
+            return
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            os.unlink(self.lock_file)
+        except OSError:
+            pass  # e.g. a read-only folder: the file stays, which is harmless
+        finally:
+            os.close(fd)  # closing the last descriptor releases the flock
+
+    def __enter__(self) -> PathLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
 
 
-def acquire(lock: FileLock, timeout: float, busy_message: str) -> None:
+def lock_file(path: Path) -> PathLock:
+    """The lock that writers of ``path`` hold (file ``.<name>.lock`` beside it while held)."""
+    return PathLock(path.with_name(f".{path.name}.lock"))
+
+
+def acquire(lock: PathLock | FileLock, timeout: float, busy_message: str) -> None:
     """Acquire ``lock`` within ``timeout`` seconds or raise :class:`LoglikMapError` with ``busy_message``."""
     try:
         lock.acquire(timeout=timeout)

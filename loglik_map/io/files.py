@@ -73,7 +73,8 @@ def save_matrix(matrix: LogLikelihoodMatrix, path: str | PathLike[str], *, overw
     ----------
     matrix : LogLikelihoodMatrix
     path : path
-        Ends in ``.nc`` or ``.zarr``. A hidden lock file ``.<name>.lock`` is kept beside it.
+        Ends in ``.nc`` or ``.zarr``. A hidden lock file ``.<name>.lock`` is beside it while the
+        save runs.
     overwrite : bool, default False
         If False an existing file or store is an error, so no data is replaced by accident.
 

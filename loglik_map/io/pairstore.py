@@ -19,8 +19,8 @@ checks: the header digest when the store is opened or continued, each block's di
 block is read (:func:`open_pairs` is lazy; a damaged block raises an error naming the store and
 the block when it is computed), and every finished block when a run continues — damaged blocks
 are then computed again, with a :class:`~loglik_map.DataIntegrityWarning`.
-A run holds the store's lock file (``.<name>.lock`` beside it, released by the OS if the run
-dies), so two runs never write one store. The store is created under a temporary name and
+A run holds the store's lock file (``.<name>.lock`` beside it, deleted when the run ends,
+released by the OS if the run dies), so two runs never write one store. The store is created under a temporary name and
 renamed in, so it is complete or absent; ``overwrite=True`` builds the new store under a
 temporary name and swaps it in only when it is finished, so a killed run leaves the old one.
 Resuming checks that the store belongs to the same map (the fingerprint) and block size;
