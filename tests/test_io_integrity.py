@@ -320,3 +320,28 @@ def test_a_lock_that_deletes_its_file_still_excludes(tmp_path):
     assert all(p.returncode == 0 for p in procs), errors
     assert (tmp_path / "counter").read_text() == "100"
     assert not (tmp_path / ".m.nc.lock").exists()
+
+
+def test_a_lazy_open_overlapped_by_a_save_is_retried_and_gives_the_new_matrix(matrix, tmp_path, monkeypatch):
+    pytest.importorskip("dask.array", reason="lazy matrices need the 'parallel' extra (dask)")
+    from loglik_map.io import _lazy
+
+    path = tmp_path / "m.zarr"
+    matrix.save(path)
+    other = lm.LogLikelihoodMatrix(matrix.values[::-1] - 1.0, models=[f"x{i}" for i in range(matrix.n_models)],
+                                   texts=list(matrix.texts), n_bytes=matrix.n_bytes)
+    real, raced = _lazy._stream_checksum_and_validate, []
+
+    def racing(ds, p, verify):
+        if not raced:  # the metadata were read from the old store; a save lands before its values are
+            raced.append(True)
+            other.save(path, overwrite=True)
+        return real(ds, p, verify)
+
+    monkeypatch.setattr(_lazy, "_stream_checksum_and_validate", racing)
+    for verify in (True, False):
+        raced.clear()
+        matrix.save(path, overwrite=True)
+        got = lm.open_matrix(path, chunks=2, verify=verify)
+        assert raced and list(got.models) == list(other.models)
+        np.testing.assert_array_equal(got.values, other.values)

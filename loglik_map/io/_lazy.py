@@ -27,6 +27,7 @@ from ..core._validation import first_duplicate
 from ..core.matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
 from ..errors import LoglikMapError, require_extra
 from ..units import LN2
+from . import _storage
 from ._checksum import CHECKSUM_ATTR, FORMAT_ATTR, _canonical_attr, _canonical_bytes, _feed
 from ._format import check_format_version, normalise_strings, to_nats
 
@@ -117,12 +118,12 @@ def _identity(path: Path) -> tuple[int, int, str] | None:
     return st.st_dev, st.st_ino, str(attrs.get(CHECKSUM_ATTR))
 
 
-def _guarded(path: Path, name: str, chunks: tuple[tuple[int, ...], ...], transposed: bool) -> Any:
+def _guarded(path: Path, name: str, chunks: tuple[tuple[int, ...], ...], transposed: bool,
+             seen: tuple[int, int, str] | None) -> Any:
     """A dask array of the 2-D variable ``name`` of the store at ``path`` (model × text), whose
-    every block read fails if the store was replaced since this call."""
+    every block read fails if the store's identity is no longer ``seen``."""
     dask_array = require_extra("dask.array", "parallel", "dask-backed matrices (chunks=)")
     zarr = require_extra("zarr", "io", "Zarr storage")
-    seen = _identity(path)
     starts = [np.concatenate([[0], np.cumsum(c)]) for c in chunks]
     dtype = np.dtype(zarr.open_array(path / name, mode="r").dtype)
 
@@ -157,15 +158,16 @@ def _chunk_tuple(n: int, size: int) -> tuple[int, ...]:
     return tuple(min(size, n - s) for s in range(0, n, size)) or (0,)
 
 
-def guarded_dataarray(path: Path, da: xr.DataArray, stored: xr.Dataset, sizes: dict[str, int]) -> xr.DataArray:
-    """``da`` (a validated model × text matrix read from ``path``) with its values and cell
-    coordinates replaced by guarded dask arrays of the store, chunked as ``sizes``."""
+def guarded_dataarray(path: Path, da: xr.DataArray, stored: xr.Dataset, sizes: dict[str, int],
+                      seen: tuple[int, int, str] | None) -> xr.DataArray:
+    """``da`` (a validated model × text matrix read from ``path`` while its identity was ``seen``)
+    with its values and cell coordinates replaced by guarded dask arrays of the store, chunked as ``sizes``."""
     K, N = da.shape
     chunks = (_chunk_tuple(K, sizes[MODEL_DIM]), _chunk_tuple(N, sizes[TEXT_DIM]))
 
     def lazy(name: str, dtype: Any) -> Any:
         transposed = stored[name].dims != (MODEL_DIM, TEXT_DIM)
-        return _guarded(path, name, chunks, transposed).astype(dtype)
+        return _guarded(path, name, chunks, transposed, seen).astype(dtype)
 
     values = lazy("log_likelihood", np.float64)
     if "units_converted_from" in da.attrs:
@@ -175,13 +177,21 @@ def guarded_dataarray(path: Path, da: xr.DataArray, stored: xr.Dataset, sizes: d
 
 
 def open_lazy_zarr(path: Path, verify: bool, chunks: Any) -> LogLikelihoodMatrix:
-    """A matrix saved as ``.zarr``, dask-backed, checked and validated block by block."""
+    """A matrix saved as ``.zarr``, dask-backed, checked and validated block by block (read again
+    if a save replaced the store meanwhile)."""
     require_extra("dask.array", "parallel", "dask-backed matrices (chunks=)")
     sizes = normalise_chunks(chunks)
+    if not path.exists() and _storage.siblings(path, _storage.ASIDE):
+        _storage.recover_waiting(path)
     if not path.exists():
         raise LoglikMapError(f"no such file or store: {str(path)!r}")
-    try:
-        stored = xr.open_zarr(path, consolidated=False, chunks={})
+    return _storage.read_consistently(path, lambda: _open_lazy_once(path, verify, sizes))
+
+
+def _open_lazy_once(path: Path, verify: bool, sizes: dict[str, int]) -> LogLikelihoodMatrix:
+    seen = _identity(path)
+    try:  # chunks=None: read by Zarr directly, no dask (see _backends.load_zarr)
+        stored = xr.open_zarr(path, consolidated=False, chunks=None)
     except Exception as err:
         raise LoglikMapError(f"cannot read {str(path)!r} ({type(err).__name__}: {err}); it is damaged or not a "
                              "Zarr store written by loglik_map") from err
@@ -202,10 +212,13 @@ def open_lazy_zarr(path: Path, verify: bool, chunks: Any) -> LogLikelihoodMatrix
     da = to_nats(normalise_strings(da), path)
     da = da.assign_coords(n_bytes=(TEXT_DIM, np.asarray(da["n_bytes"].values, dtype=np.int64)))
     da.attrs = attrs
-    return LogLikelihoodMatrix._wrap(guarded_dataarray(path, da, stored, sizes))
+    if _identity(path) != seen:
+        raise LoglikMapError(f"{str(path)!r} was replaced while it was opened")  # read_consistently reads it again
+    return LogLikelihoodMatrix._wrap(guarded_dataarray(path, da, stored, sizes, seen))
 
 
 def lazy_row(path: Path, matrix: LogLikelihoodMatrix) -> LogLikelihoodMatrix:
     """The validated run-store row ``matrix`` (read from ``path``) with its values and cell coordinates lazy."""
-    stored = xr.open_zarr(path, consolidated=False, chunks={})
-    return LogLikelihoodMatrix._wrap(guarded_dataarray(path, matrix.data, stored, {MODEL_DIM: -1, TEXT_DIM: -1}))
+    stored = xr.open_zarr(path, consolidated=False, chunks=None)
+    seen = _identity(path)
+    return LogLikelihoodMatrix._wrap(guarded_dataarray(path, matrix.data, stored, {MODEL_DIM: -1, TEXT_DIM: -1}, seen))

@@ -18,8 +18,9 @@ import shutil
 import time
 import uuid
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from filelock import FileLock, Timeout
 
@@ -33,19 +34,27 @@ from ..errors import DataIntegrityWarning, LoglikMapError
 __all__ = [
     "ASIDE",
     "PARTIAL",
+    "READER_WAIT",
+    "READ_ATTEMPTS",
     "PathLock",
     "acquire",
     "fsync_dir",
     "fsync_tree",
+    "identity",
     "lock_file",
+    "read_consistently",
     "recover",
+    "recover_waiting",
     "remove_path",
     "remove_settled",
     "replace_aside",
+    "save_overlapped",
     "siblings",
     "storage_error",
     "temp_sibling",
 ]
+
+T = TypeVar("T")
 
 PARTIAL = "partial"
 ASIDE = "old"
@@ -244,6 +253,75 @@ def recover(path: Path) -> None:
                       f"from {newest.name}", DataIntegrityWarning, stacklevel=4)
     for stale in asides + siblings(path, PARTIAL):
         remove_path(stale)
+
+
+#: Seconds a reader waits for a concurrent save of the same path to finish.
+READER_WAIT = 120.0
+#: Reads of a path that saves keep replacing, before its error is reported.
+READ_ATTEMPTS = 5
+
+
+def identity(path: Path) -> tuple[int, int, int] | None:
+    """(device, inode, mtime) of ``path``: changes when a save replaces it; None if it is missing."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_mtime_ns
+
+
+def save_overlapped(path: Path, before: tuple[int, int, int] | None) -> bool:
+    """Whether a save of ``path`` ran (or runs) since :func:`identity` gave ``before``: it was
+    replaced, or a saver's temporaries or lock are there."""
+    if identity(path) != before or siblings(path, ASIDE) or siblings(path, PARTIAL):
+        return True
+    lock = lock_file(path)
+    if not Path(lock.lock_file).exists():
+        return False
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True  # held by a saver right now
+    lock.release()
+    return False
+
+
+def recover_waiting(path: Path, wait: float = READER_WAIT) -> None:
+    """:func:`recover` ``path`` under its lock, waiting up to ``wait`` seconds for a saver to finish."""
+    lock = lock_file(path)
+    acquire(lock, wait, f"{str(path)!r} is being saved by another process; try again when it has finished")
+    try:
+        recover(path)
+    finally:
+        lock.release()
+
+
+def read_consistently(path: Path, read: Callable[[], T]) -> T:
+    """``read()`` of ``path``, again once a save that overlapped it has finished.
+
+    A read that fails (an unreadable chunk, a checksum that does not match) while a save
+    replaced ``path`` or is replacing it, or a read during which ``path`` was replaced (possibly
+    a mixture of old and new data, which ``verify=False`` would not notice), is repeated after
+    waiting for the saver's lock, up to :data:`READ_ATTEMPTS` times. A failure no save explains
+    is raised at once.
+    """
+    problem: BaseException | None = None
+    for _ in range(READ_ATTEMPTS):
+        before = identity(path)
+        try:
+            result = read()
+        except Exception as err:
+            problem = err
+            if not save_overlapped(path, before):
+                break
+        else:
+            if identity(path) == before:
+                return result
+            problem = LoglikMapError(f"{str(path)!r} kept being replaced by other processes' saves while it was "
+                                     "read; try again when they have finished")
+        recover_waiting(path)  # waits for the saver, then reads what it saved
+    assert problem is not None
+    raise problem
 
 
 _HINTS = {

@@ -26,10 +26,6 @@ from .runstore import is_store, open_store, unfinished_store_error
 
 __all__ = ["open_matrix", "save_matrix"]
 
-_READER_WAIT = 120.0
-#: Reads of a file that saves keep replacing, before its error is reported.
-_READ_ATTEMPTS = 5
-
 
 def _commit(tmp: Path, path: Path, fmt: str, overwrite: bool) -> None:
     """Move the finished temporary ``tmp`` to ``path``; old data stay readable at every instant."""
@@ -124,67 +120,23 @@ def save_matrix(matrix: LogLikelihoodMatrix, path: str | PathLike[str], *, overw
     finally:
         lock.release()
 
-def _identity(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino, st.st_mtime_ns
-
-
-def _save_overlapped(path: Path, before: tuple[int, int, int] | None) -> bool:
-    """Whether a save of ``path`` ran (or runs) while it was read: it was replaced, or a saver's
-    temporaries or lock are there."""
-    if _identity(path) != before or _storage.siblings(path, _storage.ASIDE) or _storage.siblings(path, _storage.PARTIAL):
-        return True
-    lock = _storage.lock_file(path)
-    if not Path(lock.lock_file).exists():
-        return False
-    try:
-        lock.acquire(timeout=0)
-    except Exception:
-        return True  # held by a saver right now
-    lock.release()
-    return False
-
-
 def _open_with_recovery(path: Path, fmt: str, verify: bool) -> LogLikelihoodMatrix:
     """Read, check and validate ``path``, first finishing an interrupted save of it; a read that a
     concurrent save overlapped (its checksum fails, or the read fails) is retried once the save is done."""
-
-    def recover() -> None:
-        lock = _storage.lock_file(path)
-        _storage.acquire(lock, _READER_WAIT, f"{str(path)!r} is being saved by another process; try again when "
-                                             "it has finished")
-        try:
-            _storage.recover(path)
-        finally:
-            lock.release()
-
     if not path.exists() and _storage.siblings(path, _storage.ASIDE):
-        recover()
+        _storage.recover_waiting(path)
     if not path.exists():
         raise LoglikMapError(f"no such file or store: {str(path)!r}")
-    problem: Exception | None = None
-    for _ in range(_READ_ATTEMPTS):
-        before = _identity(path)
+
+    def read() -> LogLikelihoodMatrix:
         try:
-            matrix = matrix_from_dataset(read_dataset(path, fmt), path, verify)
+            return matrix_from_dataset(read_dataset(path, fmt), path, verify)
+        except LoglikMapError:
+            raise
         except Exception as err:
-            problem = err
-            if not _save_overlapped(path, before):
-                break
-        else:
-            if _identity(path) == before:
-                return matrix
-            # replaced while it was read, so possibly mixed (which verify=False would not catch): read again
-            problem = LoglikMapError(f"{str(path)!r} kept being replaced by other processes' saves while it was "
-                                     "read; try again when they have finished")
-        recover()  # waits for the saver, then reads what it saved
-    assert problem is not None
-    if isinstance(problem, LoglikMapError):
-        raise problem
-    raise damaged_error(path, problem) from problem
+            raise damaged_error(path, err) from err
+
+    return _storage.read_consistently(path, read)
 
 
 def open_matrix(path: str | PathLike[str], *, verify: bool = True, chunks: int | dict[str, int] | None = None
