@@ -299,7 +299,7 @@ def test_complex_values_are_refused():
 
 
 def test_texts_given_as_one_string_are_refused():
-    with pytest.raises(lm.WrongTypeError, match=r"one str.*\[text\]"):
+    with pytest.raises(lm.errors.WrongTypeError, match=r"one str.*\[text\]"):
         lm.TextSet("one text, not a list of texts")
 
 

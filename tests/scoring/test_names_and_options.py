@@ -204,5 +204,5 @@ def test_a_run_wide_dtype_reaches_every_model(model_dirs, texts, tmp_path):
 
 @pytest.mark.parametrize("layer", ["1", 1.5, True])
 def test_a_layer_must_be_a_whole_number(model_dirs, texts, layer):
-    with pytest.raises(lm.WrongTypeError, match="layer_a must be a whole layer number"):
+    with pytest.raises(lm.errors.WrongTypeError, match="layer_a must be a whole layer number"):
         lm.exact_kl(str(model_dirs["gpt_neox"]), str(model_dirs["gpt_neox"]), texts[:2], layer_a=layer, layer_b=1)
