@@ -596,7 +596,8 @@ class ModelMap(ReprMixin):
         client : distributed.Client, optional
             Run the block pairs on this dask cluster.
         overwrite : bool, default False
-            Delete whatever is at ``store`` and start again.
+            Start again: the new store is built beside the old one and replaces it when
+            finished (only an all-pairs store is ever replaced).
         progress : bool or callable, optional
             A tqdm bar over block pairs (default: the ``progress`` option, when tqdm is
             installed), or a callable called as ``progress(done, total)`` after each block pair
