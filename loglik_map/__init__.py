@@ -74,8 +74,8 @@ from .scale import (
     random_pairs,
 )
 
-# Stability under resampled texts; fine-tuning lineages from model cards
-from .stats import ResamplingStability, text_resampling_stability
+# Stability under resampled texts, fewer (weighted) texts; fine-tuning lineages from model cards
+from .stats import ResamplingStability, resample_texts, text_resampling_stability, texts_needed
 from .io import lineage, read_base_model
 
 # Synthetic ground truth
@@ -204,11 +204,13 @@ __all__ = [
     "kl_scale_pairs",
     "original_vs",
     "random_pairs",
-    # Stability and lineage
+    # Stability, fewer texts and lineage
     "ResamplingStability",
     "lineage",
     "read_base_model",
+    "resample_texts",
     "text_resampling_stability",
+    "texts_needed",
     # Synthetic ground truth
     "MarkovChainModel",
     "MarkovExample",

@@ -19,6 +19,7 @@ from ._map_queries import MapQueries
 from ._pair_queries import MIN_TEXTS_FOR_SE, all_pairs, check_texts, one_pair, some_pairs
 from ._scoring_checks import row_conventions, scoring_conflict
 from ._validation import PAIR_DIM
+from ._weights import text_weights, weights_text
 from .centering import double_center_array
 from .embedding import embed_points
 from .kernels import PairwiseKL
@@ -78,8 +79,11 @@ class ModelMap(MapQueries, BlockedPairsMixin, ReprMixin):
         self._check_scoring(matrix, "ModelMap", allow_truncated, allow_mixed_scoring)
         self._matrix = matrix
         self._backend = backend
-        parts = double_center_array(matrix.data.data)  # a dask-backed matrix stays lazy (:ref:`guide-large-maps`)
+        weights = text_weights(matrix.data)  # a resampled text set: weighted means, sqrt(w)-scaled columns
+        parts = double_center_array(matrix.data.data, weights)  # a dask-backed matrix stays lazy (:ref:`guide-large-maps`)
         Q = parts.centered
+        if weights is not None:
+            Q *= np.sqrt(weights)[None, :]
         Q *= 1.0 / math.sqrt(2.0 * matrix.n_texts * nats_per_bit_per_byte(matrix.mean_bytes))
         coords = xr.DataArray(Q, dims=(MODEL_DIM, TEXT_DIM), coords=matrix.data.coords)
         coords.attrs = {
@@ -141,6 +145,7 @@ class ModelMap(MapQueries, BlockedPairsMixin, ReprMixin):
             ("models", first_labels(self.models)),
             ("mean bytes", f"B̄ = {self.mean_bytes:.1f} bytes/text"),
             ("standard errors", se),
+            ("text weights", weights_text(matrix.data)),
             ("clip", clip_text(matrix.attrs)),
             ("preprocessing", str(matrix.attrs.get("preprocessing", ""))),
             ("convention", conventions_text(matrix.attrs, row_conventions(matrix.data))),
