@@ -74,8 +74,8 @@ from .scale import (
     random_pairs,
 )
 
-# Stability under resampled texts, fewer (weighted) texts; fine-tuning lineages from model cards
-from .stats import ResamplingStability, resample_texts, text_resampling_stability, texts_needed
+# Stability under resampled texts, fewer (weighted) texts, benchmark prediction; lineages from model cards
+from .stats import ResamplingStability, predict_benchmarks, resample_texts, text_resampling_stability, texts_needed
 from .io import lineage, read_base_model
 
 # Synthetic ground truth
@@ -204,9 +204,10 @@ __all__ = [
     "kl_scale_pairs",
     "original_vs",
     "random_pairs",
-    # Stability, fewer texts and lineage
+    # Stability, fewer texts, prediction and lineage
     "ResamplingStability",
     "lineage",
+    "predict_benchmarks",
     "read_base_model",
     "resample_texts",
     "text_resampling_stability",

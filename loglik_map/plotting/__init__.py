@@ -4,7 +4,8 @@
 * the KL scale (:mod:`.scale`): :func:`plot_kl_scale` (Fig. 1, Table 1a);
 * along trajectories (:mod:`.trajectories`): :func:`plot_step_kl` (Fig. 4), :func:`plot_displacement` and
   :func:`plot_diffusion_exponents` (Fig. 5), :func:`plot_exponent_intervals` (their uncertainty),
-  :func:`plot_logit_lens` (KL to the final layer).
+  :func:`plot_logit_lens` (KL to the final layer);
+* benchmark prediction (:mod:`._predictions`): :func:`plot_predicted_vs_actual`.
 
 Every function returns the matplotlib Axes it drew on; pass ``ax=`` to draw into your own figure.
 A figure made here uses the constrained layout, so labels and colour bars stay inside it when saved.
@@ -12,6 +13,7 @@ A figure made here uses the constrained layout, so labels and colour bars stay i
 
 from __future__ import annotations
 
+from ._predictions import plot_predicted_vs_actual
 from .maps import cluster_order, plot_kl_matrix, plot_map
 from .scale import plot_kl_scale
 from .trajectories import (
@@ -24,4 +26,4 @@ from .trajectories import (
 )
 
 __all__ = ["cluster_order", "exponent_band", "plot_diffusion_exponents", "plot_displacement", "plot_exponent_intervals",
-           "plot_kl_matrix", "plot_kl_scale", "plot_logit_lens", "plot_map", "plot_step_kl"]
+           "plot_kl_matrix", "plot_kl_scale", "plot_logit_lens", "plot_map", "plot_predicted_vs_actual", "plot_step_kl"]
