@@ -169,6 +169,8 @@ def test_resample_refuses_bad_input(hetero):
         lm.resample_texts(sel, 10)
     with pytest.raises(lm.WrongTypeError):
         lm.resample_texts(hetero.values, 10)
+    with pytest.raises(lm.LoglikMapError, match="run it on the full text set"):
+        lm.text_resampling_stability(sel)
 
 
 def test_ls_beats_uniform_on_a_heteroscedastic_matrix(hetero):
