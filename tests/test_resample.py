@@ -117,6 +117,16 @@ def test_unit_weights_change_nothing(matrix):
     assert weighted.entropy() == pytest.approx(matrix.entropy(), rel=1e-12)
 
 
+def test_the_scale_of_the_weights_is_that_of_a_sum(matrix):
+    """Locations (centring, B̄) ignore a common factor of the weights; the KL, a weighted sum, scales with it."""
+    doubled = lm.LogLikelihoodMatrix.from_dataarray(matrix.data.assign_coords(text_weight=("text",
+                                                                                          np.full(matrix.n_texts, 4.0))))
+    with pytest.warns(lm.LoglikMapWarning, match="average 4, not about 1"):
+        mm = lm.ModelMap(doubled)
+    assert mm.mean_bytes == pytest.approx(matrix.mean_bytes)
+    assert mm.kl("m0", "m1") == pytest.approx(4 * lm.ModelMap(matrix).kl("m0", "m1"))
+
+
 def test_weights_enter_every_mean(matrix):
     rng = np.random.default_rng(3)
     w = rng.uniform(0.2, 3.0, matrix.n_texts)

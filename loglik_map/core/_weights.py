@@ -15,15 +15,16 @@ all weights 1 is the unweighted map. The map then takes
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from ..errors import LoglikMapError
+from ..errors import LoglikMapError, LoglikMapWarning
 from ._validation import TEXT_DIM
 
-__all__ = ["SELECTION_PREFIX", "TEXT_WEIGHT", "text_weights", "weighted_mean", "weights_text"]
+__all__ = ["SELECTION_PREFIX", "TEXT_WEIGHT", "check_weight_scale", "text_weights", "weighted_mean", "weights_text"]
 
 #: Name of the text coordinate that holds the weights.
 TEXT_WEIGHT = "text_weight"
@@ -65,6 +66,29 @@ def text_weights(data: xr.DataArray) -> np.ndarray | None:
         raise LoglikMapError(f"text weight {k} ({data[TEXT_DIM].values[k]!r}) is {w[k]}; weights must be finite and "
                              f"positive (drop the text, or drop the {TEXT_WEIGHT!r} coordinate for an unweighted map)")
     return w
+
+
+def check_weight_scale(data: xr.DataArray, weights: np.ndarray | None) -> None:
+    """Warn when text weights given by hand do not average about 1: the KL is the sum ``Σ w y / N``.
+
+    Weights of :func:`~loglik_map.resample_texts` (marked by their ``selection_probability``
+    coordinate) average 1 only in expectation, and far from it for few draws: they pass.
+
+    Parameters
+    ----------
+    data : xarray.DataArray
+        The matrix's data.
+    weights : numpy.ndarray or None
+        One weight per text.
+    """
+    if weights is None or f"{SELECTION_PREFIX}probability" in data.coords:
+        return
+    mean = float(weights.mean())
+    if not 0.5 <= mean <= 2.0:
+        warnings.warn(f"the text weights average {mean:.3g}, not about 1: the map's KLs are the weighted sums "
+                      f"Σ w·y / N, so they are {mean:.3g} times what equal weights give; divide the weights by their "
+                      "mean for a weighted mean instead (resample_texts' weights average 1 in expectation)",
+                      LoglikMapWarning, stacklevel=3)
 
 
 def weighted_mean(values: np.ndarray, weights: np.ndarray | None, axis: int = -1) -> Any:

@@ -19,7 +19,7 @@ from ._map_queries import MapQueries
 from ._pair_queries import MIN_TEXTS_FOR_SE, all_pairs, check_texts, one_pair, some_pairs
 from ._scoring_checks import row_conventions, scoring_conflict
 from ._validation import PAIR_DIM
-from ._weights import text_weights, weights_text
+from ._weights import check_weight_scale, text_weights, weights_text
 from .centering import double_center_array
 from .embedding import embed_points
 from .kernels import PairwiseKL
@@ -80,6 +80,7 @@ class ModelMap(MapQueries, BlockedPairsMixin, ReprMixin):
         self._matrix = matrix
         self._backend = backend
         weights = text_weights(matrix.data)  # a resampled text set: weighted means, sqrt(w)-scaled columns
+        check_weight_scale(matrix.data, weights)
         parts = double_center_array(matrix.data.data, weights)  # a dask-backed matrix stays lazy (:ref:`guide-large-maps`)
         Q = parts.centered
         if weights is not None:
