@@ -224,3 +224,14 @@ def test_textset_matching_carries_the_weights():
     np.testing.assert_array_equal(sub.text_coords()["text_weight"], sel.data["text_weight"].values)
     with pytest.raises(lm.LoglikMapError, match="not in this text set"):
         lm.TextSet(["other"]).matching(sel)
+
+
+def test_a_selection_survives_saving(hetero, tmp_path):
+    pytest.importorskip("h5netcdf", reason="netCDF tests need the 'io' extra (h5netcdf)")
+    sel = lm.resample_texts(hetero, 120, "kl", seed=7)
+    sel.save(tmp_path / "sel.nc")
+    back = lm.open_matrix(tmp_path / "sel.nc")
+    np.testing.assert_array_equal(back.data["text_weight"].values, sel.data["text_weight"].values)
+    assert {k: v for k, v in back.attrs.items() if k.startswith("selection_")} == \
+        {k: v for k, v in sel.attrs.items() if k.startswith("selection_")}
+    np.testing.assert_allclose(lm.ModelMap(back).kl().values, lm.ModelMap(sel).kl().values, rtol=1e-12)
