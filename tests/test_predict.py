@@ -111,3 +111,16 @@ def test_plot_predicted_vs_actual(tmp_path):
     with pytest.raises(lm.LoglikMapError, match="name one"):
         lm.plotting.plot_predicted_vs_actual(out)
     plt.close("all")
+
+
+def test_an_old_scikit_learn_is_named(monkeypatch):
+    import sklearn.model_selection as ms
+
+    class OldGroupKFold:
+        def __init__(self, n_splits=5):
+            pass
+
+    monkeypatch.setattr(ms, "GroupKFold", OldGroupKFold)
+    mm, names, _types, rng = _grouped_map(n_groups=6, per_group=2, N=40)
+    with pytest.raises(lm.MissingExtraError, match=r"scikit-learn ≥ 1.6.*loglik_map\[predict\]"):
+        lm.predict_benchmarks(mm, pd.DataFrame({"b": rng.normal(size=len(names))}, index=names))

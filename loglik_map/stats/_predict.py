@@ -21,7 +21,7 @@ import xarray as xr
 
 from ..core._validation import MODEL_DIM
 from ..core.modelmap import ModelMap
-from ..errors import LoglikMapError, WrongTypeError, require_extra
+from ..errors import LoglikMapError, MissingExtraError, WrongTypeError, require_extra
 from ..units import nats_per_bit_per_byte
 
 __all__ = ["DEFAULT_ALPHAS", "map_features", "predict_benchmarks"]
@@ -86,7 +86,11 @@ def _outer_folds(ms: Any, n: int, groups: np.ndarray | None, n_splits: int | Non
             raise LoglikMapError(f"{n_groups} groups cannot fill {n_splits} folds; pass n_splits ≤ {n_groups}, or "
                                  "n_splits=None for leave-one-group-out")
         else:
-            splitter = ms.GroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+            try:
+                splitter = ms.GroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+            except TypeError:  # scikit-learn < 1.6 cannot shuffle the groups
+                raise MissingExtraError(f"{_PURPOSE} (GroupKFold with shuffle, scikit-learn ≥ 1.6)", "sklearn",
+                                        "predict") from None
         splits = splitter.split(X, groups=groups)
     fold = np.full(n, -1, dtype=np.int64)
     for k, (_, test) in enumerate(splits):
