@@ -235,3 +235,17 @@ def test_a_selection_survives_saving(hetero, tmp_path):
     assert {k: v for k, v in back.attrs.items() if k.startswith("selection_")} == \
         {k: v for k, v in sel.attrs.items() if k.startswith("selection_")}
     np.testing.assert_allclose(lm.ModelMap(back).kl().values, lm.ModelMap(sel).kl().values, rtol=1e-12)
+
+
+def test_a_pair_store_of_the_unweighted_map_is_not_reused_for_the_weighted_one(tmp_path):
+    pytest.importorskip("zarr", reason="pair stores need the 'io' extra (zarr)")
+    m = make_matrix(K=6, N=80)
+    m = lm.LogLikelihoodMatrix(m.values, models=m.models, texts=m.texts, n_bytes=np.full(80, 700))  # same B̄ both ways
+    lm.ModelMap(m).all_pairs(tmp_path / "p.zarr", block_size=3)
+    w = np.tile([0.5, 1.5], 40)  # exact arithmetic: the weighted B̄ is exactly 700 too
+    weighted = lm.ModelMap(lm.LogLikelihoodMatrix.from_dataarray(m.data.assign_coords(text_weight=("text", w))))
+    with pytest.raises(lm.LoglikMapError):
+        weighted.all_pairs(tmp_path / "p.zarr", block_size=3)
+    ds = weighted.all_pairs(tmp_path / "w.zarr", block_size=3)
+    np.testing.assert_allclose(ds["kl"].values, weighted.kl().values, rtol=1e-10)
+    np.testing.assert_allclose(ds["se"].values, weighted.kl_se().values, rtol=1e-8)

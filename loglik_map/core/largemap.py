@@ -15,6 +15,7 @@ import xarray as xr
 from ..errors import LoglikMapError
 from ..options import resolve_progress
 from ._pair_queries import _non_finite
+from ._weights import text_weights
 from .blocked import DEFAULT_BLOCK_SIZE, block_pairs, check_block_size, map_block_pairs, matrix_fingerprint, row_ranges
 from .kernels import NonFiniteKLError, resolve_backend
 from .kernels.blocks import RowBlock, block_kl_se
@@ -169,8 +170,11 @@ class BlockedPairsMixin:
         self._check_texts(with_se=True)  # type: ignore[attr-defined]
         self._scale(unit)  # type: ignore[attr-defined]  # a bad unit is refused before any work
         matrix = self._matrix  # type: ignore[attr-defined]
-        fingerprint = matrix_fingerprint(matrix.data.data, [matrix.models, matrix.texts, matrix.n_bytes.astype(str)],
-                                         [matrix.n_texts, matrix.mean_bytes], client)
+        labels = [matrix.models, matrix.texts, matrix.n_bytes.astype(str)]
+        weights = text_weights(matrix.data)
+        if weights is not None:  # a weighted map's pairs differ from the unweighted map's on the same matrix
+            labels.append([repr(float(w)) for w in weights])
+        fingerprint = matrix_fingerprint(matrix.data.data, labels, [matrix.n_texts, matrix.mean_bytes], client)
         opened = _storage("pair_store")(store, models=self.models, n_texts=self.n_texts,  # type: ignore[attr-defined]
                                        mean_bytes=self.mean_bytes, fingerprint=fingerprint,  # type: ignore[attr-defined]
                                        block_size=block_size, default_block_size=DEFAULT_BLOCK_SIZE,
