@@ -75,6 +75,6 @@ def test_kl_scale_table_matches_manual_statistics(zoo):
     t2 = lm.kl_scale(zoo, {"my layers": lm.adjacent_layers()}, reference={"my layers": "adjacent layers"})
     assert t2.loc["my layers", "paper_median"] == 3.0
     assert table.loc["my layers", "median"] > table.loc["random seeds", "median"]
-    with pytest.raises(lm.LoglikMapError, match="unknown rule"):
+    with pytest.raises(lm.LoglikMapError, match="is a string; give a pair rule"):
         lm.kl_scale(zoo, {"x": "nearest neighbours"})
     assert list(lm.PAPER_KL_SCALE.columns) == ["median", "mean", "sd"] and len(lm.PAPER_KL_SCALE) == 10
