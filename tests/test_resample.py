@@ -150,14 +150,14 @@ def test_weights_enter_every_mean(matrix):
 def test_paired_tests_use_the_weights(matrix):
     w = np.random.default_rng(5).uniform(0.2, 3.0, matrix.n_texts)
     mm = lm.ModelMap(lm.LogLikelihoodMatrix.from_dataarray(matrix.data.assign_coords(text_weight=("text", w))))
-    diff = mm.paired("m0", "m1", "m2")
+    diff = lm.closer(mm, "m0", "m1", "m2")
     assert diff.kl_1 == pytest.approx(mm.kl("m0", "m1"), rel=1e-10)
     assert diff.kl_2 == pytest.approx(mm.kl("m0", "m2"), rel=1e-10)
-    table = mm.distinguishable_neighbours("m0")
+    table = mm.nearest("m0", test=True)
     np.testing.assert_allclose(table["kl"].values, mm.kl("m0").sel(model=table["model"].values).values, rtol=1e-10)
     np.testing.assert_allclose(table["se"].values, mm.kl_se("m0").sel(model=table["model"].values).values, rtol=1e-8)
     with pytest.raises(lm.LoglikMapError, match="use method='delta'"):
-        mm.paired("m0", "m1", "m2", method="jackknife")
+        lm.kl_difference(mm, ("m0", "m1"), ("m0", "m2"), method="jackknife")
 
 
 @pytest.mark.parametrize("bad", [0.0, -1.0, np.nan])
