@@ -124,3 +124,16 @@ def test_an_old_scikit_learn_is_named(monkeypatch):
     mm, names, _types, rng = _grouped_map(n_groups=6, per_group=2, N=40)
     with pytest.raises(lm.MissingExtraError, match=r"scikit-learn ≥ 1.6.*loglik_map\[predict\]"):
         lm.predict_benchmarks(mm, pd.DataFrame({"b": rng.normal(size=len(names))}, index=names))
+
+
+def test_features_of_a_selection_are_the_authors_weighted_q():
+    """``get_tildeQ`` of code_for_prediction/src/train_and_pred.py: weighted row centring, columns × the
+    scaling factors sqrt(c / (n π)), then centred over models."""
+    mm, *_ = _grouped_map(n_groups=4, per_group=3, N=300)
+    sel = lm.resample_texts(mm.matrix, 150, "ls", seed=3)
+    scale = np.sqrt(sel.data["selection_count"].values / (150 * sel.data["selection_probability"].values))
+    L = sel.values
+    centred = L - (L * scale**2).sum(axis=1, keepdims=True) / np.sum(scale**2)
+    Q = centred * scale
+    Q -= Q.mean(axis=0)
+    np.testing.assert_allclose(map_features(lm.ModelMap(sel)), Q, rtol=1e-9, atol=1e-8)
