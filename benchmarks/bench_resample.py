@@ -15,6 +15,9 @@ Part 1 (Fig. 2 of Oyama et al. 2025b): for each method and number of draws n, ``
 goal compares methods at an equal number of *scored* (unique) texts d: uniform's error is
 interpolated (log–log) at LS's d.
 
+Part 3 (the text budget): :func:`loglik_map.texts_needed` for a target SE, against the spread
+of the KLs of selections of the size it gives.
+
 Part 2 (adding models cheaply): ``--new`` models are held out; texts are selected by LS from the
 others; the new models' rows on the selected texts only are projected onto the selection's map;
 their KL to their 5 nearest mapped models is compared with the full-set KL, in units of the SE
@@ -128,6 +131,26 @@ def new_models(matrix: lm.LogLikelihoodMatrix, n_new: int, n_draws: int, seed: i
             "within_2se": float(np.mean(np.array(z) <= 2)), "median_z": float(np.median(z))}
 
 
+def budget(matrix: lm.LogLikelihoodMatrix, runs: int) -> None:
+    """texts_needed's draws for a target SE against the spread of the KLs of selections that size."""
+    full = lm.ModelMap(matrix)
+    iu = np.triu_indices(matrix.n_models, 1)
+    pick = np.random.default_rng(0).choice(iu[0].size, size=min(500, iu[0].size), replace=False)
+    ia, ib = iu[0][pick], iu[1][pick]
+    target = 3.0 * float(np.median(full.kl_se().values[ia, ib]))
+    print(f"\nPart 3: texts_needed for a KL SE of {target:.3g} bits/byte (3 × the full set's median SE) against the "
+          f"spread of the KL over {runs} selections of that many draws (500 pairs, median over pairs)\n")
+    print("| method | draws | unique texts (predicted) | unique texts (drawn) | median SD of KL | / target |")
+    print("|---|---|---|---|---|---|")
+    for method in METHODS:
+        b = lm.texts_needed(matrix, target, method)
+        sels = [lm.resample_texts(matrix, b.n_draws, method, seed=100 + r) for r in range(runs)]
+        kls = np.array([lm.ModelMap(s).kl().values[ia, ib] for s in sels])
+        sd = float(np.median(kls.std(axis=0)))
+        print(f"| {method} | {b.n_draws} | {b.n_unique} | {np.mean([s.n_texts for s in sels]):.0f} | {sd:.3g} | "
+              f"{sd / target:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=300)
@@ -166,6 +189,7 @@ def main() -> None:
           f"({args.draws_new} draws); KL to their 5 nearest mapped models against the full-set KL "
           f"({res['pairs']} pairs): within 1 SE {res['within_1se']:.0%}, within 2 SE {res['within_2se']:.0%}, "
           f"median |Δ|/SE {res['median_z']:.2f}")
+    budget(matrix, args.runs)
     print(f"\n(total {time.perf_counter() - t0:.0f} s)")
 
 
