@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import loglik_map as lm
+from loglik_map.io.runstore.layout import fingerprint_ids
 
 
 @pytest.mark.filterwarnings("ignore::loglik_map.UnreliableEstimateWarning")  # 24 tiny texts
@@ -14,6 +15,7 @@ def test_new_models_scored_on_the_selection_join_the_weighted_map(tmp_path, mode
     lm.score_models(first, texts, tmp_path / "full", progress=False)
     full = lm.open_matrix(tmp_path / "full")
     selection = lm.resample_texts(full, 16, "ls", seed=0)
+    assert selection.attrs["selection_source_fingerprint"] == fingerprint_ids(texts.ids)  # the store's own
     # the new model is scored on the selected texts only
     new_spec = lm.ModelSpec(str(model_dirs["gpt_neox_b"]), name="neox-b")
     summary = lm.score_models([new_spec], texts.matching(selection), tmp_path / "selected", progress=False)
