@@ -94,8 +94,13 @@ def test_bad_input_is_refused():
     assert loo.attrs["outer_cv"] == "LeaveOneGroupOut" and loo.sizes["outer_fold"] == 4
     with pytest.raises(lm.LoglikMapError, match="no model coordinate 'family'"):
         lm.predict_benchmarks(mm, scores, groups="family")
-    with pytest.raises(lm.LoglikMapError, match="not on the map"):
+    with pytest.warns(lm.LoglikMapWarning, match="1 of the 1 scored models are not on the map"), \
+            pytest.raises(lm.LoglikMapError, match="only 0 mapped models have scores"):
         lm.predict_benchmarks(mm, pd.DataFrame({"b": [1.0]}, index=["stranger"]))
+    extra = pd.concat([scores, pd.DataFrame({"b": [1.0]}, index=["stranger"])])
+    with pytest.warns(lm.LoglikMapWarning, match="first: 'stranger'"):
+        out = lm.predict_benchmarks(mm, extra, n_splits=None, inner_cv=3)
+    assert "stranger" not in out["model"].values
     with pytest.raises(lm.WrongTypeError):
         lm.predict_benchmarks(mm, scores.to_numpy())
 

@@ -12,6 +12,7 @@ the regression and the splits (the ``predict`` extra).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,7 +22,7 @@ import xarray as xr
 
 from ..core._validation import MODEL_DIM
 from ..core.modelmap import ModelMap
-from ..errors import LoglikMapError, MissingExtraError, WrongTypeError, require_extra
+from ..errors import LoglikMapError, LoglikMapWarning, MissingExtraError, WrongTypeError, require_extra
 from ..units import nats_per_bit_per_byte
 
 __all__ = ["DEFAULT_ALPHAS", "map_features", "predict_benchmarks"]
@@ -114,7 +115,8 @@ def predict_benchmarks(mm: ModelMap, scores: pd.DataFrame, groups: str | Sequenc
         The map; its models with scores are used.
     scores : pandas.DataFrame
         Indexed by model name, one numeric column per benchmark; NaN leaves a model out of that
-        benchmark's fits and metrics (it keeps its fold).
+        benchmark's fits and metrics (it keeps its fold). Rows of models not on the map are left
+        out, with a warning.
     groups : str, sequence or None, default "model_type"
         A model coordinate of the map, or one label per map model (a sequence in map order, or a
         Series/dict by model name). ``None``: plain shuffled K-fold, which lets near-duplicate
@@ -165,10 +167,11 @@ def predict_benchmarks(mm: ModelMap, scores: pd.DataFrame, groups: str | Sequenc
     if numeric.shape[1] == 0:
         raise LoglikMapError("scores has no numeric benchmark column")
     models = np.array([m for m in mm.models if m in numeric.index and numeric.loc[m].notna().any()], dtype=object)
-    unknown = [str(m) for m in numeric.index if m not in set(mm.models)]
+    mapped = set(mm.models)
+    unknown = [str(m) for m in numeric.index if m not in mapped]
     if unknown:
-        raise LoglikMapError(f"{len(unknown)} scored models are not on the map (first: {unknown[0]!r}); project them "
-                             "onto it first, or drop their rows")
+        warnings.warn(f"{len(unknown)} of the {len(numeric)} scored models are not on the map and are left out (first: "
+                      f"{unknown[0]!r}); check the names if they should be there", LoglikMapWarning, stacklevel=2)
     if models.size < 4:
         raise LoglikMapError(f"only {models.size} mapped models have scores; cross-validation needs more")
     alphas = tuple(float(a) for a in alphas)
