@@ -101,7 +101,7 @@ def test_bad_input_is_refused():
     with pytest.warns(lm.LoglikMapWarning, match="first: 'stranger'"):
         out = lm.predict_benchmarks(mm, extra, n_splits=None, inner_cv=3)
     assert "stranger" not in out["model"].values
-    with pytest.raises(lm.WrongTypeError):
+    with pytest.raises(lm.errors.WrongTypeError):
         lm.predict_benchmarks(mm, scores.to_numpy())
 
 
@@ -127,7 +127,7 @@ def test_an_old_scikit_learn_is_named(monkeypatch):
 
     monkeypatch.setattr(ms, "GroupKFold", OldGroupKFold)
     mm, names, _types, rng = _grouped_map(n_groups=6, per_group=2, N=40)
-    with pytest.raises(lm.MissingExtraError, match=r"scikit-learn ≥ 1.6.*loglik_map\[predict\]"):
+    with pytest.raises(lm.errors.MissingExtraError, match=r"scikit-learn ≥ 1.6.*loglik_map\[predict\]"):
         lm.predict_benchmarks(mm, pd.DataFrame({"b": rng.normal(size=len(names))}, index=names))
 
 

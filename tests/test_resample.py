@@ -177,7 +177,7 @@ def test_resample_refuses_bad_input(hetero):
     sel = lm.resample_texts(hetero, 50, seed=0)
     with pytest.raises(lm.LoglikMapError, match="already a weighted selection"):
         lm.resample_texts(sel, 10)
-    with pytest.raises(lm.WrongTypeError):
+    with pytest.raises(lm.errors.WrongTypeError):
         lm.resample_texts(hetero.values, 10)
     with pytest.raises(lm.LoglikMapError, match="run it on the full text set"):
         lm.text_resampling_stability(sel)

@@ -9,6 +9,7 @@ Hölder estimate; then writes the figures as PNG. Every number printed is comput
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import time
 from dataclasses import dataclass
@@ -42,7 +43,25 @@ __all__ = ["DemoResult", "run_demo"]
 
 @dataclass(frozen=True)
 class DemoResult:
-    """What the demo computed (for use after ``run_demo`` in a notebook)."""
+    """What the demo computed (for use after ``run_demo`` in a notebook).
+
+    Attributes
+    ----------
+    matrix : LogLikelihoodMatrix
+        The scored matrix after the paper's preprocessing, with the zoo's coordinates.
+    map : ModelMap
+        Its model map.
+    kl_scale : pandas.DataFrame
+        The KL scale of the zoo's settings beside the paper's (:func:`~loglik_map.kl_scale`).
+    step_kl : pandas.DataFrame
+        KL between consecutive checkpoints of the first run.
+    holder : HolderEstimate or None
+        The Hölder exponent of the first run at a middle start t0.
+    figures : tuple of pathlib.Path
+        The figures written.
+    out_dir : pathlib.Path
+        Where the store and the figures are.
+    """
 
     matrix: LogLikelihoodMatrix
     map: ModelMap
@@ -78,6 +97,21 @@ def _fmt(x: float) -> str:
     return "—" if not np.isfinite(x) else f"{x:.3g}"
 
 
+def quantization_available() -> bool:
+    """Whether bitsandbytes is installed, found without importing it.
+
+    Importing bitsandbytes logs notices of its CPU backend ("Failed to load CPU gemm_4bit_forward
+    …"); the scorer imports it inside :func:`~loglik_map.scoring.quiet.quiet_third_party`, which
+    silences them, so the demo must not import it first.
+
+    Returns
+    -------
+    bool
+        True when the ``quant`` extra is installed.
+    """
+    return importlib.util.find_spec("bitsandbytes") is not None
+
+
 def run_demo(out_dir: str | PathLike[str] = "loglik-map-demo", *, fast: bool = False, n_texts: int | None = None,
              zoo_dir: str | PathLike[str] | None = None, window: int = 5, progress: bool | None = None,
              out: TextIO | None = None) -> DemoResult:
@@ -99,6 +133,11 @@ def run_demo(out_dir: str | PathLike[str] = "loglik-map-demo", *, fast: bool = F
         Progress bars; ``None`` (default): the ``progress`` option (:func:`loglik_map.set_options`).
     out : file-like, optional
         Where to print (standard output by default).
+
+    Returns
+    -------
+    DemoResult
+        The matrix, the map, the KL scale, the step KLs, the Hölder exponent and the figures.
     """
     out = sys.stdout if out is None else out
 
@@ -116,9 +155,7 @@ def run_demo(out_dir: str | PathLike[str] = "loglik-map-demo", *, fast: bool = F
       f"each, {len(cfg.finetune_domains)} fine-tuned children; cached in {zoo.root}")
     texts = load_texts("mini").sample(n_texts, seed=42)
     specs = zoo.specs()
-    try:
-        import bitsandbytes  # noqa: F401
-    except ImportError:
+    if not quantization_available():
         p("  bitsandbytes is not installed: quantized copies are skipped (pip install 'loglik_map[quant]')")
         specs = [s for s in specs if s.quantization is None]
     # one store per zoo and text sample: models of another zoo may share names but not weights
@@ -226,6 +263,10 @@ def _figures(out_dir: Path, mm: ModelMap, traj, pairs, steps_ds, exps_q, exps_w,
     plotting.plot_diffusion_exponents(exps_q, exps_w, ax=ax)
     ax.set_title("Diffusion exponents c(t0)")
     save(ax, "diffusion.png")
+    if importlib.util.find_spec("plotly") is not None:  # the interactive atlas (the viz extra), layers included
+        path = out_dir / "atlas.html"
+        plotting.atlas(mm, k=min(8, len(mm) - 1), progress=False).write_html(path)
+        paths.append(path)
     p("\nFigures:")
     for path in paths:
         p(f"  {path.resolve()}")
