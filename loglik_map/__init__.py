@@ -65,8 +65,8 @@ from .scale import (
     random_pairs,
 )
 
-# Stability under resampled texts; synthetic ground truth
-from .stats import text_resampling_stability
+# Stability under resampled texts; fewer (weighted) texts; benchmark prediction; synthetic ground truth
+from .stats import predict_benchmarks, resample_texts, text_resampling_stability, texts_needed
 from .synthetic import make_markov_example
 
 # Errors and warnings (the specific ones: loglik_map.errors)
@@ -145,9 +145,12 @@ __all__ = [
     "kl_scale_pairs",
     "original_vs",
     "random_pairs",
-    # Stability and synthetic ground truth
+    # Stability, fewer texts, benchmark prediction and synthetic ground truth
     "make_markov_example",
+    "predict_benchmarks",
+    "resample_texts",
     "text_resampling_stability",
+    "texts_needed",
     # Errors and warnings
     "LoglikMapError",
     "LoglikMapWarning",
