@@ -14,7 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from .cli_read import FORMATS, load_map, write_table
+from ._cli_output import check_out, terminal_safe, write_output
+from .cli_read import FORMATS, load_map, out_path, write_table
 
 __all__ = ["TREE_COMMANDS", "add_tree_command"]
 
@@ -59,6 +60,7 @@ def add_tree_command(sub: Any) -> None:
     tree.add_argument("--no-progress", action="store_true", help="no progress bar")
     tree.add_argument("--format", default="table", choices=FORMATS, help="table (default), csv or json")
     tree.add_argument("--out", metavar="FILE", help="write the table to FILE instead of printing it")
+    tree.add_argument("--overwrite", action="store_true", help="replace --out, --plot and --newick if they exist")
 
 
 #: Width of the members column of the text table (CSV and JSON keep every name).
@@ -78,6 +80,9 @@ def _table(clades: pd.DataFrame, fmt: str) -> pd.DataFrame:
 
 
 def _tree(args: argparse.Namespace) -> int:
+    out = out_path(args)  # every output checked before the bootstrap runs
+    plot = check_out(args.plot, args.source, args.overwrite) if args.plot else None
+    newick = check_out(args.newick, args.source, args.overwrite) if args.newick else None
     mm = load_map(args)
     clades = None
     if args.lineage:
@@ -88,23 +93,24 @@ def _tree(args: argparse.Namespace) -> int:
     tree = mm.tree(args.linkage, args.metric, n_boot=args.n_boot, seed=args.seed, clades=clades,
                    progress=False if args.no_progress else None, **options)
     table = tree.significant(args.alpha) if args.significant else tree.clades
-    write_table(_table(table, args.format), args.format, args.out)
+    write_table(_table(table, args.format), args.format, out)
     if args.lineage:
         check = tree.check_lineage(alpha=args.alpha).reset_index()
         check["members"] = check["members"].map(", ".join)
         print()
         write_table(check, "table", None)
-    if args.newick:
-        with open(args.newick, "w", encoding="utf-8") as fh:
-            fh.write(tree.to_newick() + "\n")
-    if args.plot:
+    if newick is not None:
+        text = tree.to_newick() + "\n"
+        write_output(newick, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    if plot is not None:
         import matplotlib
 
         matplotlib.use("Agg")
         from .plotting import plot_tree
 
-        plot_tree(tree, alpha=args.alpha).figure.savefig(args.plot, dpi=150)
-        print(f"saved {args.plot}")
+        figure = plot_tree(tree, alpha=args.alpha).figure
+        write_output(plot, lambda tmp: figure.savefig(tmp, dpi=150, format=plot.suffix.lstrip(".") or "png"))
+        print(terminal_safe(f"saved {args.plot}"))
     return 0
 
 

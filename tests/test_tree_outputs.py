@@ -54,6 +54,10 @@ def test_the_tree_command_prints_the_clades_and_saves_the_figure_and_newick(mark
     assert (tmp_path / "t.png").exists() and (tmp_path / "t.nwk").read_text().strip() == api.to_newick()
     assert main(["tree", *args, "--significant", "--scales", "0.7", "1", "1.3"]) == 0
     assert "au" in capsys.readouterr().out
+    assert main(["tree", *args, "--newick", str(tmp_path / "t.nwk")]) == 2  # an existing file needs --overwrite
+    assert "t.nwk" in capsys.readouterr().out
+    assert main(["tree", *args, "--newick", str(tmp_path / "t.nwk"), "--overwrite", "--format", "csv"]) == 0
+    capsys.readouterr()
     assert main(["tree", *args, "--linkage", "ward"]) == 2
     assert "Ward linkage needs Euclidean" in capsys.readouterr().out
 
