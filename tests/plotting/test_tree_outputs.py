@@ -63,7 +63,7 @@ def test_the_tree_command_prints_the_clades_and_saves_the_figure_and_newick(mark
 
 
 def test_the_trees_page_runs_as_written(monkeypatch, tmp_path, capsys):
-    from .test_doc_snippets import HUB, ROOT, python_blocks
+    from ..test_doc_snippets import HUB, ROOT, python_blocks
 
     page = ROOT / "docs" / "trees.rst"
     if not page.is_file():

@@ -19,7 +19,7 @@ from loglik_map.core._tree import linkage_function, replicate_kl
 from loglik_map.core._tree_lineage import lineage_clades
 from loglik_map.errors import LoglikMapError
 
-from .conftest import make_matrix
+from ..conftest import make_matrix
 
 
 def _matrix(X: np.ndarray, n_bytes: np.ndarray | None = None) -> lm.LogLikelihoodMatrix:
