@@ -38,7 +38,7 @@ from .core import ModelMap, closer, kl_difference
 
 # Closed models, placed from their samples
 from .core import place_by_samples
-from .options import get_options, set_options
+from .options import set_options
 
 # Trajectories, diffusion and the exponents' intervals
 from .dynamics import (
@@ -65,15 +65,15 @@ from .scale import (
     random_pairs,
 )
 
-# Stability under resampled texts; synthetic ground truth
-from .stats import text_resampling_stability
+# Stability under resampled texts; fewer (weighted) texts; benchmark prediction; synthetic ground truth
+from .stats import predict_benchmarks, resample_texts, text_resampling_stability, texts_needed
 from .synthetic import make_markov_example
 
 # Errors and warnings (the specific ones: loglik_map.errors)
 from .errors import LoglikMapError, LoglikMapWarning, UnreliableEstimateWarning
 
 # Sub-packages and the returned types
-from . import core, dynamics, errors, io, results, scale, stats, synthetic, texts
+from . import core, dynamics, errors, io, options, results, scale, stats, synthetic, texts
 
 if TYPE_CHECKING:  # imported on first use (see __getattr__)
     from . import demo, plotting, scoring
@@ -112,7 +112,6 @@ __all__ = [
     # The model map
     "ModelMap",
     "closer",
-    "get_options",
     "kl_difference",
     "set_options",
     # Closed models, placed from their samples
@@ -146,9 +145,12 @@ __all__ = [
     "kl_scale_pairs",
     "original_vs",
     "random_pairs",
-    # Stability and synthetic ground truth
+    # Stability, fewer texts, benchmark prediction and synthetic ground truth
     "make_markov_example",
+    "predict_benchmarks",
+    "resample_texts",
     "text_resampling_stability",
+    "texts_needed",
     # Errors and warnings
     "LoglikMapError",
     "LoglikMapWarning",
@@ -159,6 +161,7 @@ __all__ = [
     "dynamics",
     "errors",
     "io",
+    "options",
     "plotting",
     "results",
     "scale",

@@ -17,6 +17,7 @@ results are the frozen dataclasses below.
 * :class:`PreprocessingResult`: :func:`~loglik_map.preprocess_pretraining`;
 * :class:`SpiralPeriod`: :func:`loglik_map.dynamics.spiral_period`;
 * :class:`ResamplingStability`: :func:`~loglik_map.text_resampling_stability`;
+* :class:`TextBudget`: the texts a target KL SE needs (:func:`~loglik_map.texts_needed`);
 * :class:`MarkovExample`: a matrix with its exact KLs (:func:`~loglik_map.make_markov_example`);
 * :class:`SampleComparison`: a closed model's distance to two open models, from its samples
   (:func:`loglik_map.core.closer_by_samples`);
@@ -39,7 +40,7 @@ from .core.paired import KLDifference
 from .core.projection import ModelProjection
 from .core.results import ConfidenceInterval, KLEstimate
 from .dynamics import BootstrapEstimate, HolderEstimate, PowerLawFit, PreprocessingResult, SpiralPeriod
-from .stats import ResamplingStability
+from .stats import ResamplingStability, TextBudget
 from .synthetic import ClosedMarkovExample, MarkovExample
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ __all__ = [
     "RunSummary",
     "SampleComparison",
     "SpiralPeriod",
+    "TextBudget",
 ]
 
 _LAZY = {"RunSummary": "loglik_map.scoring.runs", "DemoResult": "loglik_map.demo.run"}

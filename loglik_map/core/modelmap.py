@@ -28,6 +28,7 @@ from ._pair_queries import all_pairs as dense_all_pairs
 from ._paired_math import nearest_neighbours_on
 from ._scoring_checks import row_conventions, scoring_conflict
 from ._validation import PAIR_DIM
+from ._weights import check_weight_scale, text_weights, weights_text
 from .blocked import DEFAULT_BLOCK_SIZE, block_pairs, check_block_size, map_block_pairs, matrix_fingerprint, row_ranges
 from .centering import double_center_array
 from .embedding import embed_points
@@ -94,8 +95,12 @@ class ModelMap(ReprMixin):
         self._check_scoring(matrix, "ModelMap", allow_truncated, allow_mixed_scoring)
         self._matrix = matrix
         self._backend = backend
-        parts = double_center_array(matrix.data.data)  # a dask-backed matrix stays lazy (:ref:`guide-large-maps`)
+        weights = text_weights(matrix.data)  # a resampled text set: weighted means, sqrt(w)-scaled columns
+        check_weight_scale(matrix.data, weights)
+        parts = double_center_array(matrix.data.data, weights)  # a dask-backed matrix stays lazy (:ref:`guide-large-maps`)
         Q = parts.centered
+        if weights is not None:
+            Q *= np.sqrt(weights)[None, :]
         Q *= 1.0 / math.sqrt(2.0 * matrix.n_texts * nats_per_bit_per_byte(matrix.mean_bytes))
         coords = xr.DataArray(Q, dims=(MODEL_DIM, TEXT_DIM), coords=matrix.data.coords)
         coords.attrs = {
@@ -155,6 +160,7 @@ class ModelMap(ReprMixin):
             ("models", first_labels(self.models)),
             ("mean bytes", f"B̄ = {self.mean_bytes:.1f} bytes/text"),
             ("standard errors", se),
+            ("text weights", weights_text(matrix.data)),
             ("clip", clip_text(matrix.attrs)),
             ("preprocessing", str(matrix.attrs.get("preprocessing", ""))),
             ("convention", conventions_text(matrix.attrs, row_conventions(matrix.data))),
@@ -596,7 +602,8 @@ class ModelMap(ReprMixin):
         client : distributed.Client, optional
             Run the block pairs on this dask cluster.
         overwrite : bool, default False
-            Delete whatever is at ``store`` and start again.
+            Start again: the new store is built beside the old one and replaces it when
+            finished (only an all-pairs store is ever replaced).
         progress : bool or callable, optional
             A tqdm bar over block pairs (default: the ``progress`` option, when tqdm is
             installed), or a callable called as ``progress(done, total)`` after each block pair
@@ -614,6 +621,9 @@ class ModelMap(ReprMixin):
         self._scale(unit)  # a bad unit is refused before any work
         matrix = self._matrix
         labels: list[Any] = [matrix.models, matrix.texts, matrix.n_bytes.astype(str)]
+        weights = text_weights(matrix.data)
+        if weights is not None:  # a weighted map's pairs differ from the unweighted map's on the same matrix
+            labels.append([repr(float(w)) for w in weights])
         fingerprint = matrix_fingerprint(matrix.data.data, labels, [matrix.n_texts, matrix.mean_bytes], client)
         opened = _storage("pair_store")(store, models=self.models, n_texts=self.n_texts,
                                        mean_bytes=self.mean_bytes, fingerprint=fingerprint,
