@@ -90,7 +90,7 @@ def closer(source: ModelMap | LogLikelihoodMatrix, a: str, b: str, c: str, *, un
 
 def nearest_neighbours(source: ModelMap | LogLikelihoodMatrix, model: str, k: int | None = None, *,
                        level: float = 0.05, unit: str = "bits/byte", method: str = "delta",
-                       correction: str = "holm") -> xr.Dataset:
+                       correction: str = "range") -> xr.Dataset:
     """Which of a model's neighbours are distinguishable from the nearest one?
 
     Parameters
@@ -108,15 +108,20 @@ def nearest_neighbours(source: ModelMap | LogLikelihoodMatrix, model: str, k: in
         Unit of the KLs.
     method : {"delta", "jackknife"}
         See the module documentation.
-    correction : {"holm", "none"}
-        Holm–Bonferroni adjustment of the p-values over the comparisons, or none.
+    correction : {"range", "holm", "none"}
+        How the p-values are adjusted over the comparisons: ``"range"`` (default) refers each to
+        the studentized range of the models not yet separated from the nearest, which keeps the
+        level when several neighbours tie with it (the nearest is picked from the same data);
+        ``"holm"`` is Holm–Bonferroni over the two-sided p-values (level kept with one tie only);
+        ``"none"``.
 
     Returns
     -------
     xarray.Dataset
         Over ``model`` (neighbours, nearest first): ``kl``, ``se``, ``difference``,
-        ``difference_se``, ``z``, ``p_value`` (one-sided), ``p_adjusted`` and ``distinguishable``
-        (``p_adjusted < level``); attributes name the reference model and the nearest.
+        ``difference_se``, ``z``, ``p_value`` (two-sided), ``p_adjusted`` and ``distinguishable``
+        (``p_adjusted < level``); attributes name the reference model and the nearest. The test
+        is calibrated for the estimator's target, not the exact KL (:ref:`method-se`).
     """
     return nearest_neighbours_on(_map(source), model, k, level=level, unit=unit, method=method,
                                  correction=correction)
