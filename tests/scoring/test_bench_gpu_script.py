@@ -37,3 +37,31 @@ def test_gpu_benchmark_script_runs_every_row_on_a_cpu(tmp_path):
     report = (tmp_path / "results.md").read_text()
     assert "HFScorer bf16 / reference" in report and "logit lens / final-only" in report
     assert "wall" in (tmp_path / "profile_tiny.txt").read_text()
+
+
+def test_next_gpu_benchmark_dry_run_checks_its_numbers_on_a_cpu(tmp_path):
+    """benchmarks/bench_gpu_next.py (packing, lens, exact KL, bitsandbytes, a large vocabulary) on a CPU."""
+    spec = importlib.util.spec_from_file_location("bench_gpu_next", SCRIPT.with_name("bench_gpu_next.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = ["--device", "cpu", "--shapes", "tiny,tiny-vocab", "--texts", "24", "--check-texts", "6",
+            "--exact-texts", "6", "--repeat", "1", "--vocab", "400", "--no-compile", "--out", str(tmp_path)]
+    if importlib.util.find_spec("bitsandbytes") is None:
+        args.append("--no-bnb")
+    assert bench.main(args) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    tiny, big = results["shapes"]
+    expected = {"hf_bf16", "body_padded", "body_packed", "lens_bf16", "lens_compiled", "exact_kl"}
+    if "--no-bnb" not in args:
+        expected |= {"bnb_8bit", "bnb_4bit"}
+    assert set(tiny["rows"]) == expected
+    assert set(big["rows"]) == {"hf_bf16", "hf_bf16_chunked"} and big["vocab"] == 20000
+    for shape in (tiny, big):
+        for name, row in shape["rows"].items():
+            assert "failed" not in row and row["seconds"] > 0, (shape["shape"], name)
+        # packed rows and the per-layer lens give the scorers' numbers (float32)
+        assert shape["checks"]["packed_vs_scorer_nats"] <= 1e-3
+        assert shape["checks"]["lens_compiled_vs_lens_scorer_nats"] <= 1e-3
+    # the body saw every real token, and no pad token when packed
+    assert tiny["rows"]["body_packed"]["tokens"] == tiny["rows"]["body_padded"]["tokens"]
+    assert "| body_packed |" in (tmp_path / "results.md").read_text()
