@@ -55,7 +55,9 @@ class KLDifference:
     difference : float
         ``kl_1 − kl_2``, in ``unit``.
     se : float
-        Its standard error (texts as independent draws), in ``unit``.
+        Its standard error (texts as independent draws), in ``unit``. It and the p-value are
+        about the difference of the two estimates on the whole population of texts (the
+        estimator's target), not the difference of the exact KLs (:ref:`method-se`).
     unit : {"bits/byte", "nats"}
     n_texts : int
     method : {"delta", "jackknife"}

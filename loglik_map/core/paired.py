@@ -15,7 +15,11 @@ treats the texts, not the two estimates, as independent:
     means included) without each text.
 
 Both are calibrated on synthetic data in ``tests/test_paired.py`` (coverage of nominal 95 %
-intervals over 400 replicates). The same tests are methods of the map:
+intervals over 400 replicates) — for the *estimator's target*, the difference of the two
+estimates on the whole population of texts. They are not calibrated for the difference of the
+exact KLs: where the two pairs' estimates are biased differently (:doc:`/exact_kl`), a
+significant difference of estimates says nothing about the exact KLs (outside checks found
+coverage of 0.37–0.55 against them for such pairs). The same tests are methods of the map:
 :meth:`ModelMap.paired <loglik_map.ModelMap.paired>` and
 :meth:`ModelMap.distinguishable_neighbours <loglik_map.ModelMap.distinguishable_neighbours>`.
 """
