@@ -70,10 +70,10 @@ def _keys(mm: ModelMap, names: Sequence[str], *, nan_equal: bool = False) -> lis
 
 
 #: Coordinates that tell a variant of one model from the model itself: a logit-lens layer
-#: (NaN for the whole model) and a quantized copy. Lens rows and quantized copies share the
-#: model's other coordinates (``source_model``, ``revision``, ``step``, user coordinates), so every
-#: rule pairs only rows that agree on these, unless a rule is about one of them.
-_VARIANT_COORDS = ("layer", "quantization")
+#: (NaN for the whole model), a quantized copy, a fine-tune (its parent in ``base_model``). Such
+#: rows may share the model's other coordinates (``source_model``, ``revision``, ``step``, user
+#: coordinates), so every rule pairs only rows that agree on these, unless a rule is about one.
+_VARIANT_COORDS = ("layer", "quantization", "base_model")
 
 
 def _variant_keys(mm: ModelMap, skip: Iterable[str] = ()) -> list[tuple]:
@@ -82,9 +82,11 @@ def _variant_keys(mm: ModelMap, skip: Iterable[str] = ()) -> list[tuple]:
     names = [n for n in _VARIANT_COORDS if n not in skipped and n in mm.points.coords
              and mm.points.coords[n].dims == (MODEL_DIM,)]
     keys = _keys(mm, names, nan_equal=True)
-    if "quantization" in names:  # "" is how a matrix without the coordinate was filled: not quantized
-        q = names.index("quantization")
-        keys = [k[:q] + ("none" if k[q] in ("", None) else k[q],) + k[q + 1:] for k in keys]
+    # "" is how a matrix without the coordinate was filled: not quantized, no parent
+    for name, missing in (("quantization", "none"), ("base_model", "")):
+        if name in names:
+            q = names.index(name)
+            keys = [k[:q] + (missing if k[q] in ("", None) else k[q],) + k[q + 1:] for k in keys]
     return keys
 
 
@@ -109,6 +111,10 @@ def consecutive_checkpoints(order: str = "step", by: str | Sequence[str] | None 
 
     Checkpoints of a group are ordered by ``order``; each is paired with the next, then
 
+    * logit-lens rows, quantized copies and fine-tunes (the variant coordinates ``layer``,
+      ``quantization`` and ``base_model``, unless ``order`` or ``by`` names them) form runs of
+      their own: a model's layer-3 row, 8-bit copy or fine-tune may share its ``step`` but is
+      never its neighbour on the run;
     * a pair that touches a model in ``exclude`` is dropped — never bridged (names not on the
       map are ignored, so one list serves several settings);
     * both ends must lie in ``[after, before]``;
@@ -191,9 +197,9 @@ def differing_only_in(coord: str, by: str | Sequence[str] = (), *, final: str | 
     seeds (``calc_kl.py``: the largest step common to all runs). Models without a finite
     ``final`` or without a ``coord`` value are not considered then.
 
-    Both rows of a pair also agree on ``layer`` and ``quantization``
-    unless ``coord`` or ``by`` names them: a seed's 8-bit copy or logit-lens row is never paired
-    with another seed's model.
+    Both rows of a pair also agree on ``layer``, ``quantization`` and ``base_model`` unless
+    ``coord`` or ``by`` names them: a seed's 8-bit copy, logit-lens row or fine-tune is never
+    paired with another seed's model.
 
     Parameters
     ----------
@@ -334,7 +340,7 @@ def _lineage_pairs(mm: ModelMap, parent: str) -> list[tuple[int, int]]:
     """(child, parent) row pairs where the ``parent`` coordinate names another mapped model of
     the same kind (equal variant coordinates: no lens row or quantized copy of a child)."""
     index = {m: i for i, m in enumerate(mm.models)}
-    kind = _variant_keys(mm, skip=[parent])
+    kind = _variant_keys(mm, skip=[parent, "base_model"])
     return [(i, index[p]) for i, p in enumerate(_coord(mm, parent))
             if isinstance(p, str) and p in index and index[p] != i and kind[i] == kind[index[p]]]
 

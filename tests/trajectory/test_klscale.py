@@ -113,12 +113,12 @@ def scored():
                     quantization="8bit", layer=layer, **common)
     parent = rows[names.index("m-s1@2000")]
     ft = parent + rng.normal(scale=1, size=N)
-    add("ft", ft, quantization="none", source_model="ft", revision="main", base_model="m-s1@2000")
-    add("ft[8bit]", ft + rng.normal(scale=0.05, size=N), quantization="8bit", source_model="ft", revision="main",
-        base_model="m-s1@2000")
+    # the fine-tune carries its parent's step, seed and size, as copied user coordinates would
+    common = dict(source_model="ft", revision="main", base_model="m-s1@2000", step=2000, seed=1, size="s")
+    add("ft", ft, quantization="none", **common)
+    add("ft[8bit]", ft + rng.normal(scale=0.05, size=N), quantization="8bit", **common)
     for layer in range(2):
-        add(f"ft@layer{layer}", base + rng.normal(scale=10, size=N), quantization="none", source_model="ft",
-            revision="main", layer=layer, base_model="m-s1@2000")
+        add(f"ft@layer{layer}", base + rng.normal(scale=10, size=N), quantization="none", layer=layer, **common)
     m = lm.LogLikelihoodMatrix(np.array(rows), models=names, texts=[f"t{k}" for k in range(N)],
                                n_bytes=np.full(N, 950), model_coords=cols)
     return lm.ModelMap(m)
@@ -153,9 +153,10 @@ def test_pair_rules_never_mix_lens_rows_or_quantized_copies(scored):
     assert sorted(plain) == [("m-s1@1000", "m-s1@2000"), ("m-s2@1000", "m-s2@2000")]
     # every other pair is the same layer and quantization at consecutive steps
     for a, b in cons:
-        assert a.replace("@1000", "@2000") == b
+        assert a.replace("@1000", "@2000") == b  # never the fine-tune, which shares step 2000 and seed 1
     seeds = lm.differing_only_in("seed", by=("size", "step"))(scored)
     assert all(a.replace("m-s1", "m-s2") == b for a, b in seeds) and ("m-s1@1000", "m-s2@1000") in seeds
+    assert not any(m.startswith("ft") for p in seeds for m in p)
     assert lm.child_vs_parent("base_model")(scored) == [("ft", "m-s1@2000")]
     layers = lm.adjacent_layers("layer", "source_model")
     with pytest.raises(lm.LoglikMapError, match="two points"):  # two revisions per source model: say so
