@@ -236,9 +236,10 @@ def run_demo(out_dir: str | PathLike[str] = "loglik-map-demo", *, fast: bool = F
     exps_q = traj_q.diffusion_exponents(window=window, min_start=min_start)
     exps_w = traj_w.diffusion_exponents(window=window, min_start=min_start)
     t0s = exps_q["t0"].values
+    span = f"{t0s.min():g}" if t0s.min() == t0s.max() else f"{t0s.min():g}–{t0s.max():g}"
     p(f"\nDiffusion exponents over windows of {window} checkpoints from t0 ≥ {min_start} (the paper's §4, Table 3):")
     p(f"  log-likelihoods: c_q = {exps_q.exponent.mean():.3f} (median r² {float(np.nanmedian(exps_q.r2)):.2f}, "
-      f"{exps_q.sizes['start']} start(s), t0 = {t0s.min():g}–{t0s.max():g} of {cfg.steps} steps)")
+      f"{exps_q.sizes['start']} start(s), t0 = {span} of {cfg.steps} steps)")
     p(f"  weights:         c_w = {exps_w.exponent.mean():.3f} (median r² {float(np.nanmedian(exps_w.r2)):.2f})")
     p(f"  (the paper's c_q ≈ 0.2 and c_w ≈ 1 are for late training of 143,000-step runs; windows of this "
       f"{cfg.steps}-step run are not comparable with them)")
