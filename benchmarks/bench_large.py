@@ -79,7 +79,7 @@ def agreement(mm, nb, n_check: int, k: int) -> dict:
         name = mm.models[i]
         ref = mm.nearest(name, k)
         got = nb.sel(model=name)
-        same += int(np.array_equal(ref.model.values, got.neighbor.values))
+        same += int(np.array_equal(ref.model.values, got.neighbour.values))
         worst_kl = max(worst_kl, float(np.max(np.abs(got.kl.values / ref.values - 1))))
         worst_se = max(worst_se, float(np.max(np.abs(got.se.values / ref["se"].values - 1))))
     return {"checked_models": n_check, "identical_neighbour_lists": same, "max_rel_err_kl": worst_kl,
@@ -99,7 +99,7 @@ def knn_local(args) -> dict:
         mm = lm.ModelMap(open_lazy(path, args.chunk))
         t_map = time.perf_counter() - t0
         t0 = time.perf_counter()
-        nb = mm.neighbors(args.k, block_size=args.block)
+        nb = mm.nearest(k=args.k, block_size=args.block)
         t_knn = time.perf_counter() - t0
         peak = rss_kib("VmHWM")
         out = {"mode": "knn (here)", "K": args.models, "N": args.texts, "k": args.k, "block": args.block,
@@ -130,7 +130,7 @@ def knn_cluster(args) -> dict:
             mm = lm.ModelMap(open_lazy(path, args.chunk))
             t_map = time.perf_counter() - t0
             t0 = time.perf_counter()
-            nb = mm.neighbors(args.k, block_size=args.block, client=client)
+            nb = mm.nearest(k=args.k, block_size=args.block, client=client)
             t_knn = time.perf_counter() - t0
             peaks = client.run(_worker_peak)
         n_blocks = -(-args.models // args.block)
@@ -172,7 +172,7 @@ def store(args) -> dict:
 def block_cost(args) -> dict:
     """Seconds for one k-NN block pair and one all-pairs block pair at N texts (one process)."""
     from loglik_map.core.kernels.blocks import block_kl_se, row_block
-    from loglik_map.core.neighbors import _candidates
+    from loglik_map.core.neighbours import _candidates
 
     rng = np.random.default_rng(0)
     a = row_block(rng.normal(size=(args.block, args.texts)) * 0.01, 0)
@@ -202,10 +202,10 @@ def ann(args) -> dict:
         mm = lm.ModelMap(open_lazy(path, args.chunk))
         X = np.ascontiguousarray(mm.points.values, dtype=np.float32)
         t0 = time.perf_counter()
-        exact = mm.neighbors(args.k, block_size=args.block)
+        exact = mm.nearest(k=args.k, block_size=args.block)
         t_exact = time.perf_counter() - t0
         index_of = {name: i for i, name in enumerate(mm.models)}
-        truth = np.vectorize(index_of.__getitem__)(exact.neighbor.values)
+        truth = np.vectorize(index_of.__getitem__)(exact.neighbour.values)
         rows = []
         for name, make in (("faiss HNSW32 efSearch=128", lambda d: faiss.IndexHNSWFlat(d, 32)),
                            ("faiss IVF-Flat nlist=1024 nprobe=32", None)):

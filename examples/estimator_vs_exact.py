@@ -25,7 +25,7 @@ import loglik_map as lm
 from loglik_map.texts import load_texts
 
 
-def settings(zoo: "lm.zoo.Zoo") -> dict:
+def settings(zoo: "lm.demo.Zoo") -> dict:
     """Pairs of every kind the zoo has, from near (quantized copies) to far (embedding vs output)."""
     cfg = zoo.config
     half, first = cfg.steps / 2, zoo.run_names[0]
@@ -75,8 +75,8 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    config = lm.zoo.ZooConfig(**json.loads(args.zoo_config)) if args.zoo_config else None
-    zoo = lm.zoo.build_zoo(args.zoo_dir, config)
+    config = lm.demo.ZooConfig(**json.loads(args.zoo_config)) if args.zoo_config else None
+    zoo = lm.demo.build_zoo(args.zoo_dir, config)
     texts = load_texts("mini").sample(args.n_texts, seed=42)
     store = out / f"scores-{zoo.config.fingerprint()}-n{len(texts)}.store"
     print(lm.score_models(zoo.specs(), texts, store, device="cpu"))

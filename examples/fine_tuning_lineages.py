@@ -19,4 +19,4 @@ if __name__ == "__main__":
     texts = lm.TextSet.from_jsonl("texts-10k-pile.jsonl")
     lm.score_models(models, texts, "lineage.store", dtype="bfloat16", batch_tokens=32768)
     mm = lm.ModelMap(lm.open_matrix("lineage.store").clip(0.02))
-    print(mm.pairs(pairs))  # the paper's median for fine-tuned vs base: 0.40 bits/byte
+    print(mm.summary(pairs))  # the paper's median for fine-tuned vs base: 0.40 bits/byte

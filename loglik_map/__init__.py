@@ -24,7 +24,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._deprecation import MOVED_MODULES, deprecated, install_module_aliases
 from ._version import __version__
 
 # Log-likelihood matrices and texts
@@ -34,7 +33,7 @@ from .io import convert_modelmap_pickle, open_matrix, open_pairs, save_matrix
 
 # The model map: KL divergences and their standard errors; paired tests on the same texts
 from .core import ConfidenceInterval, KLDifference, KLEstimate, ModelMap, ModelProjection
-from .core import closer, kl_difference, nearest_neighbours
+from .core import closer, kl_difference
 from .options import get_options, set_options
 
 # Trajectories, diffusion and outliers of training runs; intervals of the exponents
@@ -110,8 +109,6 @@ if TYPE_CHECKING:  # imported on first use (see __getattr__)
     from .scoring.kl_summary import exact_kl_report
     from .scoring.versus_exact import estimator_vs_exact
 
-install_module_aliases()
-
 #: Names imported on first use: name → module that defines it.
 _LAZY = {
     # Scoring models (torch is imported when a model loads, not here)
@@ -129,13 +126,6 @@ _LAZY = {
     "scoring": "loglik_map.scoring",
     "plotting": "loglik_map.plotting",
     "demo": "loglik_map.demo",
-}
-
-#: Deprecated top-level names: name → (module, attribute or None for the module, new spelling).
-_DEPRECATED = {
-    "datasets": ("loglik_map.texts.builtin", None, "loglik_map.texts (load_texts, licenses)"),
-    "zoo": ("loglik_map.demo.zoo", None, "loglik_map.demo (build_zoo, ZooConfig, Zoo)"),
-    "DoubleCentering": ("loglik_map.core.centering", "DoubleCentering", "loglik_map.core.centering.DoubleCentering"),
 }
 
 __all__ = [
@@ -160,7 +150,6 @@ __all__ = [
     "closer",
     "get_options",
     "kl_difference",
-    "nearest_neighbours",
     "set_options",
     # Scoring models
     "HFScorer",
@@ -245,13 +234,6 @@ def __getattr__(name: str) -> Any:
         value = module if module.__name__ == f"{__name__}.{name}" else getattr(module, name)
         globals()[name] = value
         return value
-    if name in _DEPRECATED:
-        module_name, attribute, new = _DEPRECATED[name]
-        deprecated(f"loglik_map.{name}", new)
-        module = importlib.import_module(module_name)
-        return module if attribute is None else getattr(module, attribute)
-    if f"{__name__}.{name}" in MOVED_MODULES:  # an old module path, e.g. loglik_map.modelmap
-        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

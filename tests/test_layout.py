@@ -6,16 +6,14 @@ import ast
 import importlib
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
 
 import loglik_map as lm
-from loglik_map._deprecation import MOVED_MODULES
 
 PACKAGE = Path(lm.__file__).resolve().parent
-FOUNDATION = {"errors", "options", "units", "_util", "_labels", "_repr", "_version", "_deprecation"}
+FOUNDATION = {"errors", "options", "units", "_util", "_labels", "_repr", "_version"}
 #: Which layers a layer may import (its own included). "top" is loglik_map/__init__.py.
 ALLOWED = {
     "foundation": {"foundation"},
@@ -143,30 +141,6 @@ def test_lazy_names_load_on_first_use():
     assert {"HFScorer", "demo", "scoring"} <= set(dir(lm))
     with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
         lm.nonsense  # noqa: B018
-
-
-@pytest.mark.parametrize("old", sorted(MOVED_MODULES))
-def test_old_module_paths_still_import_with_a_warning(old):
-    new = importlib.import_module(MOVED_MODULES[old])
-    sys.modules.pop(old, None)
-    with pytest.warns(DeprecationWarning, match=f"{old} is deprecated.*{MOVED_MODULES[old]}"):
-        module = importlib.import_module(old)
-    assert module is new and module.__spec__.name == MOVED_MODULES[old]  # the same module, its own spec
-
-
-def test_old_submodule_paths_are_the_new_modules():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from loglik_map.kernels import _blas
-    assert _blas is importlib.import_module("loglik_map.core.kernels._blas")
-
-
-@pytest.mark.parametrize("name, new", [("datasets", "loglik_map.texts"), ("zoo", "loglik_map.demo"),
-                                       ("DoubleCentering", "loglik_map.core.centering.DoubleCentering")])
-def test_old_top_level_names_warn(name, new):
-    vars(lm).pop(name, None)  # set by an earlier import of the old module path
-    with pytest.warns(DeprecationWarning, match=f"loglik_map.{name} is deprecated.*{new}"):
-        getattr(lm, name)
 
 
 def test_all_is_grouped_by_topic_and_sorted_within_each_group():

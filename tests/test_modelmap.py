@@ -60,13 +60,13 @@ def test_compare_returns_estimate_with_confidence_interval(mm):
         est.confidence_interval(95)
 
 
-def test_pairs_dataframe(mm):
-    df = mm.pairs([("m0", "m1"), ("m3", "m2")], unit="nats")
-    assert isinstance(df, pd.DataFrame) and list(df.columns) == ["a", "b", "kl", "se"]
+def test_summary_of_listed_pairs(mm):
+    df = mm.summary([("m0", "m1"), ("m3", "m2")], unit="nats")
+    assert isinstance(df, pd.DataFrame) and list(df.columns[:4]) == ["a", "b", "kl", "se"]
     assert df.kl[1] == pytest.approx(mm.kl("m3", "m2", unit="nats"), rel=1e-10)
     assert df.se[0] == pytest.approx(mm.kl_se("m0", "m1", unit="nats"), rel=1e-6)
     with pytest.raises(lm.LoglikMapError, match="'zz' is not on the map"):
-        mm.pairs([("m0", "zz")])
+        mm.summary([("m0", "zz")])
 
 
 def test_nearest(mm):
@@ -75,6 +75,11 @@ def test_nearest(mm):
     assert list(near.model.values) == list(full.model.values[:3])
     np.testing.assert_allclose(near.values, full.values[:3], rtol=1e-10)
     assert "se" in near.coords
+    every = mm.nearest(k=3, progress=False)  # no model: every model's k nearest, block by block
+    assert every.neighbour.sel(model="m2").values.tolist() == near.model.values.tolist()
+    np.testing.assert_allclose(every.kl.sel(model="m2").values, near.values, rtol=1e-9)
+    with pytest.raises(lm.LoglikMapError, match="name the model"):
+        mm.nearest(test=True)
 
 
 def test_project_places_new_models_without_moving_the_map(matrix):
@@ -147,7 +152,7 @@ def test_one_text_gives_no_kl():
 def test_two_texts_give_a_kl_but_no_standard_error():
     mm = lm.ModelMap(_few_texts(2))
     assert mm.kl("m0", "m1") > 0
-    queries = (mm.kl_se, lambda: mm.compare("m0", "m1"), lambda: mm.pairs([("m0", "m1")]),
+    queries = (mm.kl_se, lambda: mm.compare("m0", "m1"), lambda: mm.summary([("m0", "m1")]),
                lambda: mm.nearest("m0"), lambda: mm.project(_few_texts(2).isel(model=[0])))
     for query in queries:
         with pytest.raises(lm.LoglikMapError, match="standard error needs at least 3 texts.*0 by construction"):
@@ -184,7 +189,7 @@ def test_overflowing_kl_is_refused_naming_the_models(backend):
     mm = lm.ModelMap(_huge(values), backend=backend)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # no numpy overflow warnings either
-        for query in (mm.kl, mm.kl_se, lambda: mm.compare("m0", "m1"), lambda: mm.pairs([("m1", "m2")]),
+        for query in (mm.kl, mm.kl_se, lambda: mm.compare("m0", "m1"), lambda: mm.summary([("m1", "m2")]),
                       lambda: mm.nearest("m1")):
             with pytest.raises(lm.LoglikMapError, match=r"KL between models 'm\d' and 'm\d': is not finite"):
                 query()
@@ -198,3 +203,20 @@ def test_overflowing_cross_entropy_is_refused():
     values[0] = -1.7e308
     with pytest.raises(lm.LoglikMapError, match="cross-entropy of model 'm0' overflows"):
         _huge(values).entropy()
+
+
+def test_every_door_to_one_pair_gives_the_same_bits():
+    # numpy's pairwise summation and the listed-pairs kernel's sequential one differ in the last
+    # bit for many pairs; every per-pair query goes through the one kernel, so they agree exactly
+    rng = np.random.default_rng(1)
+    L = -500 + 3 * rng.normal(size=(4, 1000))
+    m = lm.LogLikelihoodMatrix(L, models=list("abcd"), texts=[f"t{k}" for k in range(1000)],
+                               n_bytes=rng.integers(500, 1500, 1000))
+    mm = lm.ModelMap(m)
+    pairs = [("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")]
+    table = mm.summary(pairs)
+    assert table["kl"].tolist() == [mm.kl(a, b) for a, b in pairs]
+    assert table["se"].tolist() == [mm.kl_se(a, b) for a, b in pairs]
+    assert [mm.compare(a, b).kl for a, b in pairs] == table["kl"].tolist()
+    near = mm.nearest("a", k=3)
+    assert [float(near.sel(model=b)) for b in "bcd"] == [mm.kl("a", b) for b in "bcd"]

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 import loglik_map as lm
-from loglik_map.core.paired import closer, kl_difference, nearest_neighbours
+from loglik_map.core.paired import closer, kl_difference
 
 from .conftest import make_matrix
 
@@ -24,7 +24,7 @@ def test_a_pair_against_nothing_is_the_maps_own_estimate(matrix):
 
 def test_closer_is_the_difference_of_the_maps_kls_and_says_which(matrix):
     mm = lm.ModelMap(matrix)
-    d = mm.paired("m0", "m1", "m2")
+    d = lm.closer(mm, "m0", "m1", "m2")
     assert d.pair_1 == ("m0", "m1") and d.pair_2 == ("m0", "m2")
     assert d.difference == pytest.approx(mm.kl("m0", "m1") - mm.kl("m0", "m2"))
     assert d.p_value == pytest.approx(2 * stats.norm.sf(abs(d.difference / d.se)))
@@ -93,7 +93,7 @@ def test_nearest_neighbours_separates_ties_from_distinguishable_models():
             "farther": base + 4.0 * rng.normal(size=n)}
     m = lm.LogLikelihoodMatrix(np.stack(list(rows.values())), models=list(rows), texts=[f"t{k}" for k in range(n)],
                                n_bytes=np.full(n, 900), model_coords={"family": ["x", "y", "y", "z", "z"]})
-    ds = lm.ModelMap(m).distinguishable_neighbours("ref")
+    ds = lm.ModelMap(m).nearest("ref", test=True)
     assert list(ds.model.values[2:]) == ["far", "farther"] and set(ds.model.values[:2]) == {"twin1", "twin2"}
     assert ds.attrs["nearest"] == ds.model.values[0] and ds.difference.values[0] == 0
     assert ds.distinguishable.values.tolist() == [False, False, True, True]
@@ -102,7 +102,7 @@ def test_nearest_neighbours_separates_ties_from_distinguishable_models():
     # the step-down range test: its last step (the twin against the nearest) is the two-sided p
     assert ds.p_adjusted.values[1] == pytest.approx(ds.p_value.values[1])
     assert np.all(ds.p_adjusted.values[1:] >= ds.p_value.values[1:] - 1e-12)
-    ds = nearest_neighbours(m, "ref", correction="holm")
+    ds = lm.ModelMap(m).nearest("ref", test=True, correction="holm")
     # Holm: the smallest p times the number of tests, then non-decreasing
     p = ds.p_value.values[1:]
     order = np.argsort(p)
@@ -112,10 +112,10 @@ def test_nearest_neighbours_separates_ties_from_distinguishable_models():
     d = closer(m, "ref", "far", str(ds.attrs["nearest"]))
     assert ds.difference.sel(model="far") == pytest.approx(d.difference)
     assert ds.difference_se.sel(model="far") == pytest.approx(d.se)
-    two = nearest_neighbours(m, "ref", k=2, correction="none")
+    two = lm.ModelMap(m).nearest("ref", k=2, test=True, correction="none")
     assert two.sizes["model"] == 2 and two.p_adjusted.values[1] == two.p_value.values[1]
     with pytest.raises(lm.LoglikMapError, match="k must be at least 2"):
-        nearest_neighbours(m, "ref", k=1)
+        lm.ModelMap(m).nearest("ref", k=1, test=True)
 
 
 def test_a_matrix_is_checked_as_a_map_would_check_it():
@@ -128,7 +128,7 @@ def test_a_matrix_is_checked_as_a_map_would_check_it():
     with pytest.raises(lm.LoglikMapError, match="lost tokens to truncation"):
         closer(cut, "m0", "m1", "m2")
     with pytest.raises(lm.LoglikMapError, match="lost tokens to truncation"):
-        nearest_neighbours(cut, "m0")
+        lm.ModelMap(cut).nearest("m0", test=True)
     assert closer(lm.ModelMap(cut, allow_truncated=True, allow_mixed_scoring=True), "m0", "m1", "m2").se > 0
     with pytest.warns(lm.UnreliableEstimateWarning, match="only 20 texts"):
         closer(m.isel(text=slice(0, 20)), "m0", "m1", "m2")
@@ -141,7 +141,7 @@ def _tied_map_rates(ties: int, far: int, correction: str, reps: int = 2000, n: i
 
     Each map: a reference model, ``ties`` neighbours at the same expected KL from it (Student-t
     per-text noise) and ``far`` clearly farther ones; the tests of
-    ``nearest_neighbours`` (:func:`compare_with_nearest`) on the centred differences."""
+    ``ModelMap.nearest(test=True)`` (:func:`compare_with_nearest`) on the centred differences."""
     from loglik_map.core._paired_math import compare_with_nearest
 
     rng = np.random.default_rng(ties * 10 + far)

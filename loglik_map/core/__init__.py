@@ -12,7 +12,7 @@ from .centering import double_center
 from .groups import ordered_groups
 from .matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
 from .modelmap import MIN_TEXTS_FOR_SE, PAIR_DIM, ModelMap, ModelProjection
-from .paired import KLDifference, closer, kl_difference, nearest_neighbours
+from .paired import KLDifference, closer, kl_difference
 from .results import ConfidenceInterval, KLEstimate
 
 __all__ = [
@@ -29,6 +29,5 @@ __all__ = [
            "closer",
            "double_center",
            "kl_difference",
-           "nearest_neighbours",
            "ordered_groups",
 ]

@@ -1,17 +1,18 @@
-"""The model map's per-pair queries: one pair with its SE, a list of pairs, nearest neighbours."""
+"""The model map's per-pair queries: one pair with its SE, a table of pairs, nearest neighbours."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..errors import LoglikMapError
-from ._paired_math import KLDifference, kl_difference_on, nearest_neighbours_on
+from ..errors import LoglikMapError, WrongTypeError
+from ._paired_math import nearest_neighbours_on
 from ._validation import MODEL_DIM
+from .blocked import DEFAULT_BLOCK_SIZE
 from .kernels import PairwiseKL
 from .results import KLEstimate, normal_interval
 
@@ -19,7 +20,7 @@ __all__ = ["MapQueries"]
 
 
 class MapQueries:
-    """:meth:`compare`, :meth:`pairs`, :meth:`nearest` and the paired tests of :class:`~loglik_map.ModelMap`."""
+    """:meth:`compare`, :meth:`summary` and :meth:`nearest` of :class:`~loglik_map.ModelMap`."""
 
     __slots__ = ()
 
@@ -38,6 +39,8 @@ class MapQueries:
         def _pair(self, i: int, j: int) -> tuple[float, float]: ...
         def _pairs(self, X: np.ndarray, ia: np.ndarray, ib: np.ndarray,
                    names: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]: ...
+        def _neighbour_table(self, k: int, unit: str, block_size: int, client: Any,
+                             progress: bool | Callable[[int, int], None] | None) -> xr.Dataset: ...
 
     def compare(self, a: str, b: str, *, unit: str = "bits/byte") -> KLEstimate:
         """KL between two models with its SE.
@@ -60,21 +63,8 @@ class MapQueries:
         kl, se = self._pair(i, j)
         return KLEstimate(model_a=a, model_b=b, kl=scale * kl, se=scale * se, unit=unit, n_texts=self.n_texts)
 
-    def pairs(self, pairs: Iterable[Sequence[str]], *, unit: str = "bits/byte") -> pd.DataFrame:
-        """KL and SE for a list of ``(a, b)`` model pairs.
-
-        Parameters
-        ----------
-        pairs : iterable of (str, str)
-            Model-name pairs.
-        unit : {"bits/byte", "nats"}
-            Unit of ``kl`` and ``se``.
-
-        Returns
-        -------
-        pandas.DataFrame
-            Columns ``a``, ``b``, ``kl``, ``se`` (in ``unit``), one row per pair, in order.
-        """
+    def _pairs_table(self, pairs: Iterable[Sequence[str]], unit: str) -> pd.DataFrame:
+        """Columns ``a``, ``b``, ``kl``, ``se`` (in ``unit``) for a list of ``(a, b)``, one row per pair."""
         scale = self._scale(unit)
         pairs = [tuple(p) for p in pairs]
         for p in pairs:
@@ -102,8 +92,10 @@ class MapQueries:
             * ``None`` (default): every unordered pair ``(a, b)`` of mapped models, in map order
               (K (K − 1) / 2 rows; KL is symmetric);
             * a list of ``(a, b)`` model names;
-            * a rule of the KL-scale module applied to this map, e.g.
-              ``lm.consecutive_checkpoints("step", by="run")`` or ``lm.original_vs("quantization")``;
+            * a pair rule, i.e. any callable that gives the pairs of a map, such as the rules of
+              the KL scale: ``lm.consecutive_checkpoints("step", by="run")`` or
+              ``lm.original_vs("quantization")`` (a :class:`~loglik_map.KLSetting` with its own
+              preprocessing is :func:`~loglik_map.kl_scale_pairs`' to apply);
             * a mapping ``{setting: rule or list of pairs}``: the pairs of every setting, with a
               ``setting`` column first.
         unit : {"bits/byte", "nats"}
@@ -142,7 +134,7 @@ class MapQueries:
         elif pairs is None:
             out = self._all_pairs_table(unit)
         else:
-            out = self.pairs(self._resolve_pairs(pairs), unit=unit)
+            out = self._pairs_table(self._resolve_pairs(pairs), unit)
         if "setting" not in out:
             out["ci_low"], out["ci_high"] = normal_interval(out["kl"].to_numpy(), out["se"].to_numpy(),
                                                             confidence_level)
@@ -159,36 +151,97 @@ class MapQueries:
         return pd.DataFrame({"a": self.models[ia], "b": self.models[ib], "kl": full.kl[ia, ib] * scale,
                              "se": full.se[ia, ib] * scale})
 
-    def _resolve_pairs(self, pairs: Any) -> Any:
-        """A list of (a, b) from a list, a pair rule of :mod:`loglik_map.scale` or a plain KLSetting."""
-        if isinstance(pairs, str):
-            raise LoglikMapError(f"pairs={pairs!r} is a string; give a rule such as lm.consecutive_checkpoints(...) "
-                                 "or a list of (a, b) model pairs")
-        if hasattr(pairs, "preprocessing") and hasattr(pairs, "pairs"):  # a KLSetting
-            if pairs.preprocessing is not None:
-                raise LoglikMapError("this KLSetting has its own preprocessing, which a map cannot apply to itself; "
-                                     "use lm.kl_scale_pairs(matrix, {name: setting}) for it")
-            pairs = pairs.pairs
-        return pairs(self) if callable(pairs) else pairs  # the core does not import loglik_map.scale
+    def _resolve_pairs(self, pairs: Any) -> list[tuple[str, str]]:
+        """A list of ``(a, b)`` from a list of pairs or a pair rule (a callable on a map)."""
+        if callable(pairs):
+            pairs = pairs(self)  # a pair rule; the core does not import loglik_map.scale
+        if isinstance(pairs, str) or not isinstance(pairs, Iterable):
+            kind = "a string" if isinstance(pairs, str) else f"a {type(pairs).__name__}"
+            raise WrongTypeError(f"pairs={pairs!r:.80} is {kind}, not a list of (a, b) model pairs or a pair rule "
+                                 "such as lm.consecutive_checkpoints('step', by='run'); for a KLSetting (which may "
+                                 "carry its own preprocessing) use lm.kl_scale_pairs(matrix, {name: setting})")
+        out = [tuple(p) for p in pairs]
+        for p in out:
+            if len(p) != 2:
+                raise LoglikMapError(f"each pair must be (a, b), got {p!r}")
+        return out
 
-    def nearest(self, model: str, k: int = 5, *, unit: str = "bits/byte") -> xr.DataArray:
-        """The ``k`` models closest to ``model`` (itself excluded), nearest first.
+    def nearest(self, model: str | None = None, k: int | None = None, *, test: bool = False,
+                unit: str = "bits/byte", level: float = 0.05, method: str = "delta", correction: str = "range",
+                block_size: int = DEFAULT_BLOCK_SIZE, client: Any = None,
+                progress: bool | Callable[[int, int], None] | None = None) -> xr.DataArray | xr.Dataset:
+        """The models closest to ``model`` (itself excluded), nearest first; or to every model.
 
         Parameters
         ----------
-        model : str
-            The reference model.
-        k : int, default 5
-            How many neighbours.
+        model : str, optional
+            The reference model. ``None``: the ``k`` nearest neighbours of every model, exact,
+            computed block by block in O(K·k + block_size²) memory, never K × K
+            (:ref:`guide-large-maps`); ties are ordered by model position.
+        k : int, optional
+            How many neighbours: default 5, or with ``test=True`` every other model (the
+            multiple-testing correction is over the ``k − 1`` comparisons kept).
+        test : bool, default False
+            Test every neighbour against the nearest one with the paired difference
+            ``KL(model, j) − KL(model, nearest)``, two-sided (the nearest is picked from the same
+            estimates, so the difference from a tied neighbour is the larger of two); needs
+            ``model``. The test is calibrated for the estimator's target, not the exact KL
+            (:ref:`method-se`).
         unit : {"bits/byte", "nats"}
             Unit of the KLs and SEs.
+        level : float, default 0.05
+            With ``test=True``: significance level of ``distinguishable``.
+        method : {"delta", "jackknife"}
+            With ``test=True``: SE of the paired difference (:mod:`loglik_map.core.paired`).
+        correction : {"range", "holm", "none"}
+            With ``test=True``: how the p-values are adjusted over the comparisons. ``"range"``
+            (default) refers each, step down, to the studentized range of the models not yet
+            separated from the nearest, which keeps the level however many neighbours tie with
+            it; ``"holm"`` is Holm–Bonferroni over the two-sided p-values (level kept with one
+            tie only: about 7 % at level 5 % with four); ``"none"``.
+        block_size : int, default 2048
+            With ``model=None``: rows per block; a block pair holds a few ``block_size²`` arrays.
+        client : distributed.Client, optional
+            With ``model=None``: run the block pairs on this dask cluster (``parallel`` extra).
+        progress : bool or callable, optional
+            With ``model=None``: a tqdm bar over block pairs (default: the ``progress`` option,
+            when tqdm is installed), or a callable called as ``progress(done, total)``.
 
         Returns
         -------
-        xarray.DataArray
-            KL over a ``model`` dimension of length ``min(k, K - 1)``, with the SE as an ``se``
-            coordinate.
+        xarray.DataArray or xarray.Dataset
+            ``model`` given: KL over a ``model`` dimension of length ``min(k, K - 1)`` with the SE
+            as an ``se`` coordinate. ``test=True``: a Dataset over ``model`` (neighbours, nearest
+            first) with ``kl``, ``se``, ``difference``, ``difference_se``, ``z``, ``p_value``
+            (two-sided), ``p_adjusted`` and ``distinguishable`` (``p_adjusted < level``; False
+            for the nearest itself and for neighbours tied with it); attributes name the
+            reference model and the nearest. ``model=None``: a Dataset over ``("model", "rank")``
+            (rank 1 = nearest) with ``neighbour`` (model name), ``kl`` and ``se``.
+
+        References
+        ----------
+        Oyama, M., Yamagiwa, H., Takase, Y., and Shimodaira, H. (2025). *Mapping 1,000+ Language
+        Models via the Log-Likelihood Vector.* Proceedings of ACL 2025 (:ref:`method-references`).
+
+        Examples
+        --------
+        >>> import numpy as np, loglik_map as lm
+        >>> rng = np.random.default_rng(0)
+        >>> m = lm.LogLikelihoodMatrix(-500 + rng.normal(size=(4, 200)), models=["a", "b", "c", "d"],
+        ...                            texts=[f"t{k}" for k in range(200)], n_bytes=np.full(200, 1000))
+        >>> lm.ModelMap(m).nearest("a", k=2).sizes["model"]
+        2
+        >>> lm.ModelMap(m).nearest(k=1, progress=False)["neighbour"].dims
+        ('model', 'rank')
         """
+        if model is None:
+            if test:
+                raise LoglikMapError("test=True compares one model's neighbours with its nearest; name the model")
+            return self._neighbour_table(5 if k is None else k, unit, block_size, client, progress)
+        if test:
+            return nearest_neighbours_on(self, model, k, level=level, unit=unit,  # type: ignore[arg-type]
+                                         method=method, correction=correction)
+        k = 5 if k is None else k
         if k < 1:
             raise LoglikMapError(f"k must be ≥ 1, got {k}")
         i = self._index(model)
@@ -205,40 +258,3 @@ class MapQueries:
             attrs={"units": unit, "reference_model": model},
             name="kl",
         )
-
-    def paired(self, a: str, b: str, c: str, *, unit: str = "bits/byte", method: str = "delta") -> KLDifference:
-        """Is ``a`` closer to ``b`` than to ``c``? ``KL(a, b) − KL(a, c)`` with an SE paired over texts.
-
-        Parameters
-        ----------
-        a, b, c : str
-            Model names.
-        unit : {"bits/byte", "nats"}
-            Unit of the KLs.
-        method : {"delta", "jackknife"}
-            How the SE of the difference is computed (:mod:`loglik_map.core.paired`).
-
-        Returns
-        -------
-        KLDifference
-            Negative: ``b`` is closer (as :func:`loglik_map.closer`).
-        """
-        return kl_difference_on(self, (a, b), (a, c), unit=unit, method=method)  # type: ignore[arg-type]
-
-    def distinguishable_neighbours(self, model: str, k: int | None = None, **options: Any) -> xr.Dataset:
-        """Neighbours of ``model`` tested against the nearest one (as :func:`loglik_map.nearest_neighbours`).
-
-        Parameters
-        ----------
-        model : str
-            The reference model.
-        k : int, optional
-            Keep the ``k`` nearest.
-        **options
-            ``level``, ``unit``, ``method``, ``correction`` of :func:`loglik_map.nearest_neighbours`.
-
-        Returns
-        -------
-        xarray.Dataset
-        """
-        return nearest_neighbours_on(self, model, k, **options)  # type: ignore[arg-type]

@@ -12,10 +12,10 @@ import warnings
 import numpy as np
 
 from ..errors import LoglikMapError, UnreliableEstimateWarning
-from .kernels import NonFiniteKLError, PairwiseKL, pair_kl_se, pairs_kl_se, pairwise_kl_se
+from .kernels import NonFiniteKLError, PairwiseKL, pairs_kl_se, pairwise_kl_se
 from .results import MIN_TEXTS_FOR_SE
 
-__all__ = ["MIN_TEXTS_FOR_SE", "all_pairs", "check_texts", "one_pair", "some_pairs"]
+__all__ = ["MIN_TEXTS_FOR_SE", "all_pairs", "check_texts", "some_pairs"]
 
 
 
@@ -55,14 +55,6 @@ def all_pairs(X: np.ndarray, backend: str | None, labels: np.ndarray) -> Pairwis
         return pairwise_kl_se(X, backend=backend)
     except NonFiniteKLError as err:
         raise _non_finite(err, labels) from None
-
-
-def one_pair(X: np.ndarray, i: int, j: int, labels: np.ndarray) -> tuple[float, float]:
-    """KL and SE of rows ``i`` and ``j`` of ``X`` (bits/byte)."""
-    try:
-        return pair_kl_se(X[i], X[j])
-    except NonFiniteKLError:
-        raise _non_finite(NonFiniteKLError((i, j)), labels) from None
 
 
 def some_pairs(X: np.ndarray, ia: np.ndarray, ib: np.ndarray, backend: str | None,

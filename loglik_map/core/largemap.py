@@ -19,7 +19,7 @@ from .blocked import DEFAULT_BLOCK_SIZE, block_pairs, check_block_size, map_bloc
 from .kernels import NonFiniteKLError, resolve_backend
 from .kernels.blocks import RowBlock, block_kl_se
 from .matrix import MODEL_DIM, _storage
-from .neighbors import exact_neighbors
+from .neighbours import exact_neighbours
 
 __all__ = ["BlockedPairsMixin"]
 
@@ -60,7 +60,7 @@ def _block_to_store(a: RowBlock, b: RowBlock, same: bool, store: Any, block_size
 
 
 class BlockedPairsMixin:
-    """k nearest neighbours and blocked all-pairs for :class:`~loglik_map.ModelMap`."""
+    """Every model's k nearest neighbours and blocked all-pairs for :class:`~loglik_map.ModelMap`."""
 
     __slots__ = ()
 
@@ -70,9 +70,9 @@ class BlockedPairsMixin:
     def _raise_non_finite(self, err: NonFiniteKLError) -> None:
         raise _non_finite(err, self.models) from None  # type: ignore[attr-defined]
 
-    def neighbors(self, k: int = 10, *, unit: str = "bits/byte", block_size: int = DEFAULT_BLOCK_SIZE,
-                  client: Any = None, progress: bool | Progress | None = None) -> xr.Dataset:
-        """The ``k`` closest models to every model, exact, computed block by block.
+    def _neighbour_table(self, k: int, unit: str, block_size: int, client: Any,
+                         progress: bool | Progress | None) -> xr.Dataset:
+        """The ``k`` closest models to every model, exact, block by block (:meth:`ModelMap.nearest` with no model).
 
         Every pair is considered (no index, no approximation): the KLs of each pair of row
         blocks come from one BLAS product with the accuracy guard of the dense kernels
@@ -80,26 +80,6 @@ class BlockedPairsMixin:
         their KL and SE are evaluated directly. Memory: the coordinates (K × N float64) plus
         O(K·k + block_size²) — never K × K. Results equal the dense :meth:`kl` / :meth:`kl_se`
         to the kernels' accuracy; ties are ordered by model position, as a stable sort would.
-
-        Parameters
-        ----------
-        k : int, default 10
-            Neighbours per model, 1 ≤ k < K (the model itself is excluded).
-        unit : {"bits/byte", "nats"}
-        block_size : int, default 2048
-            Rows per block; a block pair holds a few ``block_size²`` float64 arrays.
-        client : distributed.Client, optional
-            Run the block pairs on this dask cluster (needs the ``parallel`` extra); by default
-            they run here, one after another, each using every core.
-        progress : bool or callable, optional
-            A tqdm bar over block pairs (default: the ``progress`` option, when tqdm is
-            installed), or a callable called as ``progress(done, total)`` after each block pair.
-
-        Returns
-        -------
-        xarray.Dataset
-            Dims ``("model", "rank")`` (rank 1 = nearest) with variables ``neighbor`` (model
-            name), ``kl`` and ``se`` (in ``unit``), and the map's model coordinates.
         """
         K = len(self)  # type: ignore[arg-type]
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < K:
@@ -110,7 +90,7 @@ class BlockedPairsMixin:
         self._check_texts(with_se=True)  # type: ignore[attr-defined]
         try:
             with _progress_callback(progress, "neighbours") as report:
-                table = exact_neighbors(self._coords.data, int(k), block_size=block_size,  # type: ignore[attr-defined]
+                table = exact_neighbours(self._coords.data, int(k), block_size=block_size,  # type: ignore[attr-defined]
                                         backend=self._direct_backend(), client=client, progress=report)
         except NonFiniteKLError as err:
             self._raise_non_finite(err)
@@ -119,7 +99,7 @@ class BlockedPairsMixin:
         dims = (MODEL_DIM, "rank")
         return xr.Dataset(
             {
-                "neighbor": (dims, self.models[table.index]),  # type: ignore[attr-defined]
+                "neighbour": (dims, self.models[table.index]),  # type: ignore[attr-defined]
                 "kl": (dims, table.kl * scale, {"units": unit}),
                 "se": (dims, table.se * scale, {"units": unit}),
             },

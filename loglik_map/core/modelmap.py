@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import math
-from os import PathLike
 from typing import overload
 
 import numpy as np
 import xarray as xr
 
-from .._deprecation import renamed_attribute, renamed_parameter
 from .._labels import unknown_labels_error
 from .._repr import ReprMixin, Summary, clip_text, conventions_text, first_labels
 from ..errors import LoglikMapError, WrongTypeError
 from ..options import KERNEL_BACKENDS
 from ..units import check_unit, nats_per_bit_per_byte
 from ._map_queries import MapQueries
-from ._pair_queries import MIN_TEXTS_FOR_SE, all_pairs, check_texts, one_pair, some_pairs
+from ._pair_queries import MIN_TEXTS_FOR_SE, all_pairs, check_texts, some_pairs
 from ._scoring_checks import row_conventions, scoring_conflict
 from ._validation import PAIR_DIM
 from .centering import double_center_array
@@ -105,8 +103,6 @@ class ModelMap(MapQueries, BlockedPairsMixin, ReprMixin):
         """
         return self._coords
 
-    coordinates = renamed_attribute("points", "coordinates")
-
     @property
     def text_means(self) -> xr.DataArray:
         """Per-text means (nats) removed by the column centering; used by :meth:`project`."""
@@ -177,7 +173,8 @@ class ModelMap(MapQueries, BlockedPairsMixin, ReprMixin):
         if i == j:
             return 0.0, 0.0
         rows = np.asarray(self._coords.data[[i, j]])  # two rows, also from a dask-backed map
-        return one_pair(rows, 0, 1, self.models[[i, j]])
+        kl, se = some_pairs(rows, np.array([0]), np.array([1]), self._backend, self.models[[i, j]])
+        return float(kl[0]), float(se[0])  # the listed-pairs kernel: the same number as pairs() and summary()
 
     def _pairs(self, X: np.ndarray, ia: np.ndarray, ib: np.ndarray,
                names: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -223,55 +220,50 @@ class ModelMap(MapQueries, BlockedPairsMixin, ReprMixin):
 
     # ------------------------------------------------------------------ KL and standard errors
     @overload
-    def kl(self, a: str, b: str, *, unit: str = ..., store: None = ...) -> float: ...
+    def kl(self, a: str, b: str, *, unit: str = ...) -> float: ...
     @overload
-    def kl(self, a: str | None = ..., b: None = ..., *, unit: str = ...,
-             store: str | PathLike[str] | None = ...) -> xr.DataArray: ...
+    def kl(self, a: str | None = ..., b: None = ..., *, unit: str = ...) -> xr.DataArray: ...
     @overload
-    def kl(self, a: None = ..., b: str | None = ..., *, unit: str = ...,
-             store: str | PathLike[str] | None = ...) -> xr.DataArray: ...
+    def kl(self, a: None = ..., b: str | None = ..., *, unit: str = ...) -> xr.DataArray: ...
 
-    def kl(self, a: str | None = None, b: str | None = None, *, unit: str = "bits/byte",
-             store: str | PathLike[str] | None = None) -> float | xr.DataArray:
+    def kl(self, a: str | None = None, b: str | None = None, *, unit: str = "bits/byte") -> float | xr.DataArray:
         """KL divergence estimates (:ref:`method-map`).
 
         Parameters
         ----------
         a, b : str, optional
             Model names. Both given: that pair's KL as a float. One given: KL from it to every
-            model (DataArray over ``model``). Neither: all pairs.
+            model (DataArray over ``model``). Neither: all pairs (for maps too large for a K × K
+            array in memory, :meth:`all_pairs` writes them to a Zarr store).
         unit : {"bits/byte", "nats"}
             ``"nats"`` is nats per text (bits/byte × B̄ ln 2).
-        store : path, optional
-            All pairs only: compute them block by block into this Zarr store (resumable) and
-            return the dask-backed array read from it; see :meth:`all_pairs`.
 
         Returns
         -------
         float or xarray.DataArray
             All pairs: dims ``("model", "model_")``, symmetric, exact zeros on the diagonal.
+
+        References
+        ----------
+        Oyama, M., Yamagiwa, H., Takase, Y., and Shimodaira, H. (2025). *Mapping 1,000+ Language
+        Models via the Log-Likelihood Vector.* Proceedings of ACL 2025 (:ref:`method-references`).
         """
-        if store is not None:
-            return self._stored_pairs(a, b, unit, store)["kl"]
         return self._pairwise_query(a, b, unit, "kl")
 
     @overload
-    def kl_se(self, a: str, b: str, *, unit: str = ..., store: None = ...) -> float: ...
+    def kl_se(self, a: str, b: str, *, unit: str = ...) -> float: ...
     @overload
-    def kl_se(self, a: str | None = ..., b: None = ..., *, unit: str = ...,
-                store: str | PathLike[str] | None = ...) -> xr.DataArray: ...
+    def kl_se(self, a: str | None = ..., b: None = ..., *, unit: str = ...) -> xr.DataArray: ...
     @overload
-    def kl_se(self, a: None = ..., b: str | None = ..., *, unit: str = ...,
-                store: str | PathLike[str] | None = ...) -> xr.DataArray: ...
+    def kl_se(self, a: None = ..., b: str | None = ..., *, unit: str = ...) -> xr.DataArray: ...
 
-    def kl_se(self, a: str | None = None, b: str | None = None, *, unit: str = "bits/byte",
-                store: str | PathLike[str] | None = None) -> float | xr.DataArray:
+    def kl_se(self, a: str | None = None, b: str | None = None, *, unit: str = "bits/byte") -> float | xr.DataArray:
         """Standard errors of :meth:`kl` (:ref:`method-se`); same arguments and shapes.
 
         Refused with fewer than 3 texts (the SE is then 0 by construction); below
         :data:`MIN_TEXTS_FOR_SE` (32) texts it comes with an
         :class:`~loglik_map.UnreliableEstimateWarning`. The same holds for every method that
-        returns an SE (:meth:`compare`, :meth:`pairs`, :meth:`nearest`, :meth:`project`).
+        returns an SE (:meth:`compare`, :meth:`summary`, :meth:`nearest`, :meth:`project`).
 
         Parameters
         ----------
@@ -279,23 +271,19 @@ class ModelMap(MapQueries, BlockedPairsMixin, ReprMixin):
             Model names, as in :meth:`kl`.
         unit : {"bits/byte", "nats"}
             Unit of the SEs.
-        store : path, optional
-            All pairs only, as in :meth:`kl`.
 
         Returns
         -------
         float or xarray.DataArray
             Shaped as :meth:`kl`'s result; the DataArray is named ``kl_se``.
-        """
-        if store is not None:
-            return self._stored_pairs(a, b, unit, store)["se"].rename("kl_se")
-        return self._pairwise_query(a, b, unit, "se")
 
-    def _stored_pairs(self, a: str | None, b: str | None, unit: str, store: str | PathLike[str]) -> xr.Dataset:
-        if a is not None or b is not None:
-            raise LoglikMapError("store= writes all pairs; leave out the model names (a, b), or leave out store= "
-                                 "for one model's or one pair's KL")
-        return self.all_pairs(store, unit=unit)
+        References
+        ----------
+        Oyama, M., Yamagiwa, H., Takase, Y., and Shimodaira, H. (2025). *Mapping 1,000+ Language
+        Models via the Log-Likelihood Vector.* Proceedings of ACL 2025, App. C
+        (:ref:`method-references`).
+        """
+        return self._pairwise_query(a, b, unit, "se")
 
     # ------------------------------------------------------------------ new models
     def project(self, other: LogLikelihoodMatrix | xr.DataArray, *, unit: str = "bits/byte") -> ModelProjection:
@@ -320,7 +308,6 @@ class ModelMap(MapQueries, BlockedPairsMixin, ReprMixin):
         return project_onto(self, other, unit)
 
     # ------------------------------------------------------------------ embeddings
-    @renamed_parameter("random_state", "seed")
     def embed(
         self,
         method: str = "pca",
@@ -341,7 +328,7 @@ class ModelMap(MapQueries, BlockedPairsMixin, ReprMixin):
         perplexity : float
             t-SNE perplexity (the paper uses 30); must be smaller than the number of models.
         seed : int or numpy.random.Generator, optional
-            Seed for t-SNE. Formerly ``random_state``.
+            Seed for t-SNE.
 
         Returns
         -------

@@ -19,23 +19,20 @@ intervals over 400 replicates) — for the *estimator's target*, the difference 
 estimates on the whole population of texts. They are not calibrated for the difference of the
 exact KLs: where the two pairs' estimates are biased differently (:doc:`/exact_kl`), a
 significant difference of estimates says nothing about the exact KLs (outside checks found
-coverage of 0.37–0.55 against them for such pairs). The same tests are methods of the map:
-:meth:`ModelMap.paired <loglik_map.ModelMap.paired>` and
-:meth:`ModelMap.distinguishable_neighbours <loglik_map.ModelMap.distinguishable_neighbours>`.
+coverage of 0.37–0.55 against them for such pairs). The test of every neighbour of a model
+against the nearest one is :meth:`ModelMap.nearest(model, test=True) <loglik_map.ModelMap.nearest>`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import xarray as xr
-
 from ..errors import WrongTypeError
-from ._paired_math import PAIRED_METHODS, KLDifference, kl_difference_on, nearest_neighbours_on
+from ._paired_math import PAIRED_METHODS, KLDifference, kl_difference_on
 from .matrix import LogLikelihoodMatrix
 from .modelmap import ModelMap
 
-__all__ = ["PAIRED_METHODS", "KLDifference", "closer", "kl_difference", "nearest_neighbours"]
+__all__ = ["PAIRED_METHODS", "KLDifference", "closer", "kl_difference"]
 
 
 def _map(source: ModelMap | LogLikelihoodMatrix) -> ModelMap:
@@ -90,42 +87,3 @@ def closer(source: ModelMap | LogLikelihoodMatrix, a: str, b: str, c: str, *, un
         Negative: ``b`` is closer. See :func:`kl_difference`.
     """
     return kl_difference_on(_map(source), (a, b), (a, c), unit=unit, method=method)
-
-
-def nearest_neighbours(source: ModelMap | LogLikelihoodMatrix, model: str, k: int | None = None, *,
-                       level: float = 0.05, unit: str = "bits/byte", method: str = "delta",
-                       correction: str = "range") -> xr.Dataset:
-    """Which of a model's neighbours are distinguishable from the nearest one?
-
-    Parameters
-    ----------
-    source : ModelMap or LogLikelihoodMatrix
-        The models.
-    model : str
-        The reference model.
-    k : int, optional
-        Keep the ``k`` nearest (default all other models); the multiple-testing correction is
-        over the ``k − 1`` comparisons kept.
-    level : float, default 0.05
-        Significance level for ``distinguishable``.
-    unit : {"bits/byte", "nats"}
-        Unit of the KLs.
-    method : {"delta", "jackknife"}
-        See the module documentation.
-    correction : {"range", "holm", "none"}
-        How the p-values are adjusted over the comparisons: ``"range"`` (default) refers each to
-        the studentized range of the models not yet separated from the nearest, which keeps the
-        level when several neighbours tie with it (the nearest is picked from the same data);
-        ``"holm"`` is Holm–Bonferroni over the two-sided p-values (level kept with one tie only);
-        ``"none"``.
-
-    Returns
-    -------
-    xarray.Dataset
-        Over ``model`` (neighbours, nearest first): ``kl``, ``se``, ``difference``,
-        ``difference_se``, ``z``, ``p_value`` (two-sided), ``p_adjusted`` and ``distinguishable``
-        (``p_adjusted < level``); attributes name the reference model and the nearest. The test
-        is calibrated for the estimator's target, not the exact KL (:ref:`method-se`).
-    """
-    return nearest_neighbours_on(_map(source), model, k, level=level, unit=unit, method=method,
-                                 correction=correction)

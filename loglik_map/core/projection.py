@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .._deprecation import renamed_attribute
 from .._repr import ReprMixin, Summary, first_labels
 from ..errors import LoglikMapError, WrongTypeError
 from ..units import nats_per_bit_per_byte
@@ -33,12 +32,12 @@ class ModelProjection(ReprMixin):
     ----------
     points : xarray.DataArray
         Dims ``("model", "text")``: the new models' points, centred with the map's own text
-        means and scaled like the map (squared distance = KL in bits/byte). Formerly ``coordinates``.
+        means and scaled like the map (squared distance = KL in bits/byte).
     kl : xarray.DataArray
         Dims ``("model", "model_")``: KL from each new model (``model``) to each mapped model
         (``model_``), in ``unit``.
     se : xarray.DataArray
-        Standard errors of ``kl``, same dims and unit. Formerly ``kl_se``.
+        Standard errors of ``kl``, same dims and unit.
     unit : str
         ``"bits/byte"`` or ``"nats"`` (per text).
     """
@@ -47,9 +46,6 @@ class ModelProjection(ReprMixin):
     kl: xr.DataArray
     se: xr.DataArray
     unit: str
-
-    coordinates = renamed_attribute("points", "coordinates")
-    kl_se = renamed_attribute("se", "kl_se")
 
     def _summary(self) -> Summary:
         new, mapped = self.kl[MODEL_DIM].values, self.kl[PAIR_DIM].values

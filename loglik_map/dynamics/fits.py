@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from .._deprecation import renamed_attribute
 from .._repr import ReprMixin, Summary
 from ..core.results import ConfidenceInterval, TidyResult
 from ..errors import LoglikMapError
@@ -36,7 +35,7 @@ class PowerLawFit(TidyResult, ReprMixin):
     r2 : float
         Coefficient of determination of the log–log fit.
     se : float
-        Standard error of ``exponent`` (NaN with fewer than 3 points). Formerly ``stderr``.
+        Standard error of ``exponent`` (NaN with fewer than 3 points).
     n_points : int
         Points used (non-finite and non-positive distances are dropped).
     t0 : float
@@ -62,8 +61,6 @@ class PowerLawFit(TidyResult, ReprMixin):
     def fractal_dimension(self) -> float:
         """Hausdorff dimension D = 1/H = 2/c of the path."""
         return 2.0 / self.exponent if self.exponent != 0 else math.inf
-
-    stderr = renamed_attribute("se", "stderr")
 
     def confidence_interval(self, confidence_level: float = 0.95) -> ConfidenceInterval:
         """Student-t interval for the exponent (n − 2 degrees of freedom).
@@ -156,7 +153,6 @@ class HolderEstimate(TidyResult, ReprMixin):
         The exponent α.
     se : float
         Delta-method standard error from the two fits' standard errors (taken as independent).
-        Formerly ``stderr``.
     c_q, c_w : float
         Diffusion exponents in log-likelihood space and weight space.
     fractal_dimension_q, fractal_dimension_w : float
@@ -169,8 +165,6 @@ class HolderEstimate(TidyResult, ReprMixin):
     c_w: float
     fractal_dimension_q: float
     fractal_dimension_w: float
-
-    stderr = renamed_attribute("se", "stderr")
 
     def confidence_interval(self, confidence_level: float = 0.95) -> ConfidenceInterval:
         """Normal-approximation interval ``alpha ± z · se``.

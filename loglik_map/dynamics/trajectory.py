@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -213,22 +212,6 @@ class Trajectory(TrajectoryDiffusion, ReprMixin):
         numpy.ndarray
         """
         return self._order[self._group(group)]
-
-    def steps(self, group: Hashable | None = None) -> np.ndarray:
-        """Deprecated alias of :meth:`positions` (which also names layers of a layer trajectory).
-
-        Parameters
-        ----------
-        group : optional
-            Which trajectory (a value of ``by``; needed when there are several).
-
-        Returns
-        -------
-        numpy.ndarray
-        """
-        warnings.warn("Trajectory.steps() is deprecated: use Trajectory.positions() (the values of the "
-                      f"{self._order_name!r} coordinate)", DeprecationWarning, stacklevel=2)
-        return self.positions(group)
 
     def grid(self, group: Hashable | None = None) -> np.ndarray:
         """The checkpoint grid of a trajectory (see ``grid=``); slots without a kept point are gaps.

@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .._deprecation import renamed_parameter
 from .._labels import unknown_labels_error
 from ..core.groups import ordered_unique
 from ..core.modelmap import PAIR_DIM, ModelMap
@@ -67,7 +66,6 @@ def _label_points(ax: Any, pos: dict[str, np.ndarray], names: list[str], fontsiz
                     ha="right" if right else "left", va="bottom", zorder=_LABEL_Z)
 
 
-@renamed_parameter("random_state", "seed")
 def plot_map(mm: ModelMap, *, embedding: xr.DataArray | None = None, method: str = "pca", n_components: int = 2,
              color: str | None = None, trajectory: Trajectory | None = None, links: Sequence[tuple[str, str]] = (),
              labels: bool | Sequence[str] | None = None, label_size: Any = "small", max_width: float = 6.0,

@@ -193,7 +193,7 @@ def plot_logit_lens(mm: ModelMap, *, by: str | None = None, order: str = "layer"
         rows = np.flatnonzero(lens & (source == g))
         rows = rows[np.argsort(layer[rows], kind="stable")]
         final = str(mm.models[rows[-1]])
-        table = mm.pairs([(str(mm.models[r]), final) for r in rows], unit=unit)
+        table = mm.summary([(str(mm.models[r]), final) for r in rows], unit=unit)
         x, y, se = layer[rows], table["kl"].to_numpy(), table["se"].to_numpy()
         line, = ax.plot(x, y, marker=".", label=f"{g} (final: {order} {x[-1]:g})", zorder=3)
         ax.fill_between(x, np.maximum(y - se, 0), y + se, color=line.get_color(), alpha=0.25, lw=0)

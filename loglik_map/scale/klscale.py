@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .._deprecation import deprecated
 from ..core.matrix import LogLikelihoodMatrix
 from ..core.modelmap import ModelMap
 from ..dynamics.preprocessing import PreprocessingResult, preprocess_pretraining
@@ -17,12 +16,6 @@ from ..errors import LoglikMapError, WrongTypeError
 from .pairs import (
     Pair,
     PairRule,
-    adjacent_layers,
-    child_vs_parent,
-    consecutive_checkpoints,
-    differing_only_in,
-    original_vs,
-    random_pairs,
 )
 
 __all__ = ["PAPER_KL_SCALE", "KLSetting", "PretrainingPreprocessing", "kl_scale", "kl_scale_pairs"]
@@ -44,30 +37,7 @@ PAPER_KL_SCALE = pd.DataFrame(
     columns=["setting", "median", "mean", "sd"],
 ).set_index("setting")
 
-#: Deprecated shorthand strings → the rule each stood for (a string hides which coordinates it reads).
-_SHORTHANDS: dict[str, tuple[str, Callable[[], PairRule]]] = {
-    "consecutive checkpoints": ('consecutive_checkpoints("step", "source_model")',
-                                lambda: consecutive_checkpoints("step", "source_model")),
-    "pairs differing only in seed": ('differing_only_in("seed", by=("size", "step"))',
-                                     lambda: differing_only_in("seed", by=("size", "step"))),
-    "original vs quantized": ('original_vs("quantization", "none")', lambda: original_vs("quantization", "none")),
-    "child vs parent": ('child_vs_parent("base_model")', lambda: child_vs_parent("base_model")),
-    "adjacent layers": ('adjacent_layers("layer", "source_model")', lambda: adjacent_layers("layer", "source_model")),
-    "random pairs within a model type": ('random_pairs(by="family", lineage="base_model")',
-                                         lambda: random_pairs(by="family", lineage="base_model")),
-    "random pairs across all models": ('random_pairs(lineage="base_model")', lambda: random_pairs(lineage="base_model")),
-}
-
-
-def _shorthand(spec: str) -> PairRule:
-    if spec not in _SHORTHANDS:
-        raise LoglikMapError(f"unknown rule {spec!r}; give a PairRule such as consecutive_checkpoints(...) or a list "
-                             "of (a, b) pairs")
-    spelled, make = _SHORTHANDS[spec]
-    deprecated(f"the shorthand rule {spec!r}", f"loglik_map.{spelled}")
-    return make()
-
-Setting = Sequence[Pair] | PairRule | str
+Setting = Sequence[Pair] | PairRule
 
 
 def _frozen_criteria(models: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
@@ -147,15 +117,14 @@ class KLSetting:
 
 def _resolve(mm: ModelMap, spec: Setting) -> list[Pair]:
     if isinstance(spec, str):
-        return _shorthand(spec)(mm)
+        raise LoglikMapError(f"setting {spec!r} is a string; give a pair rule such as "
+                             "lm.consecutive_checkpoints('step', by='run') or a list of (a, b) model pairs")
     if isinstance(spec, PairRule):
         return spec(mm)
     return [tuple(p) for p in spec]  # type: ignore[misc]
 
 
 def _describe_pairs(spec: Setting) -> str:
-    if isinstance(spec, str):
-        return _SHORTHANDS[spec][1]().description if spec in _SHORTHANDS else spec
     if isinstance(spec, PairRule):
         return spec.description
     return "given pairs"
@@ -202,7 +171,8 @@ def _evaluate(source: ModelMap | LogLikelihoodMatrix, groups: Mapping[Any, Setti
         prepared = _prepare(source, setting.preprocessing, cache)
         mm = prepared.map
         pairs = _resolve(mm, setting.pairs)
-        df = mm.pairs(pairs, unit=unit) if pairs else pd.DataFrame({"a": [], "b": [], "kl": [], "se": []})
+        columns = ["a", "b", "kl", "se"]
+        df = mm.summary(pairs, unit=unit)[columns] if pairs else pd.DataFrame({c: [] for c in columns})
         df.insert(0, "setting", name)
         frames.append(df)
         info[name] = {"pairs": _describe_pairs(setting.pairs), "preprocessing": prepared.description,

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from .._deprecation import renamed_parameter
 from .._labels import unknown_labels_error
 from ..core.groups import ordered_groups, ordered_unique
 from ..core.matrix import MODEL_DIM
@@ -187,7 +186,6 @@ def consecutive_checkpoints(order: str = "step", by: str | Sequence[str] | None 
     return PairRule(", ".join(parts), select)
 
 
-@renamed_parameter("same", "by")
 def differing_only_in(coord: str, by: str | Sequence[str] = (), *, final: str | None = None) -> PairRule:
     """All pairs whose ``coord`` differs while every coordinate in ``by`` is equal
     (e.g. ``differing_only_in("seed", by=["size", "step"])``).
@@ -240,7 +238,6 @@ def _missing(value: Any) -> bool:
     return value == "" or (isinstance(value, (float, np.floating)) and np.isnan(value))
 
 
-@renamed_parameter("match", "by")
 def original_vs(coord: str = "quantization", base: Any = "none", value: Any = None,
                 by: str | Sequence[str] = ("source_model", "revision"), *, layers: bool = False) -> PairRule:
     """(original, variant) pairs, matched on the ``by`` coordinates — e.g. a model and its 8-bit copy.
@@ -353,7 +350,6 @@ def _draw_pairs(candidates: np.ndarray, count: int, rng: np.random.Generator) ->
     return list(zip(candidates[a].tolist(), candidates[b].tolist()))
 
 
-@renamed_parameter("within", "by")
 def random_pairs(n: int | None = None, by: str | None = None, *, seed: int = 0,
                  lineage: str | None = None) -> PairRule:
     """Random model pairs, optionally within equal values of ``by`` (a model type).
@@ -375,7 +371,7 @@ def random_pairs(n: int | None = None, by: str | None = None, *, seed: int = 0,
     n : int, optional
         Number of pairs (see above for the default).
     by : str, optional
-        Model coordinate (a model type) equal within a pair. Formerly ``within``.
+        Model coordinate (a model type) equal within a pair.
     seed : int, default 0
         Seed of the draws.
     lineage : str, optional

@@ -143,7 +143,7 @@ def _resolve(mm: ModelMap, spec: Any) -> list[tuple[str, str]]:
     or a list of ``(a, b)``."""
     if isinstance(spec, str):
         raise WrongTypeError(f"pairs {spec!r}: give a pair rule such as loglik_map.child_vs_parent('base_model') "
-                             "or a list of (a, b) model pairs (shorthand strings are deprecated)")
+                             "or a list of (a, b) model pairs")
     if callable(spec):
         return [(str(a), str(b)) for a, b in spec(mm)]
     return [(str(a), str(b)) for a, b in spec]

@@ -88,7 +88,7 @@ def text_resampling_stability(source: ModelMap | LogLikelihoodMatrix, n_splits: 
         nb = matrix.n_bytes[idx].mean() * 2.0 * math.log(2.0)
         boot[b] = np.var(diffs[:, idx], axis=1) / nb
     a, bnames = matrix.models[iu[0][pick]], matrix.models[iu[1][pick]]
-    df = full.pairs(list(zip(a, bnames)))
+    df = full.summary(list(zip(a, bnames)))[["a", "b", "kl", "se"]]
     df["bootstrap_se"] = boot.std(axis=0, ddof=1)
     labels = [f"{x} | {y}" for x, y in zip(matrix.models[iu[0]], matrix.models[iu[1]])]
     da = xr.DataArray(split_kl, dims=("split", "pair"), coords={"split": np.arange(n_splits), "pair": labels},

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from .._deprecation import renamed_parameter
 from ..core.matrix import MODEL_DIM, LogLikelihoodMatrix
 from ..core.modelmap import PAIR_DIM
 from ..errors import LoglikMapError
@@ -90,7 +89,6 @@ class MarkovChainModel:
         pi = np.real(v[:, np.argmin(np.abs(w - 1.0))])
         return pi / pi.sum()
 
-    @renamed_parameter("random_state", "seed")
     def sample(
         self, n_texts: int, lengths: int | Sequence[int] | np.ndarray, *, seed: int | np.random.Generator | None = None
     ) -> list[str]:
@@ -103,7 +101,7 @@ class MarkovChainModel:
         lengths : int or sequence of int
             Length (≥ 2 characters) of every text, or one length per text.
         seed : int or numpy.random.Generator, optional
-            Seed or generator. Formerly ``random_state``.
+            Seed or generator.
 
         Returns
         -------
@@ -214,7 +212,6 @@ class MarkovExample:
     source: MarkovChainModel
 
 
-@renamed_parameter("random_state", "seed")
 def make_markov_example(
     n_families: int = 3,
     members_per_family: int = 3,
@@ -248,7 +245,7 @@ def make_markov_example(
     alphabet : str, default "abcdefgh "
         Distinct ASCII characters.
     seed : int or numpy.random.Generator, optional
-        Seed or generator (default 0: the same example every time). Formerly ``random_state``.
+        Seed or generator (default 0: the same example every time).
 
     Returns
     -------

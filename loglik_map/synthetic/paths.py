@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._deprecation import renamed_parameter
 from ..errors import LoglikMapError
 
 __all__ = ["TakagiLandsberg", "fbm", "fractional_gaussian_noise", "takagi_landsberg"]
@@ -21,7 +20,6 @@ def _fgn_autocovariance(n: int, hurst: float) -> np.ndarray:
     return 0.5 * (np.abs(k + 1) ** h2 - 2 * np.abs(k) ** h2 + np.abs(k - 1) ** h2)
 
 
-@renamed_parameter("random_state", "seed")
 def fractional_gaussian_noise(n: int, hurst: float, dim: int = 1, *,
                               seed: int | np.random.Generator | None = None) -> np.ndarray:
     """Exact fractional Gaussian noise (unit variance).
@@ -38,7 +36,7 @@ def fractional_gaussian_noise(n: int, hurst: float, dim: int = 1, *,
     dim : int, default 1
         Number of independent noises (columns).
     seed : int or numpy.random.Generator, optional
-        Seed or generator (:func:`numpy.random.default_rng`). Formerly ``random_state``.
+        Seed or generator (:func:`numpy.random.default_rng`).
 
     Returns
     -------
@@ -64,7 +62,6 @@ def fractional_gaussian_noise(n: int, hurst: float, dim: int = 1, *,
     return out
 
 
-@renamed_parameter("random_state", "seed")
 def fbm(n: int, hurst: float, dim: int = 1, *, seed: int | np.random.Generator | None = None) -> np.ndarray:
     """Exact fractional Brownian motion at times 0, 1, …, n, shape (n + 1, dim); ``B(0) = 0``.
 
@@ -80,7 +77,7 @@ def fbm(n: int, hurst: float, dim: int = 1, *, seed: int | np.random.Generator |
     dim : int
         Dimension of the path.
     seed : int or numpy.random.Generator, optional
-        Seed or generator (:func:`numpy.random.default_rng`). Formerly ``random_state``.
+        Seed or generator (:func:`numpy.random.default_rng`).
 
     Returns
     -------
@@ -110,10 +107,9 @@ class TakagiLandsberg:
     n_terms : int
         Number of terms K; the map is α-Hölder down to scales ~λ^{-K}.
     seed : int or numpy.random.Generator, optional
-        Seed or generator for ``a`` and ``b``. Formerly ``random_state``.
+        Seed or generator for ``a`` and ``b``.
     """
 
-    @renamed_parameter("random_state", "seed")
     def __init__(self, dim_in: int, dim_out: int, alpha: float, *, lam: float = 2.0, n_terms: int = 24,
                  seed: int | np.random.Generator | None = None) -> None:
         if not 0.0 < alpha < 1.0:
@@ -140,7 +136,6 @@ class TakagiLandsberg:
         return out
 
 
-@renamed_parameter("random_state", "seed")
 def takagi_landsberg(W: np.ndarray, alpha: float, dim_out: int = 64, *, lam: float = 2.0, n_terms: int = 24,
                      seed: int | np.random.Generator | None = None) -> np.ndarray:
     """Push points through a random α-Hölder :class:`TakagiLandsberg` map.
@@ -158,7 +153,7 @@ def takagi_landsberg(W: np.ndarray, alpha: float, dim_out: int = 64, *, lam: flo
     n_terms : int, default 24
         Number of terms K.
     seed : int or numpy.random.Generator, optional
-        Seed or generator of the random map. Formerly ``random_state``.
+        Seed or generator of the random map.
 
     Returns
     -------

@@ -72,8 +72,3 @@ def test_power_law_fit_matches_the_textbook_least_squares_and_old_spelling_warns
     assert fit.se == pytest.approx(math.sqrt(cov[1, 1]))
     assert fit.r2 == pytest.approx(1 - ssr[0] / np.sum((y - y.mean()) ** 2))
     assert math.isnan(lm.fit_power_law([1.0, 2.0], [1.0, 3.0]).se)  # two points: no SE
-    with pytest.warns(DeprecationWarning, match="PowerLawFit.stderr is deprecated.*PowerLawFit.se"):
-        assert fit.stderr == fit.se
-    h = lm.holder_exponent(fit, fit)
-    with pytest.warns(DeprecationWarning, match="HolderEstimate.se"):
-        assert h.stderr == h.se

@@ -75,7 +75,7 @@ def test_kl_scale_table_matches_manual_statistics(zoo):
     t2 = lm.kl_scale(zoo, {"my layers": lm.adjacent_layers()}, reference={"my layers": "adjacent layers"})
     assert t2.loc["my layers", "paper_median"] == 3.0
     assert table.loc["my layers", "median"] > table.loc["random seeds", "median"]
-    with pytest.raises(lm.LoglikMapError, match="unknown rule"):
+    with pytest.raises(lm.LoglikMapError, match="is a string; give a pair rule"):
         lm.kl_scale(zoo, {"x": "nearest neighbours"})
     assert list(lm.PAPER_KL_SCALE.columns) == ["median", "mean", "sd"] and len(lm.PAPER_KL_SCALE) == 10
 
@@ -128,7 +128,7 @@ def test_original_vs_matches_lens_rows_by_layer(scored):
     pairs = lm.original_vs("quantization", "none", "8bit")(scored)
     assert sorted(pairs) == sorted([(f"m-s{s}@{t}", f"m-s{s}@{t}[8bit]") for s in (1, 2) for t in (1000, 2000)]
                                    + [("ft", "ft[8bit]")])
-    kl = scored.pairs(pairs).kl
+    kl = scored.summary(pairs).kl
     assert kl.max() < 0.01  # the tiny quantization KL, not a lens layer's
     with_layers = lm.original_vs("quantization", "none", "8bit", layers=True)(scored)
     assert ("m-s1@1000@layer2", "m-s1@1000[8bit]@layer2") in with_layers

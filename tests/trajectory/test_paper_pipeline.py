@@ -281,9 +281,8 @@ def test_random_pairs_follow_the_authors_sampling(matrix):
     many = lm.random_pairs(60, lineage="base_model", seed=0)(mm)
     assert len(many) == 60 and len(set(many)) < 60  # 7 models: 42 ordered pairs at most
     assert lm.random_pairs(5, seed=0)(mm) == lm.random_pairs(5, seed=0)(mm) and len(set(lm.random_pairs(5)(mm))) == 5
-    with pytest.warns(DeprecationWarning, match="shorthand rule"):  # the old strings still work, with a warning
-        short = lm.kl_scale_pairs(mm, {"w": "random pairs within a model type", "a": "random pairs across all models"})
-    assert (short.setting == "w").sum() == 5 and (short.setting == "a").sum() == 5
+    with pytest.raises(lm.LoglikMapError, match="is a string; give a pair rule"):
+        lm.kl_scale_pairs(mm, {"w": "random pairs within a model type"})
     with pytest.raises(lm.LoglikMapError, match="leave n=None"):
         lm.random_pairs(10, by="family", lineage="base_model")
 
@@ -308,8 +307,6 @@ def test_layer_trajectory_names_its_axis_layer(matrix):
     assert steps.attrs["order"] == "layer" and lens.order == "layer"
     assert lens.displacement(0).dims == ("layer",)
     assert list(lens.positions()) == [0, 1, 2, 3, 4]
-    with pytest.warns(DeprecationWarning, match="positions"):
-        assert list(lens.steps()) == [0, 1, 2, 3, 4]
     assert lens.diffusion_exponents(window=2).attrs["order"] == "layer"
 
 

@@ -19,11 +19,6 @@ def test_fbm_shape_origin_and_increment_variance():
     assert B.shape == (501, 40) and np.all(B[0] == 0)
     inc = np.diff(B, axis=0)
     assert np.var(inc) == pytest.approx(1.0, rel=0.05)
-    with pytest.warns(DeprecationWarning, match=r"fbm\(random_state=...\) is deprecated.*use seed="):
-        old = lm.fbm(50, 0.3, dim=2, random_state=7)
-    np.testing.assert_array_equal(old, lm.fbm(50, 0.3, dim=2, seed=7))
-    with pytest.raises(TypeError, match="both random_state= .* and seed="):
-        lm.fbm(5, 0.3, random_state=1, seed=1)
     with pytest.raises(lm.LoglikMapError, match="hurst"):
         lm.fbm(10, 1.2)
 

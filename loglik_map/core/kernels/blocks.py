@@ -1,7 +1,7 @@
 """KL (and SE) between two blocks of rows of the scaled coordinates, with the dense kernels' guard.
 
 The blocked all-pairs paths (:meth:`~loglik_map.ModelMap.all_pairs`,
-:meth:`~loglik_map.ModelMap.neighbors`) never hold a K × K array: they walk over pairs of row
+:meth:`~loglik_map.ModelMap.nearest`) never hold a K × K array: they walk over pairs of row
 blocks ``(A, B)``. Each block pair uses the Gram formulation of :mod:`._blas` (BLAS products of
 the blocks and of their elementwise powers) and the same per-pair worst-case rounding bound:
 every pair whose bound exceeds a tenth of the required accuracy (1e-8 relative for KL, 1e-5 for

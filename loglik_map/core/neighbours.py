@@ -1,5 +1,5 @@
 """Exact k nearest neighbours of every model on the map, block by block (not public API; see
-:meth:`loglik_map.ModelMap.neighbors`).
+:meth:`loglik_map.ModelMap.nearest`).
 
 KL on the map is squared Euclidean distance between rows of Q̃, so the k models closest to each
 model are found by walking over the block pairs ``(I, J)``, ``I ≤ J``: each block pair computes
@@ -22,11 +22,11 @@ from .blocked import block_pairs, map_block_pairs, row_ranges
 from .kernels._blas import KL_REL_BOUND
 from .kernels.blocks import RowBlock, block_kl, cross_pairs_kl_se
 
-__all__ = ["NeighborTable", "exact_neighbors"]
+__all__ = ["NeighbourTable", "exact_neighbours"]
 
 
 @dataclass(frozen=True)
-class NeighborTable:
+class NeighbourTable:
     """The k nearest neighbours of every row: ``index``, ``kl`` and ``se``, each (K, k), nearest first.
 
     ``kl`` and ``se`` are in the coordinates' unit (bits/byte for Q̃); ``n_direct`` counts the
@@ -93,8 +93,8 @@ def _merge(best: list[np.ndarray], start: int, index: np.ndarray, kl: np.ndarray
     best[2][start:stop] = np.take_along_axis(err, order, axis=1)
 
 
-def exact_neighbors(points: Any, k: int, *, block_size: int, backend: str = "numba", client: Any = None,
-                    progress: Callable[[int, int], None] | None = None) -> NeighborTable:
+def exact_neighbours(points: Any, k: int, *, block_size: int, backend: str = "numba", client: Any = None,
+                    progress: Callable[[int, int], None] | None = None) -> NeighbourTable:
     """The ``k`` nearest rows of every row of ``points`` (itself excluded), exact, block by block.
 
     Parameters
@@ -123,4 +123,4 @@ def exact_neighbors(points: Any, k: int, *, block_size: int, backend: str = "num
             _merge(best, start, index, kl, se, k)
         if progress is not None:
             progress(done, len(pairs))
-    return NeighborTable(index=best[0], kl=best[1], se=best[2], n_direct=n_direct)
+    return NeighbourTable(index=best[0], kl=best[1], se=best[2], n_direct=n_direct)
