@@ -40,7 +40,7 @@ def paired(rng: np.random.Generator, n: int, df: float, method: str) -> bool:
 
 def fbm_exponent(rng: np.random.Generator, hurst: float, n: int) -> tuple[bool, bool]:
     """c(t0) over lags 1 … 10 of an fBm path with one coordinate per text: bootstrap, regression."""
-    path = lm.fbm(14, hurst, dim=n, seed=rng)
+    path = lm.synthetic.fbm(14, hurst, dim=n, seed=rng)
     m = lm.LogLikelihoodMatrix(-500 + 10 * path, models=[f"c{i}" for i in range(15)],
                                texts=[f"t{k}" for k in range(n)], n_bytes=np.full(n, 1000),
                                model_coords={"step": np.arange(15)})
@@ -50,8 +50,8 @@ def fbm_exponent(rng: np.random.Generator, hurst: float, n: int) -> tuple[bool, 
 
 def takagi_alpha(rng: np.random.Generator, alpha: float, n: int) -> tuple[bool, bool]:
     """α = c_q / c_w for a Takagi–Landsberg map of a Brownian path started away from the origin."""
-    W = 1e-3 * lm.fbm(14, 0.5, dim=16, seed=rng) + 3.0 * rng.normal(size=16)
-    Q = lm.takagi_landsberg(W, alpha, dim_out=n, seed=rng)
+    W = 1e-3 * lm.synthetic.fbm(14, 0.5, dim=16, seed=rng) + 3.0 * rng.normal(size=16)
+    Q = lm.synthetic.takagi_landsberg(W, alpha, dim_out=n, seed=rng)
     m = lm.LogLikelihoodMatrix(-500 + 100 * Q, models=[f"c{i}" for i in range(15)], texts=[f"t{k}" for k in range(n)],
                                n_bytes=np.full(n, 1000), model_coords={"step": np.arange(15)})
     weights = lm.Trajectory.from_distances(((W[:, None] - W[None]) ** 2).sum(-1), np.arange(15))

@@ -44,3 +44,35 @@ html_static_path = ["_static"]
 templates_path = ["_templates"]
 exclude_patterns = ["_build", "generated/*.examples"]
 nitpicky = False
+
+
+# ---------------------------------------------------------------------------------------------------
+# The interactive atlas of docs/atlas.rst: written into _static at the start of every build, as one
+# self-contained HTML file (plotly.js embedded; the page needs no network). LOGLIK_MAP_ATLAS_MATRIX names a
+# saved matrix (.nc/.zarr, e.g. the miniature zoo's, annotated) to draw instead of the synthetic zoo-like map.
+ATLAS_HTML = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_static", "atlas-zoo.html")
+
+
+def _write_atlas(app) -> None:
+    try:
+        import plotly  # noqa: F401
+    except ImportError:
+        with open(ATLAS_HTML, "w", encoding="utf-8") as fh:
+            fh.write("<p>The atlas needs plotly: pip install 'loglik_map[viz]' and build the docs again.</p>")
+        return
+    from loglik_map.synthetic import make_zoo_like_matrix
+
+    source = os.environ.get("LOGLIK_MAP_ATLAS_MATRIX")
+    if source:
+        matrix = loglik_map.open_matrix(source)
+        pin = None
+    else:
+        matrix = make_zoo_like_matrix(n_families=2, runs_per_family=4, n_checkpoints=10, n_layers=8, n_children=3,
+                                      n_texts=400, seed=0)
+        pin = "fam0-s-seed0@256"
+    fig = loglik_map.plotting.atlas(loglik_map.ModelMap(matrix), pin=pin, k=8, progress=False)
+    fig.write_html(ATLAS_HTML, default_height="760px")
+
+
+def setup(app):
+    app.connect("builder-inited", _write_atlas)

@@ -12,7 +12,7 @@ import loglik_map as lm
 children = ["lmsys/vicuna-7b-v1.5", "meta-llama/Llama-2-7b-chat-hf", "codellama/CodeLlama-7b-hf"]
 
 if __name__ == "__main__":
-    tree = lm.lineage(children, follow=True)
+    tree = lm.io.lineage(children, follow=True)
     print(tree)
     pairs = [(row.model, row.parent) for row in tree.itertuples() if row.parent and not row.merge]
     models = sorted({m for pair in pairs for m in pair})

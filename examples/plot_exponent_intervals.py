@@ -18,7 +18,7 @@ from loglik_map import plotting
 
 rng = np.random.default_rng(0)
 n_texts, steps = 300, np.arange(40) * 1000
-path = lm.fbm(len(steps) - 1, hurst=0.35, dim=n_texts, seed=rng)
+path = lm.synthetic.fbm(len(steps) - 1, hurst=0.35, dim=n_texts, seed=rng)
 matrix = lm.LogLikelihoodMatrix(-600 + 10 * path, models=[f"ckpt@{s}" for s in steps],
                                 texts=[f"t{k}" for k in range(n_texts)], n_bytes=np.full(n_texts, 972),
                                 model_coords={"step": steps})
@@ -38,9 +38,9 @@ print(f"mean width: bootstrap {float((exps.bootstrap_high - exps.bootstrap_low).
 # intervals cover the truth is measured over independent paths in ``benchmarks/RESULTS.md``
 # (bootstrap 0.93–0.95, regression 0.67–0.81 for nominal 95 %).
 #
-# One start and the Hölder exponent work the same way: :func:`loglik_map.exponent_interval`,
-# :func:`loglik_map.holder_interval`.
-print(lm.exponent_interval(traj, 5000, 10, n_boot=300, seed=0))
+# One start and the Hölder exponent work the same way: :func:`loglik_map.dynamics.exponent_interval`,
+# :func:`loglik_map.dynamics.holder_interval`.
+print(lm.dynamics.exponent_interval(traj, 5000, 10, n_boot=300, seed=0))
 
 fig, ax = plt.subplots(figsize=(7, 4))
 plotting.plot_exponent_intervals(exps, ax=ax, truth=0.7)

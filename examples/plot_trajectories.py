@@ -17,8 +17,8 @@ import loglik_map as lm
 from loglik_map import plotting
 
 steps = np.arange(0, 121) * 1000  # a checkpoint every 1k steps
-W = lm.fbm(len(steps) - 1, hurst=0.5, dim=40, seed=0) * 1e-3  # weights: Brownian
-Q = lm.takagi_landsberg(W, alpha=0.3, dim_out=2000, n_terms=30, seed=1)  # one column per text
+W = lm.synthetic.fbm(len(steps) - 1, hurst=0.5, dim=40, seed=0) * 1e-3  # weights: Brownian
+Q = lm.synthetic.takagi_landsberg(W, alpha=0.3, dim_out=2000, n_terms=30, seed=1)  # one column per text
 matrix = lm.LogLikelihoodMatrix(-700 + 40 * Q, models=[f"ckpt@{s}" for s in steps],
                                 texts=[f"t{k}" for k in range(2000)], n_bytes=np.full(2000, 972),
                                 model_coords={"step": steps})

@@ -15,6 +15,8 @@ The package is layered; each layer imports only the ones above it::
     synthetic                    synthetic ground truth (these import the core)
     plotting, demo, cli          figures; the miniature model suite; the command line
 
+The top level holds the names a user types (about forty); everything else lives in its
+sub-package, and every type the package returns is documented in :mod:`loglik_map.results`.
 ``import loglik_map`` imports neither torch nor numba, nor the demo; ``scoring``, ``plotting``
 and ``demo`` are imported on first use.
 """
@@ -27,33 +29,24 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 # Log-likelihood matrices and texts
-from .core import LogLikelihoodMatrix, double_center
-from .texts import TextSet, load_texts, split_utf8, text_id
-from .io import convert_modelmap_pickle, open_matrix, open_pairs, save_matrix
+from .core import LogLikelihoodMatrix
+from .texts import TextSet, load_texts
+from .io import open_matrix, open_pairs
 
 # The model map: KL divergences and their standard errors; paired tests on the same texts
-from .core import ConfidenceInterval, KLDifference, KLEstimate, ModelMap, ModelProjection
-from .core import closer, kl_difference
+from .core import ModelMap, closer, kl_difference
+
+# Closed models, placed from their samples
+from .core import place_by_samples
 from .options import get_options, set_options
 
-# Trajectories, diffusion and outliers of training runs; intervals of the exponents
+# Trajectories, diffusion and the exponents' intervals
 from .dynamics import (
-    BootstrapEstimate,
-    exponent_interval,
-    exponent_intervals,
-    holder_interval,
-    HolderEstimate,
-    PowerLawFit,
-    PreprocessingResult,
-    SpiralPeriod,
     Trajectory,
-    drop_outlier_texts,
+    exponent_intervals,
     fit_power_law,
-    flag_outlier_models,
     holder_exponent,
-    outlier_text_scores,
     preprocess_pretraining,
-    spiral_period,
     weight_distances,
 )
 
@@ -61,7 +54,6 @@ from .dynamics import (
 from .scale import (
     PAPER_KL_SCALE,
     KLSetting,
-    PairRule,
     PretrainingPreprocessing,
     adjacent_layers,
     child_vs_parent,
@@ -73,41 +65,23 @@ from .scale import (
     random_pairs,
 )
 
-# Stability under resampled texts; fine-tuning lineages from model cards
-from .stats import ResamplingStability, text_resampling_stability
-from .io import lineage, read_base_model
+# Stability under resampled texts; synthetic ground truth
+from .stats import text_resampling_stability
+from .synthetic import make_markov_example
 
-# Synthetic ground truth
-from .synthetic import (
-    MarkovChainModel,
-    MarkovExample,
-    TakagiLandsberg,
-    fbm,
-    fractional_gaussian_noise,
-    make_markov_example,
-    takagi_landsberg,
-)
+# Errors and warnings (the specific ones: loglik_map.errors)
+from .errors import LoglikMapError, LoglikMapWarning, UnreliableEstimateWarning
 
-# Errors and warnings
-from .errors import (
-    DataIntegrityWarning,
-    LoglikMapError,
-    LoglikMapWarning,
-    MissingExtraError,
-    UnknownLabelError,
-    UnreliableEstimateWarning,
-    WrongTypeError,
-)
-
-# Sub-packages
-from . import core, dynamics, io, scale, stats, synthetic, texts
+# Sub-packages and the returned types
+from . import core, dynamics, errors, io, results, scale, stats, synthetic, texts
 
 if TYPE_CHECKING:  # imported on first use (see __getattr__)
     from . import demo, plotting, scoring
-    from .scoring import HFScorer, LogitLensScorer, ModelSpec, RunSummary, Scorer, score_models
+    from .scoring import HFScorer, LogitLensScorer, ModelSpec, score_models
     from .scoring.exact_kl import exact_kl
     from .scoring.kl_summary import exact_kl_report
     from .scoring.versus_exact import estimator_vs_exact
+    from .scoring._numerics_floor import numerics_floor
 
 #: Names imported on first use: name → module that defines it.
 _LAZY = {
@@ -115,13 +89,12 @@ _LAZY = {
     "HFScorer": "loglik_map.scoring",
     "LogitLensScorer": "loglik_map.scoring",
     "ModelSpec": "loglik_map.scoring",
-    "RunSummary": "loglik_map.scoring",
-    "Scorer": "loglik_map.scoring",
     "score_models": "loglik_map.scoring",
     # The exact token-level KL beside the map's estimate (scores models: torch)
     "estimator_vs_exact": "loglik_map.scoring.versus_exact",
     "exact_kl": "loglik_map.scoring.exact_kl",
     "exact_kl_report": "loglik_map.scoring.kl_summary",
+    "numerics_floor": "loglik_map.scoring._numerics_floor",
     # Sub-packages
     "scoring": "loglik_map.scoring",
     "plotting": "loglik_map.plotting",
@@ -133,57 +106,37 @@ __all__ = [
     # Log-likelihood matrices and texts
     "LogLikelihoodMatrix",
     "TextSet",
-    "convert_modelmap_pickle",
-    "double_center",
     "load_texts",
     "open_matrix",
     "open_pairs",
-    "save_matrix",
-    "split_utf8",
-    "text_id",
     # The model map
-    "ConfidenceInterval",
-    "KLDifference",
-    "KLEstimate",
     "ModelMap",
-    "ModelProjection",
     "closer",
     "get_options",
     "kl_difference",
     "set_options",
+    # Closed models, placed from their samples
+    "place_by_samples",
     # Scoring models
     "HFScorer",
     "LogitLensScorer",
     "ModelSpec",
-    "RunSummary",
-    "Scorer",
     "score_models",
     # The exact KL beside the map's estimate
     "estimator_vs_exact",
     "exact_kl",
     "exact_kl_report",
-    # Trajectories, diffusion and outliers
-    "BootstrapEstimate",
-    "HolderEstimate",
-    "PowerLawFit",
-    "PreprocessingResult",
-    "SpiralPeriod",
+    "numerics_floor",
+    # Trajectories and diffusion
     "Trajectory",
-    "drop_outlier_texts",
-    "exponent_interval",
     "exponent_intervals",
     "fit_power_law",
-    "flag_outlier_models",
     "holder_exponent",
-    "holder_interval",
-    "outlier_text_scores",
     "preprocess_pretraining",
-    "spiral_period",
     "weight_distances",
     # The KL scale
     "KLSetting",
     "PAPER_KL_SCALE",
-    "PairRule",
     "PretrainingPreprocessing",
     "adjacent_layers",
     "child_vs_parent",
@@ -193,33 +146,21 @@ __all__ = [
     "kl_scale_pairs",
     "original_vs",
     "random_pairs",
-    # Stability and lineage
-    "ResamplingStability",
-    "lineage",
-    "read_base_model",
-    "text_resampling_stability",
-    # Synthetic ground truth
-    "MarkovChainModel",
-    "MarkovExample",
-    "TakagiLandsberg",
-    "fbm",
-    "fractional_gaussian_noise",
+    # Stability and synthetic ground truth
     "make_markov_example",
-    "takagi_landsberg",
+    "text_resampling_stability",
     # Errors and warnings
-    "DataIntegrityWarning",
     "LoglikMapError",
     "LoglikMapWarning",
-    "MissingExtraError",
-    "UnknownLabelError",
     "UnreliableEstimateWarning",
-    "WrongTypeError",
     # Sub-packages
     "core",
     "demo",
     "dynamics",
+    "errors",
     "io",
     "plotting",
+    "results",
     "scale",
     "scoring",
     "stats",

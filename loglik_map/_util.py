@@ -4,9 +4,38 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fill_doc(**blocks: str) -> Callable[[F], F]:
+    """Decorator: replace each line ``{name}`` of a docstring by the shared block ``blocks[name]``.
+
+    Parameter blocks that several functions share are written once; the placeholder line's
+    indentation is given to every line of the block.
+    """
+
+    def decorate(func: F) -> F:
+        doc = func.__doc__ or ""
+        for name, text in blocks.items():
+            placeholder = "{" + name + "}"
+            lines = doc.split("\n")
+            for k, line in enumerate(lines):
+                if line.strip() == placeholder:
+                    indent = line[: len(line) - len(line.lstrip())]
+                    lines[k] = textwrap.indent(textwrap.dedent(text).strip("\n"), indent)
+            doc = "\n".join(lines)
+            if placeholder in doc:
+                raise AssertionError(f"{func.__qualname__}: {placeholder} is not on a line of its own")
+        func.__doc__ = doc
+        return func
+
+    return decorate
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -1,9 +1,11 @@
-"""The command-line subcommands that read results back: ``info``, ``kl``, ``map``, ``scale``.
+"""The command-line subcommands that read results back: ``info``, ``kl``, ``map``, ``scale``, ``atlas``.
 
 Each reads a run store (``loglik-map score``, :func:`loglik_map.score_models`) or a saved matrix
 (``.nc``/``.zarr``) with :func:`loglik_map.open_matrix`, clips it as the paper does (``--clip``)
 and calls the API: ``kl`` prints :meth:`ModelMap.summary`, ``scale`` :func:`kl_scale`, ``map``
-saves :func:`~loglik_map.plotting.plot_map` (or :func:`~loglik_map.plotting.plot_kl_matrix`).
+saves :func:`~loglik_map.plotting.plot_map` (or :func:`~loglik_map.plotting.plot_kl_matrix`), ``atlas``
+writes :func:`~loglik_map.plotting.atlas` as one self-contained HTML file (or
+:func:`~loglik_map.plotting.atlas_table` as Parquet).
 Tables are printed as text, CSV or JSON (``--format``); CSV and JSON keep every digit.
 """
 
@@ -52,7 +54,7 @@ def _table_options(sub: argparse.ArgumentParser) -> None:
 
 
 def add_read_commands(sub: Any) -> None:
-    """Add ``info``, ``kl``, ``map`` and ``scale`` to the ``loglik-map`` subparsers."""
+    """Add ``info``, ``kl``, ``map``, ``scale`` and ``atlas`` to the ``loglik-map`` subparsers."""
     info = sub.add_parser("info", help="what a run store or saved matrix holds",
                           description="Sizes, models, coordinates and provenance of a matrix; for a run store "
                           "also which models finished, failed (with their errors) or are still to score.")
@@ -85,6 +87,22 @@ def add_read_commands(sub: Any) -> None:
                     help="coordinate whose equal values form one training run or model (default source_model)")
     sc.add_argument("--random-pairs", type=int, default=200, metavar="N", help="pairs of the random setting (default 200)")
     _table_options(sc)
+    at = sub.add_parser("atlas", help="write an interactive atlas of the map (one HTML file, works offline)",
+                        description="One self-contained HTML file (plotly.js included): hover a model for its "
+                        "coordinates and KL ± SE to --pin, find it by name, click it for its exact k nearest models "
+                        "on the full map (grey where a paired test cannot tell them from the nearest); lines for "
+                        "checkpoint paths, logit-lens threads and lineage. An --out ending in .parquet writes the "
+                        "same numbers as a table instead (for maps beyond a browser: Embedding Atlas, datamapplot).")
+    _map_options(at)
+    at.add_argument("--out", required=True, metavar="FILE", help="atlas.html, or a .parquet table")
+    at.add_argument("--k", type=int, default=10, help="nearest models shown per model (default 10)")
+    at.add_argument("--pin", metavar="NAME", help="model whose KL ± SE to every model the hover shows")
+    at.add_argument("--color", metavar="COORD", help="initial colour: a model coordinate (the page has a menu)")
+    at.add_argument("--method", default="pca", choices=["pca", "tsne"], help="2-D embedding (default pca)")
+    at.add_argument("--edges", nargs="+", default=["auto"], choices=["auto", "none", "checkpoints", "layers", "lineage"],
+                    help="lines to draw (default auto: every kind the coordinates allow)")
+    at.add_argument("--run", metavar="COORD", help="coordinate grouping checkpoints into runs (default run, else "
+                    "source_model)")
 
 
 # ---------------------------------------------------------------------- shared steps
@@ -183,14 +201,17 @@ def _info(args: argparse.Namespace) -> int:
             raise
         facts["matrix"] = str(err)
     if store:
-        from .io.runstore.layout import read_manifest
+        from .io.runstore.layout import read_manifest, row_path
 
         failures = store_failures(args.source)
         finished = [str(m) for m in matrix.models] if matrix is not None else []
         planned = [str(m) for m in read_manifest(Path(args.source))["models"]]
+        damaged = set(matrix.attrs.get("damaged_models_skipped", [])) if matrix is not None else set()
+        # a planned label is done when its rows are stored: a logit-lens spec's rows are named by layer
+        done = {m for m in planned if row_path(Path(args.source), m).exists() and m not in damaged}
         facts.update(kind="run store", finished=finished,
                      failed={m: str(rec.get("error", ""))[:300] for m, rec in failures.items()},
-                     pending=[m for m in planned if m not in finished and m not in failures])
+                     pending=[m for m in planned if m not in done and m not in failures])
     else:
         facts["kind"] = "saved matrix"
     if matrix is not None:
@@ -252,6 +273,22 @@ def _scale_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _atlas(args: argparse.Namespace) -> int:
+    from . import plotting
+
+    mm = load_map(args)
+    options = {"k": args.k, "pin": args.pin, "embedding": args.method, "unit": args.unit, "run": args.run}
+    if args.out.endswith(".parquet"):
+        path = plotting.atlas_table(mm, args.out, **options)
+    else:
+        edges = "auto" if args.edges == ["auto"] else None if args.edges == ["none"] else args.edges
+        fig = plotting.atlas(mm, color=args.color, edges=edges, **options)
+        fig.write_html(args.out)
+        path = Path(args.out)
+    print(f"saved {path} ({len(mm)} models, {mm.n_texts} texts, {path.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
 #: Subcommand → function; each returns the exit status.
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"info": _info, "kl": _kl, "map": _map,
-                                                           "scale": _scale_command}
+                                                           "scale": _scale_command, "atlas": _atlas}

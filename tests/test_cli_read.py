@@ -98,6 +98,20 @@ def test_info_lists_finished_failed_and_pending_models(store, capsys):
     assert "finished: 5, failed: 1, pending: 1" in text and "(model: 5, text: 60)" in text
 
 
+def test_info_counts_a_finished_logit_lens_spec_as_finished(tmp_path, capsys):
+    """A logit-lens spec writes one row per layer, named by layer: its label is no row's name."""
+    path = tmp_path / "lens.store"
+    texts = lm.load_texts("mini").sample(20, seed=2)
+    init_store(path, texts, ["tiny@100", "tiny@100 (lens)", "later"])
+    rng = np.random.default_rng(0)
+    for label, names in (("tiny@100", ["tiny@100"]), ("tiny@100 (lens)", [f"tiny@100@layer{k}" for k in range(3)])):
+        rows = lm.LogLikelihoodMatrix(-rng.uniform(100, 200, size=(len(names), len(texts))), models=names,
+                                      texts=texts.ids, n_bytes=texts.n_bytes, text_coords=texts.text_coords())
+        write_result(path, label, rows)
+    facts = json.loads(run(capsys, "info", str(path), "--format", "json"))
+    assert facts["pending"] == ["later"] and len(facts["finished"]) == 4
+
+
 def test_map_saves_the_figure(store, tmp_path, capsys):
     pytest.importorskip("matplotlib", reason="plot tests need the 'plot' extra (matplotlib)")
     out = tmp_path / "map.png"

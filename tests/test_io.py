@@ -78,7 +78,7 @@ def test_from_modelmap_imports_the_published_format(tmp_path, fmt):
     path, jl = _write_modelmap(tmp_path, texts, _VECTORS, fmt)
     m = lm.LogLikelihoodMatrix.from_modelmap(path, jl, trust_pickle=(fmt == "pkl"))
     assert list(m.models) == list(_VECTORS)
-    assert list(m.texts) == [lm.text_id(t) for t in texts]
+    assert list(m.texts) == [lm.texts.text_id(t) for t in texts]
     assert list(m.n_bytes) == [len(t.encode("utf-8")) for t in texts]
     assert list(m.data["domain"].values) == ["Github", "Pile-CC", "Github"]
     assert list(m.data["pile_idx"].values) == [100, 101, 102]

@@ -14,9 +14,9 @@ def _pair(eps, n_texts, seed=0, text_seed=None):
     alphabet = "abcdef"
     base = rng.normal(size=(6, 6))
     U = rng.normal(size=(6, 6))
-    src = lm.MarkovChainModel.from_logits(alphabet, base, "source")
-    a = lm.MarkovChainModel.from_logits(alphabet, base + eps * U, "a")
-    b = lm.MarkovChainModel.from_logits(alphabet, base - eps * U, "b")
+    src = lm.synthetic.MarkovChainModel.from_logits(alphabet, base, "source")
+    a = lm.synthetic.MarkovChainModel.from_logits(alphabet, base + eps * U, "a")
+    b = lm.synthetic.MarkovChainModel.from_logits(alphabet, base - eps * U, "b")
     texts = src.sample(n_texts, 300, seed=rng if text_seed is None else text_seed)
     L = np.vstack([a.log_likelihood(texts), b.log_likelihood(texts)])
     m = lm.LogLikelihoodMatrix(L, models=["a", "b"], texts=[f"t{k}" for k in range(n_texts)],
@@ -27,7 +27,7 @@ def _pair(eps, n_texts, seed=0, text_seed=None):
 
 
 def test_markov_log_likelihood_is_exact():
-    chain = lm.MarkovChainModel("ab", np.array([[0.9, 0.1], [0.4, 0.6]]))
+    chain = lm.synthetic.MarkovChainModel("ab", np.array([[0.9, 0.1], [0.4, 0.6]]))
     ll = chain.log_likelihood(["aab", "ba"])
     np.testing.assert_allclose(ll, [np.log(0.9) + np.log(0.1), np.log(0.4)])
     np.testing.assert_allclose(chain.stationary(), [0.8, 0.2])
@@ -35,8 +35,8 @@ def test_markov_log_likelihood_is_exact():
 
 def test_markov_kl_matches_brute_force_enumeration():
     rng = np.random.default_rng(1)
-    p = lm.MarkovChainModel.from_logits("xyz", rng.normal(size=(3, 3)))
-    q = lm.MarkovChainModel.from_logits("xyz", rng.normal(size=(3, 3)))
+    p = lm.synthetic.MarkovChainModel.from_logits("xyz", rng.normal(size=(3, 3)))
+    q = lm.synthetic.MarkovChainModel.from_logits("xyz", rng.normal(size=(3, 3)))
     start = np.array([0.2, 0.5, 0.3])
     import itertools
 

@@ -26,6 +26,8 @@ ALLOWED = {
     "stats": {"foundation", "core", "stats"},
     "synthetic": {"foundation", "texts", "core", "synthetic"},
     "plotting": {"foundation", "core", "dynamics", "scale", "plotting"},
+    # the returned types, gathered (RunSummary and DemoResult are imported on first use)
+    "results": {"foundation", "core", "dynamics", "stats", "synthetic", "results"},
 }
 
 

@@ -22,7 +22,7 @@ def test_squared_distance_of_coordinates_is_kl_in_bits_per_byte(mm, matrix):
     Q = mm.points
     assert Q.dims == ("model", "text") and Q.attrs["units"] == "sqrt(bits/byte)"
     L, B, N = matrix.values, matrix.mean_bytes, matrix.n_texts
-    np.testing.assert_allclose(Q.values * np.sqrt(2 * N * B * np.log(2)), lm.double_center(L), atol=1e-10)
+    np.testing.assert_allclose(Q.values * np.sqrt(2 * N * B * np.log(2)), lm.core.double_center(L), atol=1e-10)
     for a, b in [(0, 1), (2, 4)]:
         expected = np.var(L[a] - L[b]) / (2 * B * np.log(2))
         assert np.sum((Q.values[a] - Q.values[b]) ** 2) == pytest.approx(expected, rel=1e-12)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -102,6 +103,17 @@ def test_plot_kl_scale_labels_ticks_as_plain_numbers(stepped, tmp_path):
     check_saved(ax, tmp_path, "kl_scale")
 
 
+def test_plot_kl_scale_draws_a_tiny_kl_apart_from_zero(tmp_path):
+    pairs = pd.DataFrame({"setting": ["quantized", "quantized", "checkpoints", "checkpoints"],
+                          "kl": [1e-5, 3e-5, 0.4, 2.0]})
+    ax = plotting.plot_kl_scale(pairs)
+    to_pixels = ax.transData.transform
+    y0, y_tiny, y_top = (to_pixels([(0.0, v)])[0, 1] for v in (0.0, 1e-5, 2.0))
+    assert y_tiny - y0 > 0.05 * (y_top - y0)  # a visible gap: 1e-5 bits/byte is not drawn as 0
+    assert ax.get_ylim()[0] == 0.0
+    check_saved(ax, tmp_path, "kl_scale_tiny")
+
+
 def two_families() -> lm.ModelMap:
     ex = lm.make_markov_example(n_families=2, members_per_family=3, n_texts=300, seed=0)
     shuffled = ex.matrix.isel(model=[0, 3, 1, 4, 2, 5])
@@ -163,7 +175,7 @@ def test_plot_logit_lens_draws_kl_to_each_models_final_layer(tmp_path):
 
 
 def test_plot_diffusion_exponents_shades_each_exponents_interval(tmp_path):
-    walk = lm.fbm(40, 0.5, dim=50, seed=0)
+    walk = lm.synthetic.fbm(40, 0.5, dim=50, seed=0)
     D = ((walk[:, None] - walk[None]) ** 2).sum(-1)
     traj = lm.Trajectory.from_distances(D, np.arange(41))
     ds = traj.diffusion_exponents(window=10)
@@ -186,7 +198,7 @@ def test_plot_diffusion_exponents_shades_each_exponents_interval(tmp_path):
 def test_plot_step_kl_and_displacement_fit_their_figures(stepped, tmp_path):
     traj = lm.Trajectory(stepped, by="family")
     check_saved(plotting.plot_step_kl(traj.step_kl()), tmp_path, "step_kl")
-    walk = lm.fbm(40, 0.5, dim=50, seed=0)
+    walk = lm.synthetic.fbm(40, 0.5, dim=50, seed=0)
     D = ((walk[:, None] - walk[None]) ** 2).sum(-1)
     check_saved(plotting.plot_displacement(lm.Trajectory.from_distances(D, np.arange(41)), 5), tmp_path, "disp")
 

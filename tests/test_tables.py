@@ -53,7 +53,7 @@ def test_summary_takes_the_kl_scale_rules_lists_and_settings(mm):
     assert list(both.columns[:3]) == ["setting", "a", "b"]
     assert both.setting.tolist() == ["checkpoints", "checkpoints", "given"]
     np.testing.assert_allclose(both.ci_high, pd.concat([by_rule, listed]).ci_high)
-    with pytest.raises(lm.WrongTypeError, match="is a KLSetting.*kl_scale_pairs"):  # the core knows no settings
+    with pytest.raises(lm.errors.WrongTypeError, match="is a KLSetting.*kl_scale_pairs"):  # the core knows no settings
         mm.summary(lm.KLSetting(rule))
 
 

@@ -16,7 +16,7 @@ import loglik_map as lm
 
 def test_ids_and_byte_lengths():
     ts = lm.TextSet(["abc", "naïve", "日本"], domains=["a", "b", "c"])
-    assert list(ts.ids) == [lm.text_id(t) for t in ["abc", "naïve", "日本"]]
+    assert list(ts.ids) == [lm.texts.text_id(t) for t in ["abc", "naïve", "日本"]]
     assert list(ts.n_bytes) == [3, 6, 6]
     assert ts.domains == ["a", "b", "c"] and len(ts) == 3 and ts[1] == "naïve"
     assert list(ts[[2, 0]]) == ["日本", "abc"]
@@ -57,7 +57,7 @@ def test_jsonl_round_trip_in_the_reference_format(tmp_path):
 
 @given(st.text(min_size=0, max_size=3000), st.integers(4, 300))
 def test_split_utf8_is_lossless_and_respects_the_byte_limit(text, max_bytes):
-    chunks = lm.split_utf8(text, max_bytes)
+    chunks = lm.texts.split_utf8(text, max_bytes)
     assert "".join(chunks) == text
     assert all(0 < len(c.encode("utf-8")) <= max_bytes for c in chunks)
     # every chunk but the last is as long as possible without splitting a character

@@ -263,16 +263,16 @@ def test_errors_are_also_the_standard_type_a_user_catches():
     mm = lm.ModelMap(make_matrix(K=4, N=64))
     with pytest.raises(KeyError) as unknown:
         mm.kl("m0", "nope")
-    assert isinstance(unknown.value, lm.UnknownLabelError) and isinstance(unknown.value, lm.LoglikMapError)
+    assert isinstance(unknown.value, lm.errors.UnknownLabelError) and isinstance(unknown.value, lm.LoglikMapError)
     assert str(unknown.value).startswith("model 'nope' is not on the map")  # a sentence, not KeyError's repr
     with pytest.raises(KeyError):
         make_matrix(K=3, N=10).sel(model="m9")
     with pytest.raises(TypeError) as wrong:
         lm.ModelMap([[1.0, 2.0]])
-    assert isinstance(wrong.value, lm.WrongTypeError) and isinstance(wrong.value, ValueError)
-    with pytest.raises(lm.WrongTypeError, match="text_id expects str"):
-        lm.text_id(b"bytes")
+    assert isinstance(wrong.value, lm.errors.WrongTypeError) and isinstance(wrong.value, ValueError)
+    with pytest.raises(lm.errors.WrongTypeError, match="text_id expects str"):
+        lm.texts.text_id(b"bytes")
     with pytest.raises(ImportError) as missing:
         lm.errors.require_extra("no_such_module_xyz", "plot", "plotting")
-    assert isinstance(missing.value, lm.MissingExtraError) and missing.value.extra == "plot"
+    assert isinstance(missing.value, lm.errors.MissingExtraError) and missing.value.extra == "plot"
     assert "pip install 'loglik_map[plot]'" in str(missing.value)

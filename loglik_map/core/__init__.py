@@ -8,6 +8,7 @@ matrix, never the other way round.
 
 from __future__ import annotations
 
+from ._closed_models import SampleComparison, closer_by_samples, place_by_samples
 from .centering import double_center
 from .groups import ordered_groups
 from .matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
@@ -26,8 +27,11 @@ __all__ = [
            "LogLikelihoodMatrix",
            "ModelMap",
            "ModelProjection",
+           "SampleComparison",
            "closer",
+           "closer_by_samples",
            "double_center",
            "kl_difference",
            "ordered_groups",
+           "place_by_samples",
 ]

@@ -20,7 +20,6 @@ intervals over 400 replicates).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,8 +30,8 @@ from scipy import stats
 
 from ..errors import LoglikMapError
 from ..units import check_unit, nats_per_bit_per_byte
+from ._difference_test import DifferenceTest
 from .matrix import MODEL_DIM
-from .results import ConfidenceInterval
 
 if TYPE_CHECKING:
     from .modelmap import ModelMap
@@ -44,7 +43,7 @@ PAIRED_METHODS = ("delta", "jackknife")
 
 
 @dataclass(frozen=True)
-class KLDifference:
+class KLDifference(DifferenceTest):
     """``KL(pair_1) − KL(pair_2)`` on the same texts, with a standard error from the paired texts.
 
     Attributes
@@ -72,36 +71,6 @@ class KLDifference:
     unit: str
     n_texts: int
     method: str
-
-    @property
-    def z(self) -> float:
-        """``difference / se`` (±inf for a nonzero difference with zero SE, NaN for 0 / 0)."""
-        if self.se > 0:
-            return self.difference / self.se
-        return math.nan if self.difference == 0 else math.copysign(math.inf, self.difference)
-
-    @property
-    def p_value(self) -> float:
-        """Two-sided p-value of "the two KLs are equal" (normal approximation)."""
-        z = self.z
-        return math.nan if math.isnan(z) else float(2 * stats.norm.sf(abs(z)))
-
-    def confidence_interval(self, confidence_level: float = 0.95) -> ConfidenceInterval:
-        """Normal-approximation interval ``difference ± z·se``.
-
-        Parameters
-        ----------
-        confidence_level : float, default 0.95
-            Coverage, in (0, 1).
-
-        Returns
-        -------
-        ConfidenceInterval
-        """
-        if not 0.0 < confidence_level < 1.0:
-            raise LoglikMapError(f"confidence_level must be in (0, 1), got {confidence_level}")
-        q = float(stats.norm.ppf(0.5 + confidence_level / 2))
-        return ConfidenceInterval(self.difference - q * self.se, self.difference + q * self.se)
 
     def __str__(self) -> str:
         (a, b), (c, d) = self.pair_1, self.pair_2

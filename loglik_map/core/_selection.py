@@ -80,6 +80,7 @@ class MatrixSelection(MatrixBase):
         Returns
         -------
         LogLikelihoodMatrix
+            A new matrix of the selected rows and columns.
         """
         idx = self._keep_dims({**(indexers or {}), **kwargs})
         return self._checked_subset(self._data.isel(idx))
@@ -104,6 +105,7 @@ class MatrixSelection(MatrixBase):
         Returns
         -------
         LogLikelihoodMatrix
+            A new matrix of the models whose coordinates match.
         """
         keep = np.ones(self.n_models, dtype=bool)
         for name, value in criteria.items():
@@ -136,6 +138,7 @@ class MatrixSelection(MatrixBase):
         Returns
         -------
         LogLikelihoodMatrix
+            A new matrix without those texts (B̄ and N recomputed).
         """
         return self._drop(TEXT_DIM, ids)
 
@@ -150,6 +153,7 @@ class MatrixSelection(MatrixBase):
         Returns
         -------
         LogLikelihoodMatrix
+            A new matrix without those models.
         """
         return self._drop(MODEL_DIM, names)
 
@@ -201,6 +205,7 @@ class MatrixSelection(MatrixBase):
         Returns
         -------
         LogLikelihoodMatrix
+            A new matrix with the coordinates added or replaced.
 
         Examples
         --------

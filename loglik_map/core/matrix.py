@@ -51,7 +51,7 @@ class LogLikelihoodMatrix(MatrixSelection, MatrixSummaries, ReprMixin):
     models : sequence of str, length K
         Unique model names (hub ids, folder names, ``"name@step1000"``, …).
     texts : sequence of str, length N
-        Unique text ids, e.g. from :func:`loglik_map.text_id`.
+        Unique text ids, e.g. from :func:`loglik_map.texts.text_id`.
     n_bytes : array_like of int, length N
         UTF-8 length of every text in bytes (all positive).
     model_coords : mapping of str to array_like, optional
@@ -71,6 +71,11 @@ class LogLikelihoodMatrix(MatrixSelection, MatrixSummaries, ReprMixin):
     ----------
     data : xarray.DataArray
         The matrix with dims ``("model", "text")``.
+
+    References
+    ----------
+    Oyama, M., Yamagiwa, H., Takase, Y., and Shimodaira, H. (2025). *Mapping 1,000+ Language
+    Models via the Log-Likelihood Vector.* Proceedings of ACL 2025 (:ref:`method-references`).
 
     Examples
     --------
@@ -158,7 +163,7 @@ class LogLikelihoodMatrix(MatrixSelection, MatrixSummaries, ReprMixin):
         Returns
         -------
         LogLikelihoodMatrix
-            Text ids from :func:`loglik_map.text_id`, so the matrix aligns with texts you score
+            Text ids from :func:`loglik_map.texts.text_id`, so the matrix aligns with texts you score
             yourself; ``domain`` (the Pile subset) and the index fields become text coordinates.
 
         Examples
@@ -308,6 +313,7 @@ class LogLikelihoodMatrix(MatrixSelection, MatrixSummaries, ReprMixin):
         Returns
         -------
         bool
+            Whether values, coordinates and attrs are all equal.
         """
         return isinstance(other, LogLikelihoodMatrix) and self._data.identical(other._data)
 
@@ -330,6 +336,7 @@ class LogLikelihoodMatrix(MatrixSelection, MatrixSummaries, ReprMixin):
         Parameters
         ----------
         matrices : sequence of LogLikelihoodMatrix
+            The matrices, scored on the same texts (same ids, order and byte lengths).
         allow_mixed_scoring : bool, default False
             Stack rows scored under different conventions or long-text handling anyway (each
             row keeps its own ``convention`` coordinate; the ``convention`` attr becomes

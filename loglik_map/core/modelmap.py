@@ -1,11 +1,19 @@
-"""``ModelMap``: the double-centred coordinate system in which squared distance is KL in bits/byte."""
+"""``ModelMap``: the double-centred coordinate system in which squared distance is KL in bits/byte.
+
+The whole class is here: its queries are thin methods over the array functions of the kernels
+(:mod:`loglik_map.core.kernels`), the blocked walks (:mod:`loglik_map.core.blocked`,
+:mod:`loglik_map.core.neighbours`) and the paired tests (:mod:`loglik_map.core.paired`).
+"""
 
 from __future__ import annotations
 
 import math
-from typing import overload
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from os import PathLike
+from typing import Any, overload
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from .._labels import unknown_labels_error
@@ -13,20 +21,25 @@ from .._repr import ReprMixin, Summary, clip_text, conventions_text, first_label
 from ..errors import LoglikMapError, WrongTypeError
 from ..options import KERNEL_BACKENDS
 from ..units import check_unit, nats_per_bit_per_byte
-from ._map_queries import MapQueries
-from ._pair_queries import MIN_TEXTS_FOR_SE, all_pairs, check_texts, some_pairs
+from ._floor import flag_below_floor
+from ._largemap import Progress, block_to_store, progress_callback
+from ._pair_queries import MIN_TEXTS_FOR_SE, _non_finite, check_texts, some_pairs
+from ._pair_queries import all_pairs as dense_all_pairs
+from ._paired_math import nearest_neighbours_on
 from ._scoring_checks import row_conventions, scoring_conflict
 from ._validation import PAIR_DIM
+from .blocked import DEFAULT_BLOCK_SIZE, block_pairs, check_block_size, map_block_pairs, matrix_fingerprint, row_ranges
 from .centering import double_center_array
 from .embedding import embed_points
-from .kernels import PairwiseKL
-from .largemap import BlockedPairsMixin
-from .matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
+from .kernels import NonFiniteKLError, PairwiseKL, resolve_backend
+from .matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix, _storage
+from .neighbours import exact_neighbours
 from .projection import ModelProjection, project_onto
+from .results import KLEstimate, normal_interval
 
 __all__ = ["MIN_TEXTS_FOR_SE", "PAIR_DIM", "ModelMap", "ModelProjection"]
 
-class ModelMap(MapQueries, BlockedPairsMixin, ReprMixin):
+class ModelMap(ReprMixin):
     """The model map of a log-likelihood matrix (:ref:`method-map`).
 
     The matrix L (K models × N texts, nats) is double-centred to Q and scaled to
@@ -48,6 +61,11 @@ class ModelMap(MapQueries, BlockedPairsMixin, ReprMixin):
         prefix of the text, so its KLs are wrong by an unknown amount.
     allow_mixed_scoring : bool, default False
         Map rows scored under different conventions (``"reference"`` and ``"bos"``) anyway.
+
+    References
+    ----------
+    Oyama, M., Yamagiwa, H., Takase, Y., and Shimodaira, H. (2025). *Mapping 1,000+ Language
+    Models via the Log-Likelihood Vector.* Proceedings of ACL 2025 (:ref:`method-references`).
 
     Examples
     --------
@@ -166,7 +184,7 @@ class ModelMap(MapQueries, BlockedPairsMixin, ReprMixin):
 
     def _all_pairs(self) -> PairwiseKL:
         if self._pairwise is None:
-            self._pairwise = all_pairs(self._coords.values, self._backend, self.models)
+            self._pairwise = dense_all_pairs(self._coords.values, self._backend, self.models)
         return self._pairwise
 
     def _pair(self, i: int, j: int) -> tuple[float, float]:
@@ -285,6 +303,342 @@ class ModelMap(MapQueries, BlockedPairsMixin, ReprMixin):
         """
         return self._pairwise_query(a, b, unit, "se")
 
+    # ------------------------------------------------------------------ one pair, a table of pairs, the nearest
+    def compare(self, a: str, b: str, *, unit: str = "bits/byte") -> KLEstimate:
+        """KL between two models with its SE.
+
+        Parameters
+        ----------
+        a, b : str
+            Model names.
+        unit : {"bits/byte", "nats"}
+            Unit of the estimate.
+
+        Returns
+        -------
+        KLEstimate
+            ``kl``, ``se``, the unit and N; ``confidence_interval()`` gives ``kl ± z·se``.
+
+        References
+        ----------
+        Oyama, M., Yamagiwa, H., Takase, Y., and Shimodaira, H. (2025). *Mapping 1,000+ Language
+        Models via the Log-Likelihood Vector.* Proceedings of ACL 2025 (:ref:`method-references`).
+        """
+        scale = self._scale(unit)
+        self._check_texts(with_se=True)
+        i, j = self._index(a), self._index(b)
+        kl, se = self._pair(i, j)
+        return KLEstimate(model_a=a, model_b=b, kl=scale * kl, se=scale * se, unit=unit, n_texts=self.n_texts)
+
+    def _pairs_table(self, pairs: Iterable[Sequence[str]], unit: str) -> pd.DataFrame:
+        """Columns ``a``, ``b``, ``kl``, ``se`` (in ``unit``) for a list of ``(a, b)``, one row per pair."""
+        scale = self._scale(unit)
+        pairs = [tuple(p) for p in pairs]
+        for p in pairs:
+            if len(p) != 2:
+                raise LoglikMapError(f"each pair must be (a, b), got {p!r}")
+        ia = np.array([self._index(a) for a, _ in pairs], dtype=np.int64)
+        ib = np.array([self._index(b) for _, b in pairs], dtype=np.int64)
+        if len(pairs):
+            self._check_texts(with_se=True)
+            kl, se = self._pairs(self._coords.values, ia, ib)
+        else:
+            kl = se = np.zeros(0)
+        return pd.DataFrame(
+            {"a": [p[0] for p in pairs], "b": [p[1] for p in pairs], "kl": kl * scale, "se": se * scale}
+        )
+
+    def summary(self, pairs: Any = None, *, unit: str = "bits/byte", confidence_level: float = 0.95,
+                floor: Any = None) -> pd.DataFrame:
+        """One tidy table of model pairs: KL, SE and confidence interval, a row per pair (as ``az.summary``).
+
+        Parameters
+        ----------
+        pairs : optional
+            Which pairs:
+
+            * ``None`` (default): every unordered pair ``(a, b)`` of mapped models, in map order
+              (K (K − 1) / 2 rows; KL is symmetric);
+            * a list of ``(a, b)`` model names;
+            * a pair rule, i.e. any callable that gives the pairs of a map, such as the rules of
+              the KL scale: ``lm.consecutive_checkpoints("step", by="run")`` or
+              ``lm.original_vs("quantization")`` (a :class:`~loglik_map.KLSetting` with its own
+              preprocessing is :func:`~loglik_map.kl_scale_pairs`' to apply);
+            * a mapping ``{setting: rule or list of pairs}``: the pairs of every setting, with a
+              ``setting`` column first.
+        unit : {"bits/byte", "nats"}
+            Unit of ``kl``, ``se`` and the interval (``"nats"``: nats per text).
+        confidence_level : float, default 0.95
+            Coverage of the normal-approximation interval ``kl ± z·se`` (lower end clipped at 0).
+        floor : float or xarray.Dataset, optional
+            The numerics floor in bits/byte, or a :func:`~loglik_map.numerics_floor` result:
+            adds columns ``floor`` (in ``unit``) and ``below_floor`` (``kl + 2 se < floor``: the
+            pair differs less than the model differs from itself under other numerics).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``a, b, kl, se, ci_low, ci_high, unit`` (and ``setting``; ``floor``,
+            ``below_floor``); ``attrs`` hold ``units``, ``confidence_level`` and ``n_texts``.
+            Below 32 texts the SEs come with an :class:`~loglik_map.UnreliableEstimateWarning`.
+
+        Examples
+        --------
+        >>> import numpy as np, loglik_map as lm
+        >>> rng = np.random.default_rng(0)
+        >>> m = lm.LogLikelihoodMatrix(-500 + rng.normal(size=(3, 200)), models=["a", "b", "c"],
+        ...                            texts=[f"t{k}" for k in range(200)], n_bytes=np.full(200, 1000))
+        >>> table = lm.ModelMap(m).summary()
+        >>> table[["a", "b"]].to_numpy().tolist()
+        [['a', 'b'], ['a', 'c'], ['b', 'c']]
+        >>> list(table.columns)
+        ['a', 'b', 'kl', 'se', 'ci_low', 'ci_high', 'unit']
+        """
+        if isinstance(pairs, Mapping):
+            frames = []
+            for name, spec in pairs.items():
+                frame = self.summary(spec, unit=unit, confidence_level=confidence_level)
+                frame.insert(0, "setting", name)
+                frames.append(frame)
+            if not frames:
+                raise LoglikMapError("summary(pairs={}) has no settings; give at least one {name: rule}")
+            out = pd.concat(frames, ignore_index=True)
+        elif pairs is None:
+            out = self._all_pairs_table(unit)
+        else:
+            out = self._pairs_table(self._resolve_pairs(pairs), unit)
+        if "setting" not in out:
+            out["ci_low"], out["ci_high"] = normal_interval(out["kl"].to_numpy(), out["se"].to_numpy(),
+                                                            confidence_level)
+            out["unit"] = unit
+        out.attrs.update(units=unit, confidence_level=confidence_level, n_texts=self.n_texts)
+        if floor is not None:
+            flag_below_floor(out, floor, unit, self.mean_bytes)
+        return out
+
+    def _all_pairs_table(self, unit: str) -> pd.DataFrame:
+        """Every unordered pair (i < j) from the all-pairs kernels."""
+        scale = self._scale(unit)
+        self._check_texts(with_se=True)
+        ia, ib = np.triu_indices(len(self), k=1)
+        full = self._all_pairs()
+        return pd.DataFrame({"a": self.models[ia], "b": self.models[ib], "kl": full.kl[ia, ib] * scale,
+                             "se": full.se[ia, ib] * scale})
+
+    def _resolve_pairs(self, pairs: Any) -> list[tuple[str, str]]:
+        """A list of ``(a, b)`` from a list of pairs or a pair rule (a callable on a map)."""
+        if callable(pairs):
+            pairs = pairs(self)  # a pair rule; the core does not import loglik_map.scale
+        if isinstance(pairs, str) or not isinstance(pairs, Iterable):
+            kind = "a string" if isinstance(pairs, str) else f"a {type(pairs).__name__}"
+            raise WrongTypeError(f"pairs={pairs!r:.80} is {kind}, not a list of (a, b) model pairs or a pair rule "
+                                 "such as lm.consecutive_checkpoints('step', by='run'); for a KLSetting (which may "
+                                 "carry its own preprocessing) use lm.kl_scale_pairs(matrix, {name: setting})")
+        out = [tuple(p) for p in pairs]
+        for p in out:
+            if len(p) != 2:
+                raise LoglikMapError(f"each pair must be (a, b), got {p!r}")
+        return out
+
+    def nearest(self, model: str | None = None, k: int | None = None, *, test: bool = False,
+                unit: str = "bits/byte", level: float = 0.05, method: str = "delta", correction: str = "range",
+                block_size: int = DEFAULT_BLOCK_SIZE, client: Any = None,
+                progress: bool | Callable[[int, int], None] | None = None) -> xr.DataArray | xr.Dataset:
+        """The models closest to ``model`` (itself excluded), nearest first; or to every model.
+
+        Parameters
+        ----------
+        model : str, optional
+            The reference model. ``None``: the ``k`` nearest neighbours of every model, exact,
+            computed block by block in O(K·k + block_size²) memory, never K × K
+            (:ref:`guide-large-maps`); ties are ordered by model position.
+        k : int, optional
+            How many neighbours: default 5, or with ``test=True`` every other model (the
+            multiple-testing correction is over the ``k − 1`` comparisons kept).
+        test : bool, default False
+            Test every neighbour against the nearest one with the paired difference
+            ``KL(model, j) − KL(model, nearest)``, two-sided (the nearest is picked from the same
+            estimates, so the difference from a tied neighbour is the larger of two); needs
+            ``model``. The test is calibrated for the estimator's target, not the exact KL
+            (:ref:`method-se`).
+        unit : {"bits/byte", "nats"}
+            Unit of the KLs and SEs.
+        level : float, default 0.05
+            With ``test=True``: significance level of ``distinguishable``.
+        method : {"delta", "jackknife"}
+            With ``test=True``: SE of the paired difference (:mod:`loglik_map.core.paired`).
+        correction : {"range", "holm", "none"}
+            With ``test=True``: how the p-values are adjusted over the comparisons. ``"range"``
+            (default) refers each, step down, to the studentized range of the models not yet
+            separated from the nearest, which keeps the level however many neighbours tie with
+            it; ``"holm"`` is Holm–Bonferroni over the two-sided p-values (level kept with one
+            tie only: about 7 % at level 5 % with four); ``"none"``.
+        block_size : int, default 2048
+            With ``model=None``: rows per block; a block pair holds a few ``block_size²`` arrays.
+        client : distributed.Client, optional
+            With ``model=None``: run the block pairs on this dask cluster (``parallel`` extra).
+        progress : bool or callable, optional
+            With ``model=None``: a tqdm bar over block pairs (default: the ``progress`` option,
+            when tqdm is installed), or a callable called as ``progress(done, total)``.
+
+        Returns
+        -------
+        xarray.DataArray or xarray.Dataset
+            ``model`` given: KL over a ``model`` dimension of length ``min(k, K - 1)`` with the SE
+            as an ``se`` coordinate. ``test=True``: a Dataset over ``model`` (neighbours, nearest
+            first) with ``kl``, ``se``, ``difference``, ``difference_se``, ``z``, ``p_value``
+            (two-sided), ``p_adjusted`` and ``distinguishable`` (``p_adjusted < level``; False
+            for the nearest itself and for neighbours tied with it); attributes name the
+            reference model and the nearest. ``model=None``: a Dataset over ``("model", "rank")``
+            (rank 1 = nearest) with ``neighbour`` (model name), ``kl`` and ``se``.
+
+        References
+        ----------
+        Oyama, M., Yamagiwa, H., Takase, Y., and Shimodaira, H. (2025). *Mapping 1,000+ Language
+        Models via the Log-Likelihood Vector.* Proceedings of ACL 2025 (:ref:`method-references`).
+
+        Examples
+        --------
+        >>> import numpy as np, loglik_map as lm
+        >>> rng = np.random.default_rng(0)
+        >>> m = lm.LogLikelihoodMatrix(-500 + rng.normal(size=(4, 200)), models=["a", "b", "c", "d"],
+        ...                            texts=[f"t{k}" for k in range(200)], n_bytes=np.full(200, 1000))
+        >>> lm.ModelMap(m).nearest("a", k=2).sizes["model"]
+        2
+        >>> lm.ModelMap(m).nearest(k=1, progress=False)["neighbour"].dims
+        ('model', 'rank')
+        """
+        if model is None:
+            if test:
+                raise LoglikMapError("test=True compares one model's neighbours with its nearest; name the model")
+            return self._neighbour_table(5 if k is None else k, unit, block_size, client, progress)
+        if test:
+            return nearest_neighbours_on(self, model, k, level=level, unit=unit, method=method,
+                                         correction=correction)
+        k = 5 if k is None else k
+        if k < 1:
+            raise LoglikMapError(f"k must be ≥ 1, got {k}")
+        i = self._index(model)
+        self._check_texts(with_se=True)
+        X = self._coords.values
+        others = np.delete(np.arange(len(self)), i)
+        kl, se = self._pairs(X, np.full(others.size, i), others)
+        order = np.argsort(kl, kind="stable")[:k]
+        scale = self._scale(unit)
+        return xr.DataArray(
+            kl[order] * scale,
+            dims=(MODEL_DIM,),
+            coords={MODEL_DIM: self.models[others[order]], "se": (MODEL_DIM, se[order] * scale)},
+            attrs={"units": unit, "reference_model": model},
+            name="kl",
+        )
+
+    # ------------------------------------------------------------------ large maps (:ref:`guide-large-maps`)
+    def _direct_backend(self) -> str:
+        return "numpy" if resolve_backend(self._backend) == "numpy" else "numba"
+
+    def _raise_non_finite(self, err: NonFiniteKLError) -> None:
+        raise _non_finite(err, self.models) from None
+
+    def _neighbour_table(self, k: int, unit: str, block_size: int, client: Any,
+                         progress: bool | Progress | None) -> xr.Dataset:
+        """The ``k`` closest models to every model, exact, block by block (:meth:`ModelMap.nearest` with no model).
+
+        Every pair is considered (no index, no approximation): the KLs of each pair of row
+        blocks come from one BLAS product with the accuracy guard of the dense kernels
+        (near-identical pairs are evaluated directly), the k smallest per model are kept, and
+        their KL and SE are evaluated directly. Memory: the coordinates (K × N float64) plus
+        O(K·k + block_size²) — never K × K. Results equal the dense :meth:`kl` / :meth:`kl_se`
+        to the kernels' accuracy; ties are ordered by model position, as a stable sort would.
+        """
+        K = len(self)
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < K:
+            raise LoglikMapError(f"k must be a whole number with 1 ≤ k < {K} (the number of other models on this "
+                                 f"map of {K}), got {k!r}; ask for fewer neighbours")
+        block_size = check_block_size(block_size)
+        scale = self._scale(unit)
+        self._check_texts(with_se=True)
+        try:
+            with progress_callback(progress, "neighbours") as report:
+                table = exact_neighbours(self._coords.data, int(k), block_size=block_size,
+                                        backend=self._direct_backend(), client=client, progress=report)
+        except NonFiniteKLError as err:
+            self._raise_non_finite(err)
+        coords = {n: c for n, c in self._coords.coords.items() if c.dims == (MODEL_DIM,)}
+        coords["rank"] = np.arange(1, int(k) + 1)
+        dims = (MODEL_DIM, "rank")
+        return xr.Dataset(
+            {
+                "neighbour": (dims, self.models[table.index]),
+                "kl": (dims, table.kl * scale, {"units": unit}),
+                "se": (dims, table.se * scale, {"units": unit}),
+            },
+            coords=coords,
+            attrs={"units": unit, "method": "exact", "n_texts": self.n_texts,
+                   "block_size": block_size, "pairs_evaluated_directly": table.n_direct},
+        )
+
+    def all_pairs(self, store: str | PathLike[str], *, unit: str = "bits/byte", block_size: int | None = None,
+                  client: Any = None, overwrite: bool = False,
+                  progress: bool | Progress | None = None) -> xr.Dataset:
+        """KL and SE of every pair, written block by block into a Zarr store; resumable.
+
+        The K × K results never sit in memory: each pair of row blocks is computed with the
+        dense ``blas`` kernel's formulas and accuracy guard (near-identical pairs evaluated
+        directly) and written to its own Zarr chunks, here or on a dask cluster's workers
+        (which must see ``store`` on a shared file system). A run that was killed is continued
+        by calling this again with the same store: only the missing block pairs are computed.
+        A store is tied to its map: another map's store is refused.
+
+        Parameters
+        ----------
+        store : path
+            A ``.zarr`` path; created if missing, continued if it holds this map's run.
+        unit : {"bits/byte", "nats"}
+            Unit of the returned arrays (the store holds bits/byte).
+        block_size : int, optional
+            Rows per block (and the store's chunk size); default 2048 for a new store, the
+            stored one when continuing.
+        client : distributed.Client, optional
+            Run the block pairs on this dask cluster.
+        overwrite : bool, default False
+            Delete whatever is at ``store`` and start again.
+        progress : bool or callable, optional
+            A tqdm bar over block pairs (default: the ``progress`` option, when tqdm is
+            installed), or a callable called as ``progress(done, total)`` after each block pair
+            computed in this run.
+
+        Returns
+        -------
+        xarray.Dataset
+            Dask-backed ``kl`` and ``se``, dims ``("model", "model_")``, read from the store
+            (see :func:`loglik_map.open_pairs`).
+        """
+        if block_size is not None:
+            block_size = check_block_size(block_size)
+        self._check_texts(with_se=True)
+        self._scale(unit)  # a bad unit is refused before any work
+        matrix = self._matrix
+        labels: list[Any] = [matrix.models, matrix.texts, matrix.n_bytes.astype(str)]
+        fingerprint = matrix_fingerprint(matrix.data.data, labels, [matrix.n_texts, matrix.mean_bytes], client)
+        opened = _storage("pair_store")(store, models=self.models, n_texts=self.n_texts,
+                                       mean_bytes=self.mean_bytes, fingerprint=fingerprint,
+                                       block_size=block_size, default_block_size=DEFAULT_BLOCK_SIZE,
+                                       overwrite=overwrite)
+        with opened as (sink, done):
+            todo = [(i, j) for i, j in block_pairs(len(row_ranges(len(self), sink.block_size)))
+                    if not done[i, j]]
+            args = (sink, sink.block_size, self._direct_backend())
+            try:
+                with progress_callback(progress, "all pairs") as report:
+                    for n, _ in enumerate(map_block_pairs(block_to_store, self._coords.data,
+                                                          sink.block_size, todo, args, client), start=1):
+                        if report is not None:
+                            report(n, len(todo))
+            except NonFiniteKLError as err:
+                self._raise_non_finite(err)
+        return _storage("open_pairs")(store, unit=unit)
+
     # ------------------------------------------------------------------ new models
     def project(self, other: LogLikelihoodMatrix | xr.DataArray, *, unit: str = "bits/byte") -> ModelProjection:
         """Place new models (scored on the same texts) on this map without moving the mapped ones.
@@ -326,7 +680,7 @@ class ModelMap(MapQueries, BlockedPairsMixin, ReprMixin):
         n_components : int
             Output dimension (2 or 3 for plots).
         perplexity : float
-            t-SNE perplexity (the paper uses 30); must be smaller than the number of models.
+            Perplexity of t-SNE (the paper uses 30); must be smaller than the number of models.
         seed : int or numpy.random.Generator, optional
             Seed for t-SNE.
 

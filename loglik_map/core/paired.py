@@ -62,6 +62,7 @@ def kl_difference(source: ModelMap | LogLikelihoodMatrix, pair_1: Sequence[str],
     Returns
     -------
     KLDifference
+        ``KL(pair_1) − KL(pair_2)`` with its paired SE, z and p-value.
     """
     return kl_difference_on(_map(source), pair_1, pair_2, unit=unit, method=method)
 

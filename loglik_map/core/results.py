@@ -56,11 +56,23 @@ class TidyResult:
         return {}
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields (and derived quantities such as the 95 % interval) as a plain dict."""
+        """The fields (and derived quantities such as the 95 % interval) as a plain dict.
+
+        Returns
+        -------
+        dict
+            Field name → value, then the derived quantities.
+        """
         return {**asdict(self), **self._extra_fields()}  # type: ignore[call-overload]
 
     def to_dataframe(self) -> pd.DataFrame:
-        """One row: the fields of :meth:`to_dict` as columns (stack several with :func:`pandas.concat`)."""
+        """One row: the fields of :meth:`to_dict` as columns (stack several with :func:`pandas.concat`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            A single row whose columns are the keys of :meth:`to_dict`.
+        """
         return pd.DataFrame([self.to_dict()])
 
 
@@ -126,6 +138,7 @@ class KLEstimate(TidyResult, ReprMixin):
         Returns
         -------
         ConfidenceInterval
+            ``kl ± z·se``, the lower end clipped at 0.
         """
         low, high = normal_interval(self.kl, self.se, confidence_level)
         return ConfidenceInterval(float(low), float(high))

@@ -11,6 +11,7 @@ printed is computed, and nothing is said of the paper's numbers that this zoo's 
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import time
 from dataclasses import dataclass
@@ -54,14 +55,18 @@ class DemoResult:
     matrix : LogLikelihoodMatrix
         Every scored row (nats per text) with the zoo's coordinates, as scored (no clip).
     map : ModelMap
-        The map of ``matrix``.
+        Its model map.
     kl_scale : pandas.DataFrame
-        :func:`~loglik_map.kl_scale` of the ten settings, each preprocessed the paper's way.
+        The KL scale of the ten settings beside the paper's (:func:`~loglik_map.kl_scale`),
+        each preprocessed the paper's way.
     step_kl : pandas.DataFrame
-        Consecutive-checkpoint KL along the first run (main runs' preprocessing).
+        KL between consecutive checkpoints of the first run (main runs' preprocessing).
     holder : HolderEstimate or None
-    figures : tuple of Path
-    out_dir : Path
+        The Hölder exponent of the first run at a middle start t0.
+    figures : tuple of pathlib.Path
+        The figures written.
+    out_dir : pathlib.Path
+        Where the store and the figures are.
     """
 
     matrix: LogLikelihoodMatrix
@@ -137,6 +142,21 @@ def _fmt(x: float) -> str:
     return "—" if not np.isfinite(x) else f"{x:.3g}"
 
 
+def quantization_available() -> bool:
+    """Whether bitsandbytes is installed, found without importing it.
+
+    Importing bitsandbytes logs notices of its CPU backend ("Failed to load CPU gemm_4bit_forward
+    …"); the scorer imports it inside :func:`~loglik_map.scoring.quiet.quiet_third_party`, which
+    silences them, so the demo must not import it first.
+
+    Returns
+    -------
+    bool
+        True when the ``quant`` extra is installed.
+    """
+    return importlib.util.find_spec("bitsandbytes") is not None
+
+
 def run_demo(out_dir: str | PathLike[str] = "loglik-map-demo", *, fast: bool = False, n_texts: int | None = None,
              zoo_dir: str | PathLike[str] | None = None, window: int = 5, progress: bool | None = None,
              out: TextIO | None = None) -> DemoResult:
@@ -158,6 +178,11 @@ def run_demo(out_dir: str | PathLike[str] = "loglik-map-demo", *, fast: bool = F
         Progress bars; ``None`` (default): the ``progress`` option (:func:`loglik_map.set_options`).
     out : file-like, optional
         Where to print (standard output by default).
+
+    Returns
+    -------
+    DemoResult
+        The matrix, the map, the KL scale, the step KLs, the Hölder exponent and the figures.
     """
     out = sys.stdout if out is None else out
 
@@ -175,9 +200,7 @@ def run_demo(out_dir: str | PathLike[str] = "loglik-map-demo", *, fast: bool = F
       f"each, {len(cfg.finetune_domains)} fine-tuned children; cached in {zoo.root}")
     texts = load_texts("mini").sample(n_texts, seed=42)
     specs = zoo.specs()
-    try:
-        import bitsandbytes  # noqa: F401
-    except ImportError:
+    if not quantization_available():
         p("  bitsandbytes is not installed: quantized copies are skipped (pip install 'loglik_map[quant]')")
         specs = [s for s in specs if s.quantization is None]
     # one store per zoo and text sample: models of another zoo may share names but not weights
@@ -293,6 +316,10 @@ def _figures(out_dir: Path, mm: ModelMap, traj, pairs, steps_ds, exps_q, exps_w,
     plotting.plot_diffusion_exponents(exps_q, exps_w, ax=ax)
     ax.set_title("Diffusion exponents c(t0)")
     save(ax, "diffusion.png")
+    if importlib.util.find_spec("plotly") is not None:  # the interactive atlas (the viz extra), layers included
+        path = out_dir / "atlas.html"
+        plotting.atlas(mm, k=min(8, len(mm) - 1), progress=False).write_html(path)
+        paths.append(path)
     p("\nFigures:")
     for path in paths:
         p(f"  {path.resolve()}")

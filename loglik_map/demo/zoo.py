@@ -108,8 +108,15 @@ class ZooConfig(ReprMixin):
 
     @classmethod
     def fast(cls) -> ZooConfig:
-        """A seconds-long setting for tests: tiny models, few steps, same structure; a 128-token context,
-        so most built-in texts are scored in rolling windows."""
+        """A seconds-long setting for tests: tiny models, few steps, the same structure.
+
+        The context is 128 tokens, so most built-in texts are scored in rolling windows.
+
+        Returns
+        -------
+        ZooConfig
+            The fast configuration.
+        """
         return cls(
             runs=(RunConfig("neox", "s", 32, 2, 0), RunConfig("neox", "s", 32, 2, 1), RunConfig("neox", "xs", 16, 1, 0),
                   RunConfig("llama", "s", 32, 2, 0)),
@@ -147,6 +154,13 @@ class ZooConfig(ReprMixin):
         ))
 
     def fingerprint(self) -> str:
+        """A short hash of every field: a built zoo is reused only for the same configuration.
+
+        Returns
+        -------
+        str
+            12 hexadecimal digits.
+        """
         import hashlib
 
         return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
@@ -158,7 +172,13 @@ def _steps_text(steps: Sequence[int]) -> str:
 
 
 def default_zoo_dir() -> Path:
-    """``$LOGLIK_MAP_ZOO`` or ``~/.cache/loglik_map/zoo``."""
+    """The folder the zoo is built in and reused from.
+
+    Returns
+    -------
+    pathlib.Path
+        ``$LOGLIK_MAP_ZOO`` or ``~/.cache/loglik_map/zoo``.
+    """
     return Path(os.environ.get("LOGLIK_MAP_ZOO", Path.home() / ".cache" / "loglik_map" / "zoo"))
 
 
@@ -169,7 +189,9 @@ class Zoo(ReprMixin):
     Attributes
     ----------
     root : Path
+        The zoo's folder.
     config : ZooConfig
+        The configuration it was built with.
     """
 
     root: Path
@@ -188,10 +210,35 @@ class Zoo(ReprMixin):
         ))
 
     def checkpoint(self, run: str, step: int) -> Path:
-        """Folder of a saved checkpoint."""
+        """Folder of a saved checkpoint.
+
+        Parameters
+        ----------
+        run : str
+            Run name (:attr:`run_names`).
+        step : int
+            A saved step (:attr:`ZooConfig.checkpoints`).
+
+        Returns
+        -------
+        pathlib.Path
+            The checkpoint's folder.
+        """
         return self.root / "runs" / run / f"step{step}"
 
     def final(self, run: str) -> Path:
+        """Folder of a run's last checkpoint.
+
+        Parameters
+        ----------
+        run : str
+            Run name (:attr:`run_names`).
+
+        Returns
+        -------
+        pathlib.Path
+            The checkpoint's folder.
+        """
         return self.checkpoint(run, self.config.steps)
 
     @property
@@ -199,13 +246,42 @@ class Zoo(ReprMixin):
         return [r.name for r in self.config.runs]
 
     def child(self, domain: str) -> Path:
+        """Folder of the first run's final checkpoint fine-tuned on ``domain``.
+
+        Parameters
+        ----------
+        domain : str
+            One of :attr:`ZooConfig.finetune_domains`.
+
+        Returns
+        -------
+        pathlib.Path
+            The fine-tuned model's folder.
+        """
         return self.root / "finetuned" / f"{self.run_names[0]}-{domain}"
 
     def specs(self, *, quantization: Sequence[str] = ("8bit", "4bit"), logit_lens: bool = True,
               trajectory: bool = True) -> list[ModelSpec]:
-        """What the demo scores: every checkpoint of the first run (``trajectory``), every run's final
-        checkpoint, the fine-tuned children, quantized copies and logit-lens rows of the finals of
-        the first and the deepest run."""
+        """What the demo scores, as model specs.
+
+        Every checkpoint of the first run (``trajectory``), every run's final checkpoint, the
+        fine-tuned children, quantized copies and logit-lens rows of the finals of the first and
+        the deepest run.
+
+        Parameters
+        ----------
+        quantization : sequence of str, default ("8bit", "4bit")
+            Quantized copies of the finals.
+        logit_lens : bool, default True
+            Add the logit-lens rows of the finals.
+        trajectory : bool, default True
+            Every checkpoint of the first run (else its final only).
+
+        Returns
+        -------
+        list of ModelSpec
+            One spec per row to score.
+        """
         specs: list[ModelSpec] = []
         first = self.run_names[0]
         steps = self.config.checkpoints if trajectory else (self.config.steps,)
@@ -228,8 +304,21 @@ class Zoo(ReprMixin):
         return specs
 
     def annotate(self, matrix: LogLikelihoodMatrix) -> LogLikelihoodMatrix:
-        """Add the zoo's model coordinates: ``arch``, ``size``, ``seed``, ``step``, ``run``,
-        ``base_model`` (for children), ``family`` (model type); quantization and layer come from scoring."""
+        """Add the zoo's model coordinates to a matrix of its models.
+
+        The coordinates are ``arch``, ``size``, ``seed``, ``step``, ``run``, ``base_model`` (for
+        children) and ``family`` (model type); quantization and layer come from scoring.
+
+        Parameters
+        ----------
+        matrix : LogLikelihoodMatrix
+            Rows scored from :meth:`specs`.
+
+        Returns
+        -------
+        LogLikelihoodMatrix
+            The matrix with the coordinates added.
+        """
         cfg = {r.name: r for r in self.config.runs}
         cols: dict[str, list[Any]] = {k: [] for k in ("run", "arch", "size", "seed", "step", "family", "base_model")}
         for name in matrix.models:
@@ -274,6 +363,7 @@ def build_zoo(root: str | PathLike[str] | None = None, config: ZooConfig | None 
     Returns
     -------
     Zoo
+        The zoo: its configuration, checkpoints and model specs.
     """
     torch = require_extra("torch", "models", "the zoo")
     require_extra("transformers", "models", "the zoo")

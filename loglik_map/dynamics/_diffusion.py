@@ -155,7 +155,7 @@ class TrajectoryDiffusion:
     def diffusion_exponents(self, window: int = 10, min_start: float | None = None, group: Hashable | None = None,
                             *, window_on: str = "grid", n_boot: int | None = None, seed: int | None = 0,
                             confidence_level: float = 0.95) -> xr.Dataset:
-        """c(t0) and r²(t0) for every start with a full window (Fig. 5 right, Table 3).
+        """The exponent c(t0) and r²(t0) for every start with a full window (Fig. 5 right, Table 3).
 
         With ``window_on="grid"`` (default, as the paper's ``fig5.py``) the starts are the grid
         slots ``t0 ≥ min_start`` of each trajectory whose W following slots lie within it; a
@@ -188,6 +188,11 @@ class TrajectoryDiffusion:
             (``""`` where the fit exists), with coordinates ``group``, ``t0`` and ``model_t0``.
             Combine with ``.where(ds.group == g, drop=True)``; drop the NaN rows with
             ``ds.where(ds.reason == "", drop=True)``. With ``n_boot``, the intervals beside them.
+
+        References
+        ----------
+        *Establishing a Scale for Kullback–Leibler Divergence in Language Models Across Various
+        Settings* (ACL submission; :ref:`method-references`), §4 and Table 3.
         """
         if n_boot is not None:
             return exponent_intervals(self, window, min_start, group, window_on=window_on,  # type: ignore[arg-type]

@@ -75,7 +75,7 @@ def outlier_text_scores(matrix: LogLikelihoodMatrix, order: str = "step", by: st
     exclude : iterable of str, optional
         Checkpoints to leave out. As in the authors' ``preprocess.py``, both pairs that touch an
         excluded checkpoint are skipped — its neighbours are never differenced with each other.
-        (Removing a checkpoint from the matrix instead would create such a two-step pair.)
+        Removing a checkpoint from the matrix instead would create such a two-step pair.
 
     Returns
     -------
@@ -164,7 +164,7 @@ def flag_outlier_models(steps: xr.Dataset | Any, *, threshold: float = 5.0, neig
         Consecutive distances, as :meth:`Trajectory.step_kl <loglik_map.Trajectory.step_kl>`
         returns them (a trajectory is replaced by its ``step_kl()``).
     threshold : float, default 5.0
-        z above which a transition spikes.
+        Robust z-score above which a transition spikes.
     neighbours : int, default 5
         Transitions on each side that a transition is compared with.
     group : optional

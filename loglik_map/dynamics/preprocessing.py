@@ -105,6 +105,7 @@ class PreprocessingResult:
         Returns
         -------
         Trajectory
+            The trajectories of the preprocessed matrix.
         """
         options.setdefault("order", self.order)
         options.setdefault("by", self.by)
@@ -165,6 +166,11 @@ def preprocess_pretraining(matrix: LogLikelihoodMatrix, *, exclude: Iterable[str
     -------
     PreprocessingResult
         ``.matrix`` (cleaned), ``.dropped`` (what was removed and why), ``.trajectory()``.
+
+    References
+    ----------
+    *Establishing a Scale for Kullback–Leibler Divergence in Language Models Across Various
+    Settings* (ACL submission; :ref:`method-references`), App. E.1.
 
     Examples
     --------

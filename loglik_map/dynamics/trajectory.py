@@ -40,8 +40,10 @@ class _Distances:
 
 
 class Trajectory(TrajectoryDiffusion, ReprMixin):
-    """Points of a model map ordered by a numeric model coordinate — checkpoints by ``step``,
-    logit-lens rows by ``layer`` — optionally one trajectory per value of ``by`` (size, seed…).
+    """Points of a model map ordered by a numeric model coordinate.
+
+    Checkpoints are ordered by ``step``, logit-lens rows by ``layer``; optionally there is one
+    trajectory per value of ``by`` (size, seed…).
 
     Squared distances between points are KL divergences in bits/byte (for a map) or whatever a
     precomputed distance matrix holds (:meth:`from_distances`, e.g. weight-space ‖W_t − W_s‖²).
@@ -121,8 +123,10 @@ class Trajectory(TrajectoryDiffusion, ReprMixin):
             Point names (default: the DataArray's labels, else ``"p0"``, ``"p1"``, …).
         groups : sequence, optional
             Trajectory label of each point.
-        exclude, grid
-            As for :class:`Trajectory`.
+        exclude : iterable of str, optional
+            Points to leave out, as for :class:`Trajectory`.
+        grid : array_like or mapping, optional
+            The checkpoint grid, as for :class:`Trajectory`.
         unit : str
             Unit of the distances, recorded in results.
         order : str, default "step"
@@ -196,6 +200,7 @@ class Trajectory(TrajectoryDiffusion, ReprMixin):
         Returns
         -------
         numpy.ndarray
+            Model names along the trajectory, in order.
         """
         return self._names[self._group(group)]
 
@@ -210,6 +215,7 @@ class Trajectory(TrajectoryDiffusion, ReprMixin):
         Returns
         -------
         numpy.ndarray
+            The ``order`` values of the kept points, in order.
         """
         return self._order[self._group(group)]
 
@@ -224,6 +230,7 @@ class Trajectory(TrajectoryDiffusion, ReprMixin):
         Returns
         -------
         numpy.ndarray
+            The grid positions, gaps included.
         """
         return self._grids[self._key(group)]
 

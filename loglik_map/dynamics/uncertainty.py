@@ -38,6 +38,7 @@ import numpy as np
 import xarray as xr
 from scipy import stats
 
+from .._util import fill_doc
 from ..core.results import ConfidenceInterval
 from ..errors import LoglikMapError
 from .fits import PowerLawFit, holder_exponent
@@ -70,7 +71,7 @@ class BootstrapEstimate:
         Standard deviation of the bootstrap replicates.
     reference_low, reference_high : float
         The analytic interval at the same level: the regression's Student-t interval for an
-        exponent, the delta-method interval of :class:`~loglik_map.HolderEstimate` for α.
+        exponent, the delta-method interval of :class:`~loglik_map.results.HolderEstimate` for α.
     confidence_level : float
     n_boot : int
         Replicates drawn; ``n_valid`` of them gave a fit (a replicate with fewer than two positive
@@ -214,13 +215,20 @@ def exponent_intervals(trajectory: Trajectory, window: int = 10, min_start: floa
     ----------
     trajectory : Trajectory
         On a model map; for a distance-only trajectory (weights) give ``n_boot=0``.
-    window, min_start, group, window_on
+    window : int, default 10
+        Window length W, as for :meth:`Trajectory.diffusion_exponents`.
+    min_start : float, optional
+        Leave out starts before it.
+    group : optional
+        One trajectory only (default: all).
+    window_on : {"grid", "remaining"}
         As for :meth:`Trajectory.diffusion_exponents`.
     n_boot : int
         Bootstrap replicates (0: the regression interval only).
     seed : int or None
         Seed of ``numpy.random.default_rng`` for the replicates (recorded in the result).
     confidence_level : float
+        Coverage of both intervals.
 
     Returns
     -------
@@ -271,10 +279,30 @@ def _summary(quantity: str, estimate: float, reps: np.ndarray, ref: ConfidenceIn
                              int(n_boot), int(ok.size), seed)
 
 
+#: The parameters of one start's bootstrap, shared by exponent_interval and holder_interval.
+_ONE_START = """
+    t0 : float
+        Start; a kept point of the trajectory.
+    window : int, default 10
+        Window length W.
+    group : optional
+        Which trajectory (needed when there are several).
+    window_on : {"grid", "remaining"}
+        As for :meth:`Trajectory.diffusion_exponents`.
+    n_boot : int, default 1000
+        Bootstrap resamples of the texts (at least 2).
+    seed : int, optional
+        Seed of the resampling.
+    confidence_level : float, default 0.95
+        Coverage of both intervals.
+"""
+
+
+@fill_doc(one_start=_ONE_START)
 def exponent_interval(trajectory: Trajectory, t0: float, window: int = 10, group: Hashable | None = None, *,
                       window_on: str = "grid", n_boot: int = 1000, seed: int | None = 0,
                       confidence_level: float = 0.95) -> BootstrapEstimate:
-    """c(t0) at one start with its bootstrap-over-texts interval beside the regression's.
+    """The exponent c(t0) at one start with its bootstrap-over-texts interval beside the regression's.
 
     Its target is this trajectory's exponent on the whole population of texts, not the process's
     (see :func:`exponent_intervals`).
@@ -283,20 +311,7 @@ def exponent_interval(trajectory: Trajectory, t0: float, window: int = 10, group
     ----------
     trajectory : Trajectory
         A trajectory on a model map (a distance-only trajectory has no texts to resample).
-    t0 : float
-        Start; a kept point of the trajectory.
-    window : int, default 10
-        Window length W.
-    group : optional
-        Which trajectory (needed when there are several).
-    window_on : {"grid", "remaining"}
-        As for :meth:`Trajectory.diffusion_exponent`.
-    n_boot : int, default 1000
-        Bootstrap resamples of the texts (at least 2).
-    seed : int, optional
-        Seed of the resampling.
-    confidence_level : float, default 0.95
-        Coverage of both intervals.
+    {one_start}
 
     Returns
     -------
@@ -312,6 +327,7 @@ def exponent_interval(trajectory: Trajectory, t0: float, window: int = 10, group
                     confidence_level)
 
 
+@fill_doc(one_start=_ONE_START)
 def holder_interval(trajectory: Trajectory, weights: Trajectory | PowerLawFit, t0: float, window: int = 10,
                     group: Hashable | None = None, *, window_on: str = "grid", n_boot: int = 1000,
                     seed: int | None = 0, confidence_level: float = 0.95) -> BootstrapEstimate:
@@ -328,8 +344,7 @@ def holder_interval(trajectory: Trajectory, weights: Trajectory | PowerLawFit, t
         The weight-space trajectory (:meth:`Trajectory.from_distances`), fitted at the same
         ``t0`` and ``window``, or its fit. Weights do not depend on the texts, so c_w is held
         fixed in every replicate.
-    t0, window, group, window_on, n_boot, seed, confidence_level
-        As for :func:`exponent_interval`.
+    {one_start}
 
     Returns
     -------

@@ -80,6 +80,7 @@ def save_matrix(matrix: LogLikelihoodMatrix, path: str | PathLike[str], *, overw
     Parameters
     ----------
     matrix : LogLikelihoodMatrix
+        The matrix to save.
     path : path
         Ends in ``.nc`` or ``.zarr``. A hidden lock file ``.<name>.lock`` is kept beside it.
     overwrite : bool, default False
@@ -162,14 +163,16 @@ def _read_with_recovery(path: Path, fmt: str) -> xr.Dataset:
 
 def open_matrix(path: str | PathLike[str], *, verify: bool = True, chunks: int | dict[str, int] | None = None
                 ) -> LogLikelihoodMatrix:
-    """Open a matrix saved with :meth:`LogLikelihoodMatrix.save` (``.nc`` or ``.zarr``), or the
-    finished rows of a run store written by :func:`loglik_map.score_models`.
+    """Open a matrix saved with :meth:`LogLikelihoodMatrix.save`, or the finished rows of a run store.
+
+    A matrix file is ``.nc`` or ``.zarr``; a run store is what :func:`loglik_map.score_models`
+    writes.
 
     The data are loaded into memory, checked and validated: the storage format version (a file
     from a newer loglik_map is refused), the checksum saved with the data (a changed or damaged
     file is refused, naming it), and the ``units`` attribute (bits are converted to nats, other
     units refused). An interrupted save of ``path`` is rolled back first. In a run store a damaged
-    row is skipped with a :class:`~loglik_map.DataIntegrityWarning` naming the model, and
+    row is skipped with a :class:`~loglik_map.errors.DataIntegrityWarning` naming the model, and
     rescored by the next :func:`~loglik_map.score_models` run.
 
     Parameters

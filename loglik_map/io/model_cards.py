@@ -65,6 +65,7 @@ def lineage(models: Sequence[str | PathLike[str]], *, follow: bool = False, toke
     Parameters
     ----------
     models : sequence of hub ids or folders
+        The models whose cards are read.
     follow : bool
         Also read the cards of parents outside ``models`` to compute depths further up.
     token : str, optional

@@ -137,7 +137,25 @@ def convert_modelmap_pickle(pickle_path: str | PathLike[str], npz_path: str | Pa
 
 def read_modelmap(loglik_path: str | PathLike[str], texts_path: str | PathLike[str], *,
                   trust_pickle: bool = False) -> LogLikelihoodMatrix:
-    """Import shimo-lab/modelmap's published log-likelihoods; see :meth:`LogLikelihoodMatrix.from_modelmap`."""
+    """Import shimo-lab/modelmap's published log-likelihoods (Oyama et al. 2025).
+
+    Parameters
+    ----------
+    loglik_path : path
+        The log-likelihoods: ``.npz`` or ``.csv`` (safe), or the authors' pickle (refused unless
+        ``trust_pickle``); see :meth:`LogLikelihoodMatrix.from_modelmap
+        <loglik_map.LogLikelihoodMatrix.from_modelmap>`.
+    texts_path : path
+        ``texts-10k-pile.jsonl``, in the order of the vectors.
+    trust_pickle : bool, default False
+        Allow unpickling ``loglik_path``: only for a file you trust.
+
+    Returns
+    -------
+    LogLikelihoodMatrix
+        Text ids from :func:`loglik_map.texts.text_id`; ``domain`` and the index fields as text
+        coordinates.
+    """
     loglik_path, texts_path = Path(loglik_path), Path(texts_path)
     if loglik_path.suffix.lower() not in _SAFE_MODELMAP_SUFFIXES and not trust_pickle:
         raise _pickle_refusal(loglik_path)  # before reading anything

@@ -4,14 +4,19 @@
 * the KL scale (:mod:`.scale`): :func:`plot_kl_scale` (Fig. 1, Table 1a);
 * along trajectories (:mod:`.trajectories`): :func:`plot_step_kl` (Fig. 4), :func:`plot_displacement` and
   :func:`plot_diffusion_exponents` (Fig. 5), :func:`plot_exponent_intervals` (their uncertainty),
-  :func:`plot_logit_lens` (KL to the final layer).
+  :func:`plot_logit_lens` (KL to the final layer);
+* the interactive atlas (the ``viz`` extra: plotly): :func:`atlas` (hover, search, a click
+  shows a model's exact nearest neighbours; one self-contained HTML file), :func:`atlas_table` (the same
+  numbers as a Parquet table, for maps beyond a browser).
 
-Every function returns the matplotlib Axes it drew on; pass ``ax=`` to draw into your own figure.
+Every matplotlib function returns the Axes it drew on; pass ``ax=`` to draw into your own figure.
 A figure made here uses the constrained layout, so labels and colour bars stay inside it when saved.
 """
 
 from __future__ import annotations
 
+from ._atlas import atlas
+from ._atlas_table import atlas_table
 from .maps import cluster_order, plot_kl_matrix, plot_map
 from .scale import plot_kl_scale
 from .trajectories import (
@@ -23,5 +28,6 @@ from .trajectories import (
     plot_step_kl,
 )
 
-__all__ = ["cluster_order", "exponent_band", "plot_diffusion_exponents", "plot_displacement", "plot_exponent_intervals",
+__all__ = ["atlas", "atlas_table", "cluster_order", "exponent_band",
+           "plot_diffusion_exponents", "plot_displacement", "plot_exponent_intervals",
            "plot_kl_matrix", "plot_kl_scale", "plot_logit_lens", "plot_map", "plot_step_kl"]

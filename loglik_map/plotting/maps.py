@@ -75,8 +75,13 @@ def plot_map(mm: ModelMap, *, embedding: xr.DataArray | None = None, method: str
     Parameters
     ----------
     mm : ModelMap
+        The map whose models are drawn.
     embedding : DataArray, optional
         A precomputed :meth:`ModelMap.embed` result (otherwise computed with ``method``).
+    method : {"pca", "tsne"}
+        Embedding computed when ``embedding`` is not given.
+    n_components : {2, 3}
+        Dimension of that embedding (3: a 3-D axes).
     color : str, optional
         Model coordinate to colour by (categorical: a legend; numeric: a colour bar).
     trajectory : Trajectory, optional
@@ -88,6 +93,14 @@ def plot_map(mm: ModelMap, *, embedding: xr.DataArray | None = None, method: str
         (each must be on the map).
     label_size : str or float
         Font size of the labels.
+    max_width : float, default 6.0
+        Line width of the trajectory's widest segment.
+    ax : matplotlib.axes.Axes, optional
+        Draw here (default: a new figure).
+    seed : int, default 0
+        Seed of t-SNE.
+    **scatter_kwargs
+        Passed to ``ax.scatter``.
 
     Returns
     -------
@@ -158,6 +171,7 @@ def cluster_order(kl: np.ndarray, method: str = "average") -> np.ndarray:
     Returns
     -------
     ndarray of int, shape (K,)
+        Row order that puts similar models next to each other.
     """
     from scipy.cluster import hierarchy
     from scipy.spatial.distance import squareform
@@ -194,6 +208,10 @@ def plot_kl_matrix(kl: ModelMap | xr.DataArray, *, order: str | Sequence[str] | 
         Write each KL in its cell (default: with at most 12 models).
     tick_labels : bool, optional
         Name the models on both axes (default: with at most 40 models).
+    cmap : str, default "magma_r"
+        Matplotlib colour map.
+    ax : matplotlib.axes.Axes, optional
+        Draw here (default: a new figure).
 
     Returns
     -------

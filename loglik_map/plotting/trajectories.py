@@ -23,7 +23,22 @@ __all__ = ["exponent_band", "plot_diffusion_exponents", "plot_displacement", "pl
 
 
 def plot_step_kl(steps: xr.Dataset, *, ax: Any = None, logy: bool = True):
-    """Consecutive KL along trajectories (:meth:`Trajectory.step_kl`) with ±SE bands (Fig. 4, 14)."""
+    """Plot the consecutive KL along trajectories with ±SE bands (Fig. 4, 14).
+
+    Parameters
+    ----------
+    steps : xarray.Dataset
+        From :meth:`Trajectory.step_kl <loglik_map.Trajectory.step_kl>`.
+    ax : matplotlib.axes.Axes, optional
+        Draw here (default: a new figure).
+    logy : bool, default True
+        Logarithmic KL axis.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        One line per trajectory, named in a legend when there are several.
+    """
     ax = new_axes(ax)
     order = str(steps.attrs.get("order", "step"))
     for g in ordered_unique(steps["group"].values):
@@ -43,7 +58,27 @@ def plot_step_kl(steps: xr.Dataset, *, ax: Any = None, logy: bool = True):
 
 def plot_displacement(trajectory: Trajectory, t0: float, *, window: int = 10, group: Hashable | None = None,
                       ax: Any = None):
-    """Log–log displacement ‖q_t − q_t0‖² against t − t0 with the fitted power law (Fig. 5, left)."""
+    """Plot the displacement ‖q_t − q_t0‖² against t − t0, log–log, with the fitted power law (Fig. 5, left).
+
+    Parameters
+    ----------
+    trajectory : Trajectory
+        The trajectory.
+    t0 : float
+        Start; a kept point of the trajectory.
+    window : int, default 10
+        Window length W of the fit (:meth:`Trajectory.diffusion_exponent
+        <loglik_map.Trajectory.diffusion_exponent>`).
+    group : optional
+        Which trajectory (needed when there are several).
+    ax : matplotlib.axes.Axes, optional
+        Draw here (default: a new figure).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The displacements as points, the fit as a line labelled with c and r².
+    """
     ax = new_axes(ax)
     disp = trajectory.displacement(t0, group)
     lag = disp[trajectory.order].values - t0
@@ -61,8 +96,23 @@ def exponent_band(ds: xr.Dataset, confidence_level: float = 0.95) -> tuple[np.nd
     """Interval ends of every c(t0) in ``ds`` and what they are.
 
     A bootstrap interval (``bootstrap_low``/``bootstrap_high`` variables) is used where the dataset
-    has one; otherwise the regression's Student-t interval ``c ± t(n − 2) · stderr`` (NaN where a
+    has one; otherwise the regression's Student-t interval ``c ± t(n − 2) · se`` (NaN where a
     window had fewer than 3 points), as :meth:`PowerLawFit.confidence_interval`.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        From :meth:`Trajectory.diffusion_exponents <loglik_map.Trajectory.diffusion_exponents>`
+        or :func:`~loglik_map.exponent_intervals`.
+    confidence_level : float, default 0.95
+        Coverage of the regression interval (a bootstrap interval keeps its own).
+
+    Returns
+    -------
+    low, high : numpy.ndarray
+        The interval ends, one per start t0.
+    label : str
+        What the interval is, for a legend.
     """
     if "bootstrap_low" in ds and "bootstrap_high" in ds:
         level = 100 * float(ds.attrs.get("confidence_level", confidence_level))
@@ -76,7 +126,7 @@ def exponent_band(ds: xr.Dataset, confidence_level: float = 0.95) -> tuple[np.nd
 
 def plot_diffusion_exponents(loglik: xr.Dataset, weights: xr.Dataset | None = None, *, intervals: bool = True,
                              confidence_level: float = 0.95, ax: Any = None):
-    """c(t0) for log-likelihoods and, beside them, weights, with their intervals as bands (Fig. 5, right).
+    """Plot c(t0) for log-likelihoods and, beside them, weights, with their intervals as bands (Fig. 5, right).
 
     Parameters
     ----------
@@ -85,6 +135,10 @@ def plot_diffusion_exponents(loglik: xr.Dataset, weights: xr.Dataset | None = No
     intervals : bool, default True
         Shade each curve's interval (:func:`exponent_band`: a bootstrap interval where the
         dataset has one, else the fit's Student-t interval at ``confidence_level``).
+    confidence_level : float, default 0.95
+        Coverage of the Student-t interval.
+    ax : matplotlib.axes.Axes, optional
+        Draw here (default: a new figure).
 
     Returns
     -------
@@ -115,7 +169,7 @@ def plot_diffusion_exponents(loglik: xr.Dataset, weights: xr.Dataset | None = No
 
 
 def plot_exponent_intervals(exponents: xr.Dataset, *, ax: Any = None, label: str = "c(t0)", truth: float | None = None):
-    """c(t0) with its bootstrap-over-texts interval (band) and the regression's interval (error bars).
+    """Plot c(t0) with its bootstrap-over-texts interval (band) and the regression's interval (error bars).
 
     Parameters
     ----------
@@ -132,6 +186,7 @@ def plot_exponent_intervals(exponents: xr.Dataset, *, ax: Any = None, label: str
     Returns
     -------
     matplotlib.axes.Axes
+        The axes drawn on.
     """
     ax = new_axes(ax)
     level = 100 * float(exponents.attrs.get("confidence_level", 0.95))
@@ -167,12 +222,19 @@ def plot_logit_lens(mm: ModelMap, *, by: str | None = None, order: str = "layer"
         One curve per value; the final layer of each is its largest ``order``. Default:
         ``parent_model`` (the scorer's name for the model, which the logit-lens scorer records)
         where the map has it, else ``source_model`` (the hub id or folder).
+    order : str, default "layer"
+        The numeric model coordinate that orders the layers.
+    unit : {"bits/byte", "nats"}
+        Unit of the KL axis.
     logy : bool, default False
         Logarithmic KL axis (the final layer, KL 0, is then left out).
+    ax : matplotlib.axes.Axes, optional
+        Draw here (default: a new figure).
 
     Returns
     -------
     matplotlib.axes.Axes
+        The axes drawn on.
     """
     points = mm.points
     if by is None:

@@ -9,10 +9,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..core._floor import below_floor, floor_bits_per_byte
 from ..core.matrix import LogLikelihoodMatrix
 from ..core.modelmap import ModelMap
 from ..dynamics.preprocessing import PreprocessingResult, preprocess_pretraining
 from ..errors import LoglikMapError, WrongTypeError
+from ..units import nats_per_bit_per_byte
 from .pairs import (
     Pair,
     PairRule,
@@ -52,9 +54,11 @@ def _frozen_criteria(models: Mapping[str, Any] | None) -> tuple[tuple[str, Any],
 
 @dataclass(frozen=True)
 class PretrainingPreprocessing:
-    """A setting's own preprocessing for :func:`kl_scale`: :func:`~loglik_map.preprocess_pretraining`
-    of the models selected by ``models`` (criteria for :meth:`LogLikelihoodMatrix.where_models`,
-    e.g. ``{"run": ["410m", "1b"]}``; all models when None), with the other fields as its options.
+    """A setting's own preprocessing for :func:`kl_scale`.
+
+    :func:`~loglik_map.preprocess_pretraining` of the models selected by ``models`` (criteria
+    for :meth:`LogLikelihoodMatrix.where_models`, e.g. ``{"run": ["410m", "1b"]}``; all models
+    when None), with the other fields as its options.
 
     Settings that share one recipe (equal fields) share one preprocessing: the paper's
     Early, Later and model-size settings use the same cleaned matrix of the five main runs, its
@@ -92,6 +96,7 @@ class PretrainingPreprocessing:
         Returns
         -------
         PreprocessingResult
+            The preprocessed matrix with what was dropped and why.
         """
         sub = matrix.where_models(**{k: list(v) if isinstance(v, tuple) else v for k, v in self.models})
         return preprocess_pretraining(sub, exclude=self.exclude, order=self.order, by=self.by, clip=self.clip,
@@ -202,7 +207,7 @@ def kl_scale_pairs(source: ModelMap | LogLikelihoodMatrix, groups: Mapping[Any, 
 
 
 def kl_scale(source: ModelMap | LogLikelihoodMatrix, groups: Mapping[Any, Setting | KLSetting], *,
-             unit: str = "bits/byte", reference: Mapping[Any, str] | None = None) -> pd.DataFrame:
+             unit: str = "bits/byte", reference: Mapping[Any, str] | None = None, floor: Any = None) -> pd.DataFrame:
     """The paper's Table 1a for your models: median, mean, SD and count of KL per setting, with SEs.
 
     Each setting is measured on its own matrix where it says so (:class:`KLSetting` with a
@@ -229,6 +234,11 @@ def kl_scale(source: ModelMap | LogLikelihoodMatrix, groups: Mapping[Any, Settin
     reference : mapping, optional
         Setting name → row of :data:`PAPER_KL_SCALE` to show beside it; by default settings named
         like a paper row get it.
+    floor : float or xarray.Dataset, optional
+        The numerics floor in bits/byte, or a :func:`~loglik_map.numerics_floor` result: adds
+        ``floor`` (in ``unit``, with each setting's B̄ for ``"nats"``) and ``n_below_floor``, the
+        setting's pairs whose ``kl + 2 se`` lies below it (they differ less than a model differs
+        from itself under other numerics).
 
     Returns
     -------
@@ -240,9 +250,16 @@ def kl_scale(source: ModelMap | LogLikelihoodMatrix, groups: Mapping[Any, Settin
         values, not the exact KLs (:ref:`method-se`); what was measured — ``pairs`` (the
         rule), ``preprocessing`` (as given, or what the setting's own preprocessing excluded,
         clipped and dropped), ``n_texts`` and ``mean_bytes`` (B̄ the KLs are scaled with); and
-        ``paper_median, paper_mean, paper_sd`` in bits/byte where a paper row applies.
+        ``paper_median, paper_mean, paper_sd`` in bits/byte where a paper row applies; ``floor``
+        and ``n_below_floor`` with ``floor=``.
+
+    References
+    ----------
+    *Establishing a Scale for Kullback–Leibler Divergence in Language Models Across Various
+    Settings* (ACL submission; :ref:`method-references`), §3 and Table 1a.
     """
     pairs, info = _evaluate(source, groups, unit)
+    floor_bits = None if floor is None else floor_bits_per_byte(floor)
     rows = []
     for name in groups:
         sub = pairs[pairs.setting == name]
@@ -260,7 +277,12 @@ def kl_scale(source: ModelMap | LogLikelihoodMatrix, groups: Mapping[Any, Settin
             if ref not in PAPER_KL_SCALE.index:
                 raise LoglikMapError(f"no paper row {ref!r}; rows are {list(PAPER_KL_SCALE.index)}")
             row.update({f"paper_{k}": PAPER_KL_SCALE.loc[ref, k] for k in ("median", "mean", "sd")})
+        if floor_bits is not None:
+            row["floor"] = floor_bits if unit == "bits/byte" else floor_bits * nats_per_bit_per_byte(info[name]["mean_bytes"])
+            row["n_below_floor"] = int(below_floor(kl, se, row["floor"]).sum())
         rows.append(row)
     out = pd.DataFrame(rows).set_index("setting")
     out.attrs["units"] = unit
+    if floor_bits is not None:
+        out.attrs["floor"] = floor_bits
     return out

@@ -187,8 +187,9 @@ def consecutive_checkpoints(order: str = "step", by: str | Sequence[str] | None 
 
 
 def differing_only_in(coord: str, by: str | Sequence[str] = (), *, final: str | None = None) -> PairRule:
-    """All pairs whose ``coord`` differs while every coordinate in ``by`` is equal
-    (e.g. ``differing_only_in("seed", by=["size", "step"])``).
+    """All pairs whose ``coord`` differs while every coordinate in ``by`` is equal.
+
+    For example ``differing_only_in("seed", by=["size", "step"])``.
 
     With ``final`` (a position coordinate such as ``"step"``), only models at the last position
     that every value of ``coord`` has are paired — the paper's "final checkpoint" for sizes and

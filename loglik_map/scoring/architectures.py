@@ -46,6 +46,7 @@ def find_final_norm(model: Any, final_norm: str | None = None) -> Any:
     Returns
     -------
     torch.nn.Module
+        The final normalisation module.
 
     Raises
     ------

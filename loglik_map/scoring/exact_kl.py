@@ -168,6 +168,7 @@ def exact_kl(model_a: Any, model_b: Any, texts: TextSet | Sequence[str], *, laye
         same model (same object or equal spec) passed twice with two ``layer``\\ s is loaded
         once and each batch runs through it once.
     texts : TextSet or sequence of str
+        The texts the KL is taken over (teacher-forced, token by token).
     layer_a, layer_b : int, optional
         Logit-lens layer (0 = embeddings … L = the model's output; negative counts from L), as
         :class:`~loglik_map.LogitLensScorer` scores it. ``None``: the model's output.

@@ -91,8 +91,12 @@ class HFScorer:
         How log p(target) is computed from the final hidden states
         (:mod:`loglik_map.scoring.unembed`): ``"auto"`` uses the fused Triton kernel on GPUs
         where it applies, checked against the chunked computation the first time.
-    trust_remote_code, cache_dir, token
+    trust_remote_code : bool, default False
         Passed to ``from_pretrained``.
+    cache_dir : path, optional
+        Passed to ``from_pretrained``.
+    token : str or bool, optional
+        Passed to ``from_pretrained`` (a hub access token).
     progress : bool, optional
         Show a progress bar over batches (tqdm); ``None`` (default): the ``progress`` option
         (:func:`loglik_map.set_options`, True unless set).

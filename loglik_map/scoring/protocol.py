@@ -17,7 +17,7 @@ class Scorer(Protocol):
 
     A scorer needs one method, ``score(texts) -> LogLikelihoodMatrix``: one row per model it
     scores (a logit-lens scorer returns one row per layer), one column per text, values in nats,
-    text ids from :func:`loglik_map.text_id` and ``n_bytes`` the UTF-8 lengths, so its rows
+    text ids from :func:`loglik_map.texts.text_id` and ``n_bytes`` the UTF-8 lengths, so its rows
     concatenate with any other scorer's. It should also have a ``name`` attribute, used as the
     key of its results in a run store.
 

@@ -138,6 +138,7 @@ class ModelSpec:
         Returns
         -------
         HFScorer or LogitLensScorer
+            The scorer this spec describes (the model loads when it first scores).
         """
         from .hf import HFScorer
         from .lens import LogitLensScorer
@@ -251,6 +252,7 @@ def score_models(
     Parameters
     ----------
     specs : iterable of ModelSpec, hub id or folder
+        The models to score; a hub id or folder is ``ModelSpec(name)``.
     texts : TextSet or sequence of str
         The same texts for every model (a store is bound to one text set).
     store : path
@@ -264,7 +266,7 @@ def score_models(
     retry_failed : bool
         Rescore models whose earlier attempt failed (default); finished models are always skipped,
         unless their stored rows fail their checksum: those are moved to the store's ``corrupt/``
-        folder (with a :class:`~loglik_map.DataIntegrityWarning`) and scored again.
+        folder (with a :class:`~loglik_map.errors.DataIntegrityWarning`) and scored again.
     **scorer_options
         Defaults for every scorer (e.g. ``convention``, ``batch_tokens``, ``device``); a spec's own
         ``options`` win.

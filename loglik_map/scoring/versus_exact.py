@@ -170,6 +170,7 @@ def estimator_vs_exact(source: ModelMap | LogLikelihoodMatrix, texts: TextSet | 
         coordinates (``source_model``, ``revision``, ``quantization``, ``dtype``, ``layer``,
         ``convention``, ``long_texts``), as :class:`~loglik_map.HFScorer` records them.
     progress : bool
+        Show a progress bar over the exact-KL batches.
     **options
         Further :class:`~loglik_map.HFScorer` arguments (``device``, ``batch_tokens``, …).
 

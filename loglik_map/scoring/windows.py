@@ -87,8 +87,32 @@ def encode_text(
 ) -> EncodedText:
     """Tokenize ``text`` and cut it into windows.
 
-    Conventions
-    -----------
+    Parameters
+    ----------
+    tokenizer : transformers tokenizer
+        The model's tokenizer.
+    text : str
+        The text.
+    index : int
+        Its position in the text set (carried into the windows).
+    convention : {"reference", "bos"}
+        How the first token is handled (see Notes).
+    max_length : int
+        The longest window, in tokens (the model's context).
+    long_texts : {"rolling", "truncate", "error"}
+        What happens to a text longer than ``max_length`` (see Notes).
+    stride : int, optional
+        New targets per rolling window after the first (default ``max_length // 2``).
+
+    Returns
+    -------
+    EncodedText
+        The text's token ids and windows.
+
+    Notes
+    -----
+    Conventions:
+
     ``"reference"``
         ``tokenizer(text)`` with the tokenizer's own special tokens (as shimo-lab/modelmap's
         ``tokenizer.encode``); the first token is conditioning only, so a BOS-prepending tokenizer

@@ -106,6 +106,7 @@ class MarkovChainModel:
         Returns
         -------
         list of str
+            The sampled texts.
         """
         rng = np.random.default_rng(seed)
         lens = np.broadcast_to(np.asarray(lengths, dtype=np.int64), (n_texts,))
@@ -131,7 +132,7 @@ class MarkovChainModel:
             raise LoglikMapError(f"character {err.args[0]!r} is not in the alphabet {self.alphabet!r}") from None
 
     def log_likelihood(self, texts: Sequence[str]) -> np.ndarray:
-        """log p(x) of each text, the first character being conditioning only.
+        """The log-likelihood log p(x) of each text, the first character being conditioning only.
 
         Parameters
         ----------

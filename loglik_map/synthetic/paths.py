@@ -89,7 +89,7 @@ def fbm(n: int, hurst: float, dim: int = 1, *, seed: int | np.random.Generator |
 
 
 class TakagiLandsberg:
-    """A generalized Takagi–Landsberg map ``R^d → R^m`` (App. B):
+    """A generalized Takagi–Landsberg map ``R^d → R^m`` (App. B).
 
     ``f_j(W) = Σ_{k=1}^{K} a_{jk} λ^{−kα} S(λ^k b_{jk}ᵀ W)``, ``S(x) = dist(x, ℤ)``,
 

@@ -32,14 +32,14 @@ def load_texts(name: str = "mini", *, domains: tuple[str, ...] | None = None) ->
         sources: the King James Bible, Shakespeare's plays, The Devil's Dictionary, WordNet
         glosses, the Python language reference), chunked as the paper's texts are (:ref:`method-loglik`). ``"train"``: 2,526
         further chunks of the same sources, disjoint from ``"mini"``, used to train
-        :mod:`loglik_map.zoo`.
+        :mod:`loglik_map.demo`.
     domains : tuple of str, optional
         Keep only these domains.
 
     Returns
     -------
     TextSet
-        With ``domain`` labels; rebuild with ``python -m loglik_map.texts.build_mini``.
+        With ``domain`` labels; rebuild with ``python tools/build_mini.py``.
         Licences: :func:`licenses`.
     """
     if name not in _SPLITS:
@@ -54,5 +54,11 @@ def load_texts(name: str = "mini", *, domains: tuple[str, ...] | None = None) ->
 
 
 def licenses() -> str:
-    """The licence notices of the built-in texts' sources."""
+    """The licence notices of the built-in texts' sources.
+
+    Returns
+    -------
+    str
+        The text of ``LICENSES.txt``, one notice per source.
+    """
     return resources.files(__package__).joinpath("data/LICENSES.txt").read_text(encoding="utf-8")

@@ -28,6 +28,7 @@ def split_utf8(text: str, max_bytes: int = 1024) -> list[str]:
     Returns
     -------
     list of str
+        The chunks, each valid UTF-8 of at most ``max_bytes`` bytes.
     """
     if max_bytes < 4:
         raise LoglikMapError("max_bytes must be at least 4 (one UTF-8 character)")
@@ -50,6 +51,16 @@ def read_jsonl_records(path: str | PathLike[str]) -> list[dict[str, Any]]:
 
     Errors name the file and line (invalid UTF-8, invalid JSON, missing ``text``); blank lines are
     skipped; an empty file is an error.
+
+    Parameters
+    ----------
+    path : path
+        The JSONL file.
+
+    Returns
+    -------
+    list of dict
+        One record per non-blank line, in order.
     """
     records = []
     with open(path, "rb") as fh:

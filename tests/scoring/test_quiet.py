@@ -24,8 +24,10 @@ def needs_bitsandbytes() -> None:
         pytest.skip("quantization tests need the 'quant' extra (bitsandbytes)")
 
 
-def test_known_notices_are_dropped_and_everything_else_kept(caplog):
-    cast_logger, gemm_logger = (logging.getLogger(name) for name, _ in KNOWN_NOISE)
+def test_known_notices_are_dropped_by_logger_and_level_and_everything_else_kept(caplog):
+    cast_logger = logging.getLogger("bitsandbytes.autograd._functions")
+    gemm_logger = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    other = logging.getLogger("another_library")
     with caplog.at_level(logging.WARNING), warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         with quiet_third_party():
@@ -33,16 +35,31 @@ def test_known_notices_are_dropped_and_everything_else_kept(caplog):
                 cast_logger.warning("MatMul8bitLt: inputs will be cast from %s to float16 during quantization",
                                     "torch.float32")
             gemm_logger.warning(GEMM)
+            gemm_logger.warning("Could not fetch gemm_4bit_forward: pass trust_remote_code=True")  # another wording
             cast_logger.error("MatMul8bitLt: CUDA error: an illegal memory access")
-            gemm_logger.warning("some other problem of the CPU backend")
-            warnings.warn(CAST, UserWarning, stacklevel=1)  # older bitsandbytes warn instead of logging
+            other.warning("another library's warning")
+            # older bitsandbytes warn instead of logging: filtered by the module that warns and the category
+            warnings.warn_explicit(CAST, UserWarning, "_functions.py", 1, module="bitsandbytes.autograd._functions")
             warnings.warn("a real warning", UserWarning, stacklevel=1)
         cast_logger.warning(CAST)  # outside the block: shown again
     messages = [r.getMessage() for r in caplog.records]
-    assert messages == ["MatMul8bitLt: CUDA error: an illegal memory access", "some other problem of the CPU backend",
-                        CAST]
+    assert messages == ["MatMul8bitLt: CUDA error: an illegal memory access", "another library's warning", CAST]
     assert [str(w.message) for w in seen] == ["a real warning"]
-    assert all(not lg.filters for lg in (cast_logger, gemm_logger))
+    assert all(logging.getLogger(name).level == logging.NOTSET for name, _ in KNOWN_NOISE)  # restored
+
+
+def test_importing_bitsandbytes_inside_the_filter_prints_none_of_its_notices():
+    """A fresh process: bitsandbytes' CPU backend (and the kernels package it asks) log at import."""
+    needs_bitsandbytes()
+    import subprocess
+    import sys
+
+    code = ("import logging; from loglik_map.scoring.quiet import quiet_third_party\n"
+            "with quiet_third_party():\n    import bitsandbytes\n"
+            "logging.getLogger('bitsandbytes.backends.cpu.ops').warning('shown after the block')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "gemm_4bit" not in out.stderr and "publisher trust" not in out.stderr, out.stderr
+    assert "shown after the block" in out.stderr
 
 
 def test_an_8bit_model_scores_without_the_cast_notice(model_dirs, texts, caplog):

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import numpy as np
 import pandas as pd
+import pytest
 
 import loglik_map as lm
 
@@ -27,12 +24,12 @@ def test_lineage_from_local_model_cards(tmp_path):
     child = _card(tmp_path / "child", root)
     grandchild = _card(tmp_path / "grandchild", child)
     merge = _card(tmp_path / "merge", [root, child])
-    df = lm.lineage([root, child, grandchild, merge]).set_index("model")
+    df = lm.io.lineage([root, child, grandchild, merge]).set_index("model")
     assert df.loc[child, "parent"] == root and df.loc[grandchild, "parent"] == child
     assert list(df["depth"]) == [0, 1, 2, 0]
     assert bool(df.loc[merge, "merge"]) and pd.isna(df.loc[merge, "parent"]) and df.loc[merge, "n_parents"] == 2
     assert pd.isna(df.loc[root, "parent"])
-    assert lm.read_base_model(root) == []
+    assert lm.io.read_base_model(root) == []
 
 
 def test_text_resampling_stability_on_the_markov_example():
@@ -48,12 +45,14 @@ def test_text_resampling_stability_on_the_markov_example():
 def test_spiral_period_of_a_helix():
     t = np.arange(120)
     helix = np.column_stack([5 * t, 3 * np.cos(2 * np.pi * t / 20), 2 * np.sin(2 * np.pi * t / 20)])
-    res = lm.spiral_period(helix, component=2)
+    res = lm.dynamics.spiral_period(helix, component=2)
     assert res.period == 20 and len(res.zero_crossings) >= 3
-    assert lm.spiral_period(np.column_stack([t, t**2, t**3]).astype(float), component=3).acf[0] == 1.0
+    assert lm.dynamics.spiral_period(np.column_stack([t, t**2, t**3]).astype(float), component=3).acf[0] == 1.0
 
 
 def test_plots_return_axes_with_content():
+    matplotlib = pytest.importorskip("matplotlib", reason="plot tests need the 'plot' extra (matplotlib)")
+    matplotlib.use("Agg")
     from loglik_map import plotting
 
     ex = lm.make_markov_example(n_families=2, members_per_family=3, n_texts=300, seed=0)
@@ -68,7 +67,7 @@ def test_plots_return_axes_with_content():
     assert ax.get_yscale() == "symlog" and len(ax.collections) == 4  # a strip and a median bar per setting
     ax = plotting.plot_step_kl(traj.step_kl())
     assert len(ax.lines) == 2
-    walk = lm.fbm(40, 0.5, dim=50, seed=0)
+    walk = lm.synthetic.fbm(40, 0.5, dim=50, seed=0)
     D = ((walk[:, None] - walk[None]) ** 2).sum(-1)
     wtraj = lm.Trajectory.from_distances(D, np.arange(41))
     ax = plotting.plot_displacement(wtraj, 5, window=10)

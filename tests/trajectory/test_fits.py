@@ -49,8 +49,8 @@ def test_fit_drops_non_finite_and_non_positive_points_and_reports_uncertainty():
 
 
 def test_holder_exponent_propagates_both_uncertainties():
-    q = lm.PowerLawFit(0.2, 0.0, 0.9, 0.02, 10)
-    w = lm.PowerLawFit(1.0, 0.0, 0.99, 0.05, 10)
+    q = lm.results.PowerLawFit(0.2, 0.0, 0.9, 0.02, 10)
+    w = lm.results.PowerLawFit(1.0, 0.0, 0.99, 0.05, 10)
     h = lm.holder_exponent(q, w)
     assert h.alpha == pytest.approx(0.2)
     assert h.se == pytest.approx(math.sqrt(0.02**2 + (0.2 * 0.05) ** 2))

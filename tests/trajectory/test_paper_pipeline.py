@@ -34,7 +34,7 @@ def reference(matrix):
 
 
 @pytest.fixture(scope="module")
-def cleaned(main) -> lm.PreprocessingResult:
+def cleaned(main) -> lm.results.PreprocessingResult:
     return lm.preprocess_pretraining(main, exclude=[EXCLUDED_NAME], by="run")
 
 
@@ -50,7 +50,7 @@ def test_preprocessing_follows_the_authors_order(main, reference, cleaned):
     for planted_only_if_wrong in (P.WARMUP_JUMP, P.BRIDGE_RAMP, P.DEEP_TEXT):
         assert f"t{planted_only_if_wrong}" not in cleaned.dropped_texts
     # scoring the unclipped values (the wrong order) would drop the deep, noisy text
-    raw = lm.outlier_text_scores(main, by="run", after=2000, exclude=[EXCLUDED_NAME])
+    raw = lm.dynamics.outlier_text_scores(main, by="run", after=2000, exclude=[EXCLUDED_NAME])
     assert int(np.argmax(raw.values)) == P.DEEP_TEXT
     out = cleaned.matrix
     assert EXCLUDED_NAME not in set(out.models) and out.shape == (769, 194)
@@ -77,7 +77,7 @@ def test_preprocessing_follows_the_authors_order(main, reference, cleaned):
 
 # ---------------------------------------------------------------------- 2. outlier scores never bridge
 def test_outlier_scores_skip_both_pairs_around_an_excluded_checkpoint(main):
-    scores = lm.outlier_text_scores(main, by="run", after=2000, exclude=[EXCLUDED_NAME])
+    scores = lm.dynamics.outlier_text_scores(main, by="run", after=2000, exclude=[EXCLUDED_NAME])
     logp = P.logp_dict(main, P.SIZES)
     expected = np.full(main.n_texts, -np.inf)
     for run, d in logp.items():
@@ -88,9 +88,9 @@ def test_outlier_scores_skip_both_pairs_around_an_excluded_checkpoint(main):
     np.testing.assert_allclose(scores.values, expected, rtol=1e-12)
     assert scores.attrs["n_pairs"] == 5 * 141 - 2 and scores.attrs["n_excluded"] == 1
     # removing the checkpoint instead differences 115k with 117k: the ramp text becomes the top outlier
-    bridged = lm.outlier_text_scores(main.drop_models([EXCLUDED_NAME]), by="run", after=2000)
+    bridged = lm.dynamics.outlier_text_scores(main.drop_models([EXCLUDED_NAME]), by="run", after=2000)
     assert bridged.values[P.BRIDGE_RAMP] > 29 > scores.values[P.BRIDGE_RAMP]
-    dropped = lm.drop_outlier_texts(main, n=3, by="run", after=2000, exclude=[EXCLUDED_NAME])
+    dropped = lm.dynamics.drop_outlier_texts(main, n=3, by="run", after=2000, exclude=[EXCLUDED_NAME])
     assert f"t{P.BRIDGE_RAMP}" in set(dropped.texts) and EXCLUDED_NAME in set(dropped.models)
 
 
@@ -174,7 +174,7 @@ def test_early_and_later_consecutive_checkpoints(matrix, main, cleaned):
     assert one_b[0] == ("1b@91000", "1b@92000") and ("1b@115000", "1b@117000") not in one_b
     # on the map that still holds the excluded checkpoint, exclude= never bridges it (also without interval)
     full = lm.ModelMap(main)
-    assert later.__class__ is lm.PairRule
+    assert later.__class__ is lm.scale.PairRule
     excl = lm.consecutive_checkpoints("step", "run", interval=1000, after=2000, last=50, exclude=[EXCLUDED_NAME])
     assert excl(full) == later_ref
     loose = lm.consecutive_checkpoints("step", "run", after=2000, exclude=[EXCLUDED_NAME])(full)
@@ -296,7 +296,7 @@ def test_step_kl_never_bridges_unless_asked(cleaned):
     bridged = traj.step_kl(bridge=True)
     sel = (bridged.group == "1b") & (bridged.step == 115000)
     assert bridged.step_next.values[sel.values].tolist() == [117000] and bridged.attrs["bridge"] == 1
-    flags = lm.flag_outlier_models(traj, group="1b")
+    flags = lm.dynamics.flag_outlier_models(traj, group="1b")
     assert "1b@115000" not in set(flags.model.values) and "1b@117000" not in set(flags.model.values)
 
 

@@ -15,17 +15,17 @@ def _sq_distances(P):
 
 
 def test_fbm_shape_origin_and_increment_variance():
-    B = lm.fbm(500, 0.3, dim=40, seed=0)
+    B = lm.synthetic.fbm(500, 0.3, dim=40, seed=0)
     assert B.shape == (501, 40) and np.all(B[0] == 0)
     inc = np.diff(B, axis=0)
     assert np.var(inc) == pytest.approx(1.0, rel=0.05)
     with pytest.raises(lm.LoglikMapError, match="hurst"):
-        lm.fbm(10, 1.2)
+        lm.synthetic.fbm(10, 1.2)
 
 
 @pytest.mark.parametrize("hurst", [0.1, 0.25, 0.5, 0.75])
 def test_multidimensional_fbm_gives_c_equal_2h(hurst):
-    B = lm.fbm(300, hurst, dim=200, seed=1)
+    B = lm.synthetic.fbm(300, hurst, dim=200, seed=1)
     traj = lm.Trajectory.from_distances(_sq_distances(B), np.arange(301))
     exps = traj.diffusion_exponents(window=10)
     assert float(exps.exponent.mean()) == pytest.approx(2 * hurst, abs=0.05)
@@ -40,8 +40,8 @@ def test_brownian_weights_have_c_w_close_to_one():
 
 @pytest.mark.parametrize("alpha", [0.3, 0.5, 0.7])
 def test_takagi_landsberg_map_multiplies_the_exponent_by_alpha(alpha):
-    W = lm.fbm(300, 0.5, dim=50, seed=2) * 1e-3
-    Q = lm.takagi_landsberg(W, alpha, dim_out=200, n_terms=30, seed=3)
+    W = lm.synthetic.fbm(300, 0.5, dim=50, seed=2) * 1e-3
+    Q = lm.synthetic.takagi_landsberg(W, alpha, dim_out=200, n_terms=30, seed=3)
     cw = lm.Trajectory.from_distances(_sq_distances(W), np.arange(301)).diffusion_exponents(window=10)
     cq = lm.Trajectory.from_distances(_sq_distances(Q), np.arange(301)).diffusion_exponents(window=10)
     ratio = float(cq.exponent.mean() / cw.exponent.mean())
@@ -49,7 +49,7 @@ def test_takagi_landsberg_map_multiplies_the_exponent_by_alpha(alpha):
 
 
 def test_takagi_landsberg_is_holder_continuous():
-    f = lm.TakagiLandsberg(3, 4, 0.4, seed=0)
+    f = lm.synthetic.TakagiLandsberg(3, 4, 0.4, seed=0)
     rng = np.random.default_rng(1)
     x = rng.normal(size=(200, 3))
     for eps in (1e-2, 1e-4, 1e-6):
@@ -57,4 +57,4 @@ def test_takagi_landsberg_is_holder_continuous():
         ratio = np.linalg.norm(f(x) - f(y), axis=1) / np.linalg.norm(x - y, axis=1) ** 0.4
         assert ratio.max() < 50
     with pytest.raises(lm.LoglikMapError, match="alpha"):
-        lm.TakagiLandsberg(2, 2, 1.5)
+        lm.synthetic.TakagiLandsberg(2, 2, 1.5)

@@ -32,7 +32,7 @@ def test_outlier_text_scores_and_dropping():
     rows[names.index("b@12000"), 17] -= 40.0  # one text jumps at one checkpoint of family b
     rows[names.index("a@1000"), 5] -= 80.0  # a jump during "warm-up"
     m = _matrix(rows, names, steps, fam)
-    scores = lm.outlier_text_scores(m, by="family", after=3000)
+    scores = lm.dynamics.outlier_text_scores(m, by="family", after=3000)
     assert scores.dims == ("text",) and scores.attrs["units"] == "nats"
     assert int(np.argmax(scores.values)) == 17 and scores.values[17] > 38
     L = m.values
@@ -40,12 +40,12 @@ def test_outlier_text_scores_and_dropping():
     b = [i for i, n in enumerate(names) if n.startswith("b@") and steps[i] >= 3000]
     expected = np.maximum(np.abs(np.diff(L[a], axis=0)).max(0), np.abs(np.diff(L[b], axis=0)).max(0))
     np.testing.assert_allclose(scores.values, expected)
-    assert int(np.argmax(lm.outlier_text_scores(m, by="family").values)) == 5  # with warm-up: text 5
-    dropped = lm.drop_outlier_texts(m, n=2, by="family", after=3000)
+    assert int(np.argmax(lm.dynamics.outlier_text_scores(m, by="family").values)) == 5  # with warm-up: text 5
+    dropped = lm.dynamics.drop_outlier_texts(m, n=2, by="family", after=3000)
     assert dropped.n_texts == 198 and "t17" not in set(dropped.texts)
-    assert lm.drop_outlier_texts(m, fraction=0.03, by="family").n_texts == 194
+    assert lm.dynamics.drop_outlier_texts(m, fraction=0.03, by="family").n_texts == 194
     with pytest.raises(lm.LoglikMapError, match="exactly one"):
-        lm.drop_outlier_texts(m)
+        lm.dynamics.drop_outlier_texts(m)
 
 
 def test_off_path_checkpoint_is_flagged():
@@ -53,8 +53,8 @@ def test_off_path_checkpoint_is_flagged():
     bad = names.index("a@20000")
     rows[bad] += np.random.default_rng(9).normal(scale=6.0, size=rows.shape[1])  # Pythia-1B-116k-like
     traj = lm.Trajectory(_matrix(rows, names, steps, fam))
-    flags = lm.flag_outlier_models(traj)
+    flags = lm.dynamics.flag_outlier_models(traj)
     assert list(flags["model"].values[flags["flagged"].values]) == ["a@20000"]
     assert flags["z_in"].sel(model="a@20000") > 5 and flags["z_out"].sel(model="a@20000") > 5
     clean = lm.Trajectory(_matrix(rows, names, steps, fam), exclude=["a@20000"])
-    assert not lm.flag_outlier_models(clean)["flagged"].any()
+    assert not lm.dynamics.flag_outlier_models(clean)["flagged"].any()

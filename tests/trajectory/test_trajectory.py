@@ -14,7 +14,7 @@ def _walk_matrix(steps, hurst=0.5, n_texts=600, groups=("a",), seed=0):
     """Log-likelihood rows that perform an fBm in text space along the given steps."""
     rows, names, step_c, group_c = [], [], [], []
     for gi, g in enumerate(groups):
-        B = lm.fbm(len(steps) - 1, hurst, dim=n_texts, seed=seed + gi)
+        B = lm.synthetic.fbm(len(steps) - 1, hurst, dim=n_texts, seed=seed + gi)
         for s, b in zip(steps, B):
             rows.append(-700.0 + 0.3 * b)
             names.append(f"{g}@{s}")
@@ -85,7 +85,7 @@ def test_duplicate_steps_are_an_error():
 
 
 def test_from_distances_has_the_same_api():
-    B = lm.fbm(40, 0.5, dim=100, seed=4)
+    B = lm.synthetic.fbm(40, 0.5, dim=100, seed=4)
     D = ((B[:, None] - B[None]) ** 2).sum(-1)
     traj = lm.Trajectory.from_distances(D, np.arange(41) * 1000, unit="weights²")
     steps = traj.step_kl()

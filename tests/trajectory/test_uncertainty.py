@@ -12,7 +12,7 @@ from loglik_map.dynamics.uncertainty import _replicate_distances, exponent_inter
 
 def _fbm_trajectory(rng: np.random.Generator, hurst: float, n_texts: int, n_steps: int) -> lm.Trajectory:
     """Checkpoints 0 … n_steps whose log-likelihood vectors are an fBm path (one coordinate per text)."""
-    path = lm.fbm(n_steps, hurst, dim=n_texts, seed=rng)
+    path = lm.synthetic.fbm(n_steps, hurst, dim=n_texts, seed=rng)
     m = lm.LogLikelihoodMatrix(-500 + 10 * path, models=[f"c{i}" for i in range(n_steps + 1)],
                                texts=[f"t{k}" for k in range(n_texts)], n_bytes=np.full(n_texts, 1000),
                                model_coords={"step": 1000 * np.arange(n_steps + 1)})
@@ -64,7 +64,7 @@ def test_intervals_beside_the_regression_and_their_bookkeeping():
 
 def test_weights_have_no_texts_to_resample():
     rng = np.random.default_rng(2)
-    W = lm.fbm(20, 0.5, dim=30, seed=rng)
+    W = lm.synthetic.fbm(20, 0.5, dim=30, seed=rng)
     traj = lm.Trajectory.from_distances(((W[:, None] - W[None]) ** 2).sum(-1), np.arange(21))
     only = traj.diffusion_exponents(window=8, n_boot=0)
     assert "regression_low" in only and "bootstrap_low" not in only
@@ -96,8 +96,8 @@ def test_holder_interval_covers_alpha_of_a_takagi_map():
     rng = np.random.default_rng(5)
     hits = []
     for _ in range(200):
-        W = 1e-3 * lm.fbm(14, 0.5, dim=16, seed=rng) + 3.0 * rng.normal(size=16)
-        Q = lm.takagi_landsberg(W, 0.3, dim_out=200, seed=rng)
+        W = 1e-3 * lm.synthetic.fbm(14, 0.5, dim=16, seed=rng) + 3.0 * rng.normal(size=16)
+        Q = lm.synthetic.takagi_landsberg(W, 0.3, dim_out=200, seed=rng)
         m = lm.LogLikelihoodMatrix(-500 + 100 * Q, models=[f"c{i}" for i in range(15)],
                                    texts=[f"t{k}" for k in range(200)], n_bytes=np.full(200, 1000),
                                    model_coords={"step": np.arange(15)})

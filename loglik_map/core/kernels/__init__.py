@@ -8,7 +8,7 @@
   (``benchmarks/RESULTS.md``).
 
 Every backend takes scaled coordinates (K × N) and returns symmetric K × K arrays of KL and SE
-with exact zeros on the diagonal; see :mod:`loglik_map.kernels._direct` for the formulas.
+with exact zeros on the diagonal; see :mod:`loglik_map.core.kernels._direct` for the formulas.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def pairwise_kl_se(X: np.ndarray, backend: str | None = None) -> PairwiseKL:
     Parameters
     ----------
     X : array_like, shape (K, N)
-        Scaled double-centred coordinates (see :mod:`loglik_map.kernels._direct`).
+        Scaled double-centred coordinates (see :mod:`loglik_map.core.kernels._direct`).
     backend : {"auto", "blas", "numba", "numpy"}, optional
         Defaults to the ``kernel_backend`` option.
     """

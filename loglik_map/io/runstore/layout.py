@@ -73,7 +73,18 @@ def locked(store: Path) -> Iterator[None]:
 
 
 def is_store(path: str | PathLike[str]) -> bool:
-    """True if ``path`` is a run store."""
+    """Whether ``path`` is a run store.
+
+    Parameters
+    ----------
+    path : path
+        A folder.
+
+    Returns
+    -------
+    bool
+        True when it holds a run store's manifest.
+    """
     return (Path(path) / MANIFEST).is_file()
 
 

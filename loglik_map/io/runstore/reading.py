@@ -18,7 +18,19 @@ __all__ = ["open_store", "store_failures"]
 
 
 def store_failures(store: str | PathLike[str]) -> dict[str, dict[str, Any]]:
-    """The failure records of a run store, by model name (an unreadable record is skipped with a warning)."""
+    """The failure records of a run store, by model name.
+
+    Parameters
+    ----------
+    store : path
+        The run store.
+
+    Returns
+    -------
+    dict
+        Model name → its failure record (the error and when it happened); an unreadable record
+        is skipped with a :class:`~loglik_map.errors.DataIntegrityWarning`.
+    """
     out = {}
     for f in sorted((Path(store) / "failures").glob("*.json")):
         try:
@@ -36,11 +48,25 @@ def open_store(store: str | PathLike[str], *, verify: bool = True,
 
     Rows are found from their own files (the manifest orders them). A damaged row — one that
     cannot be read or fails its checksum — is skipped with a
-    :class:`~loglik_map.DataIntegrityWarning` naming the model and file, listed in the
+    :class:`~loglik_map.errors.DataIntegrityWarning` naming the model and file, listed in the
     result's ``damaged_models_skipped`` attribute, and rescored by the next
     :func:`~loglik_map.score_models` run on the store. ``verify=False`` skips the checksums.
     ``chunks=`` returns a dask-backed matrix (see :func:`~loglik_map.open_matrix`): each row is
     checked and validated, then only a lazy handle on it is kept.
+
+    Parameters
+    ----------
+    store : path
+        The run store.
+    verify : bool, default True
+        Check every row's checksum.
+    chunks : int or dict, optional
+        Chunk sizes of a dask-backed matrix (default: read into memory).
+
+    Returns
+    -------
+    LogLikelihoodMatrix
+        The finished rows, in the run's model order.
     """
     sizes = None if chunks is None else normalise_chunks(chunks)
     path = Path(store)

@@ -1,6 +1,6 @@
 """Rebuild the built-in ``mini`` text set from openly licensed sources.
 
-Run as ``python -m loglik_map.texts.build_mini`` on a Debian machine with internet access to
+A maintainer's script (not part of the package): run as ``python tools/build_mini.py`` on a Debian machine with internet access to
 its package mirrors and PyPI. It installs nothing itself; it needs:
 
 * ``apt-get install bible-kjv bible-kjv-text dict-devil wordnet-base`` (public domain / WordNet licence),
@@ -28,9 +28,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from .textset import TextSet
+from loglik_map.texts import TextSet
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parent.parent / "loglik_map" / "texts" / "data"
 PER_DOMAIN = {"mini": 500, "train": 700}
 SEED = 42
 
