@@ -14,12 +14,13 @@ texts, not the two estimates, as independent:
     The leave-one-text-out jackknife of the difference, with both variances recomputed (their
     means included) without each text.
 
-Both are calibrated on synthetic data in ``tests/test_paired.py`` (coverage of nominal 95 %
+Both are calibrated on synthetic data in ``tests/core/test_paired.py`` (coverage of nominal 95 %
 intervals over 400 replicates).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ from scipy import stats
 from ..errors import LoglikMapError
 from ..units import check_unit, nats_per_bit_per_byte
 from ._difference_test import DifferenceTest
+from ._weights import text_weights, weighted_mean
 from .matrix import MODEL_DIM
 
 if TYPE_CHECKING:
@@ -74,8 +76,12 @@ class KLDifference(DifferenceTest):
 
     def __str__(self) -> str:
         (a, b), (c, d) = self.pair_1, self.pair_2
-        verdict = ("the difference is not distinguishable from 0 at the 5 % level" if self.p_value >= 0.05
-                   else f"KL({a}, {b}) is {'smaller' if self.difference < 0 else 'larger'} (p = {self.p_value:.2g})")
+        if math.isnan(self.p_value):  # 0 / 0: the paired differences are 0 on every text
+            verdict = "the two KLs are equal on every text (difference 0, SE 0), so there is nothing to test"
+        elif self.p_value >= 0.05:
+            verdict = "the difference is not distinguishable from 0 at the 5 % level"
+        else:
+            verdict = f"KL({a}, {b}) is {'smaller' if self.difference < 0 else 'larger'} (p = {self.p_value:.2g})"
         return (f"KL({a}, {b}) − KL({c}, {d}) = {self.kl_1:.4g} − {self.kl_2:.4g} = {self.difference:.4g} ± "
                 f"{self.se:.2g} {self.unit} (paired over N = {self.n_texts} texts, {self.method}); {verdict}")
 
@@ -84,10 +90,21 @@ def _row(mm: ModelMap, name: str) -> np.ndarray:
     return mm.matrix.values[mm._index(name)]
 
 
-def _centered(u: np.ndarray) -> np.ndarray:
-    """Rows of ``u`` minus their means (float64)."""
+def _centered(u: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Rows of ``u`` minus their means (float64); with text weights, minus the weighted means and
+    times ``sqrt(w)``, so that the plain means of squares below are the map's weighted sums."""
     u = np.asarray(u, dtype=np.float64)
-    return u - u.mean(axis=-1, keepdims=True)
+    if weights is None:
+        return u - u.mean(axis=-1, keepdims=True)
+    return (u - weighted_mean(u, weights, axis=-1)[..., None]) * np.sqrt(weights)
+
+
+def _weights(mm: ModelMap, method: str) -> np.ndarray | None:
+    weights = text_weights(mm.matrix.data)
+    if weights is not None and method == "jackknife":
+        raise LoglikMapError("the jackknife leaves out one text at a time, which a weighted (resampled) text set "
+                             "does not support; use method='delta'")
+    return weights
 
 
 def _jackknife_var(u: np.ndarray) -> np.ndarray:
@@ -135,8 +152,9 @@ def kl_difference_on(mm: ModelMap, pair_1: Sequence[str], pair_2: Sequence[str],
     mm._check_texts(with_se=True)
     matrix = mm.matrix
     (a, b), (c, d) = tuple(pair_1), tuple(pair_2)
-    u = _centered(_row(mm, a) - _row(mm, b))
-    v = _centered(_row(mm, c) - _row(mm, d))
+    weights = _weights(mm, method)
+    u = _centered(_row(mm, a) - _row(mm, b), weights)
+    v = _centered(_row(mm, c) - _row(mm, d), weights)
     scale = 2.0 * (1.0 if unit == "nats" else nats_per_bit_per_byte(matrix.mean_bytes))
     kl_1, kl_2 = float(np.mean(u * u)) / scale, float(np.mean(v * v)) / scale
     se = float(_difference_se(u, v, method)) / scale
@@ -227,7 +245,7 @@ def nearest_neighbours_on(mm: ModelMap, model: str, k: int | None = None, *,
     p-values are two-sided, and the default correction refers them to the studentized range of
     the models not yet separated from the nearest (``"range"``): with ``r`` neighbours tied with
     the nearest, the chance that any is called distinguishable stays at ``level``
-    (``tests/test_paired.py`` simulates maps with two and four ties). ``"holm"`` (Holm over the
+    (``tests/core/test_paired.py`` simulates maps with two and four ties). ``"holm"`` (Holm over the
     two-sided p-values) keeps it with one tie only (about 7 % at level 5 % with four ties).
     The test is about the estimator's target (:ref:`method-se`), not the exact KL: two
     neighbours whose estimates are biased differently are "distinguishable" when their
@@ -269,7 +287,7 @@ def nearest_neighbours_on(mm: ModelMap, model: str, k: int | None = None, *,
         raise LoglikMapError("the nearest-neighbour question needs at least 3 models")
     me = _row(mm, model)
     others = np.flatnonzero(matrix.models != model)
-    U = _centered(me[None, :] - matrix.values[others])
+    U = _centered(me[None, :] - matrix.values[others], _weights(mm, method))
     scale = 1.0 if unit == "nats" else nats_per_bit_per_byte(matrix.mean_bytes)
     t = U * U
     kl = t.mean(axis=1) / (2.0 * scale)

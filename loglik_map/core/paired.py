@@ -14,7 +14,7 @@ treats the texts, not the two estimates, as independent:
     The leave-one-text-out jackknife of the difference, with both variances recomputed (their
     means included) without each text.
 
-Both are calibrated on synthetic data in ``tests/test_paired.py`` (coverage of nominal 95 %
+Both are calibrated on synthetic data in ``tests/core/test_paired.py`` (coverage of nominal 95 %
 intervals over 400 replicates) — for the *estimator's target*, the difference of the two
 estimates on the whole population of texts. They are not calibrated for the difference of the
 exact KLs: where the two pairs' estimates are biased differently (:doc:`/exact_kl`), a
