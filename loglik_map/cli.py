@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Sequence
 
 from ._cli_output import terminal_safe
+from ._cli_tree import TREE_COMMANDS, add_tree_command
 from .cli_read import COMMANDS, add_read_commands
 from .errors import LoglikMapError
 
@@ -100,6 +101,7 @@ def _build_parser() -> argparse.ArgumentParser:
     score.add_argument("--cache-dir", help="Hugging Face cache directory")
     score.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_read_commands(sub)
+    add_tree_command(sub)
     return parser
 
 
@@ -180,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "score":
             return _score(args)
         else:
-            return COMMANDS[args.command](args)
+            return {**COMMANDS, **TREE_COMMANDS}[args.command](args)
     except LoglikMapError as err:
         print(f"loglik-map: error: {terminal_safe(str(err))}")
         return 2

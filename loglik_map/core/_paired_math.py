@@ -14,7 +14,7 @@ texts, not the two estimates, as independent:
     The leave-one-text-out jackknife of the difference, with both variances recomputed (their
     means included) without each text.
 
-Both are calibrated on synthetic data in ``tests/test_paired.py`` (coverage of nominal 95 %
+Both are calibrated on synthetic data in ``tests/core/test_paired.py`` (coverage of nominal 95 %
 intervals over 400 replicates).
 """
 
@@ -32,6 +32,7 @@ from scipy import stats
 from ..errors import LoglikMapError
 from ..units import check_unit, nats_per_bit_per_byte
 from ._difference_test import DifferenceTest
+from ._weights import text_weights, weighted_mean
 from .matrix import MODEL_DIM
 
 if TYPE_CHECKING:
@@ -86,10 +87,21 @@ def _row(mm: ModelMap, name: str) -> np.ndarray:
     return mm.matrix.values[mm._index(name)]
 
 
-def _centered(u: np.ndarray) -> np.ndarray:
-    """Rows of ``u`` minus their means (float64)."""
+def _centered(u: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Rows of ``u`` minus their means (float64); with text weights, minus the weighted means and
+    times ``sqrt(w)``, so that the plain means of squares below are the map's weighted sums."""
     u = np.asarray(u, dtype=np.float64)
-    return u - u.mean(axis=-1, keepdims=True)
+    if weights is None:
+        return u - u.mean(axis=-1, keepdims=True)
+    return (u - weighted_mean(u, weights, axis=-1)[..., None]) * np.sqrt(weights)
+
+
+def _weights(mm: ModelMap, method: str) -> np.ndarray | None:
+    weights = text_weights(mm.matrix.data)
+    if weights is not None and method == "jackknife":
+        raise LoglikMapError("the jackknife leaves out one text at a time, which a weighted (resampled) text set "
+                             "does not support; use method='delta'")
+    return weights
 
 
 def _jackknife_var(u: np.ndarray) -> np.ndarray:
@@ -137,8 +149,9 @@ def kl_difference_on(mm: ModelMap, pair_1: Sequence[str], pair_2: Sequence[str],
     mm._check_texts(with_se=True)
     matrix = mm.matrix
     (a, b), (c, d) = tuple(pair_1), tuple(pair_2)
-    u = _centered(_row(mm, a) - _row(mm, b))
-    v = _centered(_row(mm, c) - _row(mm, d))
+    weights = _weights(mm, method)
+    u = _centered(_row(mm, a) - _row(mm, b), weights)
+    v = _centered(_row(mm, c) - _row(mm, d), weights)
     scale = 2.0 * (1.0 if unit == "nats" else nats_per_bit_per_byte(matrix.mean_bytes))
     kl_1, kl_2 = float(np.mean(u * u)) / scale, float(np.mean(v * v)) / scale
     se = float(_difference_se(u, v, method)) / scale
@@ -199,7 +212,7 @@ def nearest_neighbours_on(mm: ModelMap, model: str, k: int | None = None, *,
         raise LoglikMapError("the nearest-neighbour question needs at least 3 models")
     me = _row(mm, model)
     others = np.flatnonzero(matrix.models != model)
-    U = _centered(me[None, :] - matrix.values[others])
+    U = _centered(me[None, :] - matrix.values[others], _weights(mm, method))
     scale = 2.0 * (1.0 if unit == "nats" else nats_per_bit_per_byte(matrix.mean_bytes))
     t = U * U
     kl = t.mean(axis=1) / scale

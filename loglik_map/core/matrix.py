@@ -22,6 +22,7 @@ from ._validation import (
     build_dataarray,
     dataarray_parts,
 )
+from ._weights import text_weights, weighted_mean, weights_text
 from .lazy import is_dask
 
 __all__ = ["MODEL_DIM", "STORAGE", "TEXT_DIM", "LogLikelihoodMatrix"]
@@ -205,8 +206,8 @@ class LogLikelihoodMatrix(MatrixSelection, MatrixSummaries, ReprMixin):
 
     @property
     def mean_bytes(self) -> float:
-        """Mean UTF-8 length B̄ of the texts, in bytes."""
-        return float(np.mean(self.n_bytes))
+        """Mean UTF-8 length B̄ of the texts, in bytes (weighted by a ``text_weight`` coordinate, if any)."""
+        return float(weighted_mean(self.n_bytes, text_weights(self._data)))
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -253,6 +254,7 @@ class LogLikelihoodMatrix(MatrixSelection, MatrixSummaries, ReprMixin):
             ("range", f"not computed (dask-backed, chunks {self._data.data.chunksize})" if is_dask(self._data.data)
              else f"[{self.values.min():.4g}, {self.values.max():.4g}] nats"),
             ("clip", clip_text(self.attrs)),
+            ("text weights", weights_text(self._data)),
             ("preprocessing", str(self.attrs.get("preprocessing", ""))),
             ("convention", conventions_text(self.attrs, row_conventions(self._data))),
             ("scorer", str(self.attrs.get("scorer", ""))),

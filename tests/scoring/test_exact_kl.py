@@ -102,7 +102,7 @@ def test_summary_statistics_follow_llama_cpp(model_dirs, texts):
     assert float(ds.token_kl_ab_quantiles.sel(quantile=1.0)) == srt[-1]
     assert float(ds.token_kl_ab_quantiles.sel(quantile=0.5)) == pytest.approx(np.median(x))
     assert list(ds["quantile"].values) == list(QUANTILES)
-    report = lm.exact_kl_report(ds)
+    report = lm.scoring.exact_kl_report(ds)
     for line in ("Mean    KLD:", "99.9%   KLD:", "Median  KLD:", " 0.1%   KLD:", "RMS Δp    :", "Same top p:"):
         assert line in report
     # a selection of texts carries its tokens and recomputed statistics
@@ -329,7 +329,7 @@ def test_estimator_beside_the_exact_kl_for_the_pairs_of_a_map(model_dirs, texts)
     mm = lm.ModelMap(matrix)
     shuffled = texts[list(range(len(texts)))[::-1]]  # matched by id, whatever the order
     with pytest.warns(lm.UnreliableEstimateWarning, match="only 12 texts"):  # the map's SE says so here too
-        df = lm.estimator_vs_exact(mm, shuffled, {"seeds": [("a", "b"), ("a", "llama")],
+        df = lm.scoring.estimator_vs_exact(mm, shuffled, {"seeds": [("a", "b"), ("a", "llama")],
                                                   "layers": lm.adjacent_layers("layer", by="source_model")})
     assert df.setting.tolist() == ["seeds", "seeds", "layers", "layers"]
     assert df[["a", "b"]].values.tolist()[2:] == [["a@layer0", "a@layer1"], ["a@layer1", "a@layer2"]]
@@ -351,14 +351,14 @@ def test_estimator_beside_the_exact_kl_for_the_pairs_of_a_map(model_dirs, texts)
     short = lm.LogLikelihoodMatrix.concat([lm.HFScorer(a, name="a", max_length=16).score(texts),
                                            lm.HFScorer(b, name="b").score(texts)])
     with pytest.warns(lm.LoglikMapWarning, match="differ from the map's by up to .* nats per byte"):
-        off = lm.estimator_vs_exact(lm.ModelMap(short), texts, [("a", "b")])
+        off = lm.scoring.estimator_vs_exact(lm.ModelMap(short), texts, [("a", "b")])
     assert off.loglik_mismatch[0] > 1e-3
-    clipped = lm.estimator_vs_exact(lm.ModelMap(matrix.clip(0.2)), texts, [("a", "b")])  # no warning: see filter
+    clipped = lm.scoring.estimator_vs_exact(lm.ModelMap(matrix.clip(0.2)), texts, [("a", "b")])  # no warning: see filter
     assert clipped.loglik_mismatch[0] < 1e-5 and clipped.map_kl[0] != seeds.map_kl
     with pytest.raises(lm.LoglikMapError, match="not among the texts given"):
-        lm.estimator_vs_exact(mm, texts[:5], [("a", "b")])
+        lm.scoring.estimator_vs_exact(mm, texts[:5], [("a", "b")])
     with pytest.raises(lm.LoglikMapError, match="not on the map"):
-        lm.estimator_vs_exact(mm, texts, [("a", "nope")])
+        lm.scoring.estimator_vs_exact(mm, texts, [("a", "nope")])
 
 
 def test_out_of_memory_splits_batches_as_the_scorer_does(model_dirs, texts):

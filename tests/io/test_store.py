@@ -17,7 +17,7 @@ from loglik_map.io import _storage
 from loglik_map.io import runstore as st
 from loglik_map.io.runstore import layout, writing
 
-from .faults import fake
+from ..faults import fake
 
 
 @pytest.fixture(autouse=True)

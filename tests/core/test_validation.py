@@ -10,7 +10,7 @@ import xarray as xr
 
 import loglik_map as lm
 
-from .conftest import make_matrix
+from ..conftest import make_matrix
 
 
 def _scored(values, models, *, convention="reference", long_texts="rolling", dropped=None, n_bytes=None):
