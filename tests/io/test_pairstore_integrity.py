@@ -15,7 +15,7 @@ import zarr
 import loglik_map as lm
 from loglik_map.errors import DataIntegrityWarning, LoglikMapError
 
-from .conftest import make_matrix
+from ..conftest import make_matrix
 
 pytest.importorskip("dask.array", reason="all-pairs stores need the 'parallel' extra (dask)")
 

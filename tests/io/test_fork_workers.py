@@ -14,7 +14,7 @@ import textwrap
 
 import pytest
 
-from .faults.harness import REPO
+from ..faults.harness import REPO
 
 _SCENARIO = textwrap.dedent("""
     import multiprocessing, sys
