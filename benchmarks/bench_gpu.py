@@ -205,7 +205,7 @@ def scorer_padding(scorer: Any, texts: Any) -> tuple[int, int, int]:
     windows = [w for e in scorer.encode(texts) for w in e.windows]
     budget = scorer.batch_tokens
     if budget == "auto":
-        budget = auto_batch_tokens(scorer._load().model, n_states=len(scorer._rows(scorer._load())))
+        budget = auto_batch_tokens(scorer._load().model, n_states=len(scorer._rows(scorer.self_check())))
     batches = plan_batches(windows, budget)
     real = sum(len(w.ids) for w in windows)
     return real, sum(len(b) * max(len(windows[i].ids) for i in b) for b in batches), budget

@@ -38,7 +38,7 @@ from .core import ModelMap, closer, kl_difference
 
 # Closed models, placed from their samples
 from .core import place_by_samples
-from .options import get_options, set_options
+from .options import set_options
 
 # Trajectories, diffusion and the exponents' intervals
 from .dynamics import (
@@ -73,7 +73,7 @@ from .synthetic import make_markov_example
 from .errors import LoglikMapError, LoglikMapWarning, UnreliableEstimateWarning
 
 # Sub-packages and the returned types
-from . import core, dynamics, errors, io, results, scale, stats, synthetic, texts
+from . import core, dynamics, errors, io, options, results, scale, stats, synthetic, texts
 
 if TYPE_CHECKING:  # imported on first use (see __getattr__)
     from . import demo, plotting, scoring
@@ -112,7 +112,6 @@ __all__ = [
     # The model map
     "ModelMap",
     "closer",
-    "get_options",
     "kl_difference",
     "set_options",
     # Closed models, placed from their samples
@@ -162,6 +161,7 @@ __all__ = [
     "dynamics",
     "errors",
     "io",
+    "options",
     "plotting",
     "results",
     "scale",

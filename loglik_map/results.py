@@ -11,6 +11,8 @@ results are the frozen dataclasses below.
   (:func:`~loglik_map.closer`, :func:`~loglik_map.kl_difference`);
 * :class:`ModelProjection`: new models placed on a map
   (:meth:`ModelMap.project <loglik_map.ModelMap.project>`);
+* :class:`ModelTree`: a clustering tree with AU/BP p-values of its clades
+  (:meth:`ModelMap.tree <loglik_map.ModelMap.tree>`);
 * :class:`PowerLawFit`: :func:`~loglik_map.fit_power_law` and the trajectory fits;
 * :class:`HolderEstimate`: α = c_q / c_w (:func:`~loglik_map.holder_exponent`);
 * :class:`BootstrapEstimate`: bootstrap intervals of exponents (:func:`~loglik_map.exponent_intervals`);
@@ -36,6 +38,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .core._closed_models import SampleComparison
+from .core._model_tree import ModelTree
 from .core.paired import KLDifference
 from .core.projection import ModelProjection
 from .core.results import ConfidenceInterval, KLEstimate
@@ -57,6 +60,7 @@ __all__ = [
     "KLEstimate",
     "MarkovExample",
     "ModelProjection",
+    "ModelTree",
     "PowerLawFit",
     "PreprocessingResult",
     "ResamplingStability",

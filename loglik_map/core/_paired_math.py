@@ -14,12 +14,13 @@ texts, not the two estimates, as independent:
     The leave-one-text-out jackknife of the difference, with both variances recomputed (their
     means included) without each text.
 
-Both are calibrated on synthetic data in ``tests/test_paired.py`` (coverage of nominal 95 %
+Both are calibrated on synthetic data in ``tests/core/test_paired.py`` (coverage of nominal 95 %
 intervals over 400 replicates).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -72,8 +73,12 @@ class KLDifference(DifferenceTest):
 
     def __str__(self) -> str:
         (a, b), (c, d) = self.pair_1, self.pair_2
-        verdict = ("the difference is not distinguishable from 0 at the 5 % level" if self.p_value >= 0.05
-                   else f"KL({a}, {b}) is {'smaller' if self.difference < 0 else 'larger'} (p = {self.p_value:.2g})")
+        if math.isnan(self.p_value):  # 0 / 0: the paired differences are 0 on every text
+            verdict = "the two KLs are equal on every text (difference 0, SE 0), so there is nothing to test"
+        elif self.p_value >= 0.05:
+            verdict = "the difference is not distinguishable from 0 at the 5 % level"
+        else:
+            verdict = f"KL({a}, {b}) is {'smaller' if self.difference < 0 else 'larger'} (p = {self.p_value:.2g})"
         return (f"KL({a}, {b}) − KL({c}, {d}) = {self.kl_1:.4g} − {self.kl_2:.4g} = {self.difference:.4g} ± "
                 f"{self.se:.2g} {self.unit} (paired over N = {self.n_texts} texts, {self.method}); {verdict}")
 

@@ -20,7 +20,6 @@ from ._validation import (
     MODEL_DIM,
     TEXT_DIM,
     build_dataarray,
-    check_attrs,
     dataarray_parts,
 )
 from ._weights import text_weights, weighted_mean, weights_text
@@ -66,7 +65,8 @@ class LogLikelihoodMatrix(MatrixSelection, MatrixSummaries, ReprMixin):
         every model's tokenizer. NaN marks a missing entry.
     attrs : mapping, optional
         Metadata (strings, numbers or lists of them). ``units``, ``loglik_map_version`` and
-        ``created`` are filled in unless given.
+        ``created`` are filled in unless given. ``units="bits"`` converts the values to nats
+        (× ln 2; recorded in ``units_converted_from``); units other than nats or bits are refused.
 
     Attributes
     ----------
@@ -120,16 +120,16 @@ class LogLikelihoodMatrix(MatrixSelection, MatrixSummaries, ReprMixin):
         Parameters
         ----------
         da : xarray.DataArray
-            Log-likelihoods in nats, dims ``("model", "text")``.
+            Log-likelihoods, dims ``("model", "text")``: in nats, or in bits if its ``units``
+            attribute says so (then converted to nats).
 
         Returns
         -------
         LogLikelihoodMatrix
         """
-        new = cls(**dataarray_parts(da), attrs={})
-        # the DataArray's own attrs win; defaults (units, version, creation time) fill the gaps
-        new._data.attrs = {**new._data.attrs, **check_attrs(dict(da.attrs))}
-        return new
+        # the DataArray's own attrs win; defaults (units, version, creation time) fill the gaps;
+        # log-likelihoods in bits are converted to nats
+        return cls(**dataarray_parts(da), attrs=dict(da.attrs))
 
     @classmethod
     def _wrap(cls, da: xr.DataArray) -> LogLikelihoodMatrix:

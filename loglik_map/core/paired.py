@@ -14,7 +14,7 @@ treats the texts, not the two estimates, as independent:
     The leave-one-text-out jackknife of the difference, with both variances recomputed (their
     means included) without each text.
 
-Both are calibrated on synthetic data in ``tests/test_paired.py`` (coverage of nominal 95 %
+Both are calibrated on synthetic data in ``tests/core/test_paired.py`` (coverage of nominal 95 %
 intervals over 400 replicates). The test of every neighbour of a model against the nearest one
 is :meth:`ModelMap.nearest(model, test=True) <loglik_map.ModelMap.nearest>`.
 """

@@ -12,7 +12,7 @@ the replicate's B̄ multiplies all displacements by one factor and leaves expone
 
 Weight-space displacements do not depend on the texts: c_w keeps its regression interval, and
 α = c_q / c_w is bootstrapped through c_q with c_w fixed. Calibration against fractional
-Brownian motion (exact c = 2H) is in ``tests/trajectory/test_uncertainty.py`` and on the
+Brownian motion (exact c = 2H) is in ``tests/dynamics/test_uncertainty.py`` and on the
 documentation page "Exact KL beside the estimator".
 """
 
@@ -166,12 +166,13 @@ def _slopes(lags: np.ndarray, d: np.ndarray) -> np.ndarray:
 def _bootstrap_exponents(traj: Trajectory, windows: list[tuple[int, np.ndarray, np.ndarray]], n_boot: int,
                          seed: int | None) -> np.ndarray:
     """Replicated exponents, shape (n_boot, n_starts); NaN for starts without a fit."""
-    if traj._X is None:
+    X = traj._distances.points
+    if X is None:
         raise LoglikMapError("a distance-only trajectory (Trajectory.from_distances, e.g. weights) has no texts to "
                              "resample: its exponents depend on no text sample; pass n_boot=0 for the regression "
                              "interval only")
     pairs = [(s, int(t)) for s, targets, _ in windows if s >= 0 for t in targets]
-    d = _replicate_distances(traj._X, pairs, n_boot, np.random.default_rng(seed))
+    d = _replicate_distances(X, pairs, n_boot, np.random.default_rng(seed))
     out = np.full((n_boot, len(windows)), np.nan)
     p0 = 0
     for k, (s, targets, lags) in enumerate(windows):

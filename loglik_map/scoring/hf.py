@@ -20,6 +20,7 @@ from ..core.matrix import LogLikelihoodMatrix
 from ..errors import LoglikMapError, LoglikMapWarning
 from ..options import resolve_progress
 from ..texts import TextSet
+from ._selfcheck import CheckResult, choose_path, data_probe, probe_windows
 from .architectures import DEFAULT_CONTEXT, stated_positions
 from .batching import auto_batch_tokens, score_windows
 from .loading import (
@@ -36,7 +37,7 @@ from .naming import check_model_coords, default_model_name, local_folder, merge_
 from .quantization import quantization_label
 from .quiet import quiet_third_party
 from .settings import check_scorer_options
-from .windows import EncodedText, encode_texts
+from .windows import EncodedText, Window, encode_texts
 
 __all__ = ["HFScorer"]
 
@@ -91,6 +92,14 @@ class HFScorer:
         How log p(target) is computed from the final hidden states
         (:mod:`loglik_map.scoring.unembed`): ``"auto"`` uses the fused Triton kernel on GPUs
         where it applies, checked against the chunked computation the first time.
+    fallback : {"warn", "error"}
+        When the model loads, a self-check compares the fast scoring path (hidden states at the
+        scored positions through the model's traced head, batches padded on the right) with the
+        model's own ``forward(...).logits`` on a short probe (:mod:`loglik_map.scoring._selfcheck`).
+        If they disagree, ``"warn"`` (default) warns once and scores with the fastest path that
+        agrees (an attention mask, one text per pass, or the model's own logits); ``"error"``
+        refuses instead of scoring more slowly. The path taken is the row's ``scoring_path``
+        coordinate.
     trust_remote_code : bool, default False
         Passed to ``from_pretrained``.
     cache_dir : path, optional
@@ -136,6 +145,7 @@ class HFScorer:
         stride: int | None = None,
         batch_tokens: int | str = "auto",
         unembed: str = "auto",
+        fallback: str = "warn",
         trust_remote_code: bool = False,
         cache_dir: str | PathLike[str] | None = None,
         token: str | bool | None = None,
@@ -145,8 +155,9 @@ class HFScorer:
     ) -> None:
         check_scorer_options(name=name, revision=revision, dtype=dtype, device=device, quantization=quantization,
                              convention=convention, max_length=max_length, long_texts=long_texts, stride=stride,
-                             batch_tokens=batch_tokens, unembed=unembed, trust_remote_code=trust_remote_code, cache_dir=cache_dir,
-                             token=token, progress=progress, coords=coords)
+                             batch_tokens=batch_tokens, unembed=unembed, fallback=fallback,
+                             trust_remote_code=trust_remote_code, cache_dir=cache_dir, token=token, progress=progress,
+                             coords=coords)
         self._source = model
         self._given_tokenizer = tokenizer
         self._tokenizer_loaded: Any = None
@@ -178,6 +189,8 @@ class HFScorer:
         self.stride = stride
         self.batch_tokens = batch_tokens if batch_tokens == "auto" else int(batch_tokens)
         self.unembed = unembed
+        self.fallback = fallback
+        self._check: CheckResult | None = None
         self.trust_remote_code = trust_remote_code
         self.cache_dir = cache_dir
         self.token = token
@@ -265,6 +278,37 @@ class HFScorer:
     def unload(self) -> None:
         """Free the model (it is loaded again on the next :meth:`score`)."""
         self._loaded = None
+        self._check = None
+
+    def self_check(self, windows: list[Window] | None = None) -> CheckResult:
+        """The self-check of this model (loads it, and runs the check once per load).
+
+        Parameters
+        ----------
+        windows : list of Window, optional
+            Windows of the texts about to be scored: two of them join the fixed probe
+            (:func:`~loglik_map.scoring._selfcheck.data_probe`).
+
+        Returns
+        -------
+        CheckResult
+            The scoring path taken (``.path.label``), the traced head (``.plan``), the fast
+            path's largest difference from the model's own forward on the probe (``.fast_gap``,
+            nats per text) and why a slower path was taken (``.reason``).
+
+        Raises
+        ------
+        LoglikMapError
+            With ``fallback="error"`` when the fast path disagrees, or when nothing reproduces
+            the model's own forward.
+        """
+        loaded = self._load()
+        if self._check is None:
+            probe = probe_windows(loaded.tokenizer, convention=self.convention, max_length=self.context_length())
+            probe += data_probe(windows or [])
+            self._check = choose_path(loaded, probe, name=self.name, lens=self._is_lens, fallback=self.fallback,
+                                      unembed=self.unembed)
+        return self._check
 
     # ------------------------------------------------------------------ scoring
     def encode(self, texts: TextSet | Sequence[str]) -> list[EncodedText]:
@@ -289,7 +333,9 @@ class HFScorer:
                             max_length=self.context_length(), long_texts=self.long_texts, stride=self.stride,
                             text_ids=texts.ids)
 
-    def _rows(self, loaded: Loaded) -> list[tuple[str, dict[str, Any]]]:
+    _is_lens = False
+
+    def _rows(self, check: CheckResult) -> list[tuple[str, dict[str, Any]]]:
         return [(self.name, {})]
 
     def _warn_truncated(self, n_dropped: np.ndarray, n_tokens: np.ndarray) -> None:
@@ -329,12 +375,14 @@ class HFScorer:
         with quiet_third_party():  # bitsandbytes' expected notices; real warnings and errors pass
             loaded = self._load()
             windows = [w for e in encoded for w in e.windows]
-            rows = self._rows(loaded)
+            check = self.self_check(windows)
+            rows = self._rows(check)
             batch_tokens = self.batch_tokens
             if isinstance(batch_tokens, str):  # "auto" (checked when the scorer was made)
                 batch_tokens = auto_batch_tokens(loaded.model, n_states=len(rows))
-            sums = score_windows(loaded, windows, batch_tokens, self._lens_norm(loaded), len(rows),
-                                 progress=resolve_progress(self.progress), desc=self.name, unembed=self.unembed)
+            sums = score_windows(loaded, windows, batch_tokens, len(rows), plan=check.plan, path=check.path,
+                                 lens=self._is_lens, progress=resolve_progress(self.progress), desc=self.name,
+                                 unembed=self.unembed)
         values = np.zeros((len(rows), len(texts)))
         owner = np.array([w.text_index for w in windows])
         for r in range(len(rows)):
@@ -356,6 +404,7 @@ class HFScorer:
             "convention": [self.convention] * len(rows),
             "long_texts": [self.long_texts] * len(rows),
             "n_texts_truncated": [int((n_dropped > 0).sum())] * len(rows),
+            "scoring_path": [check.path.label] * len(rows),
             **{key: [value] * len(rows) for key, value in self.coords.items()},
         }
         for key in rows[0][1]:
@@ -372,6 +421,3 @@ class HFScorer:
             attrs={"convention": self.convention, "scorer": type(self).__name__,
                    "log_softmax_dtype": "float32", "sum_dtype": "float64"},
         )
-
-    def _lens_norm(self, loaded: Loaded) -> Any:
-        return None

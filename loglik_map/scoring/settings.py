@@ -20,9 +20,11 @@ from .quantization import quantization_label
 from .unembed import UNEMBED_METHODS
 from .windows import CONVENTIONS, LONG_TEXT_MODES
 
-__all__ = ["DTYPES", "LENS_OPTIONS", "SCORER_OPTIONS", "check_scorer_options"]
+__all__ = ["DTYPES", "FALLBACK_MODES", "LENS_OPTIONS", "SCORER_OPTIONS", "check_scorer_options"]
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+#: What a scorer does when its fast path disagrees with the model's own forward (:mod:`._selfcheck`).
+FALLBACK_MODES = ("warn", "error")
 _DEVICE = re.compile(r"^(auto|cpu|mps|meta|(cuda|xpu|npu|hpu)(:\d+)?)$")
 
 
@@ -94,6 +96,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {  # each raises on a bad value
     "stride": _int_at_least(1),
     "batch_tokens": _batch_tokens,
     "unembed": lambda key, value: _one_of(UNEMBED_METHODS)(key, value),
+    "fallback": _one_of(FALLBACK_MODES),
     "trust_remote_code": _flag,
     "progress": lambda key, value: None if value is None else _flag(key, value),
     "name": _optional_text,

@@ -5,12 +5,12 @@ Two implementations compute the same numbers:
 ``"chunked"``
     Float32 logits for a chunk of positions at a time (:func:`logit_rows` of them), then the
     log-sum-exp and the target's logit. Works for every model, device and dtype, and applies the
-    architecture's logit post-processing (Gemma-2 soft-capping, Cohere's logit scale).
+    model's logit transform (a soft cap or a scale, traced from the model by :mod:`._head`).
 ``"fused"``
     One Triton kernel (:mod:`._triton_unembed`) that never writes the logits: on a GPU the
     float32 logits' round trip through memory costs about as much as the unembedding's matrix
     product, and the logit lens pays it once per layer. Used on CUDA devices for float16 /
-    bfloat16 heads without logit post-processing, when Triton is installed.
+    bfloat16 heads without a logit transform, when Triton is installed.
 
 ``"auto"`` (the default) takes the fused kernel where it applies and checks it against the
 chunked computation on the first positions it sees for each head (shape, dtype, device); a
@@ -26,7 +26,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-__all__ = ["UNEMBED_METHODS", "logit_rows", "postprocess_logits", "target_logprobs"]
+__all__ = ["UNEMBED_METHODS", "chunked_logprobs", "logit_rows", "postprocess_logits", "target_logprobs"]
 
 UNEMBED_METHODS = ("auto", "fused", "chunked")
 _GPU_LOGIT_CHUNK_BYTES = 256 * 2**20  # float32 logits of one chunk on a GPU
@@ -57,7 +57,10 @@ def has_postprocessing(config: Any) -> bool:
 
 
 def postprocess_logits(config: Any, logits: Any) -> Any:
-    """Architecture-specific logit transforms applied after the unembedding."""
+    """Logit transforms named in ``config`` (soft cap, logit scale), for :mod:`.exact_kl`.
+
+    The scorers apply the transform traced from the model itself (:mod:`._head`) instead.
+    """
     cap = getattr(config, "final_logit_softcapping", None)
     if cap:
         logits = cap * (logits / cap).tanh()
@@ -117,8 +120,8 @@ class Head:
         return out + bias if bias is not None else out
 
 
-def _fused_applies(config: Any, head: Head, hidden: Any) -> bool:
-    if head.device.type != "cuda" or not head.half or has_postprocessing(config):
+def _fused_applies(transform: Any, head: Head, hidden: Any) -> bool:
+    if head.device.type != "cuda" or not head.half or transform is not None:
         return False
     try:
         from . import _triton_unembed  # noqa: F401
@@ -127,15 +130,37 @@ def _fused_applies(config: Any, head: Head, hidden: Any) -> bool:
     return True
 
 
-def _chunked(config: Any, head: Head, hidden: Any, targets: Any, rows_per_chunk: int) -> Any:
+def chunked_logprobs(logits_of: Any, hidden: Any, targets: Any, rows_per_chunk: int) -> Any:
+    """log p(target) from ``logits_of(hidden[chunk])`` (float32 logits), one chunk of positions at a time.
+
+    Parameters
+    ----------
+    logits_of : callable
+        Float32 logits (S' × V) of a chunk of the rows of ``hidden``.
+    hidden : torch.Tensor, shape (S, ...)
+        What ``logits_of`` takes, one row per scored position.
+    targets : torch.Tensor of int64, shape (S,)
+    rows_per_chunk : int
+
+    Returns
+    -------
+    torch.Tensor of float32, shape (S,)
+        Nats, on ``targets``' device.
+    """
     import torch
 
-    out = torch.empty(hidden.shape[0], dtype=torch.float32, device=head.device)
+    out = torch.empty(hidden.shape[0], dtype=torch.float32, device=targets.device)
     for p0 in range(0, hidden.shape[0], rows_per_chunk):
         p1 = min(p0 + rows_per_chunk, hidden.shape[0])
-        logits = postprocess_logits(config, head.logits(hidden[p0:p1]))
+        logits = logits_of(hidden[p0:p1]).float().to(targets.device)
         out[p0:p1] = logits.gather(-1, targets[p0:p1, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
     return out
+
+
+def _chunked(transform: Any, head: Head, hidden: Any, targets: Any, rows_per_chunk: int) -> Any:
+    if transform is None:
+        return chunked_logprobs(head.logits, hidden, targets, rows_per_chunk)
+    return chunked_logprobs(lambda h: transform(head.logits(h)), hidden, targets, rows_per_chunk)
 
 
 def _fused(head: Head, hidden: Any, targets: Any) -> Any:
@@ -144,14 +169,14 @@ def _fused(head: Head, hidden: Any, targets: Any) -> Any:
     return fused_target_logprobs(hidden.to(head.weight.dtype), head.weight, head.bias, targets)
 
 
-def target_logprobs(config: Any, head: Head, hidden: Any, targets: Any, *, rows_per_chunk: int,
+def target_logprobs(transform: Any, head: Head, hidden: Any, targets: Any, *, rows_per_chunk: int,
                     method: str = "auto") -> Any:
     """log p(target) at each of the given positions, float32 (nats).
 
     Parameters
     ----------
-    config : transformers.PretrainedConfig
-        For the architecture's logit post-processing.
+    transform : callable or None
+        The model's transform of its float32 logits (:class:`._head.LogitTransform`), None if none.
     head : Head
         The output embedding.
     hidden : torch.Tensor, shape (S, d)
@@ -163,33 +188,33 @@ def target_logprobs(config: Any, head: Head, hidden: Any, targets: Any, *, rows_
         See the module documentation; ``"fused"`` raises if the kernel cannot be used.
     """
     hidden = hidden.to(head.device)
-    if method == "chunked" or (method == "auto" and not _fused_applies(config, head, hidden)):
-        return _chunked(config, head, hidden, targets, rows_per_chunk)
+    if method == "chunked" or (method == "auto" and not _fused_applies(transform, head, hidden)):
+        return _chunked(transform, head, hidden, targets, rows_per_chunk)
     if method == "fused":
-        if not _fused_applies(config, head, hidden):
+        if not _fused_applies(transform, head, hidden):
             from ..errors import LoglikMapError
 
             raise LoglikMapError("unembed='fused' needs a CUDA device, float16/bfloat16 weights, a model without "
-                                 "logit post-processing and the triton package; use unembed='auto'")
+                                 "logit transform and the triton package; use unembed='auto'")
         return _fused(head, hidden, targets)
     key = head.key()
     verdict = _fused_verdict.get(key)
     if verdict is False:
-        return _chunked(config, head, hidden, targets, rows_per_chunk)
+        return _chunked(transform, head, hidden, targets, rows_per_chunk)
     try:
         fused = _fused(head, hidden, targets)
     except Exception as err:
         _fused_verdict[key] = False
         warnings.warn(f"the fused unembedding kernel failed ({type(err).__name__}: {err}); "
                       "using the chunked computation", RuntimeWarning, stacklevel=2)
-        return _chunked(config, head, hidden, targets, rows_per_chunk)
+        return _chunked(transform, head, hidden, targets, rows_per_chunk)
     if verdict is None:
         n = min(hidden.shape[0], _CHECK_POSITIONS)
-        plain = _chunked(config, head, hidden[:n], targets[:n], rows_per_chunk)
+        plain = _chunked(transform, head, hidden[:n], targets[:n], rows_per_chunk)
         gap = float((fused[:n] - plain).abs().max())  # one host sync, once per head
         _fused_verdict[key] = gap <= _CHECK_TOLERANCE
         if not _fused_verdict[key]:
             warnings.warn(f"the fused unembedding kernel differs from the chunked computation by {gap:.2g} nats "
                           "per token on this device; using the chunked computation", RuntimeWarning, stacklevel=2)
-            return _chunked(config, head, hidden, targets, rows_per_chunk)
+            return _chunked(transform, head, hidden, targets, rows_per_chunk)
     return fused

@@ -47,7 +47,7 @@ def map_features(mm: ModelMap) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        The features, one row per mapped model, in nats.
+        Shape ``(K, N)``, nats: one row per model, its centred log-likelihoods scaled to the full set.
     """
     n = int(mm.matrix.attrs.get("selection_source_n_texts", mm.n_texts) or mm.n_texts)
     return np.asarray(mm.points.values) * math.sqrt(2.0 * n * nats_per_bit_per_byte(mm.mean_bytes))

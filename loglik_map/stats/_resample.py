@@ -306,7 +306,7 @@ def resampling_error(selected: ModelMap, full: ModelMap, measure: str = "absolut
     Returns
     -------
     float
-        The error, as a fraction (0.05: 5 %).
+        The error, a ratio without units (0: the selection's map equals the full map).
     """
     if measure not in ("absolute", "relative"):
         raise LoglikMapError(f"unknown measure {measure!r}; use 'absolute' or 'relative'")

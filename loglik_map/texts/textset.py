@@ -53,6 +53,9 @@ class TextSet:
         domains: Sequence[str] | None = None,
         metadata: Mapping[str, Sequence[Any]] | None = None,
     ) -> None:
+        if isinstance(texts, (str, bytes)):
+            raise WrongTypeError(f"texts must be a sequence of texts, got one {type(texts).__name__} "
+                                 f"({texts[:40]!r}{'…' if len(texts) > 40 else ''}); for a single text pass a list: [text]")
         texts = list(texts)
         if not texts:
             raise LoglikMapError("a TextSet needs at least one text")

@@ -294,10 +294,12 @@ def test_out_of_memory_splits_batches_and_keeps_the_results(model_dirs, texts):
     def no_device(module, args, kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
+    scorer = lm.HFScorer(model, tokenizer=tok, name="m", batch_tokens=4096)
+    scorer.self_check()  # the probe is short: the simulated device fails on the large batches only
     handle = model.base_model.register_forward_pre_hook(small_device, with_kwargs=True)
     try:
         with pytest.warns(UserWarning, match="out of memory at .* padded tokens per batch"):
-            got = lm.HFScorer(model, tokenizer=tok, name="m", batch_tokens=4096).score(texts)
+            got = scorer.score(texts)
     finally:
         handle.remove()
     np.testing.assert_allclose(got.values, expected.values, atol=1e-4)
@@ -306,6 +308,8 @@ def test_out_of_memory_splits_batches_and_keeps_the_results(model_dirs, texts):
     try:
         with pytest.raises(lm.LoglikMapError, match="model 'm': out of memory on a single text window"), \
                 pytest.warns(UserWarning):
-            lm.HFScorer(model, tokenizer=tok, name="m").score(texts[:3])
+            scorer.score(texts[:3])
+        with pytest.raises(lm.LoglikMapError, match=r"model 'm': out of memory on a single text window .*self-check"):
+            lm.HFScorer(model, tokenizer=tok, name="m").score(texts[:3])  # already in the self-check's probe
     finally:
         handle.remove()

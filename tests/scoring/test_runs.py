@@ -45,6 +45,8 @@ def test_store_holds_every_row_in_run_order(uninterrupted, model_dirs, texts):
     layer = m.data["layer"].values
     assert np.isnan(layer[:2]).all() and list(layer[2:]) == [0, 1, 2]
     assert list(m.data["convention"].values) == ["reference"] * 5
+    assert list(m.data["scoring_path"].values) == ["fast"] * 5  # the self-check's path, kept in the store
+    assert list(m.data["final_norm"].values[2:]) == ["model.norm"] * 3
     tokens = m.data["n_tokens"].values  # per model and text, through the Zarr store
     np.testing.assert_array_equal(tokens[0], single.data["n_tokens"].values[0])
     assert (tokens[2:] == tokens[2]).all() and (tokens > 0).all()

@@ -9,7 +9,7 @@ from scipy import stats
 import loglik_map as lm
 from loglik_map.core.paired import closer, kl_difference
 
-from .conftest import make_matrix
+from ..conftest import make_matrix
 
 
 def test_a_pair_against_nothing_is_the_maps_own_estimate(matrix):

@@ -21,11 +21,11 @@ from loglik_map.core.kernels.blocks import block_kl, block_kl_se, row_block
 from loglik_map.core.lazy import exact_quantile
 from loglik_map.errors import LoglikMapError
 
-from .conftest import make_matrix
-from .faults import fake
+from ..conftest import make_matrix
+from ..faults import fake
 
 da = pytest.importorskip("dask.array", reason="large-map tests need the 'parallel' extra (dask)")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _with_twins(K=23, N=120, seed=0) -> lm.LogLikelihoodMatrix:
@@ -180,7 +180,7 @@ import numpy as np
 import loglik_map as lm
 from loglik_map.io import pairstore
 sys.path.insert(0, {root!r})
-from tests.test_large_maps import _with_twins
+from tests.core.test_large_maps import _with_twins
 
 write = pairstore.PairStore.write
 def slow_write(self, *args):
