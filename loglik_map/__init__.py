@@ -36,9 +36,10 @@ from .io import open_matrix, open_pairs
 # The model map: KL divergences and their standard errors; paired tests on the same texts
 from .core import ModelMap, closer, kl_difference
 
+from .options import set_options
+
 # Closed models, placed from their samples
 from .core import place_by_samples
-from .options import set_options
 
 # Trajectories, diffusion and the exponents' intervals
 from .dynamics import (
@@ -66,7 +67,7 @@ from .scale import (
 )
 
 # Stability under resampled texts; fewer (weighted) texts; benchmark prediction; synthetic ground truth
-from .stats import predict_benchmarks, resample_texts, text_resampling_stability, texts_needed
+from .stats import predict_benchmarks, resample_texts, texts_needed
 from .synthetic import make_markov_example
 
 # Errors and warnings (the specific ones: loglik_map.errors)
@@ -79,8 +80,6 @@ if TYPE_CHECKING:  # imported on first use (see __getattr__)
     from . import demo, plotting, scoring
     from .scoring import HFScorer, LogitLensScorer, ModelSpec, score_models
     from .scoring.exact_kl import exact_kl
-    from .scoring.kl_summary import exact_kl_report
-    from .scoring.versus_exact import estimator_vs_exact
     from .scoring._numerics_floor import numerics_floor
 
 #: Names imported on first use: name → module that defines it.
@@ -91,9 +90,7 @@ _LAZY = {
     "ModelSpec": "loglik_map.scoring",
     "score_models": "loglik_map.scoring",
     # The exact token-level KL beside the map's estimate (scores models: torch)
-    "estimator_vs_exact": "loglik_map.scoring.versus_exact",
     "exact_kl": "loglik_map.scoring.exact_kl",
-    "exact_kl_report": "loglik_map.scoring.kl_summary",
     "numerics_floor": "loglik_map.scoring._numerics_floor",
     # Sub-packages
     "scoring": "loglik_map.scoring",
@@ -122,9 +119,7 @@ __all__ = [
     "ModelSpec",
     "score_models",
     # The exact KL beside the map's estimate
-    "estimator_vs_exact",
     "exact_kl",
-    "exact_kl_report",
     "numerics_floor",
     # Trajectories and diffusion
     "Trajectory",
@@ -149,7 +144,6 @@ __all__ = [
     "make_markov_example",
     "predict_benchmarks",
     "resample_texts",
-    "text_resampling_stability",
     "texts_needed",
     # Errors and warnings
     "LoglikMapError",
