@@ -18,7 +18,7 @@ results are the frozen dataclasses below.
 * :class:`BootstrapEstimate`: bootstrap intervals of exponents (:func:`~loglik_map.exponent_intervals`);
 * :class:`PreprocessingResult`: :func:`~loglik_map.preprocess_pretraining`;
 * :class:`SpiralPeriod`: :func:`loglik_map.dynamics.spiral_period`;
-* :class:`ResamplingStability`: :func:`~loglik_map.text_resampling_stability`;
+* :class:`ResamplingStability`: :func:`~loglik_map.stats.text_resampling_stability`;
 * :class:`TextBudget`: the texts a target KL SE needs (:func:`~loglik_map.texts_needed`);
 * :class:`MarkovExample`: a matrix with its exact KLs (:func:`~loglik_map.make_markov_example`);
 * :class:`SampleComparison`: a closed model's distance to two open models, from its samples

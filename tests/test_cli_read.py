@@ -29,7 +29,8 @@ def store(tmp_path_factory) -> Path:
     init_store(path, texts, [*rows, "broken", "later"])
     for name, (values, step, quant) in rows.items():
         row = lm.LogLikelihoodMatrix(values[None, :], models=[name], texts=texts.ids, n_bytes=texts.n_bytes,
-                                     model_coords={"step": [step], "source_model": ["pythia"], "revision": [""],
+                                     model_coords={"step": [step], "source_model": ["pythia"],
+                                                   "revision": [f"step{name.split('@')[1][:4]}"],
                                                    "quantization": [quant], "convention": ["reference"]},
                                      text_coords=texts.text_coords(), attrs={"convention": "reference"})
         write_result(path, name, row)

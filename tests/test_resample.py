@@ -180,7 +180,7 @@ def test_resample_refuses_bad_input(hetero):
     with pytest.raises(lm.errors.WrongTypeError):
         lm.resample_texts(hetero.values, 10)
     with pytest.raises(lm.LoglikMapError, match="run it on the full text set"):
-        lm.text_resampling_stability(sel)
+        lm.stats.text_resampling_stability(sel)
 
 
 def test_ls_beats_uniform_on_a_heteroscedastic_matrix(hetero):

@@ -190,7 +190,7 @@ def exact_kl(model_a: Any, model_b: Any, texts: TextSet | Sequence[str], *, laye
         Along ``token``: the per-position values. Summary (llama.cpp's statistics, and the
         bits/byte averages on the map's scale — mean over texts / (B̄ ln 2) with SEs over texts):
         see :func:`loglik_map.scoring.kl_summary.summarize_exact_kl`; print it with
-        :func:`loglik_map.exact_kl_report`.
+        :func:`loglik_map.scoring.exact_kl_report`.
 
     Raises
     ------
@@ -205,7 +205,7 @@ def exact_kl(model_a: Any, model_b: Any, texts: TextSet | Sequence[str], *, laye
 
         ds = lm.exact_kl("EleutherAI/pythia-410m", lm.ModelSpec("EleutherAI/pythia-410m", quantization="4bit"),
                          texts)
-        print(lm.exact_kl_report(ds))
+        print(lm.scoring.exact_kl_report(ds))
         ds = lm.exact_kl("EleutherAI/pythia-410m", "EleutherAI/pythia-410m", texts, layer_a=12, layer_b=13)
     """
     from .loading import require_torch

@@ -309,7 +309,7 @@ def test_a_lock_that_deletes_its_file_still_excludes(tmp_path):
     import subprocess
     import sys
 
-    from .faults.harness import REPO
+    from ..faults.harness import REPO
 
     script = tmp_path / "child.py"
     script.write_text(_LOCK_CHILD)
@@ -369,8 +369,8 @@ def test_reads_racing_saves_give_one_saved_matrix_never_corrupt_or_mixed(tmp_pat
     import subprocess
     import sys
 
-    from .faults import child
-    from .faults.harness import REPO
+    from ..faults import child
+    from ..faults.harness import REPO
 
     path = tmp_path / f"m{suffix}"
     child.matrix(1).save(path)

@@ -78,3 +78,93 @@ def test_kl_scale_table_matches_manual_statistics(zoo):
     with pytest.raises(lm.LoglikMapError, match="is a string; give a pair rule"):
         lm.kl_scale(zoo, {"x": "nearest neighbours"})
     assert list(lm.PAPER_KL_SCALE.columns) == ["median", "mean", "sd"] and len(lm.PAPER_KL_SCALE) == 10
+
+
+@pytest.fixture(scope="module")
+def scored():
+    """A map as the scorers write it: logit-lens rows share their model's ``source_model``,
+    ``revision``, ``quantization``, ``step`` and user coordinates, and differ in ``layer``."""
+    rng = np.random.default_rng(3)
+    N = 400
+    base = -600 + rng.normal(scale=20, size=N)
+    rows, names = [], []
+    cols = {k: [] for k in ("source_model", "revision", "quantization", "layer", "step", "seed", "size", "base_model")}
+
+    def add(name, row, **c):
+        rows.append(row)
+        names.append(name)
+        for k in cols:
+            cols[k].append(c.get(k, np.nan if k in ("layer", "step", "seed") else ""))
+
+    for seed in (1, 2):
+        seed_off = rng.normal(scale=1, size=N)
+        for step in (1000, 2000):
+            src, rev = f"m-s{seed}", f"step{step}"
+            row = base + seed_off + rng.normal(scale=0.3, size=N)
+            common = dict(source_model=src, revision=rev, step=step, seed=seed, size="s")
+            add(f"{src}@{step}", row, quantization="none", **common)
+            # lens rows: layers 0–4 only (the model has more), each far from the model
+            for layer in range(5):
+                add(f"{src}@{step}@layer{layer}", base + rng.normal(scale=10 - layer, size=N), quantization="none",
+                    layer=layer, **common)
+            add(f"{src}@{step}[8bit]", row + rng.normal(scale=0.05, size=N), quantization="8bit", **common)
+            for layer in range(3):  # lens rows of the quantized copy
+                add(f"{src}@{step}[8bit]@layer{layer}", base + rng.normal(scale=10 - layer, size=N),
+                    quantization="8bit", layer=layer, **common)
+    parent = rows[names.index("m-s1@2000")]
+    ft = parent + rng.normal(scale=1, size=N)
+    # the fine-tune carries its parent's step, seed and size, as copied user coordinates would
+    common = dict(source_model="ft", revision="main", base_model="m-s1@2000", step=2000, seed=1, size="s")
+    add("ft", ft, quantization="none", **common)
+    add("ft[8bit]", ft + rng.normal(scale=0.05, size=N), quantization="8bit", **common)
+    for layer in range(2):
+        add(f"ft@layer{layer}", base + rng.normal(scale=10, size=N), quantization="none", layer=layer, **common)
+    m = lm.LogLikelihoodMatrix(np.array(rows), models=names, texts=[f"t{k}" for k in range(N)],
+                               n_bytes=np.full(N, 950), model_coords=cols)
+    return lm.ModelMap(m)
+
+
+def test_original_vs_matches_lens_rows_by_layer(scored):
+    pairs = lm.original_vs("quantization", "none", "8bit")(scored)
+    assert sorted(pairs) == sorted([(f"m-s{s}@{t}", f"m-s{s}@{t}[8bit]") for s in (1, 2) for t in (1000, 2000)]
+                                   + [("ft", "ft[8bit]")])
+    kl = scored.summary(pairs).kl
+    assert kl.max() < 0.01  # the tiny quantization KL, not a lens layer's
+    with_layers = lm.original_vs("quantization", "none", "8bit", layers=True)(scored)
+    assert ("m-s1@1000@layer2", "m-s1@1000[8bit]@layer2") in with_layers
+    assert all(a.split("@layer")[-1] == b.split("@layer")[-1] for a, b in with_layers if "@layer" in a + b)
+    assert len(with_layers) == len(pairs) + 4 * 3
+
+
+def test_original_vs_refuses_two_originals_of_one_copy(scored):
+    sub = scored.matrix.data.copy()
+    sub = sub.assign_coords(revision=("model", np.where(sub.revision.values == "step2000", "step1000",
+                                                        sub.revision.values)))
+    twice = lm.ModelMap(lm.LogLikelihoodMatrix.from_dataarray(sub))
+    with pytest.raises(lm.LoglikMapError, match="two originals"):
+        lm.original_vs("quantization", "none", "8bit")(twice)
+
+
+def test_pair_rules_never_mix_lens_rows_or_quantized_copies(scored):
+    whole = {m for m, layer, q in zip(scored.models, scored.points["layer"].values,
+                                       scored.points["quantization"].values) if np.isnan(layer) and q == "none"}
+    cons = lm.consecutive_checkpoints("step", by="seed")(scored)
+    plain = [p for p in cons if set(p) <= whole]
+    assert sorted(plain) == [("m-s1@1000", "m-s1@2000"), ("m-s2@1000", "m-s2@2000")]
+    # every other pair is the same layer and quantization at consecutive steps
+    for a, b in cons:
+        assert a.replace("@1000", "@2000") == b  # never the fine-tune, which shares step 2000 and seed 1
+    seeds = lm.differing_only_in("seed", by=("size", "step"))(scored)
+    assert all(a.replace("m-s1", "m-s2") == b for a, b in seeds) and ("m-s1@1000", "m-s2@1000") in seeds
+    assert not any(m.startswith("ft") for p in seeds for m in p)
+    assert lm.child_vs_parent("base_model")(scored) == [("ft", "m-s1@2000")]
+    layers = lm.adjacent_layers("layer", "source_model")
+    with pytest.raises(lm.LoglikMapError, match="two points"):  # two revisions per source model: say so
+        layers(scored)
+    one = lm.ModelMap(scored.matrix.where_models(revision="step1000", seed=1.0))
+    assert layers(one) == [(f"m-s1@1000@layer{k}", f"m-s1@1000@layer{k + 1}") for k in range(4)] + \
+        [(f"m-s1@1000[8bit]@layer{k}", f"m-s1@1000[8bit]@layer{k + 1}") for k in range(2)]
+    lineage = lm.random_pairs(lineage="base_model", seed=0)(scored)
+    assert {m for p in lineage for m in p} <= {"ft", "m-s1@2000"}
+    drawn = lm.random_pairs(50, seed=0)(scored)
+    assert not any("@layer" in m for p in drawn for m in p)
