@@ -8,7 +8,7 @@ binomial SEs. Run by hand (not a test; ~1 minute on 2 CPU cores):
 
     python benchmarks/calibrate_closed.py [--replicates 400]
 
-The unit test tests/test_closed_models.py checks a smaller version (n = 300, 50 draws).
+The unit test tests/core/test_closed_models.py checks a smaller version (n = 300, 50 draws).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ Run by hand (not a test; a few minutes on 2 CPU cores), in the project's virtual
     python benchmarks/calibrate_intervals.py [--replicates 1000]
 
 Each row: the fraction of replicates whose interval contains the true value, with its binomial
-SE. The unit tests (tests/test_paired.py, tests/trajectory/test_uncertainty.py) check smaller
+SE. The unit tests (tests/core/test_paired.py, tests/dynamics/test_uncertainty.py) check smaller
 versions of the same experiments.
 """
 

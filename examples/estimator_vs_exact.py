@@ -5,7 +5,7 @@ The map's KL estimator beside the exact KL on the miniature zoo
 Trains (or reuses) the miniature model suite of ``loglik-map demo``, scores it on 800 built-in
 texts into a run store, and for pairs of every setting that share a vocabulary — all of the
 zoo's models share one tokenizer — puts the map's KL ± SE beside the exact teacher-forced KL on
-the same texts (:func:`loglik_map.estimator_vs_exact`). The numbers of the documentation page
+the same texts (:func:`loglik_map.scoring.estimator_vs_exact`). The numbers of the documentation page
 "Exact KL beside the estimator" come from this script (minutes on 2 CPU cores; not run when the
 docs are built)::
 
@@ -82,7 +82,7 @@ def main() -> None:
     print(lm.score_models(zoo.specs(), texts, store, device="cpu"))
     matrix = zoo.annotate(lm.open_matrix(store))
     mm = lm.ModelMap(matrix)  # unclipped: the estimator exactly as defined, on the same texts as the exact KL
-    df = lm.estimator_vs_exact(mm, texts, settings(zoo), device="cpu", progress=True)
+    df = lm.scoring.estimator_vs_exact(mm, texts, settings(zoo), device="cpu", progress=True)
     clipped = lm.ModelMap(matrix.clip(0.02))  # the paper's clip, for comparison
     df["map_kl_clipped"] = [clipped.kl(a, b) for a, b in zip(df.a, df.b)]
     df.to_csv(out / "pairs.csv", index=False)

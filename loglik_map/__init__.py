@@ -36,9 +36,10 @@ from .io import open_matrix, open_pairs
 # The model map: KL divergences and their standard errors; paired tests on the same texts
 from .core import ModelMap, closer, kl_difference
 
+from .options import set_options
+
 # Closed models, placed from their samples
 from .core import place_by_samples
-from .options import get_options, set_options
 
 # Trajectories, diffusion and the exponents' intervals
 from .dynamics import (
@@ -65,22 +66,20 @@ from .scale import (
     random_pairs,
 )
 
-# Stability under resampled texts; synthetic ground truth
-from .stats import text_resampling_stability
+# Stability under resampled texts; fewer (weighted) texts; benchmark prediction; synthetic ground truth
+from .stats import predict_benchmarks, resample_texts, texts_needed
 from .synthetic import make_markov_example
 
 # Errors and warnings (the specific ones: loglik_map.errors)
 from .errors import LoglikMapError, LoglikMapWarning, UnreliableEstimateWarning
 
 # Sub-packages and the returned types
-from . import core, dynamics, errors, io, results, scale, stats, synthetic, texts
+from . import core, dynamics, errors, io, options, results, scale, stats, synthetic, texts
 
 if TYPE_CHECKING:  # imported on first use (see __getattr__)
     from . import demo, plotting, scoring
     from .scoring import HFScorer, LogitLensScorer, ModelSpec, score_models
     from .scoring.exact_kl import exact_kl
-    from .scoring.kl_summary import exact_kl_report
-    from .scoring.versus_exact import estimator_vs_exact
     from .scoring._numerics_floor import numerics_floor
 
 #: Names imported on first use: name → module that defines it.
@@ -91,9 +90,7 @@ _LAZY = {
     "ModelSpec": "loglik_map.scoring",
     "score_models": "loglik_map.scoring",
     # The exact token-level KL beside the map's estimate (scores models: torch)
-    "estimator_vs_exact": "loglik_map.scoring.versus_exact",
     "exact_kl": "loglik_map.scoring.exact_kl",
-    "exact_kl_report": "loglik_map.scoring.kl_summary",
     "numerics_floor": "loglik_map.scoring._numerics_floor",
     # Sub-packages
     "scoring": "loglik_map.scoring",
@@ -112,7 +109,6 @@ __all__ = [
     # The model map
     "ModelMap",
     "closer",
-    "get_options",
     "kl_difference",
     "set_options",
     # Closed models, placed from their samples
@@ -123,9 +119,7 @@ __all__ = [
     "ModelSpec",
     "score_models",
     # The exact KL beside the map's estimate
-    "estimator_vs_exact",
     "exact_kl",
-    "exact_kl_report",
     "numerics_floor",
     # Trajectories and diffusion
     "Trajectory",
@@ -146,9 +140,11 @@ __all__ = [
     "kl_scale_pairs",
     "original_vs",
     "random_pairs",
-    # Stability and synthetic ground truth
+    # Stability, fewer texts, benchmark prediction and synthetic ground truth
     "make_markov_example",
-    "text_resampling_stability",
+    "predict_benchmarks",
+    "resample_texts",
+    "texts_needed",
     # Errors and warnings
     "LoglikMapError",
     "LoglikMapWarning",
@@ -159,6 +155,7 @@ __all__ = [
     "dynamics",
     "errors",
     "io",
+    "options",
     "plotting",
     "results",
     "scale",

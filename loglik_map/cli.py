@@ -6,6 +6,8 @@ import argparse
 import os
 from collections.abc import Callable, Sequence
 
+from ._cli_output import terminal_safe
+from ._cli_tree import TREE_COMMANDS, add_tree_command
 from .cli_read import COMMANDS, add_read_commands
 from .errors import LoglikMapError
 
@@ -99,6 +101,7 @@ def _build_parser() -> argparse.ArgumentParser:
     score.add_argument("--cache-dir", help="Hugging Face cache directory")
     score.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_read_commands(sub)
+    add_tree_command(sub)
     return parser
 
 
@@ -112,23 +115,28 @@ def read_model_specs(path: str, *, revision: str | None = None, quantization: st
     from .scoring import ModelSpec
 
     specs = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            fields = line.split("#", 1)[0].split()
-            if not fields:
-                continue
-            opts: dict[str, object] = {"revision": revision, "quantization": quantization,
-                                       "logit_lens": logit_lens, "dtype": dtype}
-            for item in fields[1:]:
-                key, sep, value = item.partition("=")
-                if not sep or key not in _SPEC_KEYS:
-                    raise LoglikMapError(f"{path}:{lineno}: cannot read {item!r}; use key=value with keys "
-                                         f"{', '.join(sorted(_SPEC_KEYS))}")
-                opts[key] = _spec_value(key, value, f"{path}:{lineno}")
-            try:
-                specs.append(ModelSpec(fields[0], **opts))  # type: ignore[arg-type]
-            except LoglikMapError as err:
-                raise LoglikMapError(f"{path}:{lineno}: {err}") from None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.readlines()
+    except UnicodeDecodeError as err:
+        raise LoglikMapError(f"{path} is not a text file of models (not UTF-8 text: {err.reason} at byte "
+                             f"{err.start}); list one model per line") from None
+    for lineno, line in enumerate(lines, start=1):
+        fields = line.split("#", 1)[0].split()
+        if not fields:
+            continue
+        opts: dict[str, object] = {"revision": revision, "quantization": quantization,
+                                   "logit_lens": logit_lens, "dtype": dtype}
+        for item in fields[1:]:
+            key, sep, value = item.partition("=")
+            if not sep or key not in _SPEC_KEYS:
+                raise LoglikMapError(f"{path}:{lineno}: cannot read {item!r}; use key=value with keys "
+                                     f"{', '.join(sorted(_SPEC_KEYS))}")
+            opts[key] = _spec_value(key, value, f"{path}:{lineno}")
+        try:
+            specs.append(ModelSpec(fields[0], **opts))  # type: ignore[arg-type]
+        except LoglikMapError as err:
+            raise LoglikMapError(f"{path}:{lineno}: {err}") from None
     if not specs:
         raise LoglikMapError(f"{path}: no models listed")
     return specs
@@ -174,8 +182,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "score":
             return _score(args)
         else:
-            return COMMANDS[args.command](args)
+            return {**COMMANDS, **TREE_COMMANDS}[args.command](args)
     except LoglikMapError as err:
-        print(f"loglik-map: error: {err}")
+        print(f"loglik-map: error: {terminal_safe(str(err))}")
+        return 2
+    except OSError as err:  # a file or folder the OS refused: name it, no traceback
+        where = f" {err.filename!r}" if err.filename else ""
+        print(f"loglik-map: error: cannot use{where}: {terminal_safe(err.strerror or str(err))}")
         return 2
     return 0

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._cli_output import check_out, csv_safe, json_safe, table_safe, terminal_safe, write_output
+from ._labels import unknown_labels_error
 from .core import LogLikelihoodMatrix, ModelMap
 from .errors import LoglikMapError
 from .io import is_store, open_matrix, store_failures
@@ -29,6 +31,24 @@ from .io import is_store, open_matrix, store_failures
 __all__ = ["COMMANDS", "add_read_commands", "cli_settings", "load_map"]
 
 FORMATS = ("table", "csv", "json")
+#: Largest --clip: clipping a larger share of the entries flattens the differences between models
+#: (at 0.5 half of every row is one value; near 1 every KL is 0). The paper clips at 0.02.
+MAX_CLIP = 0.25
+
+
+def _clip_quantile(text: str) -> float:
+    """An argparse type: the --clip quantile, a number in [0, MAX_CLIP]."""
+    try:
+        q = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number (a quantile such as 0.02), got {text!r}") from None
+    if not math.isfinite(q) or q < 0:
+        raise argparse.ArgumentTypeError(f"must be a quantile between 0 (no clip) and {MAX_CLIP}, got {text!r}")
+    if q > MAX_CLIP:
+        raise argparse.ArgumentTypeError(
+            f"{text} would clip {q:.0%} of all entries to one value, which erases most differences between models "
+            f"(near 1 every KL becomes 0); the paper clips at 0.02. Use a quantile of at most {MAX_CLIP}")
+    return q
 
 
 # ---------------------------------------------------------------------- arguments
@@ -38,7 +58,7 @@ def _source(sub: argparse.ArgumentParser) -> None:
 
 def _map_options(sub: argparse.ArgumentParser) -> None:
     _source(sub)
-    sub.add_argument("--clip", type=float, default=0.02, metavar="Q",
+    sub.add_argument("--clip", type=_clip_quantile, default=0.02, metavar="Q",
                      help="clip every entry below the Q quantile first, as the paper does (default 0.02; 0: no clip; "
                      "a matrix saved clipped is used as it is)")
     sub.add_argument("--models", nargs="+", metavar="NAME",
@@ -50,7 +70,8 @@ def _map_options(sub: argparse.ArgumentParser) -> None:
 
 def _table_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--format", default="table", choices=FORMATS, help="table (default), csv or json")
-    sub.add_argument("--out", metavar="FILE", help="write the table to FILE instead of printing it")
+    sub.add_argument("--out", metavar="FILE", help="write the table to FILE instead of printing it (never the input)")
+    sub.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
 
 def add_read_commands(sub: Any) -> None:
@@ -72,6 +93,7 @@ def add_read_commands(sub: Any) -> None:
                         "clustering order, saved to --out.")
     _map_options(mp)
     mp.add_argument("--out", required=True, metavar="FILE", help="figure file (.png, .pdf, .svg)")
+    mp.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     mp.add_argument("--heatmap", action="store_true", help="draw the KL matrix instead of the scatter")
     mp.add_argument("--method", default="pca", choices=["pca", "tsne"], help="embedding of the scatter")
     mp.add_argument("--color", metavar="COORD", help="model coordinate to colour by (e.g. step, quantization)")
@@ -83,8 +105,9 @@ def add_read_commands(sub: Any) -> None:
                         + "; ".join(f"{name} (needs {', '.join(needs) or 'nothing'})" for name, needs, _ in _SETTINGS)
                         + " — BY is the --by coordinate.")
     _map_options(sc)
-    sc.add_argument("--by", default="source_model", metavar="COORD",
-                    help="coordinate whose equal values form one training run or model (default source_model)")
+    sc.add_argument("--by", metavar="COORD",
+                    help="coordinate whose equal values form one training run or model (default source_model; "
+                    "a coordinate given here must exist)")
     sc.add_argument("--random-pairs", type=int, default=200, metavar="N", help="pairs of the random setting (default 200)")
     _table_options(sc)
     at = sub.add_parser("atlas", help="write an interactive atlas of the map (one HTML file, works offline)",
@@ -120,19 +143,27 @@ def load_map(args: argparse.Namespace) -> ModelMap:
     return ModelMap(matrix, allow_truncated=args.allow_truncated)
 
 
-def write_table(df: pd.DataFrame, fmt: str, out: str | None) -> None:
-    """Print (or write to ``out``) a table as aligned text, CSV or JSON records (every digit kept)."""
+def out_path(args: argparse.Namespace) -> Path | None:
+    """``--out`` checked before any work: not the input, not an existing file without --overwrite."""
+    return None if args.out is None else check_out(args.out, args.source, args.overwrite)
+
+
+def write_table(df: pd.DataFrame, fmt: str, out: Path | None) -> None:
+    """Print (or write to ``out``) a table as aligned text, CSV or JSON records (every digit kept).
+
+    Control characters in labels are escaped; CSV cells that a spreadsheet would run as a formula
+    get a leading ``'``.
+    """
     if fmt == "table":
         with pd.option_context("display.width", 200, "display.max_columns", None, "display.max_colwidth", 60):
-            text = df.to_string(index=False) + "\n"
+            text = table_safe(df).to_string(index=False) + "\n"
     elif fmt == "csv":
-        text = df.to_csv(index=False)
+        text = csv_safe(df).to_csv(index=False)
     else:
         records = [{k: _plain(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
-        text = json.dumps(records, indent=1, ensure_ascii=False) + "\n"
-    if out:
-        with open(out, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        text = json_safe(json.dumps(records, indent=1, ensure_ascii=False)) + "\n"
+    if out is not None:
+        write_output(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     else:
         sys.stdout.write(text)
 
@@ -218,27 +249,40 @@ def _info(args: argparse.Namespace) -> int:
         facts.update(shape=list(matrix.shape), units="nats", attrs={k: _plain(v) for k, v in matrix.attrs.items()
                                                                      if not isinstance(v, (list, dict))})
     if args.format == "json":
-        print(json.dumps(facts, indent=1, ensure_ascii=False, default=str))
+        print(json_safe(json.dumps(facts, indent=1, ensure_ascii=False, default=str)))
         return 0
-    print(f"{args.source}: {facts['kind']}")
+    lines = [f"{args.source}: {facts['kind']}"]
     if matrix is not None:
-        print(repr(matrix))
+        lines.append(repr(matrix))
     if store:
-        print(f"finished: {len(facts['finished'])}, failed: {len(facts['failed'])}, "
-              f"pending: {len(facts['pending'])}")
-        for model, error in facts["failed"].items():
-            print(f"  failed {model}: {error}")
+        lines.append(f"finished: {len(facts['finished'])}, failed: {len(facts['failed'])}, "
+                     f"pending: {len(facts['pending'])}")
+        lines += [f"  failed {model}: {error}" for model, error in facts["failed"].items()]
         if facts["pending"]:
-            print(f"  pending: {', '.join(facts['pending'][:10])}" + (" …" if len(facts["pending"]) > 10 else ""))
+            lines.append(f"  pending: {', '.join(facts['pending'][:10])}" + (" …" if len(facts["pending"]) > 10 else ""))
+    print(terminal_safe("\n".join(lines)))
     return 0
 
 
 def _kl(args: argparse.Namespace) -> int:
+    out = out_path(args)
     mm = load_map(args)
     table = mm.summary([tuple(p) for p in args.pair] if args.pair else None, unit=args.unit,
                        confidence_level=args.confidence_level)
-    write_table(table, args.format, args.out)
+    write_table(table, args.format, out)
     return 0
+
+
+def _figure_format(out: Path) -> str:
+    """The figure format of ``--out``'s suffix, or an error listing those matplotlib can write."""
+    from matplotlib.figure import Figure
+
+    supported = Figure().canvas.get_supported_filetypes()
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in supported:
+        raise LoglikMapError(f"--out {str(out)!r}: cannot save a figure as {out.suffix or 'a file without a suffix'!r}; "
+                             f"use one of {', '.join('.' + f for f in sorted(supported))}")
+    return fmt
 
 
 def _map(args: argparse.Namespace) -> int:
@@ -247,19 +291,28 @@ def _map(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     from . import plotting
 
+    out = out_path(args)
+    assert out is not None  # --out is required
+    fmt = _figure_format(out)
     mm = load_map(args)
     if args.heatmap:
         ax = plotting.plot_kl_matrix(mm, unit=args.unit)
     else:
         labels = True if args.labels else (args.label or None)
         ax = plotting.plot_map(mm, method=args.method, color=args.color, labels=labels)
-    ax.figure.savefig(args.out, dpi=150)
-    print(f"saved {args.out} ({len(mm)} models, {mm.n_texts} texts)")
+    write_output(out, lambda tmp: ax.figure.savefig(tmp, dpi=150, format=fmt))
+    print(terminal_safe(f"saved {args.out} ({len(mm)} models, {mm.n_texts} texts)"))
     return 0
 
 
 def _scale_command(args: argparse.Namespace) -> int:
+    out = out_path(args)
     mm = load_map(args)
+    model_coords = [str(n) for n, c in mm.points.coords.items() if c.dims == ("model",) and n != "model"]
+    if args.by is None:  # the default: settings that need it are left out if the map lacks it
+        args.by = "source_model"
+    elif args.by not in model_coords:
+        raise unknown_labels_error([args.by], model_coords, "model coordinate", "on the map (--by)")
     settings = cli_settings(mm, args)
     table = _scale().kl_scale(mm, settings, unit=args.unit).reset_index()
     empty = table.setting[table["count"] == 0].tolist()
@@ -267,8 +320,8 @@ def _scale_command(args: argparse.Namespace) -> int:
     if args.format == "table":
         table = table[[c for c in ("setting", "count", "median", "mean", "sd", "median_se", "paper_median")
                        if c in table]]
-    write_table(table, args.format, args.out)
-    if empty and args.format == "table" and not args.out:
+    write_table(table, args.format, out)
+    if empty and args.format == "table" and out is None:
         print(f"(no pairs: {', '.join(map(str, empty))})")
     return 0
 

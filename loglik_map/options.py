@@ -35,7 +35,18 @@ def get_options() -> dict[str, Any]:
 
 
 def resolve_progress(progress: bool | None) -> bool:
-    """``progress`` itself, or the ``progress`` option when it is ``None``."""
+    """Whether to show a progress bar: ``progress`` itself, or the ``progress`` option when it is ``None``.
+
+    Parameters
+    ----------
+    progress : bool or None
+        What the caller asked for.
+
+    Returns
+    -------
+    bool
+        Whether to show the bar.
+    """
     return bool(_OPTIONS["progress"]) if progress is None else bool(progress)
 
 
@@ -56,7 +67,7 @@ class set_options:
     --------
     >>> import loglik_map as lm
     >>> with lm.set_options(kernel_backend="numpy"):
-    ...     lm.get_options()["kernel_backend"]
+    ...     lm.options.get_options()["kernel_backend"]
     'numpy'
     """
 

@@ -11,12 +11,15 @@ results are the frozen dataclasses below.
   (:func:`~loglik_map.closer`, :func:`~loglik_map.kl_difference`);
 * :class:`ModelProjection`: new models placed on a map
   (:meth:`ModelMap.project <loglik_map.ModelMap.project>`);
+* :class:`ModelTree`: a clustering tree with AU/BP p-values of its clades
+  (:meth:`ModelMap.tree <loglik_map.ModelMap.tree>`);
 * :class:`PowerLawFit`: :func:`~loglik_map.fit_power_law` and the trajectory fits;
 * :class:`HolderEstimate`: α = c_q / c_w (:func:`~loglik_map.holder_exponent`);
 * :class:`BootstrapEstimate`: bootstrap intervals of exponents (:func:`~loglik_map.exponent_intervals`);
 * :class:`PreprocessingResult`: :func:`~loglik_map.preprocess_pretraining`;
 * :class:`SpiralPeriod`: :func:`loglik_map.dynamics.spiral_period`;
-* :class:`ResamplingStability`: :func:`~loglik_map.text_resampling_stability`;
+* :class:`ResamplingStability`: :func:`~loglik_map.stats.text_resampling_stability`;
+* :class:`TextBudget`: the texts a target KL SE needs (:func:`~loglik_map.texts_needed`);
 * :class:`MarkovExample`: a matrix with its exact KLs (:func:`~loglik_map.make_markov_example`);
 * :class:`SampleComparison`: a closed model's distance to two open models, from its samples
   (:func:`loglik_map.core.closer_by_samples`);
@@ -35,11 +38,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .core._closed_models import SampleComparison
+from .core._model_tree import ModelTree
 from .core.paired import KLDifference
 from .core.projection import ModelProjection
 from .core.results import ConfidenceInterval, KLEstimate
 from .dynamics import BootstrapEstimate, HolderEstimate, PowerLawFit, PreprocessingResult, SpiralPeriod
-from .stats import ResamplingStability
+from .stats import ResamplingStability, TextBudget
 from .synthetic import ClosedMarkovExample, MarkovExample
 
 if TYPE_CHECKING:
@@ -56,12 +60,14 @@ __all__ = [
     "KLEstimate",
     "MarkovExample",
     "ModelProjection",
+    "ModelTree",
     "PowerLawFit",
     "PreprocessingResult",
     "ResamplingStability",
     "RunSummary",
     "SampleComparison",
     "SpiralPeriod",
+    "TextBudget",
 ]
 
 _LAZY = {"RunSummary": "loglik_map.scoring.runs", "DemoResult": "loglik_map.demo.run"}

@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import LoglikMapError
 
-__all__ = ["LN2", "UNITS", "check_unit", "nats_per_bit_per_byte"]
+__all__ = ["LN2", "UNITS", "check_unit", "loglik_units_factor", "nats_per_bit_per_byte"]
 
 LN2 = math.log(2.0)
 
@@ -39,3 +39,33 @@ def nats_per_bit_per_byte(mean_bytes: float) -> float:
     if not np.isfinite(mean_bytes) or mean_bytes <= 0:
         raise LoglikMapError(f"mean byte length must be positive and finite, got {mean_bytes}")
     return mean_bytes * LN2
+
+
+_LOGLIK_NATS = {"nats", "nat", "nats per text"}
+_LOGLIK_BITS = {"bits", "bit", "bits per text"}
+
+
+def loglik_units_factor(units: object) -> float:
+    """The factor that turns log-likelihoods in ``units`` into nats: 1 for nats, ln 2 for bits.
+
+    Parameters
+    ----------
+    units : str
+        ``"nats"`` or ``"bits"`` (per text; case and the words "per text" are ignored).
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    LoglikMapError
+        For any other units (the message says what to do).
+    """
+    key = units.strip().lower() if isinstance(units, str) else None
+    if key in _LOGLIK_NATS:
+        return 1.0
+    if key in _LOGLIK_BITS:
+        return LN2
+    raise LoglikMapError(f"log-likelihoods in units {units!r} cannot be used; loglik_map reads 'nats' or 'bits' "
+                         "(per text). Convert the values to nats per text and set units='nats'")

@@ -38,3 +38,9 @@ def matrix() -> lm.LogLikelihoodMatrix:
         model_coords={"family": ["a", "a", "b", "b", "c"], "step": [0, 1000, 0, 1000, 0]},
         text_coords={"domain": np.array(["web", "code"] * 150, dtype=object)},
     )
+
+
+@pytest.fixture(scope="session")
+def markov_families() -> lm.synthetic.MarkovExample:
+    """Three Markov-chain families of three models on 400 texts: a tree with known clades (the tree tests)."""
+    return lm.synthetic.make_markov_example(n_families=3, members_per_family=3, n_texts=400, seed=3)

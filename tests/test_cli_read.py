@@ -29,7 +29,8 @@ def store(tmp_path_factory) -> Path:
     init_store(path, texts, [*rows, "broken", "later"])
     for name, (values, step, quant) in rows.items():
         row = lm.LogLikelihoodMatrix(values[None, :], models=[name], texts=texts.ids, n_bytes=texts.n_bytes,
-                                     model_coords={"step": [step], "source_model": ["pythia"], "revision": [""],
+                                     model_coords={"step": [step], "source_model": ["pythia"],
+                                                   "revision": [f"step{name.split('@')[1][:4]}"],
                                                    "quantization": [quant], "convention": ["reference"]},
                                      text_coords=texts.text_coords(), attrs={"convention": "reference"})
         write_result(path, name, row)
@@ -128,3 +129,72 @@ def test_texts_may_name_a_built_in_set(tmp_path):
     assert args.texts == "mini" and len(_load_texts(args.texts)) == len(lm.load_texts("mini"))
     with pytest.raises(SystemExit):
         _build_parser().parse_args(["score", "--models", str(models), "--texts", "minni", "--store", "s"])
+
+
+# ---------------------------------------------------------------------- what the CLI refuses (issue 27, item 12)
+@pytest.fixture(scope="module")
+def odd_labels(tmp_path_factory) -> Path:
+    """A saved matrix whose labels carry a terminal escape and spreadsheet formulas."""
+    rng = np.random.default_rng(0)
+    path = tmp_path_factory.mktemp("odd") / "odd.nc"
+    lm.LogLikelihoodMatrix(-600 + rng.normal(scale=5, size=(4, 50)), models=["a", "b\x1b[31mRED", '=HYPERLINK("x")', "-1+2"],
+                           texts=[f"t{k}" for k in range(50)], n_bytes=np.full(50, 1000),
+                           model_coords={"step": [1, 2, 3, 4]}).save(path)
+    return path
+
+
+def fails(capsys, *argv: str) -> str:
+    """Run a command that must fail cleanly (exit 2, a message, no traceback); its output."""
+    try:
+        assert main(list(argv)) == 2
+    except SystemExit as exit_:  # argparse's refusal of an argument
+        assert exit_.code == 2
+    out = capsys.readouterr()
+    assert "Traceback" not in out.out + out.err
+    return out.out + out.err
+
+
+@pytest.mark.parametrize("command", ["kl", "scale"])
+def test_out_never_replaces_the_input_nor_an_existing_file_unasked(odd_labels, store, tmp_path, capsys, command):
+    before = odd_labels.read_bytes()
+    assert "the input" in fails(capsys, command, str(odd_labels), "--out", str(odd_labels), "--overwrite")
+    assert odd_labels.read_bytes() == before
+    assert "the input" in fails(capsys, command, str(store), "--out", str(store / "loglik_map_store.json"),
+                                "--overwrite")
+    lm.open_matrix(store)
+    out = tmp_path / "table.csv"
+    out.write_text("keep me")
+    assert "--overwrite" in fails(capsys, command, str(odd_labels), "--out", str(out), "--format", "csv")
+    assert out.read_text() == "keep me"
+    assert main([command, str(odd_labels), "--out", str(out), "--format", "csv", "--overwrite"]) == 0
+    assert out.read_text().startswith(("a,b,kl", "setting,"))
+
+
+@pytest.mark.parametrize("clip, message", [("nan", "between 0"), ("-1", "between 0"), ("0.999", "every KL becomes 0"),
+                                           ("x", "must be a number")])
+def test_clip_must_be_a_sensible_quantile(odd_labels, capsys, clip, message):
+    assert message in fails(capsys, "kl", str(odd_labels), "--clip", clip)
+
+
+def test_errors_are_messages_not_tracebacks(odd_labels, tmp_path, capsys):
+    assert "does not exist" in fails(capsys, "kl", str(odd_labels), "--out", str(tmp_path / "missing" / "t.csv"))
+    assert "'nonexistent' is not on the map" in fails(capsys, "scale", str(odd_labels), "--by", "nonexistent")
+    binary = tmp_path / "models.txt"
+    binary.write_bytes(bytes(range(256)) * 2)
+    assert "not a text file" in fails(capsys, "score", "--models", str(binary), "--texts", "mini", "--store",
+                                      str(tmp_path / "s"))
+    pytest.importorskip("matplotlib", reason="plot tests need the 'plot' extra (matplotlib)")
+    assert "use one of" in fails(capsys, "map", str(odd_labels), "--out", str(tmp_path / "x.xyz"))
+    assert not (tmp_path / "x.xyz").exists()
+
+
+def test_labels_cannot_drive_the_terminal_or_a_spreadsheet(odd_labels, capsys):
+    for argv in (["kl", str(odd_labels)], ["kl", str(odd_labels), "--format", "csv"], ["info", str(odd_labels)],
+                 ["kl", str(odd_labels), "--format", "json"], ["kl", str(odd_labels), "--models", "b\x1b[31mREX"]):
+        main(argv)
+        out = capsys.readouterr().out
+        assert "\x1b" not in out and ("\\x1b" in out or "\\u001b" in out), argv
+    csv = pd.read_csv(io.StringIO(run(capsys, "kl", str(odd_labels), "--format", "csv")), dtype=str)
+    cells = set(csv.a) | set(csv.b)
+    assert {"'=HYPERLINK(\"x\")", "'-1+2", "a"} <= cells and not any(c.startswith(("=", "-", "+", "@")) for c in cells)
+    assert json.loads(run(capsys, "kl", str(odd_labels), "--format", "json"))[0]["b"] == "b\x1b[31mRED"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -164,3 +165,20 @@ def test_all_is_grouped_by_topic_and_sorted_within_each_group():
     assert len(listed) == len(set(listed)) and set(listed) | {"__version__"} == set(lm.__all__)
     for name in lm.__all__:
         getattr(lm, name)  # every listed name exists (lazy ones load)
+
+
+def test_the_tests_mirror_the_package():
+    """tests/<sub-package>/ for each sub-package (the demo's tests use the scoring fixtures: tests/scoring/)."""
+    tests = Path(__file__).resolve().parent
+    subpackages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")} - {"demo"}
+    missing = [name for name in sorted(subpackages) if not list((tests / name).glob("test_*.py"))]
+    assert not missing, f"no tests/<name>/test_*.py for {missing}"
+    assert (tests / "scoring" / "test_zoo_demo.py").is_file()
+
+
+def test_the_top_level_holds_at_most_forty_names_a_user_types():
+    names = [n for n in lm.__all__ if n != "__version__" and not inspect.ismodule(getattr(lm, n))]
+    assert len(names) <= 40, f"{len(names)} top-level names; put the rest in their sub-package: {names}"
+    returned = {"KLEstimate", "ConfidenceInterval", "KLDifference", "ModelProjection", "PowerLawFit", "RunSummary"}
+    assert not returned & set(lm.__all__)  # returned types live in loglik_map.results
+    assert returned <= set(lm.results.__all__)

@@ -35,7 +35,7 @@ IGNORED = {
 
 #: The public sub-packages whose ``__all__`` is public API (``plotting``, ``demo`` and ``scoring``
 #: need their extras: matplotlib, torch).
-SUBPACKAGES = ("core", "dynamics", "errors", "io", "results", "scale", "stats", "synthetic", "texts",
+SUBPACKAGES = ("core", "dynamics", "errors", "io", "options", "results", "scale", "stats", "synthetic", "texts",
                "scoring", "plotting", "demo")
 
 

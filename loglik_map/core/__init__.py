@@ -12,7 +12,7 @@ from ._closed_models import SampleComparison, closer_by_samples, place_by_sample
 from .centering import double_center
 from .groups import ordered_groups
 from .matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
-from .modelmap import MIN_TEXTS_FOR_SE, PAIR_DIM, ModelMap, ModelProjection
+from .modelmap import MIN_TEXTS_FOR_SE, PAIR_DIM, ModelMap, ModelProjection, ModelTree
 from .paired import KLDifference, closer, kl_difference
 from .results import ConfidenceInterval, KLEstimate
 
@@ -27,6 +27,7 @@ __all__ = [
            "LogLikelihoodMatrix",
            "ModelMap",
            "ModelProjection",
+           "ModelTree",
            "SampleComparison",
            "closer",
            "closer_by_samples",

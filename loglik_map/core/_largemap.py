@@ -17,9 +17,10 @@ Progress = Callable[[int, int], None]
 
 
 @contextmanager
-def progress_callback(progress: bool | Progress | None, desc: str) -> Iterator[Progress | None]:
-    """``progress`` itself if it is a callable ``progress(done, total)``; else a tqdm bar over block pairs
-    when ``progress`` (or, for None, the ``progress`` option) is true and tqdm is installed."""
+def progress_callback(progress: bool | Progress | None, desc: str,
+                      unit: str = "block pair") -> Iterator[Progress | None]:
+    """``progress`` itself if it is a callable ``progress(done, total)``; else a tqdm bar counting ``unit``
+    (block pairs) when ``progress`` (or, for None, the ``progress`` option) is true and tqdm is installed."""
     if callable(progress):
         yield progress
         return
@@ -32,7 +33,7 @@ def progress_callback(progress: bool | Progress | None, desc: str) -> Iterator[P
 
     def update(done: int, total: int) -> None:
         if not bars:
-            bars.append(tqdm(total=total, desc=desc, unit="block pair"))
+            bars.append(tqdm(total=total, desc=desc, unit=unit))
         bars[0].update(done - bars[0].n)
 
     try:

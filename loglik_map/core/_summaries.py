@@ -13,6 +13,7 @@ from ..units import LN2
 from ._matrix_base import MatrixBase
 from ._scoring_checks import dropped_tokens, truncation_message
 from ._validation import TEXT_DIM
+from ._weights import text_weights
 from .lazy import exact_quantile, is_dask
 
 if TYPE_CHECKING:
@@ -107,7 +108,10 @@ class MatrixSummaries(MatrixBase):
         if not allow_truncated:
             self.check_not_truncated("cross_entropy()")
         with np.errstate(over="ignore", invalid="ignore"):
-            ce = (-self._data.mean(TEXT_DIM) / (self.mean_bytes * LN2)).compute()
+            weights = text_weights(self._data)
+            mean = self._data.mean(TEXT_DIM) if weights is None else self._data.weighted(
+                xr.DataArray(weights, dims=TEXT_DIM)).mean(TEXT_DIM)
+            ce = (-mean / (self.mean_bytes * LN2)).compute()
         if not np.isfinite(ce.values).all():
             bad = self.models[int(np.argmax(~np.isfinite(ce.values)))]
             raise LoglikMapError(f"the cross-entropy of model {bad!r} overflows float64: its log-likelihoods are far "

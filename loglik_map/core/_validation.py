@@ -20,6 +20,7 @@ import xarray as xr
 from .._labels import check_text
 from .._version import __version__
 from ..errors import LoglikMapError, LoglikMapWarning, WrongTypeError
+from ..units import loglik_units_factor
 
 __all__ = [
     "MODEL_DIM",
@@ -192,6 +193,9 @@ def _n_bytes(n_bytes: Any, texts: np.ndarray) -> np.ndarray:
 
 
 def _values(values: Any, models: np.ndarray, texts: np.ndarray) -> np.ndarray:
+    if np.iscomplexobj(values):
+        raise LoglikMapError("values are complex numbers; log-likelihoods are real (nats per text). Pass the real "
+                             "values (e.g. values.real, after checking that the imaginary parts are 0)")
     try:
         vals = np.array(values, dtype=np.float64, copy=True)
     except (TypeError, ValueError) as err:
@@ -218,6 +222,12 @@ def build_dataarray(values: Any, models: Any, texts: Any, n_bytes: Any, model_co
         if dup is not None:
             raise LoglikMapError(f"{what} {dup[0]!r} appears twice (positions {dup[1]} and {dup[2]})")
     nb = _n_bytes(n_bytes, texts_arr)
+    given_attrs = check_attrs(attrs or {})
+    if "units" in given_attrs:  # converted now, as files are when read: the matrix always holds nats
+        factor = loglik_units_factor(given_attrs["units"])
+        if factor != 1.0:
+            vals *= factor
+            given_attrs = {**given_attrs, "units": "nats", "units_converted_from": str(given_attrs["units"])}
     validate_values(vals, nb, models_arr, texts_arr)
     coords: dict[Hashable, Any] = {MODEL_DIM: (MODEL_DIM, models_arr), TEXT_DIM: (TEXT_DIM, texts_arr),
                                    "n_bytes": (TEXT_DIM, nb)}
@@ -237,7 +247,7 @@ def build_dataarray(values: Any, models: Any, texts: Any, n_bytes: Any, model_co
         "loglik_map_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    full_attrs.update(check_attrs(attrs or {}))
+    full_attrs.update(given_attrs)
     return xr.DataArray(vals, dims=(MODEL_DIM, TEXT_DIM), coords=coords, attrs=full_attrs, name="log_likelihood")
 
 

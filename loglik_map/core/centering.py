@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import LoglikMapError
+from ._weights import weighted_mean
 from .lazy import double_center_lazy, is_dask
 from .matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
 
@@ -35,18 +36,23 @@ class DoubleCentering:
     text_means: np.ndarray
 
 
-def double_center_array(values: Any) -> DoubleCentering:
+def double_center_array(values: Any, weights: np.ndarray | None = None) -> DoubleCentering:
     """Double-centre a K × N array: subtract row means, then column means (float64).
 
     A dask array stays lazy: ``centered`` is then a dask array, the means are computed in one pass.
+    With ``weights`` (one per text) the row means are the weighted means ``Σ w x / Σ w``
+    (:mod:`loglik_map.core._weights`); the column means are over models and do not change.
     """
     if is_dask(values):
+        if weights is not None:
+            raise LoglikMapError("a weighted text set (text_weight coordinate) cannot be mapped from a dask-backed "
+                                 "matrix yet; load it into memory first (matrix.data.load())")
         centered, model_means, text_means = double_center_lazy(values)
         return DoubleCentering(centered=centered, model_means=model_means, text_means=text_means)
     L = np.asarray(values, dtype=np.float64)
     if L.ndim != 2 or L.size == 0:
         raise LoglikMapError(f"expected a non-empty two-dimensional array, got shape {L.shape}")
-    model_means = L.mean(axis=1)
+    model_means = weighted_mean(L, weights, axis=1)
     Q = L - model_means[:, None]
     text_means = Q.mean(axis=0)
     Q -= text_means[None, :]

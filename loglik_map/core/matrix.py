@@ -20,9 +20,9 @@ from ._validation import (
     MODEL_DIM,
     TEXT_DIM,
     build_dataarray,
-    check_attrs,
     dataarray_parts,
 )
+from ._weights import text_weights, weighted_mean, weights_text
 from .lazy import is_dask
 
 __all__ = ["MODEL_DIM", "STORAGE", "TEXT_DIM", "LogLikelihoodMatrix"]
@@ -65,7 +65,8 @@ class LogLikelihoodMatrix(MatrixSelection, MatrixSummaries, ReprMixin):
         every model's tokenizer. NaN marks a missing entry.
     attrs : mapping, optional
         Metadata (strings, numbers or lists of them). ``units``, ``loglik_map_version`` and
-        ``created`` are filled in unless given.
+        ``created`` are filled in unless given. ``units="bits"`` converts the values to nats
+        (× ln 2; recorded in ``units_converted_from``); units other than nats or bits are refused.
 
     Attributes
     ----------
@@ -119,16 +120,16 @@ class LogLikelihoodMatrix(MatrixSelection, MatrixSummaries, ReprMixin):
         Parameters
         ----------
         da : xarray.DataArray
-            Log-likelihoods in nats, dims ``("model", "text")``.
+            Log-likelihoods, dims ``("model", "text")``: in nats, or in bits if its ``units``
+            attribute says so (then converted to nats).
 
         Returns
         -------
         LogLikelihoodMatrix
         """
-        new = cls(**dataarray_parts(da), attrs={})
-        # the DataArray's own attrs win; defaults (units, version, creation time) fill the gaps
-        new._data.attrs = {**new._data.attrs, **check_attrs(dict(da.attrs))}
-        return new
+        # the DataArray's own attrs win; defaults (units, version, creation time) fill the gaps;
+        # log-likelihoods in bits are converted to nats
+        return cls(**dataarray_parts(da), attrs=dict(da.attrs))
 
     @classmethod
     def _wrap(cls, da: xr.DataArray) -> LogLikelihoodMatrix:
@@ -205,8 +206,8 @@ class LogLikelihoodMatrix(MatrixSelection, MatrixSummaries, ReprMixin):
 
     @property
     def mean_bytes(self) -> float:
-        """Mean UTF-8 length B̄ of the texts, in bytes."""
-        return float(np.mean(self.n_bytes))
+        """Mean UTF-8 length B̄ of the texts, in bytes (weighted by a ``text_weight`` coordinate, if any)."""
+        return float(weighted_mean(self.n_bytes, text_weights(self._data)))
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -253,6 +254,7 @@ class LogLikelihoodMatrix(MatrixSelection, MatrixSummaries, ReprMixin):
             ("range", f"not computed (dask-backed, chunks {self._data.data.chunksize})" if is_dask(self._data.data)
              else f"[{self.values.min():.4g}, {self.values.max():.4g}] nats"),
             ("clip", clip_text(self.attrs)),
+            ("text weights", weights_text(self._data)),
             ("preprocessing", str(self.attrs.get("preprocessing", ""))),
             ("convention", conventions_text(self.attrs, row_conventions(self._data))),
             ("scorer", str(self.attrs.get("scorer", ""))),

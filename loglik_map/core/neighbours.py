@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .blocked import block_pairs, map_block_pairs, row_ranges
+from .kernels._blas import KL_REL_BOUND
 from .kernels.blocks import RowBlock, block_kl, cross_pairs_kl_se
 
 __all__ = ["NeighbourTable", "exact_neighbours"]
@@ -38,11 +39,25 @@ class NeighbourTable:
     n_direct: int
 
 
-def _smallest(kl: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of the ``k`` smallest entries of every row of ``kl`` (unordered)."""
+def _smallest(kl: np.ndarray, k: int, limit: int) -> np.ndarray:
+    """Column indices of the ``k`` smallest entries of every row of ``kl``, and of every entry
+    that may tie with the ``k``-th (unordered; as many columns for every row).
+
+    ``kl`` is guarded to a relative error of ``KL_REL_BOUND``, so an entry within twice that of
+    the ``k``-th smallest may equal it exactly (a duplicated model) and is kept too: the direct
+    evaluation and the caller's ordering by (KL, model position) then settle ties as a stable
+    sort of a dense row would. ``np.argpartition`` alone keeps an arbitrary one of tied entries.
+    At most ``limit`` columns are kept (``kl.shape[1] − 1`` when the diagonal is set to inf).
+    """
     if k >= kl.shape[1]:
         return np.broadcast_to(np.arange(kl.shape[1]), kl.shape).copy()
-    return np.argpartition(kl, k - 1, axis=1)[:, :k]
+    kth = np.partition(kl, k - 1, axis=1)[:, k - 1:k]
+    with np.errstate(invalid="ignore"):
+        reach = kth + 4.0 * KL_REL_BOUND * np.abs(kth) + 4.0 * np.spacing(np.abs(kth))
+    width = min(limit, max(k, int((kl <= reach).sum(axis=1).max(initial=0))))
+    if width >= kl.shape[1]:
+        return np.broadcast_to(np.arange(kl.shape[1]), kl.shape).copy()
+    return np.argpartition(kl, width - 1, axis=1)[:, :width]
 
 
 def _candidates(a: RowBlock, b: RowBlock, same: bool, k: int, backend: str):
@@ -57,7 +72,8 @@ def _candidates(a: RowBlock, b: RowBlock, same: bool, k: int, backend: str):
     out = []
     sides = [(a, b, kl)] if same else [(a, b, kl), (b, a, kl.T)]
     for rows, cols, M in sides:
-        take = _smallest(M, min(k, M.shape[1] - (1 if same else 0)))
+        limit = M.shape[1] - (1 if same else 0)
+        take = _smallest(M, min(k, limit), limit)
         ia = np.repeat(np.arange(M.shape[0]), take.shape[1])
         kl_c, se_c = cross_pairs_kl_se(rows.rows, cols.rows, ia, take.ravel(), backend)
         shape = take.shape

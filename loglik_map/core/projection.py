@@ -15,6 +15,7 @@ from ..errors import LoglikMapError, WrongTypeError
 from ..units import nats_per_bit_per_byte
 from ._scoring_checks import row_conventions
 from ._validation import MODEL_DIM, PAIR_DIM, TEXT_DIM
+from ._weights import text_weights, weighted_mean
 from .matrix import LogLikelihoodMatrix
 from .results import normal_interval
 
@@ -115,7 +116,10 @@ def project_onto(mm: ModelMap, other: LogLikelihoodMatrix | xr.DataArray, unit: 
                                  "allow_mixed_scoring=True")
     mm._check_texts(with_se=True)
     L = other.values
-    Q = L - L.mean(axis=1, keepdims=True) - mm._text_means[None, :]
+    weights = text_weights(mine.data)  # the map's weights, whatever the new rows carry
+    Q = L - weighted_mean(L, weights, axis=1)[:, None] - mm._text_means[None, :]
+    if weights is not None:
+        Q *= np.sqrt(weights)[None, :]
     Q *= 1.0 / math.sqrt(2.0 * mine.n_texts * nats_per_bit_per_byte(mine.mean_bytes))
     coords = xr.DataArray(Q, dims=(MODEL_DIM, TEXT_DIM), coords=other.data.coords,
                           attrs=dict(mm.points.attrs), name="points")

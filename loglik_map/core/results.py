@@ -104,11 +104,17 @@ class KLEstimate(TidyResult, ReprMixin):
     kl : float
         Estimated KL divergence (symmetric estimator, :ref:`method-map`), in ``unit``.
     se : float
-        Standard error of ``kl`` (:ref:`method-se`), in ``unit``.
+        Standard error of ``kl`` over the sampling of texts (:ref:`method-se`), in ``unit``.
     unit : {"bits/byte", "nats"}
         ``"nats"`` means nats per text.
     n_texts : int
         Number of texts N the estimate averages over.
+
+    Notes
+    -----
+    ``se`` and :meth:`confidence_interval` are about the *estimator's target* — the value the
+    estimate would take on the whole population of texts the N were drawn from — not the exact
+    KL divergence: the estimate's approximation error (:doc:`/exact_kl`) is not in them.
     """
 
     model_a: str
@@ -120,6 +126,9 @@ class KLEstimate(TidyResult, ReprMixin):
 
     def confidence_interval(self, confidence_level: float = 0.95) -> ConfidenceInterval:
         """Normal-approximation interval ``kl ± z·se``, its lower end clipped at 0 (KL ≥ 0).
+
+        It covers the estimator's target on the population of texts (text-sampling uncertainty
+        only), not the exact KL divergence.
 
         Parameters
         ----------

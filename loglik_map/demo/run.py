@@ -3,8 +3,10 @@
 Trains or reuses the miniature model suite (:mod:`loglik_map.demo.zoo`), scores it on the built-in
 texts through the same resumable run store as real runs, builds the map and prints the
 text-entropy estimate, the KL-scale table of all ten settings of :ref:`method-scale` beside the paper's
-values, consecutive-checkpoint KL, diffusion exponents for log-likelihoods and weights, and the
-Hölder estimate; then writes the figures as PNG. Every number printed is computed.
+values (each setting measured the paper's way: :func:`~loglik_map.kl_scale` with the paper's
+per-setting preprocessing and pair rules), consecutive-checkpoint KL, diffusion exponents for
+log-likelihoods and weights, and the Hölder estimate; then writes the figures as PNG. Every number
+printed is computed, and nothing is said of the paper's numbers that this zoo's do not show.
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ from typing import Any, TextIO
 
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 
 from ..core.matrix import LogLikelihoodMatrix
 from ..core.modelmap import ModelMap
-from ..dynamics import HolderEstimate, Trajectory, holder_exponent, preprocess_pretraining, weight_distances
+from ..dynamics import HolderEstimate, Trajectory, holder_exponent, weight_distances
 from ..io import open_matrix
 from ..scale import (
+    KLSetting,
+    PretrainingPreprocessing,
     adjacent_layers,
     child_vs_parent,
     consecutive_checkpoints,
@@ -36,7 +41,7 @@ from ..scale import (
 )
 from ..scoring.runs import score_models
 from ..texts import load_texts
-from .zoo import ZooConfig, build_zoo
+from .zoo import Zoo, ZooConfig, build_zoo
 
 __all__ = ["DemoResult", "run_demo"]
 
@@ -48,13 +53,14 @@ class DemoResult:
     Attributes
     ----------
     matrix : LogLikelihoodMatrix
-        The scored matrix after the paper's preprocessing, with the zoo's coordinates.
+        Every scored row (nats per text) with the zoo's coordinates, as scored (no clip).
     map : ModelMap
         Its model map.
     kl_scale : pandas.DataFrame
-        The KL scale of the zoo's settings beside the paper's (:func:`~loglik_map.kl_scale`).
+        The KL scale of the ten settings beside the paper's (:func:`~loglik_map.kl_scale`),
+        each preprocessed the paper's way.
     step_kl : pandas.DataFrame
-        KL between consecutive checkpoints of the first run.
+        KL between consecutive checkpoints of the first run (main runs' preprocessing).
     holder : HolderEstimate or None
         The Hölder exponent of the first run at a middle start t0.
     figures : tuple of pathlib.Path
@@ -72,25 +78,64 @@ class DemoResult:
     out_dir: Path
 
 
-def _settings(mm: ModelMap, cfg: ZooConfig) -> dict[str, Any]:
+#: Model coordinate naming the pretraining run of a checkpoint row ("" for every other row: quantized
+#: copies, logit-lens rows, fine-tunes), so a setting's own preprocessing takes checkpoints only.
+TRAJECTORY = "trajectory"
+
+
+def _with_trajectories(matrix: LogLikelihoodMatrix) -> LogLikelihoodMatrix:
+    """``matrix`` with the :data:`TRAJECTORY` coordinate (the run of each checkpoint row, else "")."""
+    data = matrix.data
+    checkpoint = np.isfinite(data["step"].values.astype(float)) & (data["quantization"].values == "none")
+    if "layer" in data.coords:
+        checkpoint &= np.isnan(data["layer"].values.astype(float))
+    label = np.where(checkpoint, data["run"].values, "").astype(object)
+    return LogLikelihoodMatrix.from_dataarray(data.assign_coords({TRAJECTORY: ("model", label)}))
+
+
+def _recipes(zoo: Zoo) -> tuple[PretrainingPreprocessing, PretrainingPreprocessing]:
+    """The paper's two pretraining recipes on the zoo: the main runs (seed 0: the sizes and
+    architectures) and the seed runs (every run of the first run's architecture and size)."""
+    cfg = zoo.config
+    first = cfg.runs[0]
+    main = [r.name for r in cfg.runs if r.seed == first.seed]
+    seeds = [r.name for r in cfg.runs if (r.arch, r.size) == (first.arch, first.size)]
+    return tuple(PretrainingPreprocessing(models={TRAJECTORY: runs}, by=TRAJECTORY, after=cfg.warmup)
+                 for runs in (main, seeds))  # type: ignore[return-value]
+
+
+def _settings(zoo: Zoo) -> dict[str, Any]:
+    """The ten settings of the paper's Table 1a on the zoo, each with the paper's preprocessing:
+    checkpoints and sizes on the main runs' own preprocessing, seeds on the seed runs' own,
+    quantization, fine-tuning, random pairs and layers on the matrix as given; the library's
+    pair rules, the random pairs drawn the paper's way (among models of child–parent pairs)."""
+    cfg = zoo.config
     half = cfg.steps / 2
-    plain = mm.matrix.data
-    is_model = np.isnan(plain["layer"].values) if "layer" in plain.coords else np.ones(len(mm), bool)
-    not_quant = plain["quantization"].values == "none"
-    whole = ModelMap(mm.matrix.isel(model=np.flatnonzero(is_model & not_quant)))
+    main, seeds = _recipes(zoo)
     return {
-        "consecutive checkpoints, last 50k steps": consecutive_checkpoints("step", by="run", after=half),
-        "consecutive checkpoints, first 50k steps": consecutive_checkpoints("step", by="run", after=cfg.warmup,
-                                                                            before=half),
-        "random seeds": differing_only_in("seed", by=("arch", "size", "step")),
-        "model sizes": differing_only_in("size", by=("arch", "seed", "step")),
+        "consecutive checkpoints, last 50k steps": KLSetting(
+            consecutive_checkpoints("step", by=TRAJECTORY, after=half), main),
+        "consecutive checkpoints, first 50k steps": KLSetting(
+            consecutive_checkpoints("step", by=TRAJECTORY, after=cfg.warmup, before=half), main),
+        "random seeds": KLSetting(differing_only_in("seed", by=("arch", "size"), final="step"), seeds),
+        "model sizes": KLSetting(differing_only_in("size", by=("arch", "seed"), final="step"), main),
         "8-bit quantization": original_vs("quantization", "none", "8bit"),
         "4-bit quantization": original_vs("quantization", "none", "4bit-nf4"),
         "fine-tuned vs base": child_vs_parent("base_model"),
-        "random pairs within a model type": random_pairs(200, by="family", seed=0)(whole),
-        "random pairs across all models": random_pairs(200, seed=0)(whole),
+        "random pairs within a model type": random_pairs(by="family", lineage="base_model"),
+        "random pairs across all models": random_pairs(lineage="base_model"),
         "adjacent layers": adjacent_layers("layer", by="source_model"),
     }
+
+
+def _ordering(table: pd.DataFrame) -> str:
+    """The rank correlation of the settings' medians with the paper's, as a number, not a claim."""
+    both = table[["median", "paper_median"]].dropna() if "paper_median" in table else table.iloc[:0]
+    if len(both) < 3:
+        return "(too few settings with pairs to compare their ordering with the paper's)"
+    rho = spearmanr(both["median"], both["paper_median"]).statistic
+    return (f"Ordering of the {len(both)} settings' medians against the paper's: Spearman ρ = {rho:.2f} "
+            "(a tiny, briefly trained zoo need not resemble Pythia)")
 
 
 def _fmt(x: float) -> str:
@@ -162,25 +207,30 @@ def run_demo(out_dir: str | PathLike[str] = "loglik-map-demo", *, fast: bool = F
     store = out_dir / f"scores-{cfg.fingerprint()}-n{len(texts)}.store"
     summary = score_models(specs, texts, store, progress=progress, device="cpu", batch_tokens=8192)
     p(f"  {summary}")
-    # the paper's preprocessing (App. E.1): clip at 2 %, then drop the 3 % of texts whose log-likelihood jumps most
-    # between consecutive checkpoints after warm-up; nothing is excluded in the zoo
-    prep = preprocess_pretraining(zoo.annotate(open_matrix(store)), by="run", after=cfg.warmup)
-    matrix = prep.matrix
-    mm = ModelMap(matrix)  # refuses texts that lost tokens: every number below covers whole texts
-    p(f"  map: {matrix.n_models} rows (models, checkpoints, quantized copies, logit-lens layers) × {matrix.n_texts} "
-      f"texts of mean {matrix.mean_bytes:.0f} bytes")
-    p(f"  {prep}")
-    p(f"  outlier texts dropped: {', '.join(prep.dropped_texts[:4])}{', …' if len(prep.dropped_texts) > 4 else ''}")
-    tokens = matrix.data["n_tokens"].values
+    # the map as scored; each KL-scale setting gets the paper's own preprocessing (App. E.1) below
+    raw = _with_trajectories(zoo.annotate(open_matrix(store)))
+    mm = ModelMap(raw)  # refuses texts that lost tokens: every number below covers whole texts
+    p(f"  map: {raw.n_models} rows (models, checkpoints, quantized copies, logit-lens layers) × {raw.n_texts} "
+      f"texts of mean {raw.mean_bytes:.0f} bytes, as scored (no clip)")
+    tokens = raw.data["n_tokens"].values
     rolled = int((tokens.max(axis=0) >= cfg.max_positions).sum())
     p(f"  every token of every text scored ({int(tokens[0].sum())} per model, none dropped); {rolled} text(s) longer "
       f"than the {cfg.max_positions}-token context were scored in rolling windows")
-    best = str(matrix.cross_entropy().idxmin().item())
-    p(f"\nText-entropy estimate: {matrix.entropy():.3f} bits/byte (best model: {best}); the paper's Pile texts: ≈ 0.71")
+    best = str(raw.cross_entropy().idxmin().item())
+    p(f"\nText-entropy estimate: {raw.entropy():.3f} bits/byte (best model: {best}); on the paper's Pile texts ≈ 0.71 "
+      "(other texts, other models: not comparable)")
 
-    settings = _settings(mm, cfg)
-    table = kl_scale(mm, settings)
-    pairs = kl_scale_pairs(mm, settings)
+    # the main runs' preprocessing: clip at 2 %, then drop the 3 % of texts whose log-likelihood jumps most
+    # between consecutive checkpoints after warm-up (nothing is excluded in the zoo); checkpoint settings use it
+    main_recipe, _ = _recipes(zoo)
+    prep = main_recipe.apply(raw)
+    matrix = prep.matrix
+    p(f"  main runs' checkpoints: {prep}")
+    p(f"  outlier texts dropped: {', '.join(prep.dropped_texts[:4])}{', …' if len(prep.dropped_texts) > 4 else ''}")
+
+    settings = _settings(zoo)
+    table = kl_scale(raw, settings)
+    pairs = kl_scale_pairs(raw, settings)
     p("\nKL scale, bits/byte (the paper's Table 1a): this zoo | the paper's Pythia-scale models")
     cols = ("median", "median_se", "mean", "sd")
     p(f"  {'setting':<42} {'n':>4} {'median':>9} {'± SE':>9} {'mean':>9} {'SD':>9} | {'median':>7} {'mean':>7} {'SD':>7}")
@@ -188,13 +238,13 @@ def run_demo(out_dir: str | PathLike[str] = "loglik-map-demo", *, fast: bool = F
         mine = " ".join(f"{_fmt(row[c]):>9}" for c in cols)
         paper = " ".join(f"{_fmt(row.get('paper_' + c, np.nan)):>7}" for c in ("median", "mean", "sd"))
         p(f"  {name:<42} {int(row['count']):>4} {mine} | {paper}")
-    p("  (± SE: median of the pairs' standard errors; the zoo is tiny and briefly trained, so only the ordering of"
-      " settings is expected to resemble the paper's)")
+    p("  (n: pairs; ± SE: median of the pairs' standard errors, over texts. Each setting is measured the paper's")
+    p("  way: checkpoints and sizes on the main runs' own preprocessing, seeds on the seed runs' own, the rest on the")
+    p("  matrix as scored; random pairs are drawn among the models of child–parent pairs, as many as such pairs)")
+    p(f"  {_ordering(table)}")
 
     first = zoo.run_names[0]
-    ckpt = matrix.where_models(run=first, quantization="none", base_model="")
-    ckpt = ckpt.isel(model=np.flatnonzero(np.isfinite(ckpt.data["step"].values)))
-    traj_q = Trajectory(ModelMap(ckpt), order="step")
+    traj_q = Trajectory(ModelMap(matrix.where_models(**{TRAJECTORY: first})), order="step")
     steps_ds = traj_q.step_kl()
     step_df = steps_ds.to_dataframe().reset_index()[["step", "step_next", "kl", "se"]]
     p(f"\nConsecutive-checkpoint KL along {first} (bits/byte, ± SE):")
@@ -208,18 +258,21 @@ def run_demo(out_dir: str | PathLike[str] = "loglik-map-demo", *, fast: bool = F
     min_start = cfg.checkpoint_every
     exps_q = traj_q.diffusion_exponents(window=window, min_start=min_start)
     exps_w = traj_w.diffusion_exponents(window=window, min_start=min_start)
+    t0s = exps_q["t0"].values
+    span = f"{t0s.min():g}" if t0s.min() == t0s.max() else f"{t0s.min():g}–{t0s.max():g}"
     p(f"\nDiffusion exponents over windows of {window} checkpoints from t0 ≥ {min_start} (the paper's §4, Table 3):")
     p(f"  log-likelihoods: c_q = {exps_q.exponent.mean():.3f} (median r² {float(np.nanmedian(exps_q.r2)):.2f}, "
-      f"{exps_q.sizes['start']} starts); paper late in training ≈ 0.2")
-    p(f"  weights:         c_w = {exps_w.exponent.mean():.3f} (median r² {float(np.nanmedian(exps_w.r2)):.2f}); "
-      f"paper ≈ 1 (Brownian)")
+      f"{exps_q.sizes['start']} start(s), t0 = {span} of {cfg.steps} steps)")
+    p(f"  weights:         c_w = {exps_w.exponent.mean():.3f} (median r² {float(np.nanmedian(exps_w.r2)):.2f})")
+    p(f"  (the paper's c_q ≈ 0.2 and c_w ≈ 1 are for late training of 143,000-step runs; windows of this "
+      f"{cfg.steps}-step run are not comparable with them)")
     t0 = float(exps_q["t0"].values[len(exps_q["t0"]) // 2])
     holder = holder_exponent(traj_q.diffusion_exponent(t0, window), traj_w.diffusion_exponent(t0, window))
     p(f"  at t0 = {t0:g}: {holder}")
 
     figures = _figures(out_dir, mm, traj_q, pairs, steps_ds, exps_q, exps_w, p)
     p(f"\nDone in {time.perf_counter() - started:.0f} s. Figures and the run store are in {out_dir.resolve()}")
-    return DemoResult(matrix, mm, table, step_df, holder, figures, out_dir)
+    return DemoResult(raw, mm, table, step_df, holder, figures, out_dir)
 
 
 def _figures(out_dir: Path, mm: ModelMap, traj, pairs, steps_ds, exps_q, exps_w, p) -> tuple[Path, ...]:

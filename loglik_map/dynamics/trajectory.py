@@ -3,7 +3,8 @@
 Excluded points and the checkpoint grid follow the paper authors' scripts (shimo-lab/modelmap,
 ``kl-scale/``): an excluded checkpoint is skipped as a start and as a target and is never bridged
 (no pair or window jumps over it as if it were not there); diffusion windows are the next ``W``
-slots of the checkpoint grid (``fig5.py``), not the next ``W`` remaining points.
+slots of the checkpoint grid (``fig5.py``), not the next ``W`` remaining points, unless
+``window_on="remaining"``.
 """
 
 from __future__ import annotations
@@ -11,35 +12,34 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Hashable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from .._repr import SHOWN, ReprMixin, Summary, first_labels
-from ..core.kernels import pairs_kl_se
 from ..core.matrix import MODEL_DIM, LogLikelihoodMatrix
 from ..core.modelmap import ModelMap
 from ..errors import LoglikMapError, UnknownLabelError, WrongTypeError
-from ..units import check_unit, nats_per_bit_per_byte
-from ._diffusion import TrajectoryDiffusion
+from ._distances import DistanceProvider, MapDistances, PrecomputedDistances
 from ._layout import build_layout
+from .fits import PowerLawFit, fit_power_law
+from .uncertainty import exponent_intervals
 
 __all__ = ["Trajectory"]
 
+_WINDOW_ON = ("grid", "remaining")
 
 
-@dataclass(frozen=True)
-class _Distances:
-    """What :meth:`Trajectory.from_distances` builds a trajectory from (instead of a map)."""
-
-    squared: np.ndarray
-    coords: Any
-    unit: str
+def _check_window_on(window_on: str) -> str:
+    if window_on not in _WINDOW_ON:
+        raise LoglikMapError(f"window_on must be 'grid' (the paper's next grid slots) or 'remaining' "
+                             f"(the next saved points), got {window_on!r}")
+    return window_on
 
 
-class Trajectory(TrajectoryDiffusion, ReprMixin):
+
+class Trajectory(ReprMixin):
     """Points of a model map ordered by a numeric model coordinate.
 
     Checkpoints are ordered by ``step``, logit-lens rows by ``layer``; optionally there is one
@@ -86,26 +86,21 @@ class Trajectory(TrajectoryDiffusion, ReprMixin):
     9
     """
 
-    __slots__ = ("_D", "_X", "_layout", "_nats_per_bit", "_unit")
+    __slots__ = ("_distances", "_layout")
 
     def __init__(self, source: ModelMap | LogLikelihoodMatrix, order: str = "step", by: str | None = None, *,
                  exclude: Iterable[str] | None = None, grid: Any = None) -> None:
         if isinstance(source, LogLikelihoodMatrix):
             source = ModelMap(source)
-        if isinstance(source, _Distances):  # from_distances
-            self._X: np.ndarray | None = None
-            self._D: np.ndarray | None = source.squared
-            self._unit = source.unit
-            self._nats_per_bit = math.nan
-            coords, names = source.coords, source.coords[MODEL_DIM].values
-        elif isinstance(source, ModelMap):
-            self._X, self._D = source.points.values, None
-            self._unit = "bits/byte"
-            self._nats_per_bit = nats_per_bit_per_byte(source.mean_bytes)
-            coords, names = source.points.coords, source.models
-        else:
-            raise WrongTypeError(f"Trajectory needs a ModelMap or LogLikelihoodMatrix, got {type(source).__name__}")
-        self._layout = build_layout(coords, names, order, by, exclude, grid)
+        if not isinstance(source, ModelMap):
+            raise WrongTypeError(f"Trajectory needs a ModelMap or LogLikelihoodMatrix, got {type(source).__name__} "
+                                 "(for a matrix of squared distances use Trajectory.from_distances)")
+        self._init(MapDistances(source), order, by, exclude, grid)
+
+    def _init(self, distances: DistanceProvider, order: str, by: str | None, exclude: Iterable[str] | None,
+              grid: Any) -> None:
+        self._distances = distances
+        self._layout = build_layout(distances.coords, distances.names, order, by, exclude, grid)
 
     @classmethod
     def from_distances(cls, distances: Any, steps: Sequence[float] | np.ndarray, *, models: Sequence[str] | None = None,
@@ -150,8 +145,10 @@ class Trajectory(TrajectoryDiffusion, ReprMixin):
         if groups is not None:
             coords["group"] = (MODEL_DIM, np.asarray(list(groups), dtype=object))
         da = xr.DataArray(np.zeros(K), dims=(MODEL_DIM,), coords={MODEL_DIM: np.asarray(models, dtype=object), **coords})
-        return cls(_Distances(D, da.coords, unit), order, "group" if groups is not None else None,  # type: ignore[arg-type]
-                   exclude=exclude, grid=grid)
+        traj = cls.__new__(cls)
+        traj._init(PrecomputedDistances(D, da.coords, unit), order, "group" if groups is not None else None, exclude,
+                   grid)
+        return traj
 
     # ------------------------------------------------------------------ access
     _names = property(lambda self: self._layout.names)
@@ -243,9 +240,8 @@ class Trajectory(TrajectoryDiffusion, ReprMixin):
         slots = sum(int(grid.size) for grid in self._grids.values())
         gaps = slots - int(kept.size)
         by = self._layout.by
-        source = (f"model map over {self._X.shape[1]} texts" if self._X is not None
-                  else "precomputed squared distances")
-        return Summary("Trajectory", ((o, int(kept.size)),), self._unit or "unitless", (
+        source = self._distances.describe()
+        return Summary("Trajectory", ((o, int(kept.size)),), self._distances.scale(None)[1] or "unitless", (
             ("trajectories", f"{sizes}{more} points" + (f" (by {by})" if by else "")),
             (o, span),
             ("excluded", first_labels(self.excluded)),
@@ -255,17 +251,10 @@ class Trajectory(TrajectoryDiffusion, ReprMixin):
 
     def _kl_se(self, i: int, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """KL (squared distance) and SE from point ``i`` to points ``j``; SE NaN for distances."""
-        j = np.asarray(j, dtype=np.int64)
-        if self._X is not None:
-            return pairs_kl_se(self._X, np.full(j.size, i), j)
-        assert self._D is not None  # a trajectory holds either points or distances
-        return self._D[i, j], np.full(j.size, math.nan)
+        return self._distances.kl_se(i, np.asarray(j, dtype=np.int64))
 
     def _scale(self, unit: str | None) -> tuple[float, str]:
-        if self._X is None:
-            return 1.0, self._unit
-        unit = check_unit(unit or "bits/byte")
-        return (1.0 if unit == "bits/byte" else self._nats_per_bit), unit
+        return self._distances.scale(unit)
 
     def _transitions(self, g: Hashable, bridge: bool) -> list[tuple[int, int]]:
         idx = self._groups[g]
@@ -313,3 +302,196 @@ class Trajectory(TrajectoryDiffusion, ReprMixin):
                   f"{o}_next": ("transition", np.array(sb))}
         return xr.Dataset({"kl": ("transition", np.array(kls)), "se": ("transition", np.array(ses))}, coords=coords,
                           attrs={"units": unit, "order": o, "bridge": int(bridge)})
+
+    # ------------------------------------------------------------------ displacement and diffusion
+    def _start(self, t0: float, g: Hashable) -> int:
+        pos = np.flatnonzero(self._order[self._groups[g]] == t0)
+        if pos.size:
+            return int(pos[0])
+        name = self._excluded_at(g, t0)
+        if name:
+            raise LoglikMapError(f"t0 = {t0:g} is the excluded point {name!r}: an excluded checkpoint gives no "
+                                 "estimate (the paper leaves it out)")
+        raise LoglikMapError(f"t0 = {t0:g} is not a saved point of trajectory {g!r}")
+
+    def _excluded_at(self, g: Hashable, t0: float) -> str:
+        hit = self._dropped[g][self._order[self._dropped[g]] == t0]
+        return str(self._names[hit[0]]) if hit.size else ""
+
+    def _span(self, g: Hashable) -> tuple[float, float]:
+        """First and last position of a trajectory, excluded points included."""
+        pos = np.concatenate([self._order[self._groups[g]], self._order[self._dropped[g]]])
+        return float(pos.min()), float(pos.max())
+
+    def displacement(self, t0: float, group: Hashable | None = None, *, unit: str | None = None) -> xr.DataArray:
+        """Squared distance ‖q_t − q_t0‖² for every kept point t > t0 (bits/byte for a map).
+
+        Parameters
+        ----------
+        t0 : float
+            Start; a kept (not excluded) point of the trajectory.
+        group : optional
+            Which trajectory (needed when there are several).
+        unit : {"bits/byte", "nats"}, optional
+            For a map (distance-only trajectories keep their own unit).
+
+        Returns
+        -------
+        xarray.DataArray
+            Over a dimension named after ``order``, with the later points' model names.
+        """
+        g = self._key(group)
+        idx = self._groups[g]
+        k = self._start(t0, g)
+        later = idx[k + 1:]
+        scale, unit = self._scale(unit)
+        d = self._kl_se(idx[k], later)[0] * scale
+        o = self._order_name
+        return xr.DataArray(d, dims=(o,), coords={o: self._order[later], MODEL_DIM: (o, self._names[later])},
+                            attrs={"units": unit, "t0": float(t0), "model_t0": str(self._names[idx[k]])},
+                            name="displacement")
+
+    def _window(self, g: Hashable, k: int, window: int, window_on: str) -> tuple[np.ndarray, np.ndarray] | str:
+        """Lags and distances of the window after the ``k``-th kept point, or why there is none."""
+        idx = self._groups[g]
+        start = idx[k]
+        t0 = self._order[start]
+        if window_on == "remaining":
+            targets = idx[k + 1:k + 1 + window]
+            if targets.size < window:
+                return f"only {targets.size} saved points after t0 = {t0:g}; window is {window}"
+        else:
+            grid = self._grids[g]
+            slot = int(np.searchsorted(grid, t0))
+            slots = grid[slot + 1:slot + 1 + window]
+            if slots.size < window:
+                return f"only {slots.size} grid slots after t0 = {t0:g}; window is {window}"
+            if slots[-1] > self._span(g)[1]:
+                return f"the window of {window} grid slots after t0 = {t0:g} runs past the trajectory's last point"
+            targets = idx[np.isin(self._order[idx], slots)]
+        return self._order[targets] - t0, self._kl_se(start, targets)[0]
+
+    def diffusion_exponent(self, t0: float, window: int = 10, group: Hashable | None = None, *,
+                           window_on: str = "grid") -> PowerLawFit:
+        """Fit ``‖q_t − q_t0‖² ∝ |t − t0|^c`` over a window of ``window`` checkpoints after ``t0`` (:ref:`method-trajectories`).
+
+        Parameters
+        ----------
+        t0 : float
+            Start; a kept point of the trajectory (an excluded start has no estimate: error).
+        window : int, default 10
+            Window length W (the paper: 10 checkpoints, i.e. 10k steps at 1k spacing).
+        group : optional
+            Which trajectory (needed when there are several).
+        window_on : {"grid", "remaining"}
+            ``"grid"`` (default, the paper's ``fig5.py``): the next W slots of the grid; excluded
+            points and gaps in them are dropped, so the fit may use fewer than W points over
+            the same span. ``"remaining"``: the next W kept points, reaching further past an
+            excluded point.
+
+        Returns
+        -------
+        PowerLawFit
+            ``n_points`` is the number of points fitted (non-positive distances are dropped).
+        """
+        _check_window_on(window_on)
+        if window < 2:
+            raise LoglikMapError("window must be at least 2 points")
+        g = self._key(group)
+        got = self._window(g, self._start(t0, g), window, window_on)
+        if isinstance(got, str):
+            raise LoglikMapError(got)
+        return fit_power_law(*got, t0=t0, window=window)
+
+    def diffusion_exponents(self, window: int = 10, min_start: float | None = None, group: Hashable | None = None,
+                            *, window_on: str = "grid", n_boot: int | None = None, seed: int | None = 0,
+                            confidence_level: float = 0.95) -> xr.Dataset:
+        """The exponent c(t0) and r²(t0) for every start with a full window (Fig. 5 right, Table 3).
+
+        With ``window_on="grid"`` (default, as the paper's ``fig5.py``) the starts are the grid
+        slots ``t0 ≥ min_start`` of each trajectory whose W following slots lie within it; a
+        start that is excluded or a gap gets NaN with a ``reason`` (the authors' arrays hold NaN
+        there too), as does a window with fewer than two usable points. With
+        ``window_on="remaining"`` the starts are the kept points with W kept points after them.
+
+        Parameters
+        ----------
+        window : int, default 10
+            Window length W.
+        min_start : float, optional
+            Leave out starts before it.
+        group : optional
+            One trajectory only (default: all).
+        window_on : {"grid", "remaining"}
+            As for :meth:`diffusion_exponent`.
+        n_boot : int, optional
+            Also give the regression's interval and a bootstrap-over-texts interval from this
+            many resamples (:func:`loglik_map.exponent_intervals`).
+        seed : int, optional
+            Seed of the bootstrap.
+        confidence_level : float, default 0.95
+            Coverage of the intervals.
+
+        Returns
+        -------
+        xarray.Dataset
+            Over a ``start`` dimension: ``exponent``, ``r2``, ``se``, ``n_points``, ``reason``
+            (``""`` where the fit exists), with coordinates ``group``, ``t0`` and ``model_t0``.
+            Combine with ``.where(ds.group == g, drop=True)``; drop the NaN rows with
+            ``ds.where(ds.reason == "", drop=True)``. With ``n_boot``, the intervals beside them.
+
+        References
+        ----------
+        *Establishing a Scale for Kullback–Leibler Divergence in Language Models Across Various
+        Settings* (ACL submission; :ref:`method-references`), §4 and Table 3.
+        """
+        if n_boot is not None:
+            return exponent_intervals(self, window, min_start, group, window_on=window_on,
+                                      n_boot=n_boot, seed=seed, confidence_level=confidence_level)
+        _check_window_on(window_on)
+        if window < 2:
+            raise LoglikMapError("window must be at least 2 points")
+        rows = []
+        for g in (self.groups if group is None else [self._key(group)]):
+            rows += self._exponent_rows(g, window, min_start, window_on)
+        if not rows:
+            raise LoglikMapError(f"no start point has a full window of {window} "
+                                 f"{'grid slots' if window_on == 'grid' else 'saved points'}")
+        gs, t0, name, c, r2, se, n, why = (list(column) for column in zip(*rows))
+        return xr.Dataset(
+            {"exponent": ("start", np.array(c, dtype=float)), "r2": ("start", np.array(r2, dtype=float)),
+             "se": ("start", np.array(se, dtype=float)), "n_points": ("start", np.array(n, dtype=int)),
+             "reason": ("start", np.array(why, dtype=object))},
+            coords={"group": ("start", np.array(gs, dtype=object)), "t0": ("start", np.array(t0, dtype=float)),
+                    "model_t0": ("start", np.array(name, dtype=object))},
+            attrs={"window": window, "order": self._order_name, "window_on": window_on},
+        )
+
+    def _exponent_rows(self, g: Hashable, window: int, min_start: float | None, window_on: str) -> list[tuple]:
+        idx = self._groups[g]
+        kept = {float(self._order[i]): k for k, i in enumerate(idx)}
+        if window_on == "remaining":
+            starts = [self._order[i] for i in idx[:max(len(idx) - window, 0)]]
+        else:
+            grid, (first, last) = self._grids[g], self._span(g)
+            starts = [grid[s] for s in range(grid.size - window) if first <= grid[s] and grid[s + window] <= last]
+        rows = []
+        for t0 in starts:
+            if min_start is not None and t0 < min_start:
+                continue
+            k = kept.get(float(t0))
+            if k is None:
+                gap = self._excluded_at(g, t0)
+                why = f"excluded start ({gap})" if gap else "no saved point at this start"
+                rows.append((g, t0, gap or "", math.nan, math.nan, math.nan, 0, why))
+                continue
+            got = self._window(g, k, window, window_on)
+            try:
+                if isinstance(got, str):
+                    raise LoglikMapError(got)
+                fit = fit_power_law(*got, t0=t0, window=window)
+            except LoglikMapError as err:
+                rows.append((g, t0, self._names[idx[k]], math.nan, math.nan, math.nan, 0, str(err)))
+                continue
+            rows.append((g, t0, self._names[idx[k]], fit.exponent, fit.r2, fit.se, fit.n_points, ""))
+        return rows

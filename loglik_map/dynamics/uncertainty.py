@@ -12,8 +12,18 @@ the replicate's B̄ multiplies all displacements by one factor and leaves expone
 
 Weight-space displacements do not depend on the texts: c_w keeps its regression interval, and
 α = c_q / c_w is bootstrapped through c_q with c_w fixed. Calibration against fractional
-Brownian motion (exact c = 2H) is in ``tests/trajectory/test_uncertainty.py`` and on the
-documentation page "Exact KL beside the estimator".
+Brownian motion (exact c = 2H, one independent coordinate per text, so the path's exponent and the
+process's agree) is in ``tests/dynamics/test_uncertainty.py`` and on the documentation page
+"Exact KL beside the estimator".
+
+What the intervals cover: the bootstrap redraws texts and nothing else, so its target is the
+exponent of *this* trajectory (these checkpoints of this run) as the whole population of texts
+would measure it — text-sampling uncertainty only. It is not an interval for the exponent of the
+training process that produced the run (another seed, another run): where a trajectory carries
+few effective dimensions its own exponent can be far from the process's (on one low-dimensional
+fractional Brownian path, outside checks found the interval covering the path's exponent 93 % of
+the time and the process's 2H 17 %). The regression interval's target is the same exponent, and it
+also leaves out that the points of a fit move together.
 """
 
 from __future__ import annotations
@@ -44,6 +54,10 @@ _BLOCK_BYTES = 64 * 2**20  # coordinate differences held at once by the bootstra
 @dataclass(frozen=True)
 class BootstrapEstimate:
     """An exponent with its bootstrap-over-texts interval and, beside it, the analytic one.
+
+    Both intervals measure text-sampling uncertainty only: their target is the exponent of this
+    trajectory on the whole population of texts, not that of the process that produced it
+    (:mod:`loglik_map.dynamics.uncertainty`).
 
     Attributes
     ----------
@@ -166,12 +180,13 @@ def _slopes(lags: np.ndarray, d: np.ndarray) -> np.ndarray:
 def _bootstrap_exponents(traj: Trajectory, windows: list[tuple[int, np.ndarray, np.ndarray]], n_boot: int,
                          seed: int | None) -> np.ndarray:
     """Replicated exponents, shape (n_boot, n_starts); NaN for starts without a fit."""
-    if traj._X is None:
+    X = traj._distances.points
+    if X is None:
         raise LoglikMapError("a distance-only trajectory (Trajectory.from_distances, e.g. weights) has no texts to "
                              "resample: its exponents depend on no text sample; pass n_boot=0 for the regression "
                              "interval only")
     pairs = [(s, int(t)) for s, targets, _ in windows if s >= 0 for t in targets]
-    d = _replicate_distances(traj._X, pairs, n_boot, np.random.default_rng(seed))
+    d = _replicate_distances(X, pairs, n_boot, np.random.default_rng(seed))
     out = np.full((n_boot, len(windows)), np.nan)
     p0 = 0
     for k, (s, targets, lags) in enumerate(windows):
@@ -193,6 +208,9 @@ def exponent_intervals(trajectory: Trajectory, window: int = 10, min_start: floa
                        group: Hashable | None = None, *, window_on: str = "grid", n_boot: int = 1000,
                        seed: int | None = 0, confidence_level: float = 0.95) -> xr.Dataset:
     """Diffusion exponents c(t0) with a bootstrap-over-texts interval beside the regression's.
+
+    The intervals cover the exponent of this trajectory on the whole population of texts
+    (text-sampling uncertainty only), not the exponent of the training process behind it.
 
     Parameters
     ----------
@@ -287,6 +305,9 @@ def exponent_interval(trajectory: Trajectory, t0: float, window: int = 10, group
                       confidence_level: float = 0.95) -> BootstrapEstimate:
     """The exponent c(t0) at one start with its bootstrap-over-texts interval beside the regression's.
 
+    Its target is this trajectory's exponent on the whole population of texts, not the process's
+    (see :func:`exponent_intervals`).
+
     Parameters
     ----------
     trajectory : Trajectory
@@ -312,6 +333,9 @@ def holder_interval(trajectory: Trajectory, weights: Trajectory | PowerLawFit, t
                     group: Hashable | None = None, *, window_on: str = "grid", n_boot: int = 1000,
                     seed: int | None = 0, confidence_level: float = 0.95) -> BootstrapEstimate:
     """Hölder exponent α = c_q(t0) / c_w(t0) with a bootstrap-over-texts interval.
+
+    Its target is this trajectory's α on the whole population of texts (c_w held fixed), not the
+    process's (see :func:`exponent_intervals`).
 
     Parameters
     ----------

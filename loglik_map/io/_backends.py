@@ -11,7 +11,7 @@ import xarray as xr
 from ..errors import LoglikMapError, MissingExtraError, require_extra
 from . import _storage
 
-__all__ = ["FORMATS", "damaged_error", "format_of", "netcdf_engine", "open_zarr", "read_dataset", "require_zarr",
+__all__ = ["FORMATS", "damaged_error", "format_of", "load_zarr", "netcdf_engine", "open_zarr", "read_dataset", "require_zarr",
            "write_netcdf", "write_zarr"]
 
 FORMATS = {".nc": "netcdf", ".zarr": "zarr"}
@@ -78,19 +78,29 @@ def read_dataset(path: Path, fmt: str, *, ours: bool = False) -> xr.Dataset:
         with xr.open_dataset(path, engine=netcdf_engine()) as ds:
             return ds.load()
     if ours:
-        with xr.open_zarr(path, consolidated=False) as ds:
-            return ds.load()
+        return load_zarr(path)
     return open_zarr(path)
+
+
+def load_zarr(path: Path, *, consolidated: bool = False) -> xr.Dataset:
+    """Read a whole Zarr store into memory without dask.
+
+    Opened with ``chunks=None`` (xarray's own lazy arrays, read by Zarr directly), so no dask
+    scheduler runs: a process forked after this one read a store (e.g. a
+    ``ProcessPoolExecutor`` worker on Linux) can read stores too, which dask's threaded
+    scheduler, whose thread pool does not survive a fork, would hang.
+    """
+    with xr.open_zarr(path, consolidated=consolidated, chunks=None) as ds:
+        return ds.load()
+
 
 def open_zarr(path: Path) -> xr.Dataset:
     # Stores written here are not consolidated (Zarr v3 has no consolidated metadata in its
     # spec); stores written elsewhere may be. Try the fast path first, quietly.
     try:
-        with xr.open_zarr(path, consolidated=True) as ds:
-            return ds.load()
+        return load_zarr(path, consolidated=True)
     except (KeyError, FileNotFoundError, ValueError):
-        with xr.open_zarr(path, consolidated=False) as ds:
-            return ds.load()
+        return load_zarr(path)
 
 
 def damaged_error(path: Path, err: BaseException, what: str = "the file") -> LoglikMapError:

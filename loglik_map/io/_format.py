@@ -14,7 +14,7 @@ import xarray as xr
 
 from ..core.matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
 from ..errors import LoglikMapError
-from ..units import LN2
+from ..units import loglik_units_factor
 from ._checksum import CHECKSUM_ATTR, FILE_FORMAT, FORMAT_ATTR, dataset_checksum
 
 __all__ = ["check_format_version", "matrix_from_dataset", "normalise_strings", "stamped_dataset", "to_dataset",
@@ -79,10 +79,6 @@ def verify_checksum(ds: xr.Dataset, path: Path, what: str = "the file") -> None:
     ds.attrs.pop(CHECKSUM_ATTR, None)  # absent: written before checksums were recorded
 
 
-_NATS = {"nats", "nat", "nats per text"}
-_BITS = {"bits", "bit", "bits per text"}
-
-
 def to_nats(da: xr.DataArray, path: Path) -> xr.DataArray:
     """Return log-likelihoods in nats: ``units`` nats as is, bits converted (× ln 2); others refused."""
     units = da.attrs.get("units")
@@ -90,15 +86,15 @@ def to_nats(da: xr.DataArray, path: Path) -> xr.DataArray:
         raise LoglikMapError(f"{str(path)!r} has no 'units' attribute, so its log-likelihoods could be in nats or bits; "
                              "open it with xarray, set ds.attrs['units'] to 'nats' or 'bits', and use "
                              "LogLikelihoodMatrix.from_dataarray")
-    key = str(units).strip().lower()
-    if key in _NATS:
+    try:
+        factor = loglik_units_factor(units)
+    except LoglikMapError as err:
+        raise LoglikMapError(f"{str(path)!r}: {err}") from None
+    if factor == 1.0:
         return da
-    if key in _BITS:
-        out = da * LN2
-        out.attrs = {**da.attrs, "units": "nats", "units_converted_from": str(units)}
-        return out
-    raise LoglikMapError(f"{str(path)!r} holds log-likelihoods in units {units!r}; loglik_map reads 'nats' or "
-                         "'bits' (per text). Convert the values to nats per text and set units='nats'")
+    out = da * factor
+    out.attrs = {**da.attrs, "units": "nats", "units_converted_from": str(units)}
+    return out
 
 
 def matrix_from_dataset(ds: xr.Dataset, path: Path, verify: bool) -> LogLikelihoodMatrix:

@@ -15,8 +15,6 @@ import os
 from os import PathLike
 from pathlib import Path
 
-import xarray as xr
-
 from ..core.matrix import LogLikelihoodMatrix
 from ..errors import LoglikMapError
 from . import _storage
@@ -27,8 +25,6 @@ from ._lazy import open_lazy_zarr
 from .runstore import is_store, open_store, unfinished_store_error
 
 __all__ = ["open_matrix", "save_matrix"]
-
-_READER_WAIT = 120.0
 
 
 def _commit(tmp: Path, path: Path, fmt: str, overwrite: bool) -> None:
@@ -49,15 +45,7 @@ def _commit(tmp: Path, path: Path, fmt: str, overwrite: bool) -> None:
             else:
                 tmp.unlink()
     elif path.exists() or path.is_symlink():
-        aside = _storage.temp_sibling(path, _storage.ASIDE)
-        os.rename(path, aside)
-        try:
-            os.rename(tmp, path)
-        except BaseException:
-            os.rename(aside, path)
-            raise
-        _storage.fsync_dir(path.parent)
-        _storage.remove_path(aside)
+        _storage.replace_aside(tmp, path)
     else:
         try:
             os.rename(tmp, path)  # fails if a non-empty store appeared meanwhile
@@ -82,7 +70,8 @@ def save_matrix(matrix: LogLikelihoodMatrix, path: str | PathLike[str], *, overw
     matrix : LogLikelihoodMatrix
         The matrix to save.
     path : path
-        Ends in ``.nc`` or ``.zarr``. A hidden lock file ``.<name>.lock`` is kept beside it.
+        Ends in ``.nc`` or ``.zarr``. A hidden lock file ``.<name>.lock`` is beside it while the
+        save runs.
     overwrite : bool, default False
         If False an existing file or store is an error, so no data is replaced by accident.
 
@@ -132,34 +121,24 @@ def save_matrix(matrix: LogLikelihoodMatrix, path: str | PathLike[str], *, overw
     finally:
         lock.release()
 
-def _read_with_recovery(path: Path, fmt: str) -> xr.Dataset:
-    """Read ``path``, first finishing an interrupted save of it, and retrying once if a concurrent
-    save replaced it during the read."""
-
-    def recover() -> None:
-        lock = _storage.lock_file(path)
-        _storage.acquire(lock, _READER_WAIT, f"{str(path)!r} is being saved by another process; try again when "
-                                             "it has finished")
-        try:
-            _storage.recover(path)
-        finally:
-            lock.release()
-
+def _open_with_recovery(path: Path, fmt: str, verify: bool) -> LogLikelihoodMatrix:
+    """Read, check and validate ``path``, first finishing an interrupted save of it; a read that a
+    concurrent save overlapped (its checksum fails, or the read fails) is retried once the save is done."""
     if not path.exists() and _storage.siblings(path, _storage.ASIDE):
-        recover()
+        _storage.recover_waiting(path)
     if not path.exists():
         raise LoglikMapError(f"no such file or store: {str(path)!r}")
-    try:
-        return read_dataset(path, fmt)
-    except Exception as err:
-        first = err
-    if not path.exists() or _storage.siblings(path, _storage.ASIDE) or _storage.siblings(path, _storage.PARTIAL):
-        recover()  # a save was replacing it while we read
+
+    def read() -> LogLikelihoodMatrix:
         try:
-            return read_dataset(path, fmt)
+            return matrix_from_dataset(read_dataset(path, fmt), path, verify)
+        except LoglikMapError:
+            raise
         except Exception as err:
-            first = err
-    raise damaged_error(path, first) from first
+            raise damaged_error(path, err) from err
+
+    return _storage.read_consistently(path, read)
+
 
 def open_matrix(path: str | PathLike[str], *, verify: bool = True, chunks: int | dict[str, int] | None = None
                 ) -> LogLikelihoodMatrix:
@@ -207,5 +186,4 @@ def open_matrix(path: str | PathLike[str], *, verify: bool = True, chunks: int |
     elif chunks is not None:
         raise LoglikMapError(f"chunks= opens Zarr stores and run stores lazily; {str(path)!r} is netCDF. Open it "
                              "without chunks= and save it as .zarr once (matrix.save('name.zarr'))")
-    ds = _read_with_recovery(path, fmt)
-    return matrix_from_dataset(ds, path, verify)
+    return _open_with_recovery(path, fmt, verify)

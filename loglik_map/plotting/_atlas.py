@@ -184,7 +184,7 @@ def atlas_figure(data: AtlasData, *, color: str | None = None, edges: Any = "aut
     size = 8 if K <= 1_000 else 5 if K <= 20_000 else 3
     halo = np.where(data.kept < POORLY_KEPT, "rgba(214,39,40,0.95)", "rgba(0,0,0,0)")
     marker = _marker_settings(_colour_option(color, options[color]))
-    marker.update(size=size, line={"color": halo.tolist(), "width": 1.5})
+    marker.update(size=size, line={"color": halo.tolist(), "width": 1.5 if K <= 1_000 else 0.75})
     main = len(traces)
     traces.append(go.Scattergl(x=x, y=y, mode="markers", name="models", uid="models", text=data.models.tolist(),
                                hovertext=_hover(data), hoverinfo="text", marker=marker,

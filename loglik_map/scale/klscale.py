@@ -243,8 +243,11 @@ def kl_scale(source: ModelMap | LogLikelihoodMatrix, groups: Mapping[Any, Settin
     Returns
     -------
     pandas.DataFrame
-        Indexed by setting: ``count, median, mean, sd, median_se, mean_se`` (mean_se = SE of the
-        mean KL combining pair SEs and spread: sd/√count); what was measured — ``pairs`` (the
+        Indexed by setting: ``count, median, mean, sd, median_se, mean_se`` — ``median_se`` is the
+        median of the pairs' own SEs (text sampling: the typical uncertainty of one pair's KL, not
+        an SE of the median), ``mean_se`` = sd/√count, the SE of the mean over the sampling of
+        pairs (their spread includes the text-sampling noise); both are about the estimator's
+        values, not the exact KLs (:ref:`method-se`); what was measured — ``pairs`` (the
         rule), ``preprocessing`` (as given, or what the setting's own preprocessing excluded,
         clipped and dropped), ``n_texts`` and ``mean_bytes`` (B̄ the KLs are scaled with); and
         ``paper_median, paper_mean, paper_sd`` in bits/byte where a paper row applies; ``floor``

@@ -53,9 +53,53 @@ def _coord(mm: ModelMap, name: str) -> np.ndarray:
     return c[name].values
 
 
-def _keys(mm: ModelMap, names: Sequence[str]) -> list[tuple]:
+def _hashable(value: Any) -> Any:
+    """A coordinate value that compares equal to its copies: NaN (a whole model's ``layer``) becomes None."""
+    if isinstance(value, (float, np.floating)) and np.isnan(value):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _keys(mm: ModelMap, names: Sequence[str], *, nan_equal: bool = False) -> list[tuple]:
+    """Per row, its values of the ``names`` coordinates (NaN equal to NaN only with ``nan_equal``)."""
     cols = [_coord(mm, n) for n in names]
+    if nan_equal:
+        return [tuple(_hashable(c[i]) for c in cols) for i in range(len(mm))]
     return [tuple(c[i] for c in cols) for i in range(len(mm))]
+
+
+#: Coordinates that tell a variant of one model from the model itself: a logit-lens layer
+#: (NaN for the whole model), a quantized copy, a fine-tune (its parent in ``base_model``). Such
+#: rows may share the model's other coordinates (``source_model``, ``revision``, ``step``, user
+#: coordinates), so every rule pairs only rows that agree on these, unless a rule is about one.
+_VARIANT_COORDS = ("layer", "quantization", "base_model")
+
+
+def _variant_keys(mm: ModelMap, skip: Iterable[str] = ()) -> list[tuple]:
+    """Per row, its values of the :data:`_VARIANT_COORDS` on the map (less ``skip``)."""
+    skipped = set(skip)
+    names = [n for n in _VARIANT_COORDS if n not in skipped and n in mm.points.coords
+             and mm.points.coords[n].dims == (MODEL_DIM,)]
+    keys = _keys(mm, names, nan_equal=True)
+    # "" is how a matrix without the coordinate was filled: not quantized, no parent
+    for name, missing in (("quantization", "none"), ("base_model", "")):
+        if name in names:
+            q = names.index(name)
+            keys = [k[:q] + (missing if k[q] in ("", None) else k[q],) + k[q + 1:] for k in keys]
+    return keys
+
+
+def _is_lens_row(mm: ModelMap) -> np.ndarray:
+    """Rows with a finite ``layer`` coordinate (logit-lens rows); all False without one."""
+    c = mm.points.coords
+    if "layer" not in c or c["layer"].dims != (MODEL_DIM,):
+        return np.zeros(len(mm), dtype=bool)
+    layer = np.asarray(c["layer"].values, dtype=float)
+    return np.isfinite(layer)
+
+
+def _names(by: str | Sequence[str] | None) -> list[str]:
+    return [] if not by else [by] if isinstance(by, str) else list(by)
 
 
 def consecutive_checkpoints(order: str = "step", by: str | Sequence[str] | None = None, *,
@@ -66,6 +110,10 @@ def consecutive_checkpoints(order: str = "step", by: str | Sequence[str] | None 
 
     Checkpoints of a group are ordered by ``order``; each is paired with the next, then
 
+    * logit-lens rows, quantized copies and fine-tunes (the variant coordinates ``layer``,
+      ``quantization`` and ``base_model``, unless ``order`` or ``by`` names them) form runs of
+      their own: a model's layer-3 row, 8-bit copy or fine-tune may share its ``step`` but is
+      never its neighbour on the run;
     * a pair that touches a model in ``exclude`` is dropped — never bridged (names not on the
       map are ignored, so one list serves several settings);
     * both ends must lie in ``[after, before]``;
@@ -110,7 +158,9 @@ def consecutive_checkpoints(order: str = "step", by: str | Sequence[str] | None 
 
     def select(mm: ModelMap) -> list[Pair]:
         steps = _coord(mm, order).astype(float)
-        groups = _keys(mm, [by] if isinstance(by, str) else list(by)) if by else [()] * len(mm)
+        # a logit-lens row or a quantized copy shares its model's step: never in the model's run
+        variants = _variant_keys(mm, skip=[order, *_names(by)])
+        groups = [k + v for k, v in zip(_keys(mm, _names(by)), variants)]
         out = []
         for idx in ordered_groups(steps, groups, mm.models, order, split_hint=not by).values():
             pairs = [(a, b) for a, b in itertools.pairwise(idx)
@@ -146,6 +196,10 @@ def differing_only_in(coord: str, by: str | Sequence[str] = (), *, final: str | 
     seeds (``calc_kl.py``: the largest step common to all runs). Models without a finite
     ``final`` or without a ``coord`` value are not considered then.
 
+    Both rows of a pair also agree on ``layer``, ``quantization`` and ``base_model`` unless
+    ``coord`` or ``by`` names them: a seed's 8-bit copy, logit-lens row or fine-tune is never
+    paired with another seed's model.
+
     Parameters
     ----------
     coord : str
@@ -163,7 +217,7 @@ def differing_only_in(coord: str, by: str | Sequence[str] = (), *, final: str | 
 
     def select(mm: ModelMap) -> list[Pair]:
         values = _coord(mm, coord)
-        keys = _keys(mm, [by] if isinstance(by, str) else list(by))
+        keys = [k + v for k, v in zip(_keys(mm, _names(by)), _variant_keys(mm, skip=[coord, *_names(by)]))]
         use = np.ones(len(mm), dtype=bool)
         if final is not None:
             pos = _coord(mm, final).astype(float)
@@ -186,8 +240,15 @@ def _missing(value: Any) -> bool:
 
 
 def original_vs(coord: str = "quantization", base: Any = "none", value: Any = None,
-                by: str | Sequence[str] = ("source_model", "revision")) -> PairRule:
+                by: str | Sequence[str] = ("source_model", "revision"), *, layers: bool = False) -> PairRule:
     """(original, variant) pairs, matched on the ``by`` coordinates — e.g. a model and its 8-bit copy.
+
+    Logit-lens rows share their model's ``source_model``, ``revision`` and ``quantization``, so
+    rows are matched on ``layer`` as well (a whole model has none): a copy is paired with the
+    whole original, never with one of its layers. Lens rows are left out unless ``layers=True``,
+    which pairs each layer of a copy with the same layer of the original. Two originals that
+    match one copy (e.g. the model scored twice, in two dtypes) are an error naming both: add the
+    coordinate that tells them apart to ``by``.
 
     Parameters
     ----------
@@ -198,7 +259,10 @@ def original_vs(coord: str = "quantization", base: Any = "none", value: Any = No
     value : optional
         Its value for the variants (any other value if None).
     by : str or sequence of str
-        Model coordinates equal within a pair.
+        Model coordinates equal within a pair (``layer`` is always matched too).
+    layers : bool, default False
+        Also pair logit-lens rows, layer by layer (the paper's quantization settings compare whole
+        models only).
 
     Returns
     -------
@@ -208,16 +272,31 @@ def original_vs(coord: str = "quantization", base: Any = "none", value: Any = No
 
     def select(mm: ModelMap) -> list[Pair]:
         values = _coord(mm, coord)
-        keys = _keys(mm, [by] if isinstance(by, str) else list(by))
-        originals = {keys[i]: i for i in range(len(mm)) if values[i] == base}
-        return [(mm.models[originals[keys[j]]], mm.models[j]) for j in range(len(mm))
+        names = _names(by)
+        keys = [k + v for k, v in zip(_keys(mm, names), _variant_keys(mm, skip=[coord, *names]))]
+        use = np.ones(len(mm), dtype=bool) if layers else ~_is_lens_row(mm)
+        originals: dict[tuple, int] = {}
+        for i in np.flatnonzero(use):
+            if values[i] != base:
+                continue
+            if keys[i] in originals:
+                a, b = mm.models[originals[keys[i]]], mm.models[i]
+                raise LoglikMapError(f"two originals ({coord} = {base!r}) with equal {', '.join(names) or 'coordinates'}"
+                                     f": {a!r} and {b!r}; add the coordinate that tells them apart to by=")
+            originals[keys[i]] = int(i)
+        return [(mm.models[originals[keys[j]]], mm.models[j]) for j in np.flatnonzero(use)
                 if values[j] != base and (value is None or values[j] == value) and keys[j] in originals]
 
-    return PairRule(f"{coord} {base} vs {value if value is not None else 'other'}", select)
+    what = f"{coord} {base} vs {value if value is not None else 'other'}"
+    return PairRule(what + (", layer by layer" if layers else ""), select)
 
 
 def child_vs_parent(parent: str = "base_model") -> PairRule:
     """(child, parent) pairs where the ``parent`` model coordinate names another mapped model.
+
+    The child must be the same kind of row as its parent (equal ``layer`` and ``quantization``): a
+    fine-tune's logit-lens rows and quantized copies carry its ``parent`` coordinate too, but a
+    layer or an 8-bit copy of the child against the whole parent is not a fine-tuning pair.
 
     Parameters
     ----------
@@ -231,10 +310,7 @@ def child_vs_parent(parent: str = "base_model") -> PairRule:
     """
 
     def select(mm: ModelMap) -> list[Pair]:
-        parents = _coord(mm, parent)
-        names = set(mm.models)
-        return [(mm.models[i], str(p)) for i, p in enumerate(parents) if isinstance(p, str) and p in names
-                and p != mm.models[i]]
+        return [(mm.models[i], mm.models[j]) for i, j in _lineage_pairs(mm, parent)]
 
     return PairRule("child vs parent", select)
 
@@ -259,10 +335,12 @@ def adjacent_layers(order: str = "layer", by: str = "source_model") -> PairRule:
 
 
 def _lineage_pairs(mm: ModelMap, parent: str) -> list[tuple[int, int]]:
-    """(child, parent) row pairs where the ``parent`` coordinate names another mapped model."""
+    """(child, parent) row pairs where the ``parent`` coordinate names another mapped model of
+    the same kind (equal variant coordinates: no lens row or quantized copy of a child)."""
     index = {m: i for i, m in enumerate(mm.models)}
+    kind = _variant_keys(mm, skip=[parent, "base_model"])
     return [(i, index[p]) for i, p in enumerate(_coord(mm, parent))
-            if isinstance(p, str) and p in index and index[p] != i]
+            if isinstance(p, str) and p in index and index[p] != i and kind[i] == kind[index[p]]]
 
 
 def _draw_pairs(candidates: np.ndarray, count: int, rng: np.random.Generator) -> list[tuple[int, int]]:
@@ -278,6 +356,7 @@ def random_pairs(n: int | None = None, by: str | None = None, *, seed: int = 0,
     """Random model pairs, optionally within equal values of ``by`` (a model type).
 
     Without ``lineage``: ``n`` (default 1,000) distinct pairs of mapped models, without repetition.
+    Logit-lens rows (a finite ``layer``) are not models and are never drawn; quantized copies are.
 
     With ``lineage`` (the parent coordinate, e.g. ``"base_model"``), the paper's sampling
     (``calc_kl.py``): only models of child–parent pairs are candidates; pairs are drawn with
@@ -313,7 +392,8 @@ def random_pairs(n: int | None = None, by: str | None = None, *, seed: int = 0,
     def distinct(mm: ModelMap) -> list[Pair]:
         rng = np.random.default_rng(seed)
         keys = _coord(mm, by) if by else np.zeros(len(mm))
-        candidates = [(i, j) for i in range(len(mm)) for j in range(i + 1, len(mm)) if keys[i] == keys[j]]
+        rows = np.flatnonzero(~_is_lens_row(mm)).tolist()
+        candidates = [(i, j) for n, i in enumerate(rows) for j in rows[n + 1:] if keys[i] == keys[j]]
         if not candidates:
             return []
         pick = rng.choice(len(candidates), size=min(n or 1000, len(candidates)), replace=False)

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from ..io.runstore import is_store, open_store, store_failures
 from .architectures import FINAL_NORM_PATHS, find_final_norm
+from .exact_kl import exact_kl
 from .hf import HFScorer
+from .kl_summary import exact_kl_report
 from .lens import LogitLensScorer
 from .protocol import Scorer
 from .runs import ModelSpec, RunSummary, score_models
+from .versus_exact import estimator_vs_exact
 from .windows import CONVENTIONS, LONG_TEXT_MODES, encode_text
 
 __all__ = [
@@ -28,6 +31,9 @@ __all__ = [
     "RunSummary",
     "Scorer",
     "encode_text",
+    "estimator_vs_exact",
+    "exact_kl",
+    "exact_kl_report",
     "find_final_norm",
     "is_store",
     "open_store",

@@ -102,11 +102,16 @@ def pair_chunk(torch: Any, za: Any, zb: Any, targets: Any, work: Any = None) -> 
     c = E_pa[Δ], KL(a‖b) = E_pa[Δ] − (lse_a − lse_b) = log E_pa[exp(−(Δ − c))], computed as
     ``log1p(E_pa[expm1(−(Δ − c))])``: no log-normaliser is subtracted, so a KL of 1e-5 nats keeps
     ~4 significant digits in float32 (the textbook Σ p_a (log p_a − log p_b) loses everything
-    below ~1e-6, the rounding of log p at the scale of the logits). The reverse direction
-    likewise with p_b. Rows where the exponential overflows (logit differences beyond ~88 nats,
-    i.e. a huge KL) use the textbook form, which is accurate there.
+    below ~1e-6, the rounding of log p at the scale of the logits). Δ is first centred on its
+    value at p_a's most likely token, so every float32 reduction runs over the spread of Δ, not
+    its level: two heads that differ by a bias common to the vocabulary (Δ ≈ 30 nats everywhere)
+    give KL 0 to ~1e-12, not the rounding of E_pa[Δ] at 30 nats (~1e-4). A per-position KL below
+    0 (rounding of a KL ≈ 0) is set to 0. The reverse direction likewise with p_b. Rows where the
+    exponential overflows (logit differences beyond ~88 nats, i.e. a huge KL) use the textbook
+    form, which is accurate there.
     """
-    same = za.argmax(dim=-1) == zb.argmax(dim=-1)
+    top_a, top_b = za.argmax(dim=-1, keepdim=True), zb.argmax(dim=-1, keepdim=True)
+    same = (top_a == top_b).view(-1)
     if work is None:
         work = torch.empty((4, *za.shape), dtype=za.dtype, device=za.device)
     la, lb, pa, pb = (w[:za.shape[0]] for w in work)
@@ -118,17 +123,21 @@ def pair_chunk(torch: Any, za: Any, zb: Any, targets: Any, work: Any = None) -> 
     torch.exp(lb, out=pb)
     dz = za.sub_(zb)
     work = zb
-    c_ab, c_ba = _rowdot(torch, pa, dz), _rowdot(torch, pb, dz)
-    torch.sub(c_ab[:, None], dz, out=work).expm1_()
+    # KL(a‖b): x = Δ − Δ[top_a] (exact in float32 where Δ is nearly constant), c = E_pa[x]
+    torch.sub(dz, dz.gather(-1, top_a), out=work)
+    c_ab = _rowdot(torch, pa, work)
+    torch.sub(c_ab[:, None], work, out=work).expm1_()
     kl_ab = torch.log1p(_rowdot(torch, pa, work))
-    torch.sub(dz, c_ba[:, None], out=work).expm1_()
+    torch.sub(dz, dz.gather(-1, top_b), out=work)
+    c_ba = _rowdot(torch, pb, work)
+    torch.sub(work, c_ba[:, None], out=work).expm1_()
     kl_ba = torch.log1p(_rowdot(torch, pb, work))
     # the textbook form for rows whose exponentials overflowed (on a GPU always computed: no host sync)
     if za.device.type != "cpu" or not bool((torch.isfinite(kl_ab) & torch.isfinite(kl_ba)).all()):
         diff = la.sub_(lb)
         kl_ab = torch.where(torch.isfinite(kl_ab), kl_ab, _rowdot(torch, pa, diff))
         kl_ba = torch.where(torch.isfinite(kl_ba), kl_ba, -_rowdot(torch, pb, diff))
-    return kl_ab, kl_ba, ta, tb, same
+    return kl_ab.clamp_(min=0), kl_ba.clamp_(min=0), ta, tb, same
 
 
 def run_pair(sides: Sequence[PairSide], windows: list[Any], batch_tokens: int, progress: bool) -> dict[str, np.ndarray]:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ..errors import LoglikMapError, LoglikMapWarning
+from ..errors import LoglikMapError, LoglikMapWarning, WrongTypeError
 from ..texts import TextSet
 from ._exact_kl_run import batch_budget, run_pair
 from .kl_summary import exact_kl_dataset
@@ -190,7 +190,7 @@ def exact_kl(model_a: Any, model_b: Any, texts: TextSet | Sequence[str], *, laye
         Along ``token``: the per-position values. Summary (llama.cpp's statistics, and the
         bits/byte averages on the map's scale — mean over texts / (B̄ ln 2) with SEs over texts):
         see :func:`loglik_map.scoring.kl_summary.summarize_exact_kl`; print it with
-        :func:`loglik_map.exact_kl_report`.
+        :func:`loglik_map.scoring.exact_kl_report`.
 
     Raises
     ------
@@ -205,11 +205,15 @@ def exact_kl(model_a: Any, model_b: Any, texts: TextSet | Sequence[str], *, laye
 
         ds = lm.exact_kl("EleutherAI/pythia-410m", lm.ModelSpec("EleutherAI/pythia-410m", quantization="4bit"),
                          texts)
-        print(lm.exact_kl_report(ds))
+        print(lm.scoring.exact_kl_report(ds))
         ds = lm.exact_kl("EleutherAI/pythia-410m", "EleutherAI/pythia-410m", texts, layer_a=12, layer_b=13)
     """
     from .loading import require_torch
 
+    for which, layer in (("layer_a", layer_a), ("layer_b", layer_b)):
+        if layer is not None and (isinstance(layer, (bool, np.bool_)) or not isinstance(layer, (int, np.integer))):
+            raise WrongTypeError(f"{which} must be a whole layer number (0 = embeddings, negative counts from the "
+                                 f"output) or None, got {layer!r} ({type(layer).__name__})")
     require_torch()
     texts = texts if isinstance(texts, TextSet) else TextSet(texts)
     side_a, side_b = _resolve(model_a, model_b, layer_a, layer_b, dict(options))

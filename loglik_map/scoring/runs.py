@@ -147,8 +147,11 @@ class ModelSpec:
         if not self.logit_lens:
             defaults = {k: v for k, v in defaults.items() if k not in LENS_OPTIONS}
         kwargs = {**defaults, **dict(self.options)}
+        # a run-wide dtype (score_models(dtype=...), exact_kl(dtype=...)) applies unless the spec sets its own
+        dtype = kwargs.pop("dtype", self.dtype) if self.dtype == "auto" else self.dtype
+        kwargs.pop("dtype", None)
         return cls(self.model, name=self.name, revision=self.revision, quantization=self.quantization,
-                   dtype=self.dtype, coords={k: v for k, v in self.coords.items() if k != "step"}, step=self.step,
+                   dtype=dtype, coords={k: v for k, v in self.coords.items() if k != "step"}, step=self.step,
                    **kwargs)
 
     @property

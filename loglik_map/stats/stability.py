@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..core._weights import text_weights
 from ..core.matrix import LogLikelihoodMatrix
 from ..core.modelmap import ModelMap
 from ..errors import LoglikMapError
@@ -68,6 +69,9 @@ def text_resampling_stability(source: ModelMap | LogLikelihoodMatrix, n_splits: 
     matrix = source.matrix if isinstance(source, ModelMap) else source
     if matrix.n_models < 3:
         raise LoglikMapError("need at least 3 models (2 pairs) to correlate KLs")
+    if text_weights(matrix.data) is not None:
+        raise LoglikMapError("text_resampling_stability splits and bootstraps the texts as equals; this text set is "
+                             "weighted (a resample_texts selection): run it on the full text set")
     if not 2 <= n_splits <= matrix.n_texts // 2:
         raise LoglikMapError(f"n_splits must be between 2 and N/2 = {matrix.n_texts // 2}")
     rng = np.random.default_rng(seed)

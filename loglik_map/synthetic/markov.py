@@ -199,7 +199,8 @@ class MarkovExample:
         Models × texts, nats; model coordinates ``family`` and ``member``.
     true_kl : xarray.DataArray
         Dims ``("model", "model_")``: exact symmetrised KL ½(KL(a‖b) + KL(b‖a)) in bits/byte,
-        averaged over the sampled texts' lengths — what the map's estimator targets.
+        averaged over the sampled texts' lengths — what the map's estimator approximates (its SE
+        and intervals are about its own population value, which can differ from this).
     models : tuple of MarkovChainModel
         The chains that scored the texts, in the matrix's model order.
     source : MarkovChainModel

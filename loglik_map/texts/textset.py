@@ -53,6 +53,9 @@ class TextSet:
         domains: Sequence[str] | None = None,
         metadata: Mapping[str, Sequence[Any]] | None = None,
     ) -> None:
+        if isinstance(texts, (str, bytes)):
+            raise WrongTypeError(f"texts must be a sequence of texts, got one {type(texts).__name__} "
+                                 f"({texts[:40]!r}{'…' if len(texts) > 40 else ''}); for a single text pass a list: [text]")
         texts = list(texts)
         if not texts:
             raise LoglikMapError("a TextSet needs at least one text")
@@ -325,6 +328,40 @@ class TextSet:
         if not new._texts:
             raise LoglikMapError("the selection is empty")
         return new
+
+    def matching(self, selection: Any) -> TextSet:
+        """The texts of a matrix (e.g. from :func:`loglik_map.resample_texts`), in its order, with its weights.
+
+        Score new models on the result (``lm.score_models(specs, texts=textset.matching(selection),
+        store=...)``): their rows then carry the selection's ``text_weight``, ``selection_count``
+        and ``selection_probability`` coordinates and join the weighted map
+        (:meth:`LogLikelihoodMatrix.concat <loglik_map.LogLikelihoodMatrix.concat>`) or are
+        projected onto it (:meth:`ModelMap.project <loglik_map.ModelMap.project>`).
+
+        Parameters
+        ----------
+        selection : LogLikelihoodMatrix
+            A matrix whose texts all come from this text set.
+
+        Returns
+        -------
+        TextSet
+            The matching texts; the selection's per-text coordinates ride along as metadata.
+        """
+        data = getattr(selection, "data", None)
+        if data is None or "text" not in getattr(data, "dims", ()):
+            raise WrongTypeError(f"matching needs a LogLikelihoodMatrix, got {type(selection).__name__}")
+        position = {tid: i for i, tid in enumerate(self._ids)}
+        wanted = [str(t) for t in data["text"].values]
+        missing = [t for t in wanted if t not in position]
+        if missing:
+            raise LoglikMapError(f"{len(missing)} of the selection's {len(wanted)} texts are not in this text set "
+                                 f"(first: {missing[0]!r}); use the text set the matrix was scored on")
+        out = self._subset([position[t] for t in wanted])
+        for name in ("text_weight", "selection_count", "selection_probability"):
+            if name in data.coords:
+                out._metadata[name] = list(np.asarray(data.coords[name].values))
+        return out
 
     def sample(self, n: int, seed: int = 42) -> TextSet:
         """``n`` texts drawn without replacement, in draw order, by ``random.Random(seed).sample``.

@@ -26,10 +26,13 @@ LN2 = np.log(2.0)
 
 
 def char_tokenizer():
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.WordLevel({c: i for i, c in enumerate(ALPHABET)}))
+    # any other character (the scorer's self-check probe has some) becomes a space: the samples,
+    # all in the alphabet, are untouched, and no [UNK] token is needed that the model could sample
+    tok.normalizer = normalizers.Sequence([normalizers.Lowercase(), normalizers.Replace(Regex("[^a-z .,]"), " ")])
     tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     tok.decoder = decoders.Fuse()
     return PreTrainedTokenizerFast(tokenizer_object=tok)

@@ -102,7 +102,7 @@ def test_summary_statistics_follow_llama_cpp(model_dirs, texts):
     assert float(ds.token_kl_ab_quantiles.sel(quantile=1.0)) == srt[-1]
     assert float(ds.token_kl_ab_quantiles.sel(quantile=0.5)) == pytest.approx(np.median(x))
     assert list(ds["quantile"].values) == list(QUANTILES)
-    report = lm.exact_kl_report(ds)
+    report = lm.scoring.exact_kl_report(ds)
     for line in ("Mean    KLD:", "99.9%   KLD:", "Median  KLD:", " 0.1%   KLD:", "RMS Δp    :", "Same top p:"):
         assert line in report
     # a selection of texts carries its tokens and recomputed statistics
@@ -317,6 +317,27 @@ def test_huge_kls_where_the_exponentials_overflow():
     assert same.tolist() == (za.argmax(-1) == zb.argmax(-1)).tolist()
 
 
+@pytest.mark.parametrize("offset", [5.0, 30.0, -30.0])
+def test_logits_shifted_by_a_constant_have_zero_kl(offset):
+    """Heads that differ by a bias common to the vocabulary give the same distribution: KL 0, not
+    the float32 rounding of E_p[Δ] at the offset's scale (1.7e-5 and 8e-5 nats at 5 and 30 before)."""
+    from loglik_map.scoring._exact_kl_run import pair_chunk
+
+    g = torch.Generator().manual_seed(0)
+    za = torch.randn(64, 8192, generator=g) * 3
+    targets = torch.randint(0, 8192, (64,), generator=g)
+    kl_ab, kl_ba, *_ = pair_chunk(torch, za.clone(), za - offset, targets)
+    assert float(kl_ab.abs().max()) < 1e-9 and float(kl_ba.abs().max()) < 1e-9
+    assert float(kl_ab.min()) >= 0 and float(kl_ba.min()) >= 0
+    # a KL of ~5e-7 nats on top of the offset: within 1e-8 nats of float64 (the float32 rounding
+    # of Δ at 30 nats, ~2e-6 per logit, is all that is left; the textbook float32 sum errs ~5e-7)
+    zb = za - offset + 1e-3 * torch.randn(64, 8192, generator=g)
+    la, lb = torch.log_softmax(za.double(), -1), torch.log_softmax(zb.double(), -1)
+    kl_ab, kl_ba, *_ = pair_chunk(torch, za.clone(), zb.clone(), targets)
+    np.testing.assert_allclose(kl_ab, (la.exp() * (la - lb)).sum(-1), rtol=1e-3, atol=1e-8)
+    np.testing.assert_allclose(kl_ba, (lb.exp() * (lb - la)).sum(-1), rtol=1e-3, atol=1e-8)
+
+
 # ---------------------------------------------------------------------- the estimator beside the exact value
 @pytest.mark.filterwarnings("ignore::loglik_map.UnreliableEstimateWarning")
 @pytest.mark.filterwarnings("error::loglik_map.LoglikMapWarning")
@@ -329,7 +350,7 @@ def test_estimator_beside_the_exact_kl_for_the_pairs_of_a_map(model_dirs, texts)
     mm = lm.ModelMap(matrix)
     shuffled = texts[list(range(len(texts)))[::-1]]  # matched by id, whatever the order
     with pytest.warns(lm.UnreliableEstimateWarning, match="only 12 texts"):  # the map's SE says so here too
-        df = lm.estimator_vs_exact(mm, shuffled, {"seeds": [("a", "b"), ("a", "llama")],
+        df = lm.scoring.estimator_vs_exact(mm, shuffled, {"seeds": [("a", "b"), ("a", "llama")],
                                                   "layers": lm.adjacent_layers("layer", by="source_model")})
     assert df.setting.tolist() == ["seeds", "seeds", "layers", "layers"]
     assert df[["a", "b"]].values.tolist()[2:] == [["a@layer0", "a@layer1"], ["a@layer1", "a@layer2"]]
@@ -351,14 +372,14 @@ def test_estimator_beside_the_exact_kl_for_the_pairs_of_a_map(model_dirs, texts)
     short = lm.LogLikelihoodMatrix.concat([lm.HFScorer(a, name="a", max_length=16).score(texts),
                                            lm.HFScorer(b, name="b").score(texts)])
     with pytest.warns(lm.LoglikMapWarning, match="differ from the map's by up to .* nats per byte"):
-        off = lm.estimator_vs_exact(lm.ModelMap(short), texts, [("a", "b")])
+        off = lm.scoring.estimator_vs_exact(lm.ModelMap(short), texts, [("a", "b")])
     assert off.loglik_mismatch[0] > 1e-3
-    clipped = lm.estimator_vs_exact(lm.ModelMap(matrix.clip(0.2)), texts, [("a", "b")])  # no warning: see filter
+    clipped = lm.scoring.estimator_vs_exact(lm.ModelMap(matrix.clip(0.2)), texts, [("a", "b")])  # no warning: see filter
     assert clipped.loglik_mismatch[0] < 1e-5 and clipped.map_kl[0] != seeds.map_kl
     with pytest.raises(lm.LoglikMapError, match="not among the texts given"):
-        lm.estimator_vs_exact(mm, texts[:5], [("a", "b")])
+        lm.scoring.estimator_vs_exact(mm, texts[:5], [("a", "b")])
     with pytest.raises(lm.LoglikMapError, match="not on the map"):
-        lm.estimator_vs_exact(mm, texts, [("a", "nope")])
+        lm.scoring.estimator_vs_exact(mm, texts, [("a", "nope")])
 
 
 def test_out_of_memory_splits_batches_as_the_scorer_does(model_dirs, texts):

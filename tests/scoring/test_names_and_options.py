@@ -189,3 +189,20 @@ def test_cli_models_file_values_are_checked(tmp_path, model_dirs, texts, capsys)
     with pytest.raises(SystemExit):
         main(["score", "--models", str(tmp_path / "nope.txt"), "--texts", str(texts_path), "--store", "x"])
     assert "--models: no such file" in capsys.readouterr().err
+
+
+def test_a_run_wide_dtype_reaches_every_model(model_dirs, texts, tmp_path):
+    # exact_kl(dtype=...) and score_models(dtype=...) failed with "multiple values for keyword argument 'dtype'"
+    ds = lm.exact_kl(str(model_dirs["gpt_neox"]), str(model_dirs["gpt_neox_b"]), texts[:3], dtype="float32")
+    assert ds.attrs["dtype_a"] == ds.attrs["dtype_b"] == "float32"
+    summary = lm.score_models([str(model_dirs["gpt_neox"]), lm.ModelSpec(str(model_dirs["gpt_neox_b"]),
+                                                                         dtype="bfloat16")],
+                              texts[:3], tmp_path / "store", dtype="float32", progress=False)
+    assert summary.ok, summary.failed
+    assert list(lm.open_matrix(tmp_path / "store").data["dtype"].values) == ["float32", "bfloat16"]
+
+
+@pytest.mark.parametrize("layer", ["1", 1.5, True])
+def test_a_layer_must_be_a_whole_number(model_dirs, texts, layer):
+    with pytest.raises(lm.errors.WrongTypeError, match="layer_a must be a whole layer number"):
+        lm.exact_kl(str(model_dirs["gpt_neox"]), str(model_dirs["gpt_neox"]), texts[:2], layer_a=layer, layer_b=1)

@@ -83,6 +83,30 @@ def test_demo_prints_every_section_and_writes_figures(fast_zoo, fast_demo):
     assert "0 scored" in buf2.getvalue()  # everything reused
 
 
+def test_demo_kl_scale_is_the_papers_per_setting_pipeline(fast_demo):
+    """Each setting measured as the paper does (per-setting preprocessing, the library's pair
+    rules), the 8-bit pair a model and its copy (not a logit-lens row), and no claim the numbers
+    do not support."""
+    res, text, _ = fast_demo
+    raw, table = res.matrix, res.kl_scale
+    assert "clip_lower_quantile" not in raw.attrs  # the map as scored; settings preprocess themselves
+    pre = table["preprocessing"]
+    assert pre["random seeds"].startswith("own") and pre["model sizes"].startswith("own")
+    assert pre["random seeds"] != pre["model sizes"]  # the seed runs have their own recipe
+    assert pre["consecutive checkpoints, last 50k steps"] == pre["model sizes"]
+    for name in ("8-bit quantization", "fine-tuned vs base", "random pairs within a model type", "adjacent layers"):
+        assert pre[name].startswith("as given"), name
+    assert table.loc["random seeds", "n_texts"] < raw.n_texts == table.loc["8-bit quantization", "n_texts"]
+    mm = lm.ModelMap(raw)
+    quant = lm.original_vs("quantization", "none", "8bit")(mm)
+    assert quant and all("@layer" not in a and b == a + "[8bit]" for a, b in quant)
+    assert table.loc["8-bit quantization", "median"] == pytest.approx(np.median([mm.kl(a, b) for a, b in quant]))
+    rand = lm.random_pairs(lineage="base_model")(mm)
+    assert table.loc["random pairs across all models", "count"] == len(rand)
+    assert "expected to resemble" not in text and "Spearman" in text
+    assert "paper late in training" not in text and "not comparable" in text
+
+
 def test_no_demo_or_zoo_scoring_drops_a_token(fast_zoo, fast_demo):
     """The figures the demo prints cover whole texts: no spec truncates, no text loses a token."""
     from transformers import AutoTokenizer

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import xarray as xr
 from filelock import FileLock
 
 from ...core.matrix import LogLikelihoodMatrix
 from ...errors import LoglikMapError
 from .. import _storage
+from .._backends import load_zarr
 from .._checksum import CHECKSUM_ATTR, FORMAT_ATTR
 from .._format import check_format_version, normalise_strings, to_nats, verify_checksum
 
@@ -37,8 +37,13 @@ INIT_NAMES = {LOCK, "texts.zarr", "models", "failures", "corrupt", "claims"}
 
 # ---------------------------------------------------------------------- names
 def row_key(label: str) -> str:
-    """File-name key of a model label (safe characters plus a hash of the label)."""
+    """File-name key of a model label (safe characters plus a hash of the label).
+
+    Leading dots become ``_`` (``.hidden`` -> ``_hidden-<hash>``): names starting with a dot
+    are the store's temporaries, which readers skip.
+    """
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", label)[:80]
+    safe = "_" * (len(safe) - len(safe.lstrip("."))) + safe.lstrip(".")
     return f"{safe}-{hashlib.sha1(label.encode('utf-8')).hexdigest()[:10]}"
 
 
@@ -144,8 +149,7 @@ def row_dirs(store: Path) -> list[Path]:
 def load_row(path: Path, verify: bool) -> tuple[LogLikelihoodMatrix | None, str | None, str]:
     """(matrix, label, problem): the row's matrix and run label, or None and what is wrong with it."""
     try:
-        with xr.open_zarr(path, consolidated=False) as ds:
-            ds = ds.load()
+        ds = load_zarr(path)
     except Exception as err:
         return None, None, f"{type(err).__name__}: {err}"
     label = ds.attrs.get("run_label")

@@ -12,7 +12,16 @@ from ...core._combine import concat_dataarrays
 from ...core.matrix import LogLikelihoodMatrix
 from ...errors import DataIntegrityWarning, LoglikMapError
 from .._lazy import lazy_row, normalise_chunks
-from .layout import DamagedManifest, is_store, load_row, read_manifest, row_dirs, row_key, unfinished_store_error
+from .layout import (
+    DamagedManifest,
+    fingerprint_ids,
+    is_store,
+    load_row,
+    read_manifest,
+    row_dirs,
+    row_key,
+    unfinished_store_error,
+)
 
 __all__ = ["open_store", "store_failures"]
 
@@ -72,8 +81,10 @@ def open_store(store: str | PathLike[str], *, verify: bool = True,
     path = Path(store)
     if not is_store(path):
         raise unfinished_store_error(path) or LoglikMapError(f"{str(path)!r} is not a loglik_map run store")
+    texts_fingerprint: str | None = None
     try:
-        order = list(read_manifest(path)["models"])
+        manifest = read_manifest(path)
+        order, texts_fingerprint = list(manifest["models"]), manifest["texts_fingerprint"]
     except DamagedManifest as err:
         warnings.warn(f"{err}; rows are listed by name (rerun score_models on the store to rebuild the manifest)",
                       DataIntegrityWarning, stacklevel=2)
@@ -93,6 +104,14 @@ def open_store(store: str | PathLike[str], *, verify: bool = True,
                           DataIntegrityWarning, stacklevel=2)
             continue
         label = label or label_of_key.get(row.stem, row.stem)
+        fingerprint = fingerprint_ids(matrix.texts)
+        if texts_fingerprint is None:
+            texts_fingerprint = fingerprint
+        elif fingerprint != texts_fingerprint:
+            raise LoglikMapError(f"run store {str(path)!r}: the rows of model {label!r} ({str(row)!r}) were scored on "
+                                 f"another set of texts ({matrix.n_texts} texts) than the store's; the rows were "
+                                 "copied in from another store. Rerun score_models on the store (it moves these rows "
+                                 "to corrupt/ and scores the model again on the store's texts), or move the folder out")
         if sizes is not None:
             matrix = lazy_row(row, matrix)
         rank = order.index(label) if label in order else len(order)

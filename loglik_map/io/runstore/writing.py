@@ -49,19 +49,33 @@ def _quarantine(store: Path, row: Path) -> Path:
     return dest
 
 
+def _checked_row(store: Path, row: Path) -> tuple[LogLikelihoodMatrix | None, str]:
+    """The row's matrix, or None and its problem: damaged, or scored on texts other than the store's."""
+    matrix, _, problem = load_row(row, verify=True)
+    if matrix is None:
+        return None, problem
+    try:
+        expected = read_manifest(store)["texts_fingerprint"]
+    except LoglikMapError:
+        return matrix, ""
+    if fingerprint_ids(matrix.texts) != expected:
+        return None, f"scored on another set of texts ({matrix.n_texts} texts), e.g. copied from another store"
+    return matrix, ""
+
+
 def row_is_finished(store: Path, label: str) -> bool:
-    """True if the rows of ``label`` are in the store and intact. Damaged rows are moved to
-    ``corrupt/`` (with a warning) so that the model is scored again."""
+    """True if the rows of ``label`` are in the store, intact and of the store's texts. Other rows
+    are moved to ``corrupt/`` (with a warning) so that the model is scored again."""
     row = row_path(store, label)
     if not row.is_dir():
         return False
-    matrix, _, problem = load_row(row, verify=True)
+    matrix, problem = _checked_row(store, row)
     if matrix is not None:
         return True
     with locked(store):
         if not row.is_dir():  # another run moved it aside meanwhile
             return False
-        matrix, _, problem = load_row(row, verify=True)
+        matrix, problem = _checked_row(store, row)
         if matrix is not None:  # another run rescored it meanwhile
             return True
         dest = _quarantine(store, row)
@@ -160,7 +174,7 @@ def _texts_dataset(texts: TextSet) -> xr.Dataset:
 
 def _fingerprint_of(path: Path) -> str | None:
     try:
-        with xr.open_zarr(path, consolidated=False) as ds:
+        with xr.open_zarr(path, consolidated=False, chunks=None) as ds:  # no dask: see load_zarr
             return fingerprint_ids([str(t) for t in ds["text"].values])
     except Exception:
         return None
@@ -184,7 +198,7 @@ def _row_labels(store: Path) -> list[str]:
     labels = []
     for row in row_dirs(store):
         try:
-            with xr.open_zarr(row, consolidated=False) as ds:
+            with xr.open_zarr(row, consolidated=False, chunks=None) as ds:
                 label = ds.attrs.get("run_label")
         except Exception:
             continue

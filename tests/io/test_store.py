@@ -17,7 +17,7 @@ from loglik_map.io import _storage
 from loglik_map.io import runstore as st
 from loglik_map.io.runstore import layout, writing
 
-from .faults import fake
+from ..faults import fake
 
 
 @pytest.fixture(autouse=True)
@@ -171,3 +171,31 @@ def test_scorer_options_of_a_run_are_checked_before_anything_is_written(tmp_path
     with pytest.raises(lm.LoglikMapError, match="convetion"):
         fake.score(tmp_path / "s", ["a"], convetion="bos")
     assert not (tmp_path / "s").exists()
+
+
+def test_model_names_starting_with_a_dot_are_stored_found_and_skipped_on_rerun(tmp_path):
+    # a row file named after ".hidden" started with "." and was skipped as a temporary: scored,
+    # then missing from open_matrix, pending forever in info, yet "finished" on a rerun
+    names = [".hidden", "../../x", "...", ".", "a"]
+    specs = [lm.ModelSpec(f"m{i}", name=n) for i, n in enumerate(names)]
+    store = tmp_path / "store"
+    first = lm.score_models(specs, lm.TextSet(fake.TEXTS), store, progress=False)
+    assert first.ok and sorted(first.scored) == sorted(names)
+    assert all(not p.name.startswith(".") for p in (store / "models").iterdir())
+    _same_rows(lm.open_matrix(store), names)
+    again = lm.score_models(specs, lm.TextSet(fake.TEXTS), store, progress=False)
+    assert sorted(again.skipped) == sorted(names) and not again.scored
+    assert not (tmp_path / "x").exists() and not any(tmp_path.parent.glob("x*"))
+
+
+def test_a_row_from_another_text_set_is_named_and_rescored(tmp_path):
+    store, other = tmp_path / "store", tmp_path / "other"
+    lm.score_models(["a", "b"], lm.TextSet(fake.TEXTS), store, progress=False)
+    lm.score_models(["c"], lm.TextSet(fake.TEXTS[:30]), other, progress=False)
+    os.rename(_row(other, "c"), _row(store, "c"))  # copied in by hand
+    with pytest.raises(lm.LoglikMapError, match="model 'c'.*another set of texts"):
+        lm.open_matrix(store)
+    with pytest.warns(DataIntegrityWarning, match="another set of texts"):
+        summary = lm.score_models(["a", "b", "c"], lm.TextSet(fake.TEXTS), store, progress=False)
+    assert summary.scored == ("c",)
+    _same_rows(lm.open_matrix(store), ["a", "b", "c"])

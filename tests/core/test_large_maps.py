@@ -21,11 +21,11 @@ from loglik_map.core.kernels.blocks import block_kl, block_kl_se, row_block
 from loglik_map.core.lazy import exact_quantile
 from loglik_map.errors import LoglikMapError
 
-from .conftest import make_matrix
-from .faults import fake
+from ..conftest import make_matrix
+from ..faults import fake
 
 da = pytest.importorskip("dask.array", reason="large-map tests need the 'parallel' extra (dask)")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _with_twins(K=23, N=120, seed=0) -> lm.LogLikelihoodMatrix:
@@ -92,6 +92,26 @@ def test_neighbours_are_the_k_smallest_kls(K, k, block, seed):
     np.testing.assert_allclose(nb.kl.values, kl, rtol=1e-9)
     assert np.all(np.diff(nb.kl.values, axis=1) >= 0)
     assert not np.any(nb.neighbour.values == mm.models[:, None])
+
+
+@pytest.mark.parametrize("block_size", [5, 16, 2048])
+def test_tied_neighbours_keep_model_order_with_duplicated_models(block_size):
+    """Copies of one model are tied neighbours: they are listed by model position, as the stable
+    sort of a dense KL row lists them (argpartition picked an arbitrary copy at the k-th place)."""
+    base = make_matrix(25, 60, seed=4)
+    rng = np.random.default_rng(0)
+    source = np.r_[np.arange(25), rng.integers(0, 25, size=48)]  # 73 rows, most models duplicated
+    rng.shuffle(source)
+    m = lm.LogLikelihoodMatrix(base.values[source], models=[f"r{i}" for i in range(source.size)],
+                               texts=list(base.texts), n_bytes=base.n_bytes)
+    mm = lm.ModelMap(m)
+    first = {s: int(np.flatnonzero(source == s)[0]) for s in np.unique(source)}
+    D = mm.kl().values[:, [first[s] for s in source]]  # every copy gets its first copy's KL: exact ties
+    np.fill_diagonal(D, np.inf)
+    k = 4
+    expected = np.argsort(D, axis=1, kind="stable")[:, :k]
+    nb = mm.nearest(k=k, block_size=block_size)
+    np.testing.assert_array_equal(nb.neighbour.values, mm.models[expected])
 
 
 def test_neighbours_refuse_bad_k_and_block_size():
@@ -180,7 +200,7 @@ import numpy as np
 import loglik_map as lm
 from loglik_map.io import pairstore
 sys.path.insert(0, {root!r})
-from tests.test_large_maps import _with_twins
+from tests.core.test_large_maps import _with_twins
 
 write = pairstore.PairStore.write
 def slow_write(self, *args):

@@ -168,7 +168,7 @@ def test_the_closed_models_page_runs_as_written(capsys):
 
     from tests.test_doc_snippets import HUB, python_blocks
 
-    blocks = [b for b in python_blocks(Path(__file__).resolve().parents[1] / "docs" / "closed_models.rst")
+    blocks = [b for b in python_blocks(Path(__file__).resolve().parents[2] / "docs" / "closed_models.rst")
               if not b.startswith(HUB)]
     assert len(blocks) == 1
     namespace: dict = {"__name__": "__snippet__"}

@@ -8,7 +8,7 @@ import xarray as xr
 
 import loglik_map as lm
 
-from .conftest import make_matrix
+from ..conftest import make_matrix
 
 
 def test_labels_coords_and_attrs(matrix):

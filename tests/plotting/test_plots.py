@@ -9,7 +9,7 @@ import xarray as xr
 
 import loglik_map as lm
 
-from .conftest import make_matrix
+from ..conftest import make_matrix
 
 plt = pytest.importorskip("matplotlib.pyplot", reason="plot tests need the 'plot' extra (matplotlib)")
 from matplotlib.text import Text  # noqa: E402

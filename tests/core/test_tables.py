@@ -8,7 +8,7 @@ import pytest
 
 import loglik_map as lm
 
-from .conftest import make_matrix
+from ..conftest import make_matrix
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import xarray as xr
 
 import loglik_map as lm
 
-from .conftest import make_matrix
+from ..conftest import make_matrix
 
 
 def _scored(values, models, *, convention="reference", long_texts="rolling", dropped=None, n_bytes=None):
@@ -257,6 +257,58 @@ def test_dataarray_built_by_hand_is_validated_like_the_constructor():
                               "n_bytes": ("text", np.full(50, 1000))})
     with pytest.raises(lm.LoglikMapError, match="Did you pass losses"):
         lm.ModelMap(da)
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+@pytest.mark.parametrize("how", ["constructor", "from_dataarray"])
+def test_bits_are_converted_when_the_matrix_is_built_so_a_save_changes_nothing(tmp_path, how, suffix):
+    # a matrix built with units="bits" was used as nats, then rescaled by save/open_matrix
+    bits = _values(K=3, N=40)
+    texts = [f"t{k}" for k in range(40)]
+    if how == "constructor":
+        m = lm.LogLikelihoodMatrix(bits, models=["a", "b", "c"], texts=texts, n_bytes=np.full(40, 1000),
+                                   attrs={"units": "bits"})
+    else:
+        da = xr.DataArray(bits, dims=("model", "text"), attrs={"units": "bits"},
+                          coords={"model": ["a", "b", "c"], "text": texts, "n_bytes": ("text", np.full(40, 1000))})
+        m = lm.LogLikelihoodMatrix.from_dataarray(da)
+    np.testing.assert_allclose(m.values, bits * np.log(2), rtol=1e-15)
+    assert m.attrs["units"] == "nats" and m.attrs["units_converted_from"] == "bits"
+    m.save(tmp_path / f"m{suffix}")
+    back = lm.open_matrix(tmp_path / f"m{suffix}")
+    np.testing.assert_array_equal(back.values, m.values)
+    assert lm.ModelMap(back).kl("a", "b") == lm.ModelMap(m).kl("a", "b")
+
+
+@pytest.mark.parametrize("units", ["furlongs", "", 3])
+def test_unknown_units_are_refused_when_the_matrix_is_built(units):
+    texts = [f"t{k}" for k in range(40)]
+    with pytest.raises(lm.LoglikMapError, match="units"):
+        lm.LogLikelihoodMatrix(_values(N=40), models=["a", "b"], texts=texts, n_bytes=np.full(40, 1000),
+                               attrs={"units": units})
+    da = xr.DataArray(_values(N=40), dims=("model", "text"), attrs={"units": units},
+                      coords={"model": ["a", "b"], "text": texts, "n_bytes": ("text", np.full(40, 1000))})
+    with pytest.raises(lm.LoglikMapError, match="units"):
+        lm.LogLikelihoodMatrix.from_dataarray(da)
+
+
+def test_complex_values_are_refused():
+    values = _values(N=40).astype(complex) + 1e-3j
+    with pytest.raises(lm.LoglikMapError, match="complex"):
+        lm.LogLikelihoodMatrix(values, models=["a", "b"], texts=[f"t{k}" for k in range(40)], n_bytes=np.full(40, 1000))
+
+
+def test_texts_given_as_one_string_are_refused():
+    with pytest.raises(lm.errors.WrongTypeError, match=r"one str.*\[text\]"):
+        lm.TextSet("one text, not a list of texts")
+
+
+def test_a_difference_of_two_equal_kls_does_not_claim_a_larger_one():
+    from loglik_map.core.paired import kl_difference
+
+    m = make_matrix(4, 60)
+    d = kl_difference(lm.ModelMap(m), ("m0", "m1"), ("m1", "m0"))  # the same KL twice
+    assert d.difference == 0 and "larger" not in str(d) and "smaller" not in str(d) and "equal" in str(d)
 
 
 def test_errors_are_also_the_standard_type_a_user_catches():

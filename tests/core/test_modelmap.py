@@ -10,7 +10,7 @@ import pytest
 
 import loglik_map as lm
 
-from .conftest import make_matrix
+from ..conftest import make_matrix
 
 
 @pytest.fixture

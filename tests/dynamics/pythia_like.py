@@ -82,7 +82,7 @@ def build() -> lm.LogLikelihoodMatrix:
     for size in ("1b", "2.8b"):
         for bits, noise in (("8bit", 0.5), ("4bit", 2.0)):
             add(f"{name(size, 143000)}[{bits}]", final[size] + rng.normal(scale=noise, size=N_TEXTS),
-                quantization=bits, source_model=size)
+                quantization=bits, source_model=size, step=143000)
     for child, parent, family in (("1b-chat", "1b@143000", "chat"), ("1b-code", "1b@143000", "code"),
                                   ("1b-chat-v2", "1b-chat", "chat"), ("2.8b-chat", "2.8b@143000", "chat"),
                                   ("410m-code", "410m@143000", "code")):
