@@ -5,6 +5,7 @@ torch is passed in by the caller (imported when :func:`~loglik_map.exact_kl` run
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,36 @@ class _Model:
     layers: list[int | None]  # which states the sides need: None = last_hidden_state
 
 
+_plain_head_checked: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its head passed the check
+
+
+def _check_plain_head(model: Any, name: str) -> None:
+    """Refuse a model whose logits are more than this computation applies to its last hidden state.
+
+    The exact KL takes the output embedding of the last hidden state, then the logit post-processing
+    the config names (:func:`~loglik_map.scoring.unembed.postprocess_logits`). A head that does more
+    (BERT-style transforms, Granite's ``logits_scaling``, Falcon-H1's multiplier, a scaled hidden
+    state) would give a wrong KL without a word, so the head is traced on a few tokens first.
+    """
+    import torch
+
+    from ._head import trace_head
+    from .unembed import has_postprocessing
+
+    if _plain_head_checked.get(model):
+        return
+    device = next(model.parameters()).device
+    vocab = int(model.get_output_embeddings().weight.shape[0])
+    plan = trace_head(model, (torch.arange(8, device=device) % vocab)[None])
+    transform_ok = plan.transform.kind == "identity" or has_postprocessing(model.config)
+    if plan.problem or not plan.linear_head or plan.hidden_scale != 1.0 or not transform_ok:
+        raise LoglikMapError(
+            f"{name}: exact_kl does not reproduce the head of {type(model).__name__} ({plan.problem or plan.describe()}); "
+            "its numbers would not be this model's. Compare such models on the map (ModelMap.kl), whose scorer "
+            "uses the model's own forward")
+    _plain_head_checked[model] = True
+
+
 def _models(sides: Sequence[PairSide]) -> tuple[list[_Model], list[tuple[int, int]]]:
     """Distinct models and, for each side, (model index, slot in that model's states)."""
     from .architectures import find_final_norm
@@ -46,6 +77,7 @@ def _models(sides: Sequence[PairSide]) -> tuple[list[_Model], list[tuple[int, in
             base, head = loaded.model.base_model, loaded.model.get_output_embeddings()
             if base is loaded.model or head is None:
                 raise LoglikMapError(f"{type(loaded.model).__name__} has no separate base model and output embeddings")
+            _check_plain_head(loaded.model, side.name)
             n_layers = int(getattr(loaded.model.config, "num_hidden_layers", 0))
             owners[key] = len(models)
             models.append(_Model(loaded, Head(head), None, n_layers, []))

@@ -149,7 +149,7 @@ def _pair_batched_differently(ref: Any, var: Any, texts: TextSet, progress: bool
     """
     import torch
 
-    from ._exact_kl_run import pair_chunk
+    from ._exact_kl_run import _check_plain_head, pair_chunk
     from .batching import pad_batch, run_batches
     from .kl_summary import exact_kl_dataset
     from .unembed import Head, logit_rows, postprocess_logits
@@ -158,6 +158,8 @@ def _pair_batched_differently(ref: Any, var: Any, texts: TextSet, progress: bool
     encoded = ref.encode(texts)
     windows = [w for e in encoded for w in e.windows]
     sides = [(s._load(), Head(s._load().model.get_output_embeddings()), int(s.batch_tokens)) for s in (ref, var)]
+    for s in (ref, var):
+        _check_plain_head(s._load().model, s.name)
     device = sides[0][1].device
     offsets = np.concatenate([[0], np.cumsum([w.n_scored for w in windows])])
     names = ("kl_ab", "kl_ba", "logp_a", "logp_b", "same_top")

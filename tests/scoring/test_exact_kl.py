@@ -198,7 +198,10 @@ def test_two_logit_lens_layers_of_one_model_in_one_forward_pass(model_dirs, text
     scorer = lm.HFScorer(folder, batch_tokens=400)
     model = scorer._load().model
     calls = []
-    handle = model.base_model.register_forward_pre_hook(lambda *args: calls.append(1))
+    # counts the scoring passes; the head check's one probe of 8 tokens (traced once per model) is not one
+    handle = model.base_model.register_forward_pre_hook(
+        lambda module, args, kwargs: calls.append(1) if kwargs.get("input_ids", args[0] if args else None).shape != (1, 8)
+        else None, with_kwargs=True)
     try:
         ds = lm.exact_kl(scorer, scorer, texts, layer_a=1, layer_b=-1)
     finally:
@@ -405,3 +408,18 @@ def test_out_of_memory_splits_batches_as_the_scorer_does(model_dirs, texts):
     np.testing.assert_allclose(got.kl_ab.values, expected.kl_ab.values, rtol=1e-6)
     np.testing.assert_array_equal(got.token_same_top.values, expected.token_same_top.values)
     assert max(seen) > 300 and sum(n <= 300 for n in seen) > 2
+
+
+def test_a_head_exact_kl_cannot_reproduce_is_refused_not_miscomputed(tokenizers, texts, tmp_path):
+    """Granite divides its logits by logits_scaling: the exact KL would use unscaled logits, so it refuses."""
+    import transformers
+
+    tok = tokenizers["llama"]
+    torch.manual_seed(0)
+    config = transformers.GraniteConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2,
+                                        num_attention_heads=4, num_key_value_heads=2, intermediate_size=64,
+                                        max_position_embeddings=64, logits_scaling=8.0)
+    a = tiny.save(transformers.AutoModelForCausalLM.from_config(config).eval(), tok, tmp_path / "granite_a")
+    b = tiny.save(transformers.AutoModelForCausalLM.from_config(config).eval(), tok, tmp_path / "granite_b")
+    with pytest.raises(lm.LoglikMapError, match="does not reproduce the head of GraniteForCausalLM"):
+        lm.exact_kl(str(a), str(b), texts[:3], device="cpu")

@@ -8,7 +8,7 @@ import pytest
 import loglik_map as lm
 from loglik_map.stats import resampling_error, selection_probabilities
 
-from .conftest import make_matrix
+from ..conftest import make_matrix
 
 
 # ---------------------------------------------------------------------- the authors' procedure, re-expressed
