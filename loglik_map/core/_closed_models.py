@@ -41,7 +41,7 @@ from .._labels import unknown_labels_error
 from ..errors import LoglikMapError, LoglikMapWarning, UnreliableEstimateWarning, WrongTypeError
 from ..units import LN2, check_unit
 from ._difference_test import DifferenceTest
-from ._scoring_checks import scoring_conflict
+from ._scoring_checks import check_comparable_rows
 from .matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
 from .results import MIN_TEXTS_FOR_SE
 
@@ -192,12 +192,7 @@ def _samples(matrix: Any, closed: str | None, allow_truncated: bool, allow_mixed
         raise LoglikMapError(f"{action} needs the raw log-likelihoods: this matrix was clipped at the "
                              f"{float(matrix.attrs['clip_lower_quantile']):g} quantile, which raises the lowest values "
                              "and biases every mean. Pass the matrix before .clip()")
-    if not allow_truncated:
-        matrix.check_not_truncated(action)
-    if not allow_mixed_scoring:
-        conflict = scoring_conflict(matrix.data)
-        if conflict is not None:
-            raise LoglikMapError(f"{action}: {conflict}, or pass allow_mixed_scoring=True")
+    check_comparable_rows(matrix, action, allow_truncated=allow_truncated, allow_mixed_scoring=allow_mixed_scoring)
     draws = _draws(matrix)
     name = _closed_name(matrix, closed)
     n = float(draws.sum())

@@ -10,7 +10,7 @@ published data) are taken as compatible with any other.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import xarray as xr
@@ -18,7 +18,8 @@ import xarray as xr
 MODEL_DIM = "model"
 TEXT_DIM = "text"
 
-__all__ = ["DroppedTokens", "dropped_tokens", "row_conventions", "scoring_conflict", "truncation_message"]
+__all__ = ["DroppedTokens", "check_comparable_rows", "dropped_tokens", "row_conventions", "scoring_conflict",
+           "truncation_message"]
 
 
 class DroppedTokens(NamedTuple):
@@ -136,3 +137,30 @@ def scoring_conflict(da: xr.DataArray, origin: Sequence[int] | np.ndarray | None
                 f"their log-likelihoods cover different parts of the texts. Rescore {str(models[i])!r} with "
                 "long_texts='rolling'")
     return None
+
+
+def check_comparable_rows(matrix: Any, action: str, *, allow_truncated: bool, allow_mixed_scoring: bool) -> None:
+    """Refuse rows that lost tokens to truncation or were scored under different conventions.
+
+    Parameters
+    ----------
+    matrix : LogLikelihoodMatrix
+        The matrix about to be analysed.
+    action : str
+        What the caller is doing, for the message (e.g. ``"ModelMap"``).
+    allow_truncated, allow_mixed_scoring : bool
+        Skip the corresponding check.
+
+    Raises
+    ------
+    LoglikMapError
+        Naming the rows and the option that allows them.
+    """
+    from ..errors import LoglikMapError
+
+    if not allow_truncated:
+        matrix.check_not_truncated(action)
+    if not allow_mixed_scoring:
+        conflict = scoring_conflict(matrix.data)
+        if conflict is not None:
+            raise LoglikMapError(f"{action}: {conflict}, or pass allow_mixed_scoring=True")

@@ -28,7 +28,7 @@ from ._multiscale import DEFAULT_SCALES
 from ._pair_queries import MIN_TEXTS_FOR_SE, _non_finite, check_texts, some_pairs
 from ._pair_queries import all_pairs as dense_all_pairs
 from ._paired_math import nearest_neighbours_on
-from ._scoring_checks import row_conventions, scoring_conflict
+from ._scoring_checks import check_comparable_rows, row_conventions
 from ._validation import PAIR_DIM
 from ._weights import check_weight_scale, text_weights, weights_text
 from .blocked import DEFAULT_BLOCK_SIZE, block_pairs, check_block_size, map_block_pairs, matrix_fingerprint, row_ranges
@@ -180,12 +180,7 @@ class ModelMap(ReprMixin):
                        allow_mixed_scoring: bool) -> None:
         """Refuse rows that lost tokens to truncation or were scored under different conventions."""
         self._allow = (allow_truncated, allow_mixed_scoring)
-        if not allow_truncated:
-            matrix.check_not_truncated(action)
-        if not allow_mixed_scoring:
-            conflict = scoring_conflict(matrix.data)
-            if conflict is not None:
-                raise LoglikMapError(f"{action}: {conflict}, or pass allow_mixed_scoring=True")
+        check_comparable_rows(matrix, action, allow_truncated=allow_truncated, allow_mixed_scoring=allow_mixed_scoring)
 
     def _check_texts(self, with_se: bool) -> None:
         check_texts(self.n_texts, with_se)
