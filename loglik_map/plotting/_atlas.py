@@ -232,7 +232,7 @@ def atlas(mm: ModelMap, *, color: str | None = None, pin: str | None = None, k: 
     that step. Clicking a model (or finding it with the search box) highlights its
     exact ``k`` nearest neighbours **in the full map space** (from :meth:`ModelMap.nearest(k=k)
     <loglik_map.ModelMap.nearest>`, not from the 2-D picture) and lists them with KL ± SE; those a
-    paired test (as :meth:`ModelMap.nearest(model, k, test=True) <loglik_map.ModelMap.nearest>`)
+    paired test (as :meth:`ModelMap.nearest(model, k, test=True, correction="holm") <loglik_map.ModelMap.nearest>`)
     cannot tell from the nearest are grey. A menu
     colours the points by any model coordinate; the legend toggles the lines: checkpoint paths of
     training runs, logit-lens threads through layers and lineage edges (``base_model``).

@@ -35,7 +35,7 @@ def test_neighbours_and_greying_equal_the_maps_own_queries(markov_map):
     np.testing.assert_allclose(data.kl, table["kl"].values)
     n_tied = 0
     for i, model in enumerate(mm.models):
-        test = mm.nearest(model, k=k, test=True)
+        test = mm.nearest(model, k=k, test=True, correction="holm")
         assert list(test.model.values) == list(mm.models[data.neighbours[i]])
         assert not data.tied[i, 0]
         assert (data.tied[i, 1:] == ~test["distinguishable"].values[1:]).all(), model

@@ -90,7 +90,7 @@ def test_a_click_selects_the_exact_k_nearest_and_greys_the_tied(opened):
     _click(page, target)
     chosen = page.evaluate(f"() => {MODELS}.atlasSelection")
     assert chosen["model"] == mm.models[target]
-    test = mm.nearest(mm.models[target], k=K_NEAREST, test=True)
+    test = mm.nearest(mm.models[target], k=K_NEAREST, test=True, correction="holm")
     assert chosen["neighbours"] == list(test.model.values)
     assert chosen["tied"][1:] == list(~test["distinguishable"].values[1:])
     drawn = page.evaluate(f"""() => {{ const gd = {MODELS}; const n = u => gd.data.find(d => d.uid === u).x.length;
