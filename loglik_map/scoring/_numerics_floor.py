@@ -32,6 +32,7 @@ from ..core.modelmap import ModelMap
 from ..errors import LoglikMapError, WrongTypeError
 from ..texts import TextSet
 from ..units import LN2
+from ._torch import torch_module
 
 __all__ = ["DEFAULT_VARIANTS", "REFERENCE", "FloorSetting", "numerics_floor"]
 
@@ -114,7 +115,7 @@ class _Models:
     def _load(self, dtype: str, attention: str) -> Any:
         key = (dtype, attention)
         if key not in self._loaded:
-            import torch
+            torch = torch_module()
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
             from .loading import loading_errors, quiet_transformers
@@ -147,8 +148,7 @@ def _pair_batched_differently(ref: Any, var: Any, texts: TextSet, progress: bool
     budget (one window per pass for ``"one-by-one"``); the hidden states at the scored positions
     are then unembedded and compared as :func:`exact_kl` does (``pair_chunk``).
     """
-    import torch
-
+    torch = torch_module()
     from ._exact_kl_run import _check_plain_head, pair_chunk
     from .batching import pad_batch, run_batches
     from .kl_summary import exact_kl_dataset
@@ -166,7 +166,7 @@ def _pair_batched_differently(ref: Any, var: Any, texts: TextSet, progress: bool
     result = {n: np.empty(int(offsets[-1]), dtype=bool if n == "same_top" else np.float32) for n in names}
 
     def states(loaded: Any, batch: list[int]) -> tuple[Any, Any, Any, Any]:
-        ids, rows, positions = pad_batch(torch, windows, batch)
+        ids, rows, positions = pad_batch(windows, batch)
         dev = loaded.model.get_input_embeddings().weight.device
         h = loaded.model.base_model(input_ids=ids.to(dev), use_cache=False).last_hidden_state
         return h[rows.to(dev), positions.to(dev)], ids, rows, positions
@@ -189,7 +189,7 @@ def _pair_batched_differently(ref: Any, var: Any, texts: TextSet, progress: bool
             p1 = min(p0 + step, ha.shape[0])
             za = postprocess_logits(la.model.config, head_a.logits(ha[p0:p1]))
             zb = postprocess_logits(lb.model.config, head_b.logits(hb_all[p0:p1])).to(za.device)
-            for n, value in zip(names, pair_chunk(torch, za, zb, targets[p0:p1])):
+            for n, value in zip(names, pair_chunk(za, zb, targets[p0:p1])):
                 result[n][index[p0:p1]] = value.cpu().numpy()
 
     run_batches(windows, int(ref.batch_tokens), run_batch, what=f"numerics floor {ref.name} vs {var.name}",
@@ -269,10 +269,10 @@ def numerics_floor(model: str | PathLike[str], texts: TextSet | Sequence[str],
         floor = lm.numerics_floor("EleutherAI/pythia-160m", texts[:200], variants=("bfloat16", "eager"))
         mm.summary(floor=floor)          # flags pairs whose KL + 2 SE lies below the floor
     """
-    from .loading import require_torch
+    from ._torch import require_torch
 
     require_torch()
-    import torch
+    torch = torch_module()
     import transformers
 
     from .exact_kl import exact_kl
@@ -280,7 +280,7 @@ def numerics_floor(model: str | PathLike[str], texts: TextSet | Sequence[str],
     if not isinstance(model, (str, PathLike)):
         raise WrongTypeError(f"numerics_floor loads the model itself in each dtype: give a hub id or a folder, got "
                              f"{type(model).__name__}")
-    texts = texts if isinstance(texts, TextSet) else TextSet(texts)
+    texts = TextSet.coerce(texts)
     settings = _settings(variants)
     models = _Models(model, device, int(batch_tokens), dict(options))
     reference = models.scorer(REFERENCE, "reference")

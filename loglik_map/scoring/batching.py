@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import LoglikMapError
 from ._head import HeadPlan
+from ._torch import torch_module
 from .unembed import Head, chunked_logprobs, logit_rows, target_logprobs
 from .windows import Window, plan_batches
 
@@ -55,8 +56,7 @@ def auto_batch_tokens(model: Any, *, n_states: int = 1, free_bytes: int | None =
     int
         :data:`CPU_BATCH_TOKENS` on a CPU.
     """
-    import torch
-
+    torch = torch_module()
     weight = model.get_input_embeddings().weight
     if weight.device.type != "cuda" and free_bytes is None:
         return CPU_BATCH_TOKENS
@@ -70,7 +70,7 @@ def auto_batch_tokens(model: Any, *, n_states: int = 1, free_bytes: int | None =
     return int(min(max(budget, _MIN_GPU_BATCH_TOKENS), MAX_BATCH_TOKENS))
 
 
-def pad_batch(torch: Any, windows: list[Window], batch: list[int], filler: int | None = None):
+def pad_batch(windows: list[Window], batch: list[int], filler: int | None = None):
     """Right-padded token ids, and the (row, position) of every scored prediction.
 
     Position ``p`` of a row predicts token ``p + 1``. Padding comes after a window's tokens, so
@@ -80,6 +80,7 @@ def pad_batch(torch: Any, windows: list[Window], batch: list[int], filler: int |
     for a pad token (``filler``: another token id, used by the self-check to find models that
     are not causal under right padding).
     """
+    torch = torch_module()
     lengths = [len(windows[w].ids) for w in batch]
     ids = np.empty((len(batch), max(lengths)), dtype=np.int64)
     rows, positions = [], []
@@ -145,8 +146,7 @@ def score_windows(loaded: Any, windows: list[Window], batch_tokens: int, n_rows:
     are kept under half its padded size (with a warning), so a too-large ``batch_tokens`` costs
     time, not the model's results.
     """
-    import torch
-
+    torch = torch_module()
     model = loaded.model
     base = plan.body if plan.body is not None else model.base_model
     out_emb = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
@@ -178,7 +178,7 @@ def score_windows(loaded: Any, windows: list[Window], batch_tokens: int, n_rows:
         return chunked_logprobs(plan.head_logits, picked, targets, rows_per_chunk)
 
     def score_batch(batch: list[int]) -> None:
-        ids, rows, positions = pad_batch(torch, windows, batch, filler)
+        ids, rows, positions = pad_batch(windows, batch, filler)
         ids_d = to_device(ids, embed_device)
         mask = None
         if path.mask:
@@ -240,8 +240,7 @@ def run_batches(windows: list[Window], batch_tokens: int, run_batch: Callable[[l
     out of memory on a single window is an error. ``what`` names the job in those messages
     (e.g. ``"model 'pythia-70m'"``); ``desc`` labels the progress bar (``progress=True``).
     """
-    import torch
-
+    torch = torch_module()
     pending = plan_batches(windows, batch_tokens)[::-1]  # a stack: the next batch is last
     bar = None
     if progress:

@@ -208,14 +208,14 @@ def exact_kl(model_a: Any, model_b: Any, texts: TextSet | Sequence[str], *, laye
         print(lm.scoring.exact_kl_report(ds))
         ds = lm.exact_kl("EleutherAI/pythia-410m", "EleutherAI/pythia-410m", texts, layer_a=12, layer_b=13)
     """
-    from .loading import require_torch
+    from ._torch import require_torch
 
     for which, layer in (("layer_a", layer_a), ("layer_b", layer_b)):
         if layer is not None and (isinstance(layer, (bool, np.bool_)) or not isinstance(layer, (int, np.integer))):
             raise WrongTypeError(f"{which} must be a whole layer number (0 = embeddings, negative counts from the "
                                  f"output) or None, got {layer!r} ({type(layer).__name__})")
     require_torch()
-    texts = texts if isinstance(texts, TextSet) else TextSet(texts)
+    texts = TextSet.coerce(texts)
     side_a, side_b = _resolve(model_a, model_b, layer_a, layer_b, dict(options))
     encoded, max_length = _windows(side_a, side_b, texts)
     windows = [w for e in encoded for w in e.windows]

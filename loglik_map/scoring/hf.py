@@ -21,6 +21,7 @@ from ..errors import LoglikMapError, LoglikMapWarning
 from ..options import resolve_progress
 from ..texts import TextSet
 from ._selfcheck import CheckResult, choose_path, data_probe, probe_windows
+from ._torch import require_torch
 from .architectures import DEFAULT_CONTEXT, stated_positions
 from .batching import auto_batch_tokens, score_windows
 from .loading import (
@@ -29,7 +30,6 @@ from .loading import (
     from_pretrained_options,
     loading_errors,
     quiet_transformers,
-    require_torch,
     target_device,
     weight_dtype,
 )
@@ -328,7 +328,7 @@ class HFScorer:
         list of EncodedText
             One per text, with its windows.
         """
-        texts = texts if isinstance(texts, TextSet) else TextSet(texts)
+        texts = TextSet.coerce(texts)
         return encode_texts(self._tokenizer(), texts.texts, convention=self.convention,
                             max_length=self.context_length(), long_texts=self.long_texts, stride=self.stride,
                             text_ids=texts.ids)
@@ -370,7 +370,7 @@ class HFScorer:
             One row (one per layer for :class:`LogitLensScorer`), nats.
         """
         require_torch()
-        texts = texts if isinstance(texts, TextSet) else TextSet(texts)
+        texts = TextSet.coerce(texts)
         encoded = self.encode(texts)  # tokenizer and config only: bad texts fail before the model loads
         with quiet_third_party():  # bitsandbytes' expected notices; real warnings and errors pass
             loaded = self._load()

@@ -281,7 +281,7 @@ def score_models(
     """
     check_scorer_options(lens=True, **scorer_options)  # a typo fails now, not in every job of the run
     progress = resolve_progress(progress)
-    texts = texts if isinstance(texts, TextSet) else TextSet(texts)
+    texts = TextSet.coerce(texts)
     coerced = [ModelSpec.coerce(s) for s in specs]
     labels = [s.label for s in coerced]
     dup = {lab for lab in labels if labels.count(lab) > 1}

@@ -41,9 +41,8 @@ _COLUMNS = ("setting", "a", "b", "map_kl", "map_se", "exact_sym", "exact_sym_se"
 _DTYPES = ("float32", "bfloat16", "float16")
 
 
-def _aligned(mm: ModelMap, texts: TextSet | Sequence[str]) -> TextSet:
+def _aligned(mm: ModelMap, texts: TextSet) -> TextSet:
     """``texts`` in the map's order, every text of the map present with its byte length."""
-    texts = texts if isinstance(texts, TextSet) else TextSet(texts)
     where = {t: i for i, t in enumerate(texts.ids)}
     missing = [t for t in mm.matrix.texts if t not in where]
     if missing:
@@ -188,7 +187,7 @@ def estimator_vs_exact(source: ModelMap | LogLikelihoodMatrix, texts: TextSet | 
         when no later pair needs them; layers of one model share its forward passes.
     """
     mm = source if isinstance(source, ModelMap) else ModelMap(source)
-    aligned = _aligned(mm, texts)
+    aligned = _aligned(mm, TextSet.coerce(texts))
     groups = pairs if isinstance(pairs, Mapping) else {"": pairs}
     todo = [(setting, a, b) for setting, spec in groups.items() for a, b in _resolve(mm, spec)]
     names = [str(n) for n in ordered_unique([n for _, a, b in todo for n in (a, b)])]

@@ -313,7 +313,7 @@ def test_huge_kls_where_the_exponentials_overflow():
     zb = torch.randn(64, 300, generator=g) * 60
     la, lb = torch.log_softmax(za.double(), -1), torch.log_softmax(zb.double(), -1)
     targets = torch.randint(0, 300, (64,), generator=g)
-    kl_ab, kl_ba, _ta, tb, same = pair_chunk(torch, za.clone(), zb.clone(), targets)
+    kl_ab, kl_ba, _ta, tb, same = pair_chunk(za.clone(), zb.clone(), targets)
     np.testing.assert_allclose(kl_ab, (la.exp() * (la - lb)).sum(-1), rtol=1e-5)
     np.testing.assert_allclose(kl_ba, (lb.exp() * (lb - la)).sum(-1), rtol=1e-5)
     np.testing.assert_allclose(tb, lb[torch.arange(64), targets], rtol=1e-5)
@@ -329,14 +329,14 @@ def test_logits_shifted_by_a_constant_have_zero_kl(offset):
     g = torch.Generator().manual_seed(0)
     za = torch.randn(64, 8192, generator=g) * 3
     targets = torch.randint(0, 8192, (64,), generator=g)
-    kl_ab, kl_ba, *_ = pair_chunk(torch, za.clone(), za - offset, targets)
+    kl_ab, kl_ba, *_ = pair_chunk(za.clone(), za - offset, targets)
     assert float(kl_ab.abs().max()) < 1e-9 and float(kl_ba.abs().max()) < 1e-9
     assert float(kl_ab.min()) >= 0 and float(kl_ba.min()) >= 0
     # a KL of ~5e-7 nats on top of the offset: within 1e-8 nats of float64 (the float32 rounding
     # of Δ at 30 nats, ~2e-6 per logit, is all that is left; the textbook float32 sum errs ~5e-7)
     zb = za - offset + 1e-3 * torch.randn(64, 8192, generator=g)
     la, lb = torch.log_softmax(za.double(), -1), torch.log_softmax(zb.double(), -1)
-    kl_ab, kl_ba, *_ = pair_chunk(torch, za.clone(), zb.clone(), targets)
+    kl_ab, kl_ba, *_ = pair_chunk(za.clone(), zb.clone(), targets)
     np.testing.assert_allclose(kl_ab, (la.exp() * (la - lb)).sum(-1), rtol=1e-3, atol=1e-8)
     np.testing.assert_allclose(kl_ba, (lb.exp() * (lb - la)).sum(-1), rtol=1e-3, atol=1e-8)
 

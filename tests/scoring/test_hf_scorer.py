@@ -264,7 +264,7 @@ def test_batches_are_right_padded_and_only_scored_positions_are_unembedded():
     from loglik_map.scoring.windows import Window
 
     windows = [Window(0, (5, 6, 7, 8), 1), Window(1, (9, 10), 1), Window(2, (1, 2, 3, 4, 5, 6), 4)]
-    ids, rows, positions = _pad_batch(torch, windows, [1, 0, 2])
+    ids, rows, positions = _pad_batch(windows, [1, 0, 2])
     assert ids.tolist() == [[9, 10, 10, 10, 10, 10], [5, 6, 7, 8, 8, 8], [1, 2, 3, 4, 5, 6]]
     # (row, position) pairs predict exactly the scored targets, nothing in the padding
     assert list(zip(rows.tolist(), positions.tolist())) == [(0, 0), (1, 0), (1, 1), (1, 2), (2, 3), (2, 4)]
