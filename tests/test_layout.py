@@ -14,7 +14,7 @@ import pytest
 import loglik_map as lm
 
 PACKAGE = Path(lm.__file__).resolve().parent
-FOUNDATION = {"errors", "options", "units", "_util", "_labels", "_repr", "_version"}
+FOUNDATION = {"errors", "options", "units", "_progress", "_util", "_labels", "_repr", "_version"}
 #: Which layers a layer may import (its own included). "top" is loglik_map/__init__.py.
 ALLOWED = {
     "foundation": {"foundation"},

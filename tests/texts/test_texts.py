@@ -93,8 +93,8 @@ def test_sample_matches_python_random_sample():
 def test_coerce_returns_a_textset_unchanged_and_wraps_a_sequence():
     ts = lm.TextSet(["one text", "another text"], domains=["a", "b"])
     assert lm.TextSet.coerce(ts) is ts  # domains and metadata kept
-    for given in (["one text", "another text"], ("one text", "another text"), np.array(["one text", "another text"])):
-        out = lm.TextSet.coerce(given)
+    for seq in (["one text", "another text"], ("one text", "another text"), np.array(["one text", "another text"])):
+        out = lm.TextSet.coerce(seq)
         assert isinstance(out, lm.TextSet) and list(out.ids) == list(ts.ids)
 
 
