@@ -15,7 +15,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from ..core.matrix import LogLikelihoodMatrix
 from ..errors import LoglikMapError, require_extra
 from ..scoring.loading import quiet_transformers
 from ..scoring.runs import ModelSpec
+from ..scoring.settings import Loading, Windowing
 from ..texts import DOMAINS, load_texts
 from .training import model_from_config, token_stream, train_steps, train_tokenizer
 
@@ -262,7 +263,7 @@ class Zoo(ReprMixin):
         return self.root / "finetuned" / f"{self.run_names[0]}-{domain}"
 
     def specs(self, *, quantization: Sequence[str] = ("8bit", "4bit"), logit_lens: bool = True,
-              trajectory: bool = True) -> list[ModelSpec]:
+              trajectory: bool = True, loading: Loading | None = None) -> list[ModelSpec]:
         """What the demo scores, as model specs.
 
         Every checkpoint of the first run (``trajectory``), every run's final checkpoint, the
@@ -277,6 +278,10 @@ class Zoo(ReprMixin):
             Add the logit-lens rows of the finals.
         trajectory : bool, default True
             Every checkpoint of the first run (else its final only).
+        loading : Loading, optional
+            How every model is loaded (e.g. ``Loading(device="cpu")``); the quantized copies
+            add their quantization to it. Every spec carries it, since a spec's group
+            replaces the run's (:func:`~loglik_map.score_models`).
 
         Returns
         -------
@@ -286,22 +291,24 @@ class Zoo(ReprMixin):
         specs: list[ModelSpec] = []
         first = self.run_names[0]
         steps = self.config.checkpoints if trajectory else (self.config.steps,)
-        every_token = {"long_texts": "rolling"}  # never drop a token, whatever the scorer's default
+        rolling = Windowing(long_texts="rolling")  # never drop a token, whatever the run's windowing
         for s in steps:
-            specs.append(ModelSpec(str(self.checkpoint(first, s)), name=f"{first}@{s}", step=s, options=every_token))
+            specs.append(ModelSpec(str(self.checkpoint(first, s)), name=f"{first}@{s}", step=s, loading=loading,
+                                   windowing=rolling))
         for run in self.run_names[1:]:
             specs.append(ModelSpec(str(self.final(run)), name=f"{run}@{self.config.steps}", step=self.config.steps,
-                                   options=every_token))
+                                   loading=loading, windowing=rolling))
         for d in self.config.finetune_domains:
-            specs.append(ModelSpec(str(self.child(d)), name=f"{first}-{d}", options=every_token))
+            specs.append(ModelSpec(str(self.child(d)), name=f"{first}-{d}", loading=loading, windowing=rolling))
         deepest = max(self.config.runs, key=lambda r: (r.layers, r.hidden)).name
         for run in dict.fromkeys([first, deepest]):
             for q in quantization:
-                specs.append(ModelSpec(str(self.final(run)), name=f"{run}@{self.config.steps}[{q}]", quantization=q,
-                                       options=every_token))
+                quantized = replace(loading or Loading(), quantization=q)
+                specs.append(ModelSpec(str(self.final(run)), name=f"{run}@{self.config.steps}[{q}]",
+                                       loading=quantized, windowing=rolling))
             if logit_lens:
                 specs.append(ModelSpec(str(self.final(run)), name=f"{run}@{self.config.steps}", logit_lens=True,
-                                       options=every_token))
+                                       loading=loading, windowing=rolling))
         return specs
 
     def annotate(self, matrix: LogLikelihoodMatrix) -> LogLikelihoodMatrix:

@@ -3,7 +3,8 @@
 ``protocol`` (what a scorer is) · ``windows`` (which tokens are scored) · ``loading``,
 ``quantization``, ``architectures`` (getting a model ready) · ``batching``, ``unembed`` (the
 forward passes) · ``hf`` (:class:`HFScorer`, :class:`LogitLensScorer`) · ``naming``,
-``settings`` (row names, checked options) · ``runs`` (:func:`score_models` into a run store,
+``settings`` (row names; the settings groups :class:`Loading`, :class:`Windowing`,
+:class:`Execution`) · ``runs`` (:func:`score_models` into a run store,
 whose file format is :mod:`loglik_map.io.runstore`). Importing this package does not import
 torch; loading a model does.
 """
@@ -18,6 +19,7 @@ from .kl_summary import exact_kl_report
 from .lens import LogitLensScorer
 from .protocol import Scorer
 from .runs import ModelSpec, RunSummary, score_models
+from .settings import Execution, Loading, Windowing
 from .versus_exact import estimator_vs_exact
 from .windows import CONVENTIONS, LONG_TEXT_MODES, encode_text
 
@@ -25,11 +27,14 @@ __all__ = [
     "CONVENTIONS",
     "FINAL_NORM_PATHS",
     "LONG_TEXT_MODES",
+    "Execution",
     "HFScorer",
+    "Loading",
     "LogitLensScorer",
     "ModelSpec",
     "RunSummary",
     "Scorer",
+    "Windowing",
     "encode_text",
     "estimator_vs_exact",
     "exact_kl",

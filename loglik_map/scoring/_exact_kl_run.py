@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._progress import ProgressArg
 from ..errors import LoglikMapError
 from ._torch import torch_module
 from .vocabulary import VocabularyMismatch
@@ -173,7 +174,8 @@ def pair_chunk(za: Any, zb: Any, targets: Any, work: Any = None) -> tuple[Any, .
     return kl_ab.clamp_(min=0), kl_ba.clamp_(min=0), ta, tb, same
 
 
-def run_pair(sides: Sequence[PairSide], windows: list[Any], batch_tokens: int, progress: bool) -> dict[str, np.ndarray]:
+def run_pair(sides: Sequence[PairSide], windows: list[Any], batch_tokens: int,
+             progress: ProgressArg) -> dict[str, np.ndarray]:
     """Per-token arrays in window order, for the pair ``sides``."""
     torch = torch_module()
     from .batching import pad_batch, run_batches
@@ -220,7 +222,7 @@ def batch_budget(sides: Sequence[PairSide]) -> int:
 
     budgets = []
     for side in sides:
-        bt = side.scorer.batch_tokens
+        bt = side.scorer.execution.batch_tokens
         if bt == "auto":
             model = side.scorer._load().model
             lens = side.layer is not None

@@ -27,12 +27,15 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .._progress import PROGRESS_DOC, ProgressArg
+from .._util import fill_doc
 from ..core.matrix import LogLikelihoodMatrix
 from ..core.modelmap import ModelMap
 from ..errors import LoglikMapError, WrongTypeError
 from ..texts import TextSet
 from ..units import LN2
 from ._torch import torch_module
+from .settings import Execution, Windowing, check_group
 
 __all__ = ["DEFAULT_VARIANTS", "REFERENCE", "FloorSetting", "numerics_floor"]
 
@@ -107,8 +110,8 @@ def _settings(variants: Sequence[str] | Mapping[str, Any]) -> dict[str, FloorSet
 class _Models:
     """Models loaded once per (dtype, attention); scorers made per setting."""
 
-    def __init__(self, model: str | PathLike[str], device: str, batch_tokens: int, options: dict[str, Any]):
-        self.model, self.device, self.batch_tokens, self.options = model, device, batch_tokens, options
+    def __init__(self, model: str | PathLike[str], device: str, batch_tokens: int, windowing: Windowing | None):
+        self.model, self.device, self.batch_tokens, self.windowing = model, device, batch_tokens, windowing
         self._loaded: dict[tuple[str, str], Any] = {}
         self._tokenizer: Any = None
 
@@ -137,11 +140,12 @@ class _Models:
         from .hf import HFScorer
 
         model = self._load(setting.dtype, setting.attention)
-        return HFScorer(model, tokenizer=self._tokenizer, name=name, progress=False,
-                        batch_tokens=1 if setting.batching == "one-by-one" else self.batch_tokens, **self.options)
+        batch_tokens = 1 if setting.batching == "one-by-one" else self.batch_tokens
+        return HFScorer(model, tokenizer=self._tokenizer, name=name, windowing=self.windowing,
+                        execution=Execution(batch_tokens=batch_tokens, progress=False))
 
 
-def _pair_batched_differently(ref: Any, var: Any, texts: TextSet, progress: bool) -> xr.Dataset:
+def _pair_batched_differently(ref: Any, var: Any, texts: TextSet, progress: ProgressArg) -> xr.Dataset:
     """:func:`exact_kl`'s per-position computation where the two sides are batched differently.
 
     Every batch of the reference is run as such; the variant runs the same windows under its own
@@ -157,7 +161,7 @@ def _pair_batched_differently(ref: Any, var: Any, texts: TextSet, progress: bool
 
     encoded = ref.encode(texts)
     windows = [w for e in encoded for w in e.windows]
-    sides = [(s._load(), Head(s._load().model.get_output_embeddings()), int(s.batch_tokens)) for s in (ref, var)]
+    sides = [(s._load(), Head(s._load().model.get_output_embeddings()), int(s.execution.batch_tokens)) for s in (ref, var)]
     for s in (ref, var):
         _check_plain_head(s._load().model, s.name)
     device = sides[0][1].device
@@ -192,7 +196,7 @@ def _pair_batched_differently(ref: Any, var: Any, texts: TextSet, progress: bool
             for n, value in zip(names, pair_chunk(za, zb, targets[p0:p1])):
                 result[n][index[p0:p1]] = value.cpu().numpy()
 
-    run_batches(windows, int(ref.batch_tokens), run_batch, what=f"numerics floor {ref.name} vs {var.name}",
+    run_batches(windows, int(ref.execution.batch_tokens), run_batch, what=f"numerics floor {ref.name} vs {var.name}",
                 desc=f"{ref.name} vs {var.name}", progress=progress)
     owner = np.repeat([w.text_index for w in windows], [w.n_scored for w in windows])
     done = np.zeros(len(texts), dtype=np.int64)
@@ -207,9 +211,11 @@ def _pair_batched_differently(ref: Any, var: Any, texts: TextSet, progress: bool
                             same_top=result["same_top"], attrs={"model_a": ref.name, "model_b": var.name})
 
 
+@fill_doc(progress=PROGRESS_DOC)
 def numerics_floor(model: str | PathLike[str], texts: TextSet | Sequence[str],
                    variants: Sequence[str] | Mapping[str, Any] = DEFAULT_VARIANTS, *, device: str = "cpu",
-                   batch_tokens: int = 8192, progress: bool = False, **options: Any) -> xr.Dataset:
+                   batch_tokens: int = 8192, progress: ProgressArg = False,
+                   windowing: Windowing | None = None) -> xr.Dataset:
     """How far a model is from itself under other numerics: the floor under every KL of a map.
 
     The default variants are ``("float32", "bfloat16", "float16", "sdpa", "eager", "batched",
@@ -232,11 +238,11 @@ def numerics_floor(model: str | PathLike[str], texts: TextSet | Sequence[str],
         Where the models run (``"cuda"`` for a GPU).
     batch_tokens : int, default 8192
         Padded tokens per batch of the ``"batched"`` setting.
-    progress : bool, default False
-        Progress bars over batches.
-    **options
-        Further :class:`~loglik_map.HFScorer` options (``convention``, ``max_length``,
-        ``long_texts``, ``stride``).
+    progress : bool, callable or None, default False
+        Progress over the exact-KL batches, one variant after another.
+        {progress}
+    windowing : Windowing, optional
+        Which tokens are scored (:class:`~loglik_map.scoring.Windowing`); default ``Windowing()``.
 
     Returns
     -------
@@ -282,7 +288,7 @@ def numerics_floor(model: str | PathLike[str], texts: TextSet | Sequence[str],
                              f"{type(model).__name__}")
     texts = TextSet.coerce(texts)
     settings = _settings(variants)
-    models = _Models(model, device, int(batch_tokens), dict(options))
+    models = _Models(model, device, int(batch_tokens), check_group(windowing, Windowing, "numerics_floor"))
     reference = models.scorer(REFERENCE, "reference")
     started = time.perf_counter()
     ref_row = reference.score(texts)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import loglik_map as lm
-from loglik_map.scoring import batching, unembed
+from loglik_map.scoring import Execution, batching, unembed
 from loglik_map.scoring.windows import encode_text, encode_texts
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
@@ -97,13 +97,13 @@ def test_fused_is_refused_where_it_cannot_run():
         unembed.target_logprobs(None, unembed.Head(linear), torch.randn(2, 8), torch.zeros(2, dtype=torch.long),
                                 rows_per_chunk=128, method="fused")
     with pytest.raises(lm.LoglikMapError, match="unknown unembed 'fast'"):
-        lm.HFScorer("x", unembed="fast")
+        lm.HFScorer("x", execution=Execution(unembed="fast"))
 
 
 @pytest.mark.parametrize("bad", [0, -5, 2.5, "big", True])
 def test_batch_tokens_must_be_a_positive_integer_or_auto(bad):
     with pytest.raises(lm.LoglikMapError, match="batch_tokens must be a positive integer or 'auto'"):
-        lm.HFScorer("x", batch_tokens=bad)
+        lm.HFScorer("x", execution=Execution(batch_tokens=bad))
 
 
 def test_automatic_batch_budget_follows_free_memory_and_the_kept_states():
