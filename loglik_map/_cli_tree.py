@@ -1,6 +1,6 @@
 """The ``loglik-map tree`` subcommand: the clustering tree of a map with AU/BP p-values of its clades.
 
-Reads a run store or saved matrix as ``kl``/``map`` do (:func:`loglik_map.cli_read.load_map`),
+Reads a run store or saved matrix as ``kl``/``map`` do (:func:`loglik_map._cli_read.load_map`),
 runs :meth:`ModelMap.tree` and prints the clades table (``--format``); optionally saves the
 figure (:func:`loglik_map.plotting.plot_tree`), the Newick text, and checks the model cards'
 lineages (``--lineage``).
@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from ._cli_output import check_out, terminal_safe, write_output
-from .cli_read import FORMATS, load_map, out_path, write_table
+from ._cli_read import FORMATS, load_map, out_path, write_table
 
 __all__ = ["TREE_COMMANDS", "add_tree_command"]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.modelmap import ModelTree
+from ..core._modelmap import ModelTree
 from ..errors import WrongTypeError, require_extra
 from ._common import new_axes
 
