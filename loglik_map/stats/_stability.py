@@ -42,7 +42,7 @@ class ResamplingStability:
 
 
 def text_resampling_stability(source: ModelMap | LogLikelihoodMatrix, n_splits: int = 2, *, seed: int = 0,
-                              n_bootstrap: int = 200, max_pairs: int = 50) -> ResamplingStability:
+                              n_boot: int = 200, max_pairs: int = 50) -> ResamplingStability:
     """How stable the map is under resampled texts.
 
     Recompute all-pairs KL on disjoint random splits of the texts and correlate them; set a
@@ -56,7 +56,7 @@ def text_resampling_stability(source: ModelMap | LogLikelihoodMatrix, n_splits: 
         Number of disjoint text splits (2 … N/2).
     seed : int, default 0
         Seed of the splits and the bootstrap.
-    n_bootstrap : int, default 200
+    n_boot : int, default 200
         Bootstrap resamples of the texts.
     max_pairs : int, default 50
         Pairs whose bootstrap SE is computed.
@@ -85,9 +85,9 @@ def text_resampling_stability(source: ModelMap | LogLikelihoodMatrix, n_splits: 
     n_pairs = iu[0].size
     pick = np.sort(rng.choice(n_pairs, size=min(max_pairs, n_pairs), replace=False))
     L = matrix.values
-    boot = np.empty((n_bootstrap, pick.size))
+    boot = np.empty((n_boot, pick.size))
     diffs = L[iu[0][pick]] - L[iu[1][pick]]  # (pairs, N)
-    for b in range(n_bootstrap):
+    for b in range(n_boot):
         idx = rng.integers(0, matrix.n_texts, size=matrix.n_texts)
         nb = matrix.n_bytes[idx].mean() * 2.0 * math.log(2.0)
         boot[b] = np.var(diffs[:, idx], axis=1) / nb
