@@ -111,7 +111,7 @@ def worker(method: str, folder: Path, repeat: int, device: str, dtype: str) -> d
                      execution=lm.scoring.Execution(batch_tokens=8192))
         scorer.score(texts[:4])  # load + warm up
         enc = scorer.encode(texts)
-        from loglik_map.scoring.windows import plan_batches
+        from loglik_map.scoring._windows import plan_batches
 
         windows = [w for e in enc for w in e.windows]
         batches = plan_batches(windows, scorer.execution.batch_tokens)

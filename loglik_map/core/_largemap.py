@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .kernels.blocks import RowBlock, block_kl_se
+from ._kernels.blocks import RowBlock, block_kl_se
 
 __all__ = ["block_to_store"]
 

@@ -8,7 +8,7 @@ import numpy as np
 import xarray as xr
 
 if TYPE_CHECKING:
-    from .matrix import LogLikelihoodMatrix
+    from ._matrix import LogLikelihoodMatrix
 
 __all__ = ["MatrixBase"]
 

@@ -15,7 +15,7 @@ from ._matrix_base import MatrixBase
 from ._validation import MODEL_DIM, TEXT_DIM, as_str_array, coord_array, first_duplicate
 
 if TYPE_CHECKING:
-    from .matrix import LogLikelihoodMatrix
+    from ._matrix import LogLikelihoodMatrix
 
 __all__ = ["MatrixSelection"]
 

@@ -8,16 +8,16 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 import xarray as xr
 
+from .._units import LN2
 from ..errors import LoglikMapError, LoglikMapWarning
-from ..units import LN2
+from ._lazy import exact_quantile, is_dask
 from ._matrix_base import MatrixBase
 from ._scoring_checks import dropped_tokens, truncation_message
 from ._validation import TEXT_DIM
 from ._weights import text_weights
-from .lazy import exact_quantile, is_dask
 
 if TYPE_CHECKING:
-    from .matrix import LogLikelihoodMatrix
+    from ._matrix import LogLikelihoodMatrix
 
 __all__ = ["MatrixSummaries"]
 

@@ -15,10 +15,10 @@ import numpy as np
 from .._progress import ProgressArg
 from ..errors import LoglikMapError
 from ._torch import torch_module
-from .vocabulary import VocabularyMismatch
+from ._vocabulary import VocabularyMismatch
 
 if TYPE_CHECKING:
-    from .exact_kl import PairSide
+    from ._exact_kl import PairSide
 
 __all__ = ["batch_budget", "pair_chunk", "run_pair"]
 
@@ -41,13 +41,13 @@ def _check_plain_head(model: Any, name: str) -> None:
     """Refuse a model whose logits are more than this computation applies to its last hidden state.
 
     The exact KL takes the output embedding of the last hidden state, then the logit post-processing
-    the config names (:func:`~loglik_map.scoring.unembed.postprocess_logits`). A head that does more
+    the config names (:func:`~loglik_map.scoring._unembed.postprocess_logits`). A head that does more
     (BERT-style transforms, Granite's ``logits_scaling``, Falcon-H1's multiplier, a scaled hidden
     state) would give a wrong KL without a word, so the head is traced on a few tokens first.
     """
     torch = torch_module()
     from ._head import trace_head
-    from .unembed import has_postprocessing
+    from ._unembed import has_postprocessing
 
     if _plain_head_checked.get(model):
         return
@@ -65,8 +65,8 @@ def _check_plain_head(model: Any, name: str) -> None:
 
 def _models(sides: Sequence[PairSide]) -> tuple[list[_Model], list[tuple[int, int]]]:
     """Distinct models and, for each side, (model index, slot in that model's states)."""
-    from .architectures import find_final_norm
-    from .unembed import Head
+    from ._architectures import find_final_norm
+    from ._unembed import Head
 
     models: list[_Model] = []
     owners: dict[int, int] = {}
@@ -178,8 +178,8 @@ def run_pair(sides: Sequence[PairSide], windows: list[Any], batch_tokens: int,
              progress: ProgressArg) -> dict[str, np.ndarray]:
     """Per-token arrays in window order, for the pair ``sides``."""
     torch = torch_module()
-    from .batching import pad_batch, run_batches
-    from .unembed import logit_rows, postprocess_logits
+    from ._batching import pad_batch, run_batches
+    from ._unembed import logit_rows, postprocess_logits
 
     models, where = _models(sides)
     (ma, sa), (mb, sb) = where
@@ -218,7 +218,7 @@ def run_pair(sides: Sequence[PairSide], windows: list[Any], batch_tokens: int,
 
 
 def batch_budget(sides: Sequence[PairSide]) -> int:
-    from .batching import auto_batch_tokens
+    from ._batching import auto_batch_tokens
 
     budgets = []
     for side in sides:

@@ -28,14 +28,14 @@ import numpy as np
 import xarray as xr
 
 from .._progress import PROGRESS_DOC, ProgressArg
+from .._units import LN2
 from .._util import fill_doc
-from ..core.matrix import LogLikelihoodMatrix
-from ..core.modelmap import ModelMap
+from ..core._matrix import LogLikelihoodMatrix
+from ..core._modelmap import ModelMap
 from ..errors import LoglikMapError, WrongTypeError
 from ..texts import TextSet
-from ..units import LN2
+from ._settings import Execution, Windowing, check_group
 from ._torch import torch_module
-from .settings import Execution, Windowing, check_group
 
 __all__ = ["DEFAULT_VARIANTS", "REFERENCE", "FloorSetting", "numerics_floor"]
 
@@ -121,7 +121,7 @@ class _Models:
             torch = torch_module()
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            from .loading import loading_errors, quiet_transformers
+            from ._loading import loading_errors, quiet_transformers
 
             with loading_errors(str(self.model), None):
                 if self._tokenizer is None:
@@ -137,7 +137,7 @@ class _Models:
         return self._loaded[key]
 
     def scorer(self, setting: FloorSetting, name: str) -> Any:
-        from .hf import HFScorer
+        from ._hf import HFScorer
 
         model = self._load(setting.dtype, setting.attention)
         batch_tokens = 1 if setting.batching == "one-by-one" else self.batch_tokens
@@ -153,11 +153,11 @@ def _pair_batched_differently(ref: Any, var: Any, texts: TextSet, progress: Prog
     are then unembedded and compared as :func:`exact_kl` does (``pair_chunk``).
     """
     torch = torch_module()
+    from ._batching import pad_batch, run_batches
     from ._exact_kl_run import _check_plain_head, pair_chunk
-    from .batching import pad_batch, run_batches
-    from .kl_summary import exact_kl_dataset
-    from .unembed import Head, logit_rows, postprocess_logits
-    from .windows import plan_batches
+    from ._kl_summary import exact_kl_dataset
+    from ._unembed import Head, logit_rows, postprocess_logits
+    from ._windows import plan_batches
 
     encoded = ref.encode(texts)
     windows = [w for e in encoded for w in e.windows]
@@ -281,7 +281,7 @@ def numerics_floor(model: str | PathLike[str], texts: TextSet | Sequence[str],
     torch = torch_module()
     import transformers
 
-    from .exact_kl import exact_kl
+    from ._exact_kl import exact_kl
 
     if not isinstance(model, (str, PathLike)):
         raise WrongTypeError(f"numerics_floor loads the model itself in each dtype: give a hub id or a folder, got "

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import LoglikMapError
 from ._torch import torch_module
-from .windows import Window
+from ._windows import Window
 
 __all__ = ["ATTENTION", "check_packing", "pack_windows", "packed_logprob_sums"]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import xarray as xr
 
 import loglik_map as lm
 
@@ -201,13 +200,6 @@ def test_plot_step_kl_and_displacement_fit_their_figures(stepped, tmp_path):
     walk = lm.synthetic.fbm(40, 0.5, dim=50, seed=0)
     D = ((walk[:, None] - walk[None]) ** 2).sum(-1)
     check_saved(plotting.plot_displacement(lm.Trajectory.from_distances(D, np.arange(41)), 5), tmp_path, "disp")
-
-
-def test_old_import_paths_of_the_plots_still_work():
-    from loglik_map.plotting import plot_diffusion_exponents, plot_kl_scale, plot_map  # noqa: F401
-
-    assert lm.plotting.plot_kl_matrix is plotting.maps.plot_kl_matrix
-    assert isinstance(lm.ModelMap(make_matrix(K=3, N=40)).kl(), xr.DataArray)
 
 
 def test_labels_of_nearby_points_do_not_overlap(tmp_path):

@@ -83,7 +83,7 @@ def test_the_failure_record_keeps_the_spec_with_its_groups_as_json(tmp_path):
 
 
 def test_the_models_file_maps_each_key_to_its_group(tmp_path):
-    from loglik_map.cli import read_model_specs
+    from loglik_map._cli import read_model_specs
 
     models = tmp_path / "models.txt"
     models.write_text("some/model name=a max_length=32 device=cpu batch_tokens=512 trust_remote_code=true\n"
