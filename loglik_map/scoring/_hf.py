@@ -53,7 +53,7 @@ class HFScorer:
     tokenizer : transformers tokenizer, optional
         Needed with an already-loaded model; otherwise loaded from ``model``.
     name : str, optional
-        Row label. Default: short and stable (:func:`~loglik_map.scoring._naming.default_model_name`):
+        Row label. Default: short and stable (:func:`~loglik_map.scoring.default_model_name`):
         the hub id or the folder's base name (``run@step24`` for a checkpoint folder
         ``run/step24``), then ``@revision`` and ``[quantization]`` if any. An already-loaded
         model is named after the folder or hub id it was loaded from; one built in memory

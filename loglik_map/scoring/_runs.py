@@ -51,7 +51,7 @@ class ModelSpec:
         Hub id or local folder (its existence is checked where it is scored).
     name : str, optional
         Row label (default: short and stable — the hub id or the folder's base name, then
-        ``@revision`` and ``[quantization]``; see :func:`~loglik_map.scoring._naming.default_model_name`);
+        ``@revision`` and ``[quantization]``; see :func:`~loglik_map.scoring.default_model_name`);
         logit-lens rows add ``@layer<l>``.
     revision : str, optional
         Hub revision (e.g. ``"step1000"``, which also sets ``step``).
