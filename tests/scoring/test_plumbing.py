@@ -55,6 +55,14 @@ def test_a_spec_group_replaces_the_runs_group_as_a_whole(tmp_path):
     assert own.label.endswith("[8bit]") and scorer.name == own.label
 
 
+def test_a_logit_lens_spec_carries_its_final_norm_to_the_scorer(tmp_path):
+    spec = lm.ModelSpec(str(tmp_path), logit_lens=True, final_norm="gpt_neox.final_layer_norm",
+                        execution=Execution(batch_tokens=64))
+    scorer = spec.scorer(execution=Execution(batch_tokens=8))
+    assert isinstance(scorer, lm.LogitLensScorer) and scorer.final_norm == "gpt_neox.final_layer_norm"
+    assert scorer.execution.batch_tokens == 64  # the spec's group, not the run's
+
+
 def test_score_models_labels_rows_with_the_runs_quantization(tmp_path):
     # the run's Loading reaches the label (the store's key), not only the scorer
     summary = lm.score_models([str(tmp_path / "missing")], ["a text to score"], tmp_path / "store", progress=False,
