@@ -165,11 +165,15 @@ def test_the_store_lock_times_out_with_a_clear_error(tmp_path, monkeypatch):
             fake.score(store, ["a", "b"])
 
 
-def test_scorer_options_of_a_run_are_checked_before_anything_is_written(tmp_path):
+def test_scorer_settings_of_a_run_are_checked_before_anything_is_written(tmp_path):
+    from loglik_map.scoring import Execution, Windowing
+
     with pytest.raises(lm.LoglikMapError, match="batch_tokens must be a positive integer"):
-        fake.score(tmp_path / "s", ["a"], batch_tokens=-1)
-    with pytest.raises(lm.LoglikMapError, match="convetion"):
-        fake.score(tmp_path / "s", ["a"], convetion="bos")
+        fake.score(tmp_path / "s", ["a"], execution=Execution(batch_tokens=-1))
+    with pytest.raises(TypeError, match="convetion"):
+        fake.score(tmp_path / "s", ["a"], windowing=Windowing(convetion="bos"))
+    with pytest.raises(lm.errors.WrongTypeError, match=r"Execution\(\*\*execution\)"):
+        fake.score(tmp_path / "s", ["a"], execution={"batch_tokens": 8})
     assert not (tmp_path / "s").exists()
 
 
