@@ -182,3 +182,63 @@ def test_the_top_level_holds_at_most_forty_names_a_user_types():
     returned = {"KLEstimate", "ConfidenceInterval", "KLDifference", "ModelProjection", "PowerLawFit", "RunSummary"}
     assert not returned & set(lm.__all__)  # returned types live in loglik_map.results
     assert returned <= set(lm.results.__all__)
+
+
+def _base_name(node: ast.expr) -> str | None:
+    """The class name a base expression names: ``Base``, ``mod.Base`` or ``Base[T]``."""
+    if isinstance(node, ast.Subscript):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+
+
+def _public_names(package: Path) -> set[str]:
+    """The names in ``__all__`` of the top level, of ``results`` and of every sub-package (read, not imported)."""
+    out: set[str] = set()
+    for path in [package / "__init__.py", package / "results.py", *package.glob("*/__init__.py")]:
+        if not path.is_file():
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+                out |= set(ast.literal_eval(node.value))
+    return out
+
+
+def single_host_mixins(package: Path) -> dict[str, list[str]]:
+    """Private classes of ``package`` that exactly one class of the package subclasses: ``{base: [host]}``.
+
+    Such a base is a file split, not a concept: its methods belong in the class that hosts them
+    (one class, one module; array math beside it as private functions). Public classes (a user
+    may subclass them too) and Protocols are left out.
+    """
+    defined: dict[str, bool] = {}  # class name -> whether it is a Protocol
+    hosts: dict[str, list[str]] = {}
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                bases = [_base_name(b) for b in node.bases]
+                defined[node.name] = defined.get(node.name, False) or "Protocol" in bases
+                for base in bases:
+                    if base is not None:
+                        hosts.setdefault(base, []).append(node.name)
+    public = _public_names(package)
+    return {base: names for base, names in hosts.items()
+            if base in defined and len(names) == 1 and not defined[base] and base not in public}
+
+
+def test_no_single_host_mixin():
+    found = single_host_mixins(PACKAGE)
+    assert not found, f"merge these into the one class that uses them (a long class file is fine): {found}"
+
+
+def test_the_single_host_rule_finds_a_split_class(tmp_path):
+    (tmp_path / "__init__.py").write_text('__all__ = ["Matrix", "Shared"]\n', encoding="utf-8")
+    (tmp_path / "_parts.py").write_text(
+        "from typing import Protocol\n"
+        "class _Selection: ...\n"          # one host: found
+        "class Helper: ...\n"              # one host, private module, not in __all__: found
+        "class Shared: ...\n"              # public: a user may subclass it
+        "class Provider(Protocol): ...\n"  # a Protocol
+        "class _Two: ...\n"                # two hosts: a real shared base
+        "class Matrix(_Selection, Shared, _Two): ...\n"
+        "class Other(_Two, Provider, Helper): ...\n", encoding="utf-8")
+    assert single_host_mixins(tmp_path) == {"_Selection": ["Matrix"], "Helper": ["Other"]}
