@@ -114,6 +114,7 @@ def test_pca_embedding_is_deterministic_and_labelled(mm):
 
 
 def test_tsne_embedding(matrix):
+    pytest.importorskip("sklearn", reason="t-SNE needs the 'plot' extra (scikit-learn)")
     mm = lm.ModelMap(make_matrix(K=12, N=200, seed=2))
     emb = mm.embed("tsne", n_components=2, perplexity=3, seed=0)
     assert emb.shape == (12, 2) and np.all(np.isfinite(emb.values))
