@@ -199,8 +199,8 @@ def plain_batched_loop(model: Any, tok: Any, texts: list[str], device: Any, batc
 
 def scorer_padding(scorer: Any, texts: Any) -> tuple[int, int, int]:
     """(real tokens, padded tokens, padded tokens per batch) of an HFScorer's batches."""
-    from loglik_map.scoring.batching import auto_batch_tokens
-    from loglik_map.scoring.windows import plan_batches
+    from loglik_map.scoring._batching import auto_batch_tokens
+    from loglik_map.scoring._windows import plan_batches
 
     windows = [w for e in scorer.encode(texts) for w in e.windows]
     budget = scorer.batch_tokens
@@ -308,7 +308,7 @@ def run_shape(shape: str, args: argparse.Namespace, tok: Any, texts: Any, device
     import torch
 
     import loglik_map as lm
-    from loglik_map.scoring import unembed as unembed_mod
+    from loglik_map.scoring import _unembed as unembed_mod
 
     cpu = device.type == "cpu"
     half = torch.float32 if cpu else torch.bfloat16

@@ -83,7 +83,7 @@ def run_body(model: Any, windows: list, budget: int, packed: bool) -> int:
     import torch
 
     from loglik_map.scoring import _packed
-    from loglik_map.scoring.windows import plan_batches
+    from loglik_map.scoring._windows import plan_batches
 
     device = next(model.parameters()).device
     body = body_of(model)
@@ -119,7 +119,7 @@ def lens_compiled_sums(model: Any, windows: list, budget: int, fn: Any) -> np.nd
     """Per layer × window sums of log p(target), nats, from the body's hidden states and ``fn``."""
     import torch
 
-    from loglik_map.scoring.windows import plan_batches
+    from loglik_map.scoring._windows import plan_batches
 
     device = next(model.parameters()).device
     layers = model.config.num_hidden_layers

@@ -171,8 +171,8 @@ def store(args) -> dict:
 
 def block_cost(args) -> dict:
     """Seconds for one k-NN block pair and one all-pairs block pair at N texts (one process)."""
-    from loglik_map.core.kernels.blocks import block_kl_se, row_block
-    from loglik_map.core.neighbours import _candidates
+    from loglik_map.core._kernels.blocks import block_kl_se, row_block
+    from loglik_map.core._neighbours import _candidates
 
     rng = np.random.default_rng(0)
     a = row_block(rng.normal(size=(args.block, args.texts)) * 0.01, 0)

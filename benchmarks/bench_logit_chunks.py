@@ -4,7 +4,7 @@ Run by hand (not a test), in the project's virtual environment:
 
     python benchmarks/bench_logit_chunks.py [--positions 30000] [--repeat 3]
 
-For each shape (hidden size d, vocabulary V) it times ``loglik_map.scoring.unembed.target_logprobs``
+For each shape (hidden size d, vocabulary V) it times ``loglik_map.scoring._unembed.target_logprobs``
 (float32 logits chunk by chunk, gather, log-sum-exp) over the same random hidden states with
 different rows per chunk, and prints the best of ``--repeat`` runs. The row marked ``*`` is what
 ``logit_rows`` picks on this device.
@@ -25,7 +25,7 @@ ROWS = (16, 32, 64, 128, 256, 512, 1024)
 def main() -> None:
     import torch
 
-    from loglik_map.scoring.unembed import Head, logit_rows, target_logprobs
+    from loglik_map.scoring._unembed import Head, logit_rows, target_logprobs
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--positions", type=int, default=30000, help="scored positions per run (scaled down for large V)")

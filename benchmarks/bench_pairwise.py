@@ -96,7 +96,7 @@ def _run(method: str, X: np.ndarray, L: np.ndarray, n_bytes: np.ndarray):
         np.fill_diagonal(se, 0.0)
         return kl, se
     if method in ("numpy", "numba", "blas"):
-        from loglik_map.core.kernels import pairwise_kl_se
+        from loglik_map.core._kernels import pairwise_kl_se
 
         r = pairwise_kl_se(X, backend=method)
         return r.kl, r.se
@@ -122,7 +122,7 @@ def worker(method: str, data: Path, out: Path, repeat: int) -> None:
     # numba is imported by the first call that recomputes a pair directly, which the small warm-up
     # may not make; its import (~0.5x the input here) is a one-off cost, not the kernel's memory
     # (and its pair kernel's compiled code is loaded on first use: call it once on the small slice)
-    from loglik_map.core.kernels._numba import pairs_kl_se_numba
+    from loglik_map.core._kernels._numba import pairs_kl_se_numba
 
     pairs_kl_se_numba(small_X, np.array([0]), np.array([1]))
     times, peaks = [], []

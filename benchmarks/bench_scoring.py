@@ -110,7 +110,7 @@ def worker(method: str, folder: Path, repeat: int, device: str, dtype: str) -> d
                      device=device, dtype="bfloat16" if method == "hf_bf16" else dtype)
         scorer.score(texts[:4])  # load + warm up
         enc = scorer.encode(texts)
-        from loglik_map.scoring.windows import plan_batches
+        from loglik_map.scoring._windows import plan_batches
 
         windows = [w for e in enc for w in e.windows]
         batches = plan_batches(windows, scorer.batch_tokens)

@@ -23,8 +23,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import loglik_map as lm
-from loglik_map.core.paired import closer
-from loglik_map.dynamics.uncertainty import exponent_interval, holder_interval
+from loglik_map.core._paired import closer
+from loglik_map.dynamics._uncertainty import exponent_interval, holder_interval
 
 
 def paired(rng: np.random.Generator, n: int, df: float, method: str) -> bool:

@@ -79,7 +79,7 @@ from . import core, dynamics, errors, io, options, results, scale, stats, synthe
 if TYPE_CHECKING:  # imported on first use (see __getattr__)
     from . import demo, plotting, scoring
     from .scoring import HFScorer, LogitLensScorer, ModelSpec, score_models
-    from .scoring.exact_kl import exact_kl
+    from .scoring._exact_kl import exact_kl
     from .scoring._numerics_floor import numerics_floor
 
 #: Names imported on first use: name → module that defines it.
@@ -90,7 +90,7 @@ _LAZY = {
     "ModelSpec": "loglik_map.scoring",
     "score_models": "loglik_map.scoring",
     # The exact token-level KL beside the map's estimate (scores models: torch)
-    "exact_kl": "loglik_map.scoring.exact_kl",
+    "exact_kl": "loglik_map.scoring._exact_kl",
     "numerics_floor": "loglik_map.scoring._numerics_floor",
     # Sub-packages
     "scoring": "loglik_map.scoring",

@@ -1,6 +1,6 @@
 """The ``loglik-map tree`` subcommand: the clustering tree of a map with AU/BP p-values of its clades.
 
-Reads a run store or saved matrix as ``kl``/``map`` do (:func:`loglik_map.cli_read.load_map`),
+Reads a run store or saved matrix as ``kl``/``map`` do (:func:`loglik_map._cli_read.load_map`),
 runs :meth:`ModelMap.tree` and prints the clades table (``--format``); optionally saves the
 figure (:func:`loglik_map.plotting.plot_tree`), the Newick text, and checks the model cards'
 lineages (``--lineage``).
@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from ._cli_output import check_out, terminal_safe, write_output
-from .cli_read import FORMATS, load_map, out_path, write_table
+from ._cli_read import FORMATS, load_map, out_path, write_table
 
 __all__ = ["TREE_COMMANDS", "add_tree_command"]
 
@@ -51,7 +51,7 @@ def add_tree_command(sub: Any) -> None:
     tree.add_argument("--scales", type=_scale, nargs="+", metavar="R",
                       help="replicate sizes as fractions of the texts (default 0.5 0.6 … 1.4)")
     tree.add_argument("--seed", type=int, help="seed of the replicates")
-    tree.add_argument("--alpha", type=float, default=0.05, help="level: clades with AU ≥ 1 − alpha are supported")
+    tree.add_argument("--level", type=float, default=0.05, help="significance level: clades with AU ≥ 1 − level are supported")
     tree.add_argument("--significant", action="store_true", help="list only the supported clades")
     tree.add_argument("--lineage", action="store_true",
                       help="also test the lineages of the models' cards (base_model; local folders or hub ids)")
@@ -92,10 +92,10 @@ def _tree(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {"scales": tuple(args.scales)} if args.scales else {}
     tree = mm.tree(args.linkage, args.metric, n_boot=args.n_boot, seed=args.seed, clades=clades,
                    progress=False if args.no_progress else None, **options)
-    table = tree.significant(args.alpha) if args.significant else tree.clades
+    table = tree.significant(args.level) if args.significant else tree.clades
     write_table(_table(table, args.format), args.format, out)
     if args.lineage:
-        check = tree.check_lineage(alpha=args.alpha).reset_index()
+        check = tree.check_lineage(level=args.level).reset_index()
         check["members"] = check["members"].map(", ".join)
         print()
         write_table(check, "table", None)
@@ -108,7 +108,7 @@ def _tree(args: argparse.Namespace) -> int:
         matplotlib.use("Agg")
         from .plotting import plot_tree
 
-        figure = plot_tree(tree, alpha=args.alpha).figure
+        figure = plot_tree(tree, level=args.level).figure
         write_output(plot, lambda tmp: figure.savefig(tmp, dpi=150, format=plot.suffix.lstrip(".") or "png"))
         print(terminal_safe(f"saved {args.plot}"))
     return 0

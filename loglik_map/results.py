@@ -39,16 +39,16 @@ from typing import TYPE_CHECKING, Any
 
 from .core._closed_models import SampleComparison
 from .core._model_tree import ModelTree
-from .core.paired import KLDifference
-from .core.projection import ModelProjection
-from .core.results import ConfidenceInterval, KLEstimate
+from .core._paired import KLDifference
+from .core._projection import ModelProjection
+from .core._results import ConfidenceInterval, KLEstimate
 from .dynamics import BootstrapEstimate, HolderEstimate, PowerLawFit, PreprocessingResult, SpiralPeriod
 from .stats import ResamplingStability, TextBudget
 from .synthetic import ClosedMarkovExample, MarkovExample
 
 if TYPE_CHECKING:
-    from .demo.run import DemoResult
-    from .scoring.runs import RunSummary
+    from .demo._run import DemoResult
+    from .scoring._runs import RunSummary
 
 __all__ = [
     "BootstrapEstimate",
@@ -70,7 +70,7 @@ __all__ = [
     "TextBudget",
 ]
 
-_LAZY = {"RunSummary": "loglik_map.scoring.runs", "DemoResult": "loglik_map.demo.run"}
+_LAZY = {"RunSummary": "loglik_map.scoring._runs", "DemoResult": "loglik_map.demo._run"}
 
 
 def __getattr__(name: str) -> Any:

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 import loglik_map as lm
-from loglik_map.cli import _build_parser, _load_texts, main
-from loglik_map.io.runstore.layout import failure_path
-from loglik_map.io.runstore.writing import init_store, write_result
+from loglik_map._cli import _build_parser, _load_texts, main
+from loglik_map.io._runstore.layout import failure_path
+from loglik_map.io._runstore.writing import init_store, write_result
 
 from .conftest import needs_storage
 

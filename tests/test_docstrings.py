@@ -30,10 +30,10 @@ def test_the_ignore_list_is_short_and_documented(checker):
 def test_inherited_and_sub_package_methods_are_walked(checker):
     names = set(checker.public_names())
     # to_dict is inherited from TidyResult; flag_outlier_models is in a sub-package's __all__
-    assert "loglik_map.core.modelmap.ModelMap.summary" in names
-    assert "loglik_map.core.matrix.LogLikelihoodMatrix.where_models" in names
-    assert "loglik_map.core.results.KLEstimate.to_dict" in names
-    assert "loglik_map.dynamics.outliers.flag_outlier_models" in names  # a sub-package's __all__
+    assert "loglik_map.core._modelmap.ModelMap.summary" in names
+    assert "loglik_map.core._matrix.LogLikelihoodMatrix.where_models" in names
+    assert "loglik_map.core._results.KLEstimate.to_dict" in names
+    assert "loglik_map.dynamics._outliers.flag_outlier_models" in names  # a sub-package's __all__
 
 
 def test_a_missing_returns_section_is_found(checker, monkeypatch):

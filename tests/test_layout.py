@@ -24,7 +24,7 @@ except ModuleNotFoundError:  # Python 3.10: tomli, which pytest itself needs the
     import tomli as tomllib
 
 PACKAGE = Path(lm.__file__).resolve().parent
-FOUNDATION = {"errors", "options", "units", "_util", "_labels", "_repr", "_version"}
+FOUNDATION = {"errors", "options", "_units", "_util", "_labels", "_repr", "_version"}
 #: Which layers a layer may import (its own included). "top" is loglik_map/__init__.py.
 ALLOWED = {
     "foundation": {"foundation"},
@@ -135,8 +135,8 @@ def test_imports_point_one_way():
 
 def test_the_graph_sees_function_level_imports():
     # the rule must not be dodged by importing inside a function: the scorer loads its loading code there
-    assert "loglik_map.scoring.loading" in GRAPH["loglik_map.scoring.hf"]
-    assert "loglik_map.demo.zoo" in GRAPH["loglik_map.demo.run"]
+    assert "loglik_map.scoring._loading" in GRAPH["loglik_map.scoring._hf"]
+    assert "loglik_map.demo._zoo" in GRAPH["loglik_map.demo._run"]
 
 
 def test_import_loglik_map_loads_no_heavy_dependency_and_no_demo():
@@ -374,3 +374,28 @@ def test_the_optional_import_rule_finds_an_unguarded_import(tmp_path):
     problems = unskipped_optional_imports(tests, tmp_path / "pyproject.toml")
     assert [p.split(":")[:2] for p in problems] == [["tests/test_bad.py", "3"], ["tests/test_bad.py", "2"],
                                                     ["tests/test_bad.py", "5"]], problems
+
+
+#: Modules that are public namespaces in their own right (as numpy.exceptions): the errors, the
+#: options and the returned types. Every other module is an implementation module.
+PUBLIC_MODULES = {"loglik_map.errors", "loglik_map.options", "loglik_map.results"}
+
+
+def test_implementation_modules_are_private():
+    """scipy.stats' underscore rule: a sub-package's ``__init__`` is its only public face."""
+    public = [name for name, path in MODULES.items()
+              if path.name not in ("__init__.py", "__main__.py") and name not in PUBLIC_MODULES
+              and not any(part.startswith("_") for part in name.split(".")[1:])]
+    assert not public, f"implementation modules with public names (rename to _name.py): {public}"
+    packages = [name for name, path in MODULES.items() if path.name == "__init__.py" and name.count(".") == 2
+                and not name.rpartition(".")[2].startswith("_")]
+    assert not packages, f"sub-sub-packages with public names: {packages}"
+
+
+@pytest.mark.parametrize("name", sorted(n for n, p in MODULES.items()
+                                        if p.name == "__init__.py" and n.count(".") == 1))
+def test_each_sub_package_face_lists_what_it_exports(name):
+    module = importlib.import_module(name)
+    assert len(set(module.__all__)) == len(module.__all__), f"{name}.__all__ repeats a name"
+    missing = [n for n in module.__all__ if not hasattr(module, n)]
+    assert not missing, f"{name}.__all__ names what it does not define: {missing}"

@@ -38,12 +38,12 @@ import xarray as xr
 from scipy import stats
 
 from .._labels import unknown_labels_error
+from .._units import LN2, check_unit
 from ..errors import LoglikMapError, LoglikMapWarning, UnreliableEstimateWarning, WrongTypeError
-from ..units import LN2, check_unit
 from ._difference_test import DifferenceTest
+from ._matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
+from ._results import MIN_TEXTS_FOR_SE
 from ._scoring_checks import check_comparable_rows
-from .matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
-from .results import MIN_TEXTS_FOR_SE
 
 __all__ = ["DRAWS_COORD", "IDENTIFIED", "NOT_IDENTIFIED", "SampleComparison", "closer_by_samples",
            "place_by_samples"]

@@ -19,7 +19,7 @@ from ._scoring_checks import scoring_conflict
 from ._validation import MODEL_DIM, RESERVED, TEXT_DIM
 
 if TYPE_CHECKING:
-    from .matrix import LogLikelihoodMatrix
+    from ._matrix import LogLikelihoodMatrix
 
 __all__ = ["concat_dataarrays"]
 

@@ -7,7 +7,7 @@ import math
 from scipy import stats
 
 from ..errors import LoglikMapError
-from .results import ConfidenceInterval
+from ._results import ConfidenceInterval
 
 __all__ = ["DifferenceTest"]
 

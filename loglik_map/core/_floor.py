@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._units import nats_per_bit_per_byte
 from ..errors import LoglikMapError, WrongTypeError
-from ..units import nats_per_bit_per_byte
 
 __all__ = ["SE_MULTIPLE", "below_floor", "flag_below_floor", "floor_bits_per_byte"]
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..options import resolve_progress
-from .kernels.blocks import RowBlock, block_kl_se
+from ._kernels.blocks import RowBlock, block_kl_se
 
 __all__ = ["block_to_store", "progress_callback"]
 

@@ -138,12 +138,12 @@ class ModelTree(ReprMixin):
         """The model names in dendrogram order (left to right)."""
         return self.models[self.leaves]
 
-    def significant(self, alpha: float = 0.05, *, pv: str = "au", max_only: bool = False) -> pd.DataFrame:
-        """The clades the texts support: ``pv ≥ 1 − alpha`` (AU ≥ 0.95 by default), the root left out.
+    def significant(self, level: float = 0.05, *, pv: str = "au", max_only: bool = False) -> pd.DataFrame:
+        """The clades the texts support: ``pv ≥ 1 − level`` (AU ≥ 0.95 by default), the root left out.
 
         Parameters
         ----------
-        alpha : float, default 0.05
+        level : float, default 0.05
             Level of the test, in (0, 1).
         pv : {"au", "bp", "si"}
             Which p-value to use; AU is the approximately unbiased one.
@@ -156,15 +156,15 @@ class ModelTree(ReprMixin):
         pandas.DataFrame
             The rows of :attr:`clades` that pass, in clade order.
         """
-        if not 0.0 < alpha < 1.0:
-            raise LoglikMapError(f"alpha must be in (0, 1), e.g. 0.05, got {alpha}")
+        if not 0.0 < level < 1.0:
+            raise LoglikMapError(f"level must be in (0, 1), e.g. 0.05, got {level}")
         if pv not in P_VALUES:
             raise LoglikMapError(f"pv must be one of {P_VALUES}, got {pv!r}")
         keep: list[int] = []
         covered: set[str] = set()
         for i in range(len(self.clades) - 2, -1, -1):  # from the top, the root left out (as pvpick)
             row = self.clades.iloc[i]
-            if row[pv] >= 1.0 - alpha:
+            if row[pv] >= 1.0 - level:
                 if not max_only or covered.isdisjoint(row.members):
                     keep.append(i)
                 covered.update(row.members)
@@ -191,12 +191,12 @@ class ModelTree(ReprMixin):
         raise LoglikMapError(f"{sorted(map(str, models))} is not a clade of the tree and was not tested; pass "
                              "clades=[[...]] to ModelMap.tree to measure its support")
 
-    def check_lineage(self, lineage: pd.DataFrame | None = None, alpha: float = 0.05) -> pd.DataFrame:
-        """Which model-card lineages the texts reject: the AU of each lineage's clade, flagged below ``alpha``.
+    def check_lineage(self, lineage: pd.DataFrame | None = None, level: float = 0.05) -> pd.DataFrame:
+        """Which model-card lineages the texts reject: the AU of each lineage's clade, flagged below ``level``.
 
         A lineage (a base model and the mapped models descending from it, :func:`lineage_clades`)
-        claims a clade; AU < ``alpha`` rejects the claim at that level (the texts separate its
-        models), AU ≥ 1 − ``alpha`` supports it.
+        claims a clade; AU < ``level`` rejects the claim at that level (the texts separate its
+        models), AU ≥ 1 − ``level`` supports it.
 
         Parameters
         ----------
@@ -204,7 +204,7 @@ class ModelTree(ReprMixin):
             A lineage table (:func:`loglik_map.io.lineage`). Its groups must be clades of the tree or
             have been tested: build the tree with ``clades=lineage``. Default: the lineage
             passed as ``clades=`` to :meth:`ModelMap.tree`.
-        alpha : float, default 0.05
+        level : float, default 0.05
             Level of the test.
 
         Returns
@@ -212,10 +212,10 @@ class ModelTree(ReprMixin):
         pandas.DataFrame
             One row per lineage group (index: ``"lineage of <base>"``): ``parent``, ``members``,
             ``in_tree`` (the observed tree has the clade), ``au``, ``au_se``, ``bp``,
-            ``rejected`` (AU < ``alpha``) and ``supported`` (AU ≥ 1 − ``alpha``).
+            ``rejected`` (AU < ``level``) and ``supported`` (AU ≥ 1 − ``level``).
         """
-        if not 0.0 < alpha < 1.0:
-            raise LoglikMapError(f"alpha must be in (0, 1), e.g. 0.05, got {alpha}")
+        if not 0.0 < level < 1.0:
+            raise LoglikMapError(f"level must be in (0, 1), e.g. 0.05, got {level}")
         if lineage is None:
             rows = self.tests[self.tests["parent"].notna()]
             if rows.empty:
@@ -236,8 +236,8 @@ class ModelTree(ReprMixin):
                             "in_tree": [self._has(m) for m in rows["members"]],
                             "au": rows["au"].astype(float), "au_se": rows["au_se"].astype(float),
                             "bp": rows["bp"].astype(float)}, index=rows.index)
-        out["rejected"] = out["au"] < alpha
-        out["supported"] = out["au"] >= 1.0 - alpha
+        out["rejected"] = out["au"] < level
+        out["supported"] = out["au"] >= 1.0 - level
         return out.rename_axis("lineage")
 
     def _has(self, members: Sequence[str]) -> bool:

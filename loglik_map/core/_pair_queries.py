@@ -1,6 +1,6 @@
 """The model map's KL/SE queries on top of the kernels: text-count checks and errors that name the models.
 
-The kernels (:mod:`loglik_map.core.kernels`) compute KL and SE from the map's points; these
+The kernels (:mod:`loglik_map.core._kernels`) compute KL and SE from the map's points; these
 helpers check there are enough texts for the estimate asked for, and turn a kernel's overflow
 into an error naming the two models.
 """
@@ -12,8 +12,8 @@ import warnings
 import numpy as np
 
 from ..errors import LoglikMapError, UnreliableEstimateWarning
-from .kernels import NonFiniteKLError, PairwiseKL, pairs_kl_se, pairwise_kl_se
-from .results import MIN_TEXTS_FOR_SE
+from ._kernels import NonFiniteKLError, PairwiseKL, pairs_kl_se, pairwise_kl_se
+from ._results import MIN_TEXTS_FOR_SE
 
 __all__ = ["MIN_TEXTS_FOR_SE", "all_pairs", "check_texts", "some_pairs"]
 

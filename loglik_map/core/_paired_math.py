@@ -1,4 +1,4 @@
-"""The computations of the paired comparisons (:mod:`loglik_map.core.paired`): KL differences with paired SEs.
+"""The computations of the paired comparisons (:mod:`loglik_map.core._paired`): KL differences with paired SEs.
 
 Two KL estimates of a map share their texts, so their errors are correlated: the SE of a
 difference is not ``sqrt(se₁² + se₂²)``. A pair's KL is ``var(ℓ_a − ℓ_b) / (2 B̄ ln 2)``, the mean
@@ -29,14 +29,14 @@ import numpy as np
 import xarray as xr
 from scipy import stats
 
+from .._units import check_unit, nats_per_bit_per_byte
 from ..errors import LoglikMapError
-from ..units import check_unit, nats_per_bit_per_byte
 from ._difference_test import DifferenceTest
+from ._matrix import MODEL_DIM
 from ._weights import text_weights, weighted_mean
-from .matrix import MODEL_DIM
 
 if TYPE_CHECKING:
-    from .modelmap import ModelMap
+    from ._modelmap import ModelMap
 
 __all__ = ["CORRECTIONS", "PAIRED_METHODS", "KLDifference", "compare_with_nearest", "kl_difference_on",
            "nearest_neighbours_on"]

@@ -29,14 +29,14 @@ import xarray as xr
 from scipy.cluster import hierarchy
 
 from ..errors import LoglikMapError, require_extra
+from ._blocked import materialise
 from ._largemap import progress_callback
 from ._model_tree import ModelTree
 from ._multiscale import DEFAULT_SCALES, multiscale_fit
 from ._tree_lineage import clade_hypotheses
-from .blocked import materialise
 
 if TYPE_CHECKING:
-    from .modelmap import ModelMap
+    from ._modelmap import ModelMap
 
 __all__ = ["DEFAULT_SCALES", "LINKAGES", "METRICS", "build_tree", "replicate_kl"]
 

@@ -18,9 +18,9 @@ import pandas as pd
 import xarray as xr
 
 from .._labels import check_text
+from .._units import loglik_units_factor
 from .._version import __version__
 from ..errors import LoglikMapError, LoglikMapWarning, WrongTypeError
-from ..units import loglik_units_factor
 
 __all__ = [
     "MODEL_DIM",

@@ -1,20 +1,20 @@
 """Dynamics: models ordered along training (or depth) — trajectories, diffusion exponents, weights, outliers.
 
-Builds on the core only: a :class:`Trajectory` orders a map's points, :mod:`.fits` fits power
-laws to their displacements, :mod:`.weights` measures the same paths in weight space,
-:mod:`.outliers` and :mod:`.preprocessing` apply the paper's cleaning of pretraining runs, and
-:mod:`.spiral` the spiral check of App. D.1.
+Builds on the core only: a :class:`Trajectory` orders a map's points, ``_fits`` fits power
+laws to their displacements, ``_weights`` measures the same paths in weight space,
+``_outliers`` and ``_preprocessing`` apply the paper's cleaning of pretraining runs, and
+``_spiral`` the spiral check of App. D.1.
 """
 
 from __future__ import annotations
 
-from .fits import HolderEstimate, PowerLawFit, fit_power_law, holder_exponent
-from .outliers import drop_outlier_texts, flag_outlier_models, outlier_text_scores
-from .preprocessing import PreprocessingResult, preprocess_pretraining
-from .spiral import SpiralPeriod, spiral_period
-from .trajectory import Trajectory
-from .uncertainty import BootstrapEstimate, exponent_interval, exponent_intervals, holder_interval
-from .weights import weight_distances
+from ._fits import HolderEstimate, PowerLawFit, fit_power_law, holder_exponent
+from ._outliers import drop_outlier_texts, flag_outlier_models, outlier_text_scores
+from ._preprocessing import PreprocessingResult, preprocess_pretraining
+from ._spiral import SpiralPeriod, spiral_period
+from ._trajectory import Trajectory
+from ._uncertainty import BootstrapEstimate, exponent_interval, exponent_intervals, holder_interval
+from ._weights import weight_distances
 
 __all__ = [
     "BootstrapEstimate",

@@ -14,10 +14,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..core.kernels import pairs_kl_se
-from ..core.matrix import MODEL_DIM
-from ..core.modelmap import ModelMap
-from ..units import check_unit, nats_per_bit_per_byte
+from .._units import check_unit, nats_per_bit_per_byte
+from ..core._kernels import pairs_kl_se
+from ..core._matrix import MODEL_DIM
+from ..core._modelmap import ModelMap
 
 __all__ = ["DistanceProvider", "MapDistances", "PrecomputedDistances"]
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core.groups import ordered_groups
-from ..core.matrix import MODEL_DIM
+from ..core._groups import ordered_groups
+from ..core._matrix import MODEL_DIM
 from ..errors import LoglikMapError
 
 __all__ = ["TrajectoryLayout", "build_layout"]

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ..core.matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
+from .._units import loglik_units_factor
+from ..core._matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
 from ..errors import LoglikMapError
-from ..units import loglik_units_factor
 from ._checksum import CHECKSUM_ATTR, FILE_FORMAT, FORMAT_ATTR, dataset_checksum
 
 __all__ = ["check_format_version", "matrix_from_dataset", "normalise_strings", "stamped_dataset", "to_dataset",

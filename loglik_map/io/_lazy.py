@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .._units import LN2
+from ..core._matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
 from ..core._validation import first_duplicate
-from ..core.matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix
 from ..errors import LoglikMapError, require_extra
-from ..units import LN2
 from . import _storage
 from ._checksum import CHECKSUM_ATTR, FORMAT_ATTR, _canonical_attr, _canonical_bytes, _feed
 from ._format import check_format_version, normalise_strings, to_nats

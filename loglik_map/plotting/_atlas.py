@@ -20,7 +20,7 @@ from ._atlas_lines import edge_paths, resolve_edges
 from ._atlas_script import ATLAS_SCRIPT
 
 if TYPE_CHECKING:
-    from ..core.modelmap import ModelMap
+    from ..core._modelmap import ModelMap
 
 __all__ = ["KEPT", "PIN_KL", "atlas", "atlas_figure"]
 

@@ -23,12 +23,12 @@ import numpy as np
 import pandas as pd
 from scipy import spatial, stats
 
+from .._units import check_unit, nats_per_bit_per_byte
 from ..errors import LoglikMapError
-from ..units import check_unit, nats_per_bit_per_byte
 from ._atlas_lines import edge_paths, resolve_edges
 
 if TYPE_CHECKING:
-    from ..core.modelmap import ModelMap
+    from ..core._modelmap import ModelMap
 
 __all__ = ["ATLAS_MAX_MODELS", "TRUSTWORTHINESS_MAX_MODELS", "AtlasData", "atlas_data"]
 

@@ -12,7 +12,7 @@ from ..errors import LoglikMapError, require_extra
 from ._atlas_data import atlas_data
 
 if TYPE_CHECKING:
-    from ..core.modelmap import ModelMap
+    from ..core._modelmap import ModelMap
 
 __all__ = ["atlas_table"]
 

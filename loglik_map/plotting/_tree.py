@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.modelmap import ModelTree
+from ..core._modelmap import ModelTree
 from ..errors import WrongTypeError, require_extra
 from ._common import new_axes
 
@@ -31,20 +31,20 @@ def _hex(color: Any) -> str:
     return color if isinstance(color, str) else "#" + "".join(f"{round(255 * c):02x}" for c in color[:3])
 
 
-def plot_tree(tree: ModelTree, *, alpha: float = 0.05, max_only: bool = True, annotate: bool | None = None,
+def plot_tree(tree: ModelTree, *, level: float = 0.05, max_only: bool = True, annotate: bool | None = None,
               label_size: Any = "small", ax: Any = None):
     """Dendrogram of a :class:`~loglik_map.core.ModelTree` with the clades' p-values (pvclust's ``plot`` + ``pvrect``).
 
     Each internal node carries its AU (red, left) and BP (green, right) p-values in percent;
-    the clades with ``AU ≥ 1 − alpha`` (the largest ones, by default) are drawn each in its own
+    the clades with ``AU ≥ 1 − level`` (the largest ones, by default) are drawn each in its own
     colour, the rest in grey.
 
     Parameters
     ----------
     tree : ModelTree
         From :meth:`ModelMap.tree`.
-    alpha : float, default 0.05
-        Clades with AU ≥ 1 − alpha are coloured.
+    level : float, default 0.05
+        Clades with AU ≥ 1 − level are coloured.
     max_only : bool, default True
         Colour only the largest supported clades (as ``pvrect`` boxes them); False gives every
         supported clade its own colour, nested ones included.
@@ -70,7 +70,7 @@ def plot_tree(tree: ModelTree, *, alpha: float = 0.05, max_only: bool = True, an
     hierarchy = require_extra("scipy.cluster.hierarchy", "plot", "plotting")
     colormaps = require_extra("matplotlib", "plot", "plotting").colormaps
     K = len(tree.models)
-    supported = tree.significant(alpha, max_only=max_only)
+    supported = tree.significant(level, max_only=max_only)
     palette = [c for i, c in enumerate(colormaps["tab10"].colors) if i != 7]  # tab10 without its grey
     color_of: dict[int, Any] = {}  # node id → colour; a nested supported clade overrides its parent's
     order = supported.n_members.sort_values(ascending=False, kind="stable").index
@@ -95,7 +95,7 @@ def plot_tree(tree: ModelTree, *, alpha: float = 0.05, max_only: bool = True, an
             ax.annotate(f"{round(100 * row.bp)}", (x[K + i], h), xytext=(2, 2), textcoords="offset points",
                         ha="left", va="bottom", color=_BP_COLOR, fontsize=label_size)
     ax.set_ylabel(f"height ({tree.unit})")
-    ax.set_title(f"{tree.method} linkage; AU (red) / BP (green) in %; AU ≥ {round(100 * (1 - alpha))} % in colour",
+    ax.set_title(f"{tree.method} linkage; AU (red) / BP (green) in %; AU ≥ {round(100 * (1 - level))} % in colour",
                  fontsize="medium")
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)

@@ -1,9 +1,9 @@
-"""The KL scale: which model pairs to compare (:mod:`.pairs`) and their KLs per setting beside the paper's (:mod:`.klscale`)."""
+"""The KL scale: which model pairs to compare (``_pairs``) and their KLs per setting beside the paper's (``_klscale``)."""
 
 from __future__ import annotations
 
-from .klscale import PAPER_KL_SCALE, KLSetting, PretrainingPreprocessing, kl_scale, kl_scale_pairs
-from .pairs import (
+from ._klscale import PAPER_KL_SCALE, KLSetting, PretrainingPreprocessing, kl_scale, kl_scale_pairs
+from ._pairs import (
     PairRule,
     adjacent_layers,
     child_vs_parent,

@@ -1,25 +1,28 @@
 """Scoring: log-likelihood vectors from language models, and resumable scoring runs.
 
-``protocol`` (what a scorer is) · ``windows`` (which tokens are scored) · ``loading``,
-``quantization``, ``architectures`` (getting a model ready) · ``batching``, ``unembed`` (the
-forward passes) · ``hf`` (:class:`HFScorer`, :class:`LogitLensScorer`) · ``naming``,
-``settings`` (row names, checked options) · ``runs`` (:func:`score_models` into a run store,
-whose file format is :mod:`loglik_map.io.runstore`). Importing this package does not import
-torch; loading a model does.
+This package's ``__init__`` is its public face; the implementation modules are private:
+``_protocol`` (what a scorer is) · ``_windows`` (which tokens are scored) · ``_loading``,
+``_quantization``, ``_architectures``, ``_head``, ``_selfcheck`` (getting a model ready and checking it
+against its own forward) · ``_batching``, ``_unembed`` (the forward passes) · ``_hf``, ``_lens``
+(:class:`HFScorer`, :class:`LogitLensScorer`) · ``_naming``, ``_settings`` (row names, checked options) ·
+``_runs`` (:func:`score_models` into a run store, whose file format lives in :mod:`loglik_map.io`).
+Importing this package does not import torch; loading a model does.
 """
 
 from __future__ import annotations
 
-from ..io.runstore import is_store, open_store, store_failures
-from .architectures import FINAL_NORM_PATHS, find_final_norm
-from .exact_kl import exact_kl
-from .hf import HFScorer
-from .kl_summary import exact_kl_report
-from .lens import LogitLensScorer
-from .protocol import Scorer
-from .runs import ModelSpec, RunSummary, score_models
-from .versus_exact import estimator_vs_exact
-from .windows import CONVENTIONS, LONG_TEXT_MODES, encode_text
+from ..io._runstore import is_store, open_store, store_failures
+from ._architectures import FINAL_NORM_PATHS, find_final_norm
+from ._exact_kl import exact_kl
+from ._hf import HFScorer
+from ._kl_summary import exact_kl_report, select_texts, summarize_exact_kl
+from ._lens import LogitLensScorer
+from ._naming import default_model_name
+from ._protocol import Scorer
+from ._runs import ModelSpec, RunSummary, score_models
+from ._versus_exact import estimator_vs_exact
+from ._vocabulary import tokenizer_difference
+from ._windows import CONVENTIONS, LONG_TEXT_MODES, encode_text
 
 __all__ = [
     "CONVENTIONS",
@@ -30,6 +33,7 @@ __all__ = [
     "ModelSpec",
     "RunSummary",
     "Scorer",
+    "default_model_name",
     "encode_text",
     "estimator_vs_exact",
     "exact_kl",
@@ -38,5 +42,8 @@ __all__ = [
     "is_store",
     "open_store",
     "score_models",
+    "select_texts",
     "store_failures",
+    "summarize_exact_kl",
+    "tokenizer_difference",
 ]

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import LoglikMapError
-from .vocabulary import VocabularyMismatch
+from ._vocabulary import VocabularyMismatch
 
 if TYPE_CHECKING:
-    from .exact_kl import PairSide
+    from ._exact_kl import PairSide
 
 __all__ = ["batch_budget", "pair_chunk", "run_pair"]
 
@@ -39,14 +39,14 @@ def _check_plain_head(model: Any, name: str) -> None:
     """Refuse a model whose logits are more than this computation applies to its last hidden state.
 
     The exact KL takes the output embedding of the last hidden state, then the logit post-processing
-    the config names (:func:`~loglik_map.scoring.unembed.postprocess_logits`). A head that does more
+    the config names (:func:`~loglik_map.scoring._unembed.postprocess_logits`). A head that does more
     (BERT-style transforms, Granite's ``logits_scaling``, Falcon-H1's multiplier, a scaled hidden
     state) would give a wrong KL without a word, so the head is traced on a few tokens first.
     """
     import torch
 
     from ._head import trace_head
-    from .unembed import has_postprocessing
+    from ._unembed import has_postprocessing
 
     if _plain_head_checked.get(model):
         return
@@ -64,8 +64,8 @@ def _check_plain_head(model: Any, name: str) -> None:
 
 def _models(sides: Sequence[PairSide]) -> tuple[list[_Model], list[tuple[int, int]]]:
     """Distinct models and, for each side, (model index, slot in that model's states)."""
-    from .architectures import find_final_norm
-    from .unembed import Head
+    from ._architectures import find_final_norm
+    from ._unembed import Head
 
     models: list[_Model] = []
     owners: dict[int, int] = {}
@@ -176,8 +176,8 @@ def run_pair(sides: Sequence[PairSide], windows: list[Any], batch_tokens: int, p
     """Per-token arrays in window order, for the pair ``sides``."""
     import torch
 
-    from .batching import pad_batch, run_batches
-    from .unembed import logit_rows, postprocess_logits
+    from ._batching import pad_batch, run_batches
+    from ._unembed import logit_rows, postprocess_logits
 
     models, where = _models(sides)
     (ma, sa), (mb, sb) = where
@@ -216,7 +216,7 @@ def run_pair(sides: Sequence[PairSide], windows: list[Any], batch_tokens: int, p
 
 
 def batch_budget(sides: Sequence[PairSide]) -> int:
-    from .batching import auto_batch_tokens
+    from ._batching import auto_batch_tokens
 
     budgets = []
     for side in sides:

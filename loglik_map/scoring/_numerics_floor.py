@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ..core.matrix import LogLikelihoodMatrix
-from ..core.modelmap import ModelMap
+from .._units import LN2
+from ..core._matrix import LogLikelihoodMatrix
+from ..core._modelmap import ModelMap
 from ..errors import LoglikMapError, WrongTypeError
 from ..texts import TextSet
-from ..units import LN2
 
 __all__ = ["DEFAULT_VARIANTS", "REFERENCE", "FloorSetting", "numerics_floor"]
 
@@ -117,7 +117,7 @@ class _Models:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            from .loading import loading_errors, quiet_transformers
+            from ._loading import loading_errors, quiet_transformers
 
             with loading_errors(str(self.model), None):
                 if self._tokenizer is None:
@@ -133,7 +133,7 @@ class _Models:
         return self._loaded[key]
 
     def scorer(self, setting: FloorSetting, name: str) -> Any:
-        from .hf import HFScorer
+        from ._hf import HFScorer
 
         model = self._load(setting.dtype, setting.attention)
         return HFScorer(model, tokenizer=self._tokenizer, name=name, progress=False,
@@ -149,11 +149,11 @@ def _pair_batched_differently(ref: Any, var: Any, texts: TextSet, progress: bool
     """
     import torch
 
+    from ._batching import pad_batch, run_batches
     from ._exact_kl_run import _check_plain_head, pair_chunk
-    from .batching import pad_batch, run_batches
-    from .kl_summary import exact_kl_dataset
-    from .unembed import Head, logit_rows, postprocess_logits
-    from .windows import plan_batches
+    from ._kl_summary import exact_kl_dataset
+    from ._unembed import Head, logit_rows, postprocess_logits
+    from ._windows import plan_batches
 
     encoded = ref.encode(texts)
     windows = [w for e in encoded for w in e.windows]
@@ -269,13 +269,13 @@ def numerics_floor(model: str | PathLike[str], texts: TextSet | Sequence[str],
         floor = lm.numerics_floor("EleutherAI/pythia-160m", texts[:200], variants=("bfloat16", "eager"))
         mm.summary(floor=floor)          # flags pairs whose KL + 2 SE lies below the floor
     """
-    from .loading import require_torch
+    from ._loading import require_torch
 
     require_torch()
     import torch
     import transformers
 
-    from .exact_kl import exact_kl
+    from ._exact_kl import exact_kl
 
     if not isinstance(model, (str, PathLike)):
         raise WrongTypeError(f"numerics_floor loads the model itself in each dtype: give a hub id or a folder, got "

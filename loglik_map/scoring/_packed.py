@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LoglikMapError
-from .windows import Window
+from ._windows import Window
 
 __all__ = ["ATTENTION", "check_packing", "pack_windows", "packed_logprob_sums"]
 

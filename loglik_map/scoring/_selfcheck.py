@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import LoglikMapError, LoglikMapWarning
+from ._batching import ScoringPath, score_windows
 from ._head import HeadPlan, trace_head
-from .batching import ScoringPath, score_windows
-from .windows import Window, encode_texts
+from ._windows import Window, encode_texts
 
 __all__ = ["PROBE_TEXTS", "CheckResult", "choose_path", "data_probe", "probe_windows"]
 

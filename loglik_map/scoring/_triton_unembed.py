@@ -10,7 +10,7 @@ float32 output computes), keeps a running maximum, sum of exponentials and targe
 position — the online softmax of flash attention, with the vocabulary as the keys — and writes
 three numbers per position and vocabulary range. :func:`fused_target_logprobs` combines the ranges.
 
-Imported only where :mod:`triton` is installed; :mod:`loglik_map.scoring.unembed` decides when it
+Imported only where :mod:`triton` is installed; :mod:`loglik_map.scoring._unembed` decides when it
 is used and checks it against the plain computation the first time.
 """
 

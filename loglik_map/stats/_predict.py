@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .._units import nats_per_bit_per_byte
+from ..core._modelmap import ModelMap
 from ..core._validation import MODEL_DIM
-from ..core.modelmap import ModelMap
 from ..errors import LoglikMapError, LoglikMapWarning, MissingExtraError, WrongTypeError, require_extra
-from ..units import nats_per_bit_per_byte
 
 __all__ = ["DEFAULT_ALPHAS", "map_features", "predict_benchmarks"]
 

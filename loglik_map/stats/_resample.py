@@ -24,14 +24,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._units import check_unit, nats_per_bit_per_byte
+from ..core._centering import double_center_array
+from ..core._matrix import LogLikelihoodMatrix
+from ..core._modelmap import ModelMap
 from ..core._pair_queries import MIN_TEXTS_FOR_SE
 from ..core._validation import TEXT_DIM
 from ..core._weights import SELECTION_PREFIX, TEXT_WEIGHT, text_weights
-from ..core.centering import double_center_array
-from ..core.matrix import LogLikelihoodMatrix
-from ..core.modelmap import ModelMap
 from ..errors import LoglikMapError, UnreliableEstimateWarning, WrongTypeError
-from ..units import check_unit, nats_per_bit_per_byte
 
 __all__ = ["METHODS", "TextBudget", "resample_texts", "resampling_error", "selection_probabilities", "texts_needed"]
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from ..core.matrix import MODEL_DIM, LogLikelihoodMatrix
+from .._units import LN2
+from ..core._matrix import MODEL_DIM, LogLikelihoodMatrix
 from ..errors import LoglikMapError
 from ..texts import text_id
-from ..units import LN2
-from .markov import MarkovChainModel
+from ._markov import MarkovChainModel
 
 __all__ = ["ClosedMarkovExample", "make_closed_markov_example"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.matrix import LogLikelihoodMatrix
+from ..core._matrix import LogLikelihoodMatrix
 from ..errors import LoglikMapError
 
 __all__ = ["make_zoo_like_matrix"]

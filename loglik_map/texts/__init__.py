@@ -5,9 +5,9 @@ Torch-free and independent of the rest of the package (it imports only :mod:`log
 
 from __future__ import annotations
 
-from .builtin import DOMAINS, licenses, load_texts
-from .chunking import read_jsonl_records, split_utf8
-from .ids import text_id
-from .textset import TextSet
+from ._builtin import DOMAINS, licenses, load_texts
+from ._chunking import read_jsonl_records, split_utf8
+from ._ids import text_id
+from ._textset import TextSet
 
 __all__ = ["DOMAINS", "TextSet", "licenses", "load_texts", "read_jsonl_records", "split_utf8", "text_id"]

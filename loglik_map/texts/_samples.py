@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import LoglikMapError, WrongTypeError
 
 if TYPE_CHECKING:
-    from .textset import TextSet
+    from ._textset import TextSet
 
 __all__ = ["samples_text_set"]
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import loglik_map as lm
-from loglik_map.core.kernels import pairwise_kl_se
-from loglik_map.core.kernels._blas import pairwise_kl_se_blas
-from loglik_map.core.kernels._direct import pairs_kl_se_numpy
+from loglik_map.core._kernels import pairwise_kl_se
+from loglik_map.core._kernels._blas import pairwise_kl_se_blas
+from loglik_map.core._kernels._direct import pairs_kl_se_numpy
 
 BACKENDS = ["numpy", "numba", "blas", "auto"]
 
@@ -108,7 +108,7 @@ def test_set_options_switches_the_default_backend():
 
 @pytest.mark.parametrize("backend", ["numpy", "numba", "blas"])
 def test_overflow_is_refused_naming_the_rows_not_returned_as_inf(backend):
-    from loglik_map.core.kernels import NonFiniteKLError, pair_kl_se, pairs_kl_se
+    from loglik_map.core._kernels import NonFiniteKLError, pair_kl_se, pairs_kl_se
 
     X = np.random.default_rng(0).normal(size=(4, 50))
     X[2, 7] = 1e200  # its square overflows float64

@@ -16,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import loglik_map as lm
-from loglik_map.core.kernels import pairwise_kl_se
-from loglik_map.core.kernels.blocks import block_kl, block_kl_se, row_block
-from loglik_map.core.lazy import exact_quantile
+from loglik_map.core._kernels import pairwise_kl_se
+from loglik_map.core._kernels.blocks import block_kl, block_kl_se, row_block
+from loglik_map.core._lazy import exact_quantile
 from loglik_map.errors import LoglikMapError
 
 from ..conftest import make_matrix
@@ -198,7 +198,7 @@ _CHILD = """
 import sys, time
 import numpy as np
 import loglik_map as lm
-from loglik_map.io import pairstore
+from loglik_map.io import _pairstore as pairstore
 sys.path.insert(0, {root!r})
 from tests.core.test_large_maps import _with_twins
 

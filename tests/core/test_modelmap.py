@@ -161,7 +161,7 @@ def test_two_texts_give_a_kl_but_no_standard_error():
 
 
 def test_standard_errors_from_few_texts_carry_a_warning():
-    from loglik_map.core.modelmap import MIN_TEXTS_FOR_SE
+    from loglik_map.core._modelmap import MIN_TEXTS_FOR_SE
     from loglik_map.errors import UnreliableEstimateWarning
 
     assert MIN_TEXTS_FOR_SE == 32

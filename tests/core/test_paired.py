@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 import loglik_map as lm
-from loglik_map.core.paired import closer, kl_difference
+from loglik_map.core._paired import closer, kl_difference
 
 from ..conftest import make_matrix
 

@@ -305,7 +305,7 @@ def test_texts_given_as_one_string_are_refused():
 
 
 def test_a_difference_of_two_equal_kls_does_not_claim_a_larger_one():
-    from loglik_map.core.paired import kl_difference
+    from loglik_map.core._paired import kl_difference
 
     m = make_matrix(4, 60)
     d = kl_difference(lm.ModelMap(m), ("m0", "m1"), ("m1", "m0"))  # the same KL twice

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import loglik_map as lm
-from loglik_map.dynamics.uncertainty import _replicate_distances, exponent_interval, exponent_intervals, holder_interval
+from loglik_map.dynamics._uncertainty import _replicate_distances, exponent_interval, exponent_intervals, holder_interval
 
 
 def _fbm_trajectory(rng: np.random.Generator, hurst: float, n_texts: int, n_steps: int) -> lm.Trajectory:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import loglik_map as lm
-from loglik_map.dynamics import weights
+from loglik_map.dynamics import _weights as weights
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy", reason="weight distances need safetensors ('models' extra)")
 

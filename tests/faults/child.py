@@ -74,9 +74,9 @@ def install_kill_point(point: str | None) -> None:
         return
     if point not in KILL_POINTS:
         raise SystemExit(f"unknown kill point {point!r}; one of {sorted(KILL_POINTS)}")
+    from loglik_map.io import _files as lm_io
     from loglik_map.io import _storage
-    from loglik_map.io import files as lm_io
-    from loglik_map.io.runstore import writing as lm_store
+    from loglik_map.io._runstore import writing as lm_store
 
     is_aside = lambda path, *a, **k: Path(path).name.endswith(".old")  # noqa: E731
     if point == "save-mid-write":

@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 import loglik_map as lm
-from loglik_map.scoring import runs
+from loglik_map.scoring import _runs as runs
 
 #: Texts every fault test scores (fixed, so separate processes agree on the store's text set).
 TEXTS = [f"text number {k}: " + "some words " * (5 + k % 7) for k in range(40)]

@@ -224,7 +224,7 @@ def test_a_failed_write_replaces_nothing_and_names_the_file(matrix, tmp_path, su
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("loglik_map.io.files.write_netcdf" if suffix == ".nc" else "loglik_map.io.files.write_zarr", disk_full)
+    monkeypatch.setattr("loglik_map.io._files.write_netcdf" if suffix == ".nc" else "loglik_map.io._files.write_zarr", disk_full)
     with pytest.raises(lm.LoglikMapError, match=rf"ll\{suffix}.*no space left.*Nothing was replaced"):
         matrix.isel(model=[0]).save(path, overwrite=True)
     assert lm.open_matrix(path).identical(matrix)
@@ -256,7 +256,7 @@ def test_a_lazy_matrix_refuses_to_read_a_store_replaced_since_it_was_opened(matr
 
 @pytest.mark.parametrize("suffix", [".nc", ".zarr"])
 def test_an_eager_read_overlapped_by_a_save_is_retried_not_called_corrupt(matrix, tmp_path, monkeypatch, suffix):
-    from loglik_map.io import files
+    from loglik_map.io import _files as files
 
     path = tmp_path / f"m{suffix}"
     matrix.save(path)

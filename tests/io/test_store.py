@@ -13,9 +13,9 @@ from filelock import FileLock
 
 import loglik_map as lm
 from loglik_map.errors import DataIntegrityWarning
+from loglik_map.io import _runstore as st
 from loglik_map.io import _storage
-from loglik_map.io import runstore as st
-from loglik_map.io.runstore import layout, writing
+from loglik_map.io._runstore import layout, writing
 
 from ..conftest import needs_storage
 from ..faults import fake

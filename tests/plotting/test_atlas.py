@@ -165,7 +165,7 @@ def test_atlas_table_holds_positions_neighbours_kl_and_se(zoo, tmp_path):
 def test_command_line_writes_the_html_and_the_table(tmp_path, capsys):
     pytest.importorskip("h5netcdf", reason="saving a matrix needs the 'io' extra (h5netcdf)")
     pytest.importorskip("pyarrow", reason="the atlas table needs the 'viz' extra (pyarrow)")
-    from loglik_map.cli import main
+    from loglik_map._cli import main
 
     matrix = make_zoo_like_matrix(n_families=1, runs_per_family=2, n_checkpoints=3, n_layers=2, n_children=1,
                                   n_texts=100)

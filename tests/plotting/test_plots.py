@@ -203,13 +203,6 @@ def test_plot_step_kl_and_displacement_fit_their_figures(stepped, tmp_path):
     check_saved(plotting.plot_displacement(lm.Trajectory.from_distances(D, np.arange(41)), 5), tmp_path, "disp")
 
 
-def test_old_import_paths_of_the_plots_still_work():
-    from loglik_map.plotting import plot_diffusion_exponents, plot_kl_scale, plot_map  # noqa: F401
-
-    assert lm.plotting.plot_kl_matrix is plotting.maps.plot_kl_matrix
-    assert isinstance(lm.ModelMap(make_matrix(K=3, N=40)).kl(), xr.DataArray)
-
-
 def test_labels_of_nearby_points_do_not_overlap(tmp_path):
     ex = lm.make_markov_example(n_families=3, members_per_family=3, n_texts=300, seed=0)
     ax = plotting.plot_map(lm.ModelMap(ex.matrix), color="family", labels=True)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import loglik_map as lm
-from loglik_map.cli import main
+from loglik_map._cli import main
 from loglik_map.errors import WrongTypeError
 
 matplotlib = pytest.importorskip("matplotlib", reason="needs the plot extra (matplotlib)")

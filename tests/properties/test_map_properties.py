@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import loglik_map as lm
-from loglik_map.core.kernels import pairwise_kl_se
+from loglik_map.core._kernels import pairwise_kl_se
 
 from .strategies import matrices
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 import loglik_map as lm
-from loglik_map.scoring.architectures import find_final_norm
-from loglik_map.scoring.kl_summary import QUANTILES, select_texts
-from loglik_map.scoring.vocabulary import tokenizer_difference
+from loglik_map.scoring._architectures import find_final_norm
+from loglik_map.scoring._kl_summary import QUANTILES, select_texts
+from loglik_map.scoring._vocabulary import tokenizer_difference
 
 from . import tiny
 
@@ -37,7 +37,7 @@ def _brute_force(model_a, model_b, tokenizer, texts, *, layers=(None, None), max
     several overlapping windows, each scoring its new tokens), cut here by ``encode_texts``; every
     window runs on its own, unpadded, and every scored position's full distribution is compared.
     """
-    from loglik_map.scoring.windows import encode_texts
+    from loglik_map.scoring._windows import encode_texts
 
     encoded = encode_texts(tokenizer, list(texts.texts if hasattr(texts, "texts") else texts),
                            convention="reference", max_length=max_length, long_texts="rolling")
@@ -206,7 +206,7 @@ def test_two_logit_lens_layers_of_one_model_in_one_forward_pass(model_dirs, text
         ds = lm.exact_kl(scorer, scorer, texts, layer_a=1, layer_b=-1)
     finally:
         handle.remove()
-    from loglik_map.scoring.windows import plan_batches
+    from loglik_map.scoring._windows import plan_batches
 
     windows = [w for e in scorer.encode(texts) for w in e.windows]
     assert len(calls) == len(plan_batches(windows, 400))  # one forward pass per batch for both layers

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import loglik_map as lm
-from loglik_map.scoring.architectures import find_final_norm
-from loglik_map.scoring.windows import encode_text
+from loglik_map.scoring._architectures import find_final_norm
+from loglik_map.scoring._windows import encode_text
 
 from . import tiny
 
@@ -243,7 +243,7 @@ def test_bfloat16_stays_close_to_float32(device, model_dirs, texts):
 
 def test_4bit_layers_the_avx512_kernel_cannot_pack_are_rerouted(model_dirs):
     pytest.importorskip("bitsandbytes", reason="quantization tests need the 'quant' extra (bitsandbytes)")
-    from loglik_map.scoring.quantization import route_unpackable_4bit_layers as _route_unpackable_4bit_layers
+    from loglik_map.scoring._quantization import route_unpackable_4bit_layers as _route_unpackable_4bit_layers
 
     scorer = lm.HFScorer(str(model_dirs["gpt_neox"]), quantization="4bit", device="cpu")
     model = scorer._load().model
@@ -259,9 +259,9 @@ def test_4bit_layers_the_avx512_kernel_cannot_pack_are_rerouted(model_dirs):
 
 
 def test_batches_are_right_padded_and_only_scored_positions_are_unembedded():
-    from loglik_map.scoring.batching import pad_batch as _pad_batch
-    from loglik_map.scoring.unembed import logit_rows as _logit_rows
-    from loglik_map.scoring.windows import Window
+    from loglik_map.scoring._batching import pad_batch as _pad_batch
+    from loglik_map.scoring._unembed import logit_rows as _logit_rows
+    from loglik_map.scoring._windows import Window
 
     windows = [Window(0, (5, 6, 7, 8), 1), Window(1, (9, 10), 1), Window(2, (1, 2, 3, 4, 5, 6), 4)]
     ids, rows, positions = _pad_batch(torch, windows, [1, 0, 2])

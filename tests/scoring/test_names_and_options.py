@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import loglik_map as lm
-from loglik_map.cli import main
+from loglik_map._cli import main
 
 from . import tiny
 
@@ -105,7 +105,7 @@ def test_a_missing_folder_is_named_before_any_hub_lookup(tmp_path, monkeypatch):
     spec = lm.ModelSpec(str(tmp_path / "no-such-model"))  # a spec may name a folder of the machine that scores it
     with pytest.raises(lm.LoglikMapError, match="no such folder"):
         spec.scorer()
-    from loglik_map.scoring.naming import local_folder
+    from loglik_map.scoring._naming import local_folder
 
     assert local_folder("EleutherAI/pythia-70m") is None  # a hub id is not a folder
 

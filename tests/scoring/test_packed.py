@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from loglik_map.errors import LoglikMapError
 from loglik_map.scoring._packed import check_packing, pack_windows, packed_logprob_sums
-from loglik_map.scoring.windows import Window
+from loglik_map.scoring._windows import Window
 
 from .tiny import tiny_config
 

@@ -10,8 +10,8 @@ import warnings
 import pytest
 
 import loglik_map as lm
-from loglik_map.scoring import hf
-from loglik_map.scoring.quiet import KNOWN_NOISE, quiet_third_party
+from loglik_map.scoring import _hf as hf
+from loglik_map.scoring._quiet import KNOWN_NOISE, quiet_third_party
 
 CAST = "MatMul8bitLt: inputs will be cast from torch.float32 to float16 during quantization"
 GEMM = ("Failed to load CPU gemm_4bit_forward from kernels-community: No module named 'kernels'. Please make sure "
@@ -54,7 +54,7 @@ def test_importing_bitsandbytes_inside_the_filter_prints_none_of_its_notices():
     import subprocess
     import sys
 
-    code = ("import logging; from loglik_map.scoring.quiet import quiet_third_party\n"
+    code = ("import logging; from loglik_map.scoring._quiet import quiet_third_party\n"
             "with quiet_third_party():\n    import bitsandbytes\n"
             "logging.getLogger('bitsandbytes.backends.cpu.ops').warning('shown after the block')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

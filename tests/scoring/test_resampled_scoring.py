@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import loglik_map as lm
-from loglik_map.io.runstore.layout import fingerprint_ids
+from loglik_map.io._runstore.layout import fingerprint_ids
 
 
 @pytest.mark.filterwarnings("ignore::loglik_map.UnreliableEstimateWarning")  # 24 tiny texts

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import loglik_map as lm
-from loglik_map.cli import main
-from loglik_map.scoring import runs
+from loglik_map._cli import main
+from loglik_map.scoring import _runs as runs
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def test_killed_run_resumes_to_the_uninterrupted_matrix(tmp_path, specs, texts, 
         calls.append(spec.label)
         if len(calls) == 2:
             # a half-written result, as a kill during writing would leave it
-            (store / "models" / f".{lm.io.runstore.row_key(spec.label)}.dead.partial").mkdir()
+            (store / "models" / f".{lm.io._runstore.row_key(spec.label)}.dead.partial").mkdir()
             raise KeyboardInterrupt  # like SIGINT/SIGKILL: not an Exception, the run stops
         return real(spec, *args)
 

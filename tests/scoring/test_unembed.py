@@ -7,8 +7,9 @@ import pytest
 import torch
 
 import loglik_map as lm
-from loglik_map.scoring import batching, unembed
-from loglik_map.scoring.windows import encode_text, encode_texts
+from loglik_map.scoring import _batching as batching
+from loglik_map.scoring import _unembed as unembed
+from loglik_map.scoring._windows import encode_text, encode_texts
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import loglik_map as lm
+from loglik_map.demo import _zoo as zoo_mod
 from loglik_map.demo import run_demo
-from loglik_map.demo import zoo as zoo_mod
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +131,7 @@ def test_no_demo_or_zoo_scoring_drops_a_token(fast_zoo, fast_demo):
 
 
 def test_cli_demo_fast(fast_zoo, tmp_path, capsys):
-    from loglik_map.cli import main
+    from loglik_map._cli import main
 
     code = main(["demo", "--fast", "--n-texts", "40", "--zoo-dir", str(fast_zoo.root.parent), "--out",
                  str(tmp_path / "out"), "--no-progress"])
@@ -149,7 +149,7 @@ def test_the_demo_checks_for_bitsandbytes_without_importing_it():
     import subprocess
     import sys
 
-    code = ("import sys; from loglik_map.demo.run import quantization_available; quantization_available(); "
+    code = ("import sys; from loglik_map.demo._run import quantization_available; quantization_available(); "
             "print('bitsandbytes' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False" and "gemm_4bit" not in out.stderr

@@ -17,7 +17,7 @@ def corpus() -> list[str]:
 def train_tokenizer(kind: str, vocab_size: int = 384):
     """A byte-level BPE tokenizer on :func:`corpus`: ``kind="neox"`` adds no special tokens (GPT-NeoX/GPT-2
     style), ``kind="llama"`` prepends ``<s>`` (Llama style)."""
-    from loglik_map.demo.tokenizer import train_bpe_tokenizer
+    from loglik_map.demo._tokenizer import train_bpe_tokenizer
 
     return train_bpe_tokenizer(corpus(), vocab_size, style=kind)
 
@@ -59,7 +59,7 @@ def build_model(arch: str, tokenizer, seed: int = 0, max_positions: int = 64):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from loglik_map.scoring.architectures import find_final_norm
+    from loglik_map.scoring._architectures import find_final_norm
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(tiny_config(arch, len(tokenizer), max_positions))

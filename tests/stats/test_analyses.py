@@ -34,7 +34,7 @@ def test_lineage_from_local_model_cards(tmp_path):
 
 def test_text_resampling_stability_on_the_markov_example():
     ex = lm.make_markov_example(n_families=3, members_per_family=3, n_texts=2000, seed=1)
-    res = lm.stats.text_resampling_stability(ex.matrix, n_splits=2, seed=0, n_bootstrap=100, max_pairs=12)
+    res = lm.stats.text_resampling_stability(ex.matrix, n_splits=2, seed=0, n_boot=100, max_pairs=12)
     assert res.correlation > 0.95
     assert res.split_kl.sizes == {"split": 2, "pair": 36}
     ratio = res.pairs.bootstrap_se / res.pairs.se

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import loglik_map as lm
-from loglik_map.texts import builtin as datasets
+from loglik_map.texts import _builtin as datasets
 
 
 def test_mini_text_set_is_chunked_labelled_and_disjoint_from_train():
