@@ -202,9 +202,11 @@ def _base_name(node: ast.expr) -> str | None:
 
 
 def _public_names(package: Path) -> set[str]:
-    """The names in ``__all__`` of the top level, of ``results`` and of every sub-package (read, not imported)."""
+    """The names in ``__all__`` of the public namespaces: the top level, ``errors``, ``options``, ``results``
+    and every sub-package (read, not imported)."""
     out: set[str] = set()
-    for path in [package / "__init__.py", package / "results.py", *package.glob("*/__init__.py")]:
+    faces = [package / f"{name}.py" for name in ("__init__", "errors", "options", "results")]
+    for path in [*faces, *package.glob("*/__init__.py")]:
         if not path.is_file():
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
