@@ -87,7 +87,12 @@ class KLDifference(DifferenceTest):
 
 
 def _row(mm: ModelMap, name: str) -> np.ndarray:
-    return mm.matrix.values[mm._index(name)]
+    return _rows(mm.matrix.data.data, mm._index(name))
+
+
+def _rows(values: Any, index: Any) -> np.ndarray:
+    """``values[index]`` as float64 numpy; of a dask-backed matrix only the chunks holding those rows are read."""
+    return np.asarray(values[index], dtype=np.float64)
 
 
 def _centered(u: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
@@ -103,7 +108,7 @@ def _centered(u: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
 _BLOCK_ELEMENTS = 1 << 21
 
 
-def _kl_se_from(me: np.ndarray, values: np.ndarray, rows: np.ndarray,
+def _kl_se_from(me: np.ndarray, values: Any, rows: np.ndarray,
                 weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """KL and SE (nats per text, before the factor ½) from row ``me`` to ``values[rows]``.
 
@@ -115,7 +120,7 @@ def _kl_se_from(me: np.ndarray, values: np.ndarray, rows: np.ndarray,
     step = max(1, _BLOCK_ELEMENTS // max(n, 1))
     for start in range(0, rows.size, step):
         block = slice(start, start + step)
-        t = _centered(me[None, :] - values[rows[block]], weights)
+        t = _centered(me[None, :] - _rows(values, rows[block]), weights)
         t *= t
         kl[block] = t.mean(axis=1)
         se[block] = np.sqrt(np.sum((t - t.mean(axis=1, keepdims=True)) ** 2, axis=1)) / n
@@ -314,12 +319,12 @@ def nearest_neighbours_on(mm: ModelMap, model: str, k: int | None = None, *,
     others = np.flatnonzero(matrix.models != model)
     weights = _weights(mm, method)
     scale = 1.0 if unit == "nats" else nats_per_bit_per_byte(matrix.mean_bytes)
-    values = matrix.values
+    values = matrix.data.data  # numpy, or dask: then read a block of rows at a time
     kl, se = _kl_se_from(me, values, others, weights)
     kl, se = kl / (2.0 * scale), se / (2.0 * scale)
     order = np.argsort(kl, kind="stable")[:k]
     kl, se, others = kl[order], se[order], others[order]
-    U = _centered(me[None, :] - values[others], weights)  # only the k kept: O(k N), not O(K N)
+    U = _centered(me[None, :] - _rows(values, others), weights)  # only the k kept: O(k N), not O(K N)
     diff, diff_se, z, p, p_adj = compare_with_nearest(U, method, correction)
     diff, diff_se = diff / scale, diff_se / scale
     coords: dict[str, Any] = {MODEL_DIM: matrix.models[others]}

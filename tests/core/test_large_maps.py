@@ -279,6 +279,8 @@ def test_one_row_of_a_lazy_map_is_read_block_by_block_and_equals_the_eager_row(t
         assert row[[3, 2050]].tolist() == [lazy.kl(name, "m3"), lazy.kl(name, "m2050")]  # both blocks
     near = lazy.nearest("m5", k=4)
     np.testing.assert_array_equal(near.model.values, eager.nearest("m5", k=4).model.values)
+    tested = lazy.nearest("m5", k=4, test=True)  # from the raw rows: the same bits as the eager map's
+    assert tested.identical(eager.nearest("m5", k=4, test=True))
 
 
 def test_lazy_open_checks_the_checksum_and_refuses_netcdf(tmp_path):
