@@ -64,8 +64,9 @@ def runners(folder: Path, device: str, dtype: str) -> dict:
 
     torch.set_num_threads(os.cpu_count() or 1)
     texts = lm.TextSet.from_jsonl(folder / "texts.jsonl")
-    a = lm.HFScorer(str(folder / "model"), name="a", batch_tokens=8192, device=device, dtype=dtype)
-    b = lm.HFScorer(str(folder / "model_b"), name="b", batch_tokens=8192, device=device, dtype=dtype)
+    settings = dict(loading=lm.scoring.Loading(dtype=dtype, device=device), execution=lm.scoring.Execution(batch_tokens=8192))
+    a = lm.HFScorer(str(folder / "model"), name="a", **settings)
+    b = lm.HFScorer(str(folder / "model_b"), name="b", **settings)
     n_layers = a._load().model.config.num_hidden_layers
 
     def separate(t=texts):

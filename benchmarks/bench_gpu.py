@@ -203,7 +203,7 @@ def scorer_padding(scorer: Any, texts: Any) -> tuple[int, int, int]:
     from loglik_map.scoring._windows import plan_batches
 
     windows = [w for e in scorer.encode(texts) for w in e.windows]
-    budget = scorer.batch_tokens
+    budget = scorer.execution.batch_tokens
     if budget == "auto":
         budget = auto_batch_tokens(scorer._load().model, n_states=len(scorer._rows(scorer.self_check())))
     batches = plan_batches(windows, budget)
@@ -374,7 +374,8 @@ def run_shape(shape: str, args: argparse.Namespace, tok: Any, texts: Any, device
         if not time_left():
             break
         try:
-            scorer = cls(models[weights], tokenizer=tok, name=f"pythia-{shape}-{weights}", unembed=unembed)
+            scorer = cls(models[weights], tokenizer=tok, name=f"pythia-{shape}-{weights}",
+                         execution=lm.scoring.Execution(unembed=unembed))
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 scorer.score(texts[:64])  # warm-up: kernels compiled, fused kernel checked

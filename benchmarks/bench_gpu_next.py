@@ -164,6 +164,8 @@ def run_shape(shape: str, args: argparse.Namespace, tok: Any, texts: Any, device
 
     import loglik_map as lm
 
+    quiet = lm.scoring.Execution(progress=False)
+
     cpu = device.type == "cpu"
     half = torch.float32 if cpu else torch.bfloat16
     vocab = max(len(tok), base.PYTHIA_VOCAB if not shape.startswith("tiny") else len(tok))
@@ -197,7 +199,7 @@ def run_shape(shape: str, args: argparse.Namespace, tok: Any, texts: Any, device
             out["rows"][name] = {"failed": f"{type(err).__name__}: {err}"}
 
     model = copy.deepcopy(model32).to(half)
-    scorer = lm.HFScorer(model, tokenizer=tok, name=f"{shape}-bf16", progress=False)
+    scorer = lm.HFScorer(model, tokenizer=tok, name=f"{shape}-bf16", execution=quiet)
     windows = [w for e in scorer.encode(texts) for w in e.windows]
     real, padded, budget = base.scorer_padding(scorer, texts)
     state: dict[str, Any] = {}
@@ -210,7 +212,8 @@ def run_shape(shape: str, args: argparse.Namespace, tok: Any, texts: Any, device
         record("hf_bf16", seconds, real, full_flops, padding=round(padded / real, 4), batch_tokens=budget)
 
     def chunked() -> None:
-        s = lm.HFScorer(model, tokenizer=tok, name=f"{shape}-bf16-chunked", unembed="chunked", progress=False)
+        s = lm.HFScorer(model, tokenizer=tok, name=f"{shape}-bf16-chunked",
+                        execution=lm.scoring.Execution(unembed="chunked", progress=False))
         s.score(texts[:32])
         reset()
         seconds, _, _ = timer.best(lambda: s.score(texts), args.repeat)
@@ -235,7 +238,7 @@ def run_shape(shape: str, args: argparse.Namespace, tok: Any, texts: Any, device
                 reset()
                 seconds, tokens, _ = timer.best(lambda p=packed: run_body(model, windows, budget, p), args.repeat)
                 record(name, seconds, tokens, body_flops, warmup_s=round(warm, 2))
-            compiled = lm.HFScorer(model, tokenizer=tok, name=f"{shape}-bf16-compiled", progress=False)
+            compiled = lm.HFScorer(model, tokenizer=tok, name=f"{shape}-bf16-compiled", execution=quiet)
             compiled.score(texts[:64])
             reset()
             seconds, _, _ = timer.best(lambda: compiled.score(texts), args.repeat)
@@ -244,7 +247,7 @@ def run_shape(shape: str, args: argparse.Namespace, tok: Any, texts: Any, device
             model.base_model.forward = original
 
     def lens() -> None:
-        s = lm.LogitLensScorer(model, tokenizer=tok, name=f"{shape}-lens", progress=False)
+        s = lm.LogitLensScorer(model, tokenizer=tok, name=f"{shape}-lens", execution=quiet)
         s.score(texts[:32])
         reset()
         seconds, _, _ = timer.best(lambda: s.score(texts), args.repeat)
@@ -264,8 +267,8 @@ def run_shape(shape: str, args: argparse.Namespace, tok: Any, texts: Any, device
             for p in other.parameters():
                 p.add_(0.01 * torch.randn_like(p) * p.std())
         other = other.to(half)
-        a = lm.HFScorer(model, tokenizer=tok, name="a", progress=False)
-        b = lm.HFScorer(other, tokenizer=tok, name="b", progress=False)
+        a = lm.HFScorer(model, tokenizer=tok, name="a", execution=quiet)
+        b = lm.HFScorer(other, tokenizer=tok, name="b", execution=quiet)
         sub = texts[:args.exact_texts]
         lm.exact_kl(a, b, sub[:8])
         a.score(sub[:8]), b.score(sub[:8])
@@ -281,10 +284,12 @@ def run_shape(shape: str, args: argparse.Namespace, tok: Any, texts: Any, device
         copy.deepcopy(model32).to(fp16).save_pretrained(folder / "model")
         tok.save_pretrained(folder / "model")
         sub = texts[:args.check_texts]
-        ref = lm.HFScorer(str(folder / "model"), name="fp16", device=str(device), dtype=fp16, progress=False).score(sub).values[0]
+        ref = lm.HFScorer(str(folder / "model"), name="fp16", loading=lm.scoring.Loading(dtype=fp16, device=str(device)),
+                          execution=quiet).score(sub).values[0]
         b_bar = float(np.mean(sub.n_bytes))
         for q in ("8bit", "4bit"):
-            s = lm.HFScorer(str(folder / "model"), name=q, device=str(device), quantization=q, progress=False)
+            s = lm.HFScorer(str(folder / "model"), name=q, loading=lm.scoring.Loading(device=str(device), quantization=q),
+                            execution=quiet)
             s.score(sub[:8])
             reset()
             seconds, matrix, _ = timer.best(lambda s=s: s.score(sub), 1)
@@ -298,7 +303,7 @@ def run_shape(shape: str, args: argparse.Namespace, tok: Any, texts: Any, device
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
         sub = texts[:args.check_texts]
-        s32 = lm.HFScorer(model32, tokenizer=tok, name="fp32", progress=False)
+        s32 = lm.HFScorer(model32, tokenizer=tok, name="fp32", execution=quiet)
         want = s32.score(sub).values[0]
         from loglik_map.scoring import _packed
 
@@ -306,7 +311,7 @@ def run_shape(shape: str, args: argparse.Namespace, tok: Any, texts: Any, device
         owner = np.array([w.text_index for w in win])
         packed = np.bincount(owner, _packed.packed_logprob_sums(model32, win, budget), minlength=len(sub))
         out["checks"]["packed_vs_scorer_nats"] = float(np.max(np.abs(packed - want)))
-        lens_want = lm.LogitLensScorer(model32, tokenizer=tok, name="fp32", progress=False).score(sub).values
+        lens_want = lm.LogitLensScorer(model32, tokenizer=tok, name="fp32", execution=quiet).score(sub).values
         fn = torch.compile(lens_layer, dynamic=True) if args.compile else lens_layer
         lens = np.stack([np.bincount(owner, row, minlength=len(sub))
                          for row in lens_compiled_sums(model32, win, budget, fn)])
@@ -314,7 +319,7 @@ def run_shape(shape: str, args: argparse.Namespace, tok: Any, texts: Any, device
         if args.compile:
             c32 = copy.deepcopy(model32)
             c32.base_model.compile(dynamic=True)
-            got = lm.HFScorer(c32, tokenizer=tok, name="fp32c", progress=False).score(sub).values[0]
+            got = lm.HFScorer(c32, tokenizer=tok, name="fp32c", execution=quiet).score(sub).values[0]
             out["checks"]["compiled_vs_scorer_nats"] = float(np.max(np.abs(got - want)))
         log(f"  {shape} float32 checks (max |Δ| nats/text): {out['checks']}")
 

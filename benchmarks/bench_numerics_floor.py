@@ -67,7 +67,8 @@ def main() -> None:
         steps = sorted(zoo.glob(f"runs/neox-{size}-seed0/step*"), key=lambda p: int(p.name[4:]))
         if steps:
             runs[f"neox-{size}-seed0 last"] = steps[-1]
-    rows = [lm.HFScorer(str(p), name=name, progress=False).score(texts) for name, p in runs.items()]
+    quiet = lm.scoring.Execution(progress=False)
+    rows = [lm.HFScorer(str(p), name=name, execution=quiet).score(texts) for name, p in runs.items()]
     mm = lm.ModelMap(lm.LogLikelihoodMatrix.concat(rows))
     base = "neox-s-seed0 last"
     pairs = [(base, other) for other in runs if other != base]

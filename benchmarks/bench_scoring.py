@@ -106,14 +106,15 @@ def worker(method: str, folder: Path, repeat: int, device: str, dtype: str) -> d
     out: dict = {}
     if method in ("hf", "hf_bos", "hf_bf16", "lens"):
         cls = lm.LogitLensScorer if method == "lens" else lm.HFScorer
-        scorer = cls(path, convention="bos" if method == "hf_bos" else "reference", batch_tokens=8192,
-                     device=device, dtype="bfloat16" if method == "hf_bf16" else dtype)
+        scorer = cls(path, loading=lm.scoring.Loading(device=device, dtype="bfloat16" if method == "hf_bf16" else dtype),
+                     windowing=lm.scoring.Windowing(convention="bos" if method == "hf_bos" else "reference"),
+                     execution=lm.scoring.Execution(batch_tokens=8192))
         scorer.score(texts[:4])  # load + warm up
         enc = scorer.encode(texts)
         from loglik_map.scoring._windows import plan_batches
 
         windows = [w for e in enc for w in e.windows]
-        batches = plan_batches(windows, scorer.batch_tokens)
+        batches = plan_batches(windows, scorer.execution.batch_tokens)
         real = sum(len(w.ids) for w in windows)
         out.update(tokens=real, padded_tokens=sum(len(b) * max(len(windows[i].ids) for i in b) for b in batches))
 

@@ -48,13 +48,14 @@ def main() -> None:
         texts = lm.TextSet.from_jsonl(folder / "texts.jsonl")
         path = str(folder / "model")
         rows = []
+        quiet = lm.scoring.Execution(progress=False)
         for cls in (lm.HFScorer, lm.LogitLensScorer):
-            first = cls(path, device=args.device, dtype=args.dtype, progress=False)
+            first = cls(path, loading=lm.scoring.Loading(device=args.device, dtype=args.dtype), execution=quiet)
             loaded = first._load()
             windows = [w for e in first.encode(texts) for w in e.windows]
 
             def check(cls=cls, loaded=loaded, windows=windows) -> None:
-                scorer = cls(loaded.model, tokenizer=loaded.tokenizer, name="m", progress=False)
+                scorer = cls(loaded.model, tokenizer=loaded.tokenizer, name="m", execution=quiet)
                 scorer.self_check(windows)
 
             t_check = _best(check, args.repeat)

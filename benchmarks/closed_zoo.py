@@ -66,7 +66,8 @@ def main() -> None:
     print(f"closed: {closed}; {args.n_samples} samples of {args.new_tokens + 1} tokens in "
           f"{time.perf_counter() - started:.0f} s; {canonical:.1%} re-tokenize to the sampled tokens")
     texts = lm.TextSet.from_samples(samples, model="neox-s-seed0 final", temperature=1.0, top_p=1.0, top_k=0)
-    matrix = lm.LogLikelihoodMatrix.concat([lm.HFScorer(str(p), name=name, progress=False).score(texts)
+    quiet = lm.scoring.Execution(progress=False)
+    matrix = lm.LogLikelihoodMatrix.concat([lm.HFScorer(str(p), name=name, execution=quiet).score(texts)
                                             for name, p in opens.items()])
     placed = lm.place_by_samples(matrix)
     draws = texts.text_coords()["n_draws"].astype(float)

@@ -50,7 +50,7 @@ def by_domain(mm: "lm.ModelMap", texts: "lm.TextSet", a: str, b: str) -> None:
     """The map's KL and the exact symmetric KL of one pair within each domain of the texts, and the
     share of var(ℓ_a − ℓ_b) that lies between the domains' means."""
     ds = lm.exact_kl(*(lm.ModelSpec(mm.points.source_model.values[mm._index(m)]) for m in (a, b)), texts,
-                     device="cpu")
+                     loading=lm.scoring.Loading(device="cpu"))
     u = mm.matrix.values[mm._index(a)] - mm.matrix.values[mm._index(b)]
     domain = np.asarray(ds.domain.values)
     print(f"\n{a} vs {b}, by domain (bits/byte):")
@@ -79,10 +79,10 @@ def main() -> None:
     zoo = lm.demo.build_zoo(args.zoo_dir, config)
     texts = load_texts("mini").sample(args.n_texts, seed=42)
     store = out / f"scores-{zoo.config.fingerprint()}-n{len(texts)}.store"
-    print(lm.score_models(zoo.specs(), texts, store, device="cpu"))
+    print(lm.score_models(zoo.specs(loading=lm.scoring.Loading(device="cpu")), texts, store))
     matrix = zoo.annotate(lm.open_matrix(store))
     mm = lm.ModelMap(matrix)  # unclipped: the estimator exactly as defined, on the same texts as the exact KL
-    df = lm.scoring.estimator_vs_exact(mm, texts, settings(zoo), device="cpu", progress=True)
+    df = lm.scoring.estimator_vs_exact(mm, texts, settings(zoo), progress=True, loading=lm.scoring.Loading(device="cpu"))
     clipped = lm.ModelMap(matrix.clip(0.02))  # the paper's clip, for comparison
     df["map_kl_clipped"] = [clipped.kl(a, b) for a, b in zip(df.a, df.b)]
     df.to_csv(out / "pairs.csv", index=False)

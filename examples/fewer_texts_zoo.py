@@ -91,7 +91,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     store = out / f"scores-{zoo.config.fingerprint()}-n{len(texts)}.store"
-    print(lm.score_models(zoo.specs(), texts, store, device="cpu"))
+    print(lm.score_models(zoo.specs(loading=lm.scoring.Loading(device="cpu")), texts, store))
     matrix = zoo.annotate(lm.open_matrix(store)).clip(0.02)
     print(matrix)
     error_table(matrix.isel(model=np.flatnonzero(np.isnan(matrix.data["layer"].values))))

@@ -17,6 +17,7 @@ if __name__ == "__main__":
     pairs = [(row.model, row.parent) for row in tree.itertuples() if row.parent and not row.merge]
     models = sorted({m for pair in pairs for m in pair})
     texts = lm.TextSet.from_jsonl("texts-10k-pile.jsonl")
-    lm.score_models(models, texts, "lineage.store", dtype="bfloat16", batch_tokens=32768)
+    lm.score_models(models, texts, "lineage.store", loading=lm.scoring.Loading(dtype="bfloat16"),
+                    execution=lm.scoring.Execution(batch_tokens=32768))
     mm = lm.ModelMap(lm.open_matrix("lineage.store").clip(0.02))
     print(mm.summary(pairs))  # the paper's median for fine-tuned vs base: 0.40 bits/byte

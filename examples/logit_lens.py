@@ -11,7 +11,8 @@ import loglik_map as lm
 texts = lm.TextSet.from_jsonl("texts-10k-pile.jsonl").sample(1000, seed=42)
 
 if __name__ == "__main__":
-    rows = lm.LogitLensScorer("EleutherAI/pythia-410m", batch_tokens=16384, progress=True).score(texts)
+    fast = lm.scoring.Execution(batch_tokens=16384, progress=True)
+    rows = lm.LogitLensScorer("EleutherAI/pythia-410m", execution=fast).score(texts)
     mm = lm.ModelMap(rows.clip(0.02))
     layers = lm.Trajectory(mm, order="layer")
     print(layers.step_kl().to_dataframe()[["layer", "layer_next", "kl", "se"]])  # adjacent layers: paper median 3.0 bits/byte

@@ -10,7 +10,7 @@ import loglik_map as lm
 
 texts = lm.TextSet.from_jsonl("texts-10k-pile.jsonl").sample(2000, seed=42)
 model = "EleutherAI/pythia-410m"
-specs = [lm.ModelSpec(model), lm.ModelSpec(model, quantization="8bit"), lm.ModelSpec(model, quantization="4bit")]
+specs = [lm.ModelSpec(model)] + [lm.ModelSpec(model, loading=lm.scoring.Loading(quantization=q)) for q in ("8bit", "4bit")]
 
 if __name__ == "__main__":
     lm.score_models(specs, texts, "quantization.store")

@@ -46,5 +46,5 @@ if __name__ == "__main__":  # process-based clusters import this file in every w
         texts = lm.TextSet.from_jsonl("texts-10k-pile.jsonl")
         # float16, as the published data: its spurious KL against float32 is ~1e-5 bits/byte
         summary = lm.score_models(specs, texts, "/shared/pythia-1b.store", executor=client.get_executor(),
-                                  dtype="float16")
+                                  loading=lm.scoring.Loading(dtype="float16"))
         print(summary)  # failed checkpoints are listed; rerun to retry them

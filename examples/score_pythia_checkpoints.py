@@ -18,7 +18,7 @@ steps = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512] + list(range(1000, 31000, 100
 specs = [lm.ModelSpec("EleutherAI/pythia-160m", revision=f"step{s}", name=f"pythia-160m@{s}") for s in steps]
 
 if __name__ == "__main__":  # the guard lets a process-based dask cluster import this file
-    summary = lm.score_models(specs, texts, "pythia-160m.store", batch_tokens=16384)
+    summary = lm.score_models(specs, texts, "pythia-160m.store", execution=lm.scoring.Execution(batch_tokens=16384))
     print(summary)
     raw = lm.open_matrix("pythia-160m.store")
     step_of = {f"pythia-160m@{s}": s for s in steps}

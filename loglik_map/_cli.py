@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ._cli_output import terminal_safe
 from ._cli_read import COMMANDS, add_read_commands
 from ._cli_tree import TREE_COMMANDS, add_tree_command
+from ._labels import unknown_labels_error
 from .errors import LoglikMapError
 
 __all__ = ["main"]
@@ -48,10 +49,10 @@ def _load_texts(source: str):
 
 
 def _device(text: str) -> str:
-    from .scoring._settings import check_scorer_options
+    from .scoring import Loading
 
     try:
-        check_scorer_options(device=text)
+        Loading(device=text)
     except LoglikMapError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
     return text
@@ -82,7 +83,9 @@ def _build_parser() -> argparse.ArgumentParser:
     score.add_argument("--models", required=True,
                        type=_existing_file,
                        help="file with one model per line: 'hub-id-or-folder [revision=R] [quantization=8bit] "
-                       "[name=N] [logit_lens=true] [dtype=D] [step=S]'; '#' starts a comment")
+                       "[name=N] [logit_lens=true] [dtype=D] [step=S] [KEY=VALUE ...]', KEY any field of "
+                       "loglik_map.scoring.Loading, Windowing or Execution (max_length=512, device=cpu, ...), "
+                       "overriding the options below for that model; '#' starts a comment")
     score.add_argument("--texts", required=True, type=_texts_source,
                        help="'mini' or 'train' (the built-in texts), or a file: .jsonl (reference format) or .json "
                        "(list of strings); write ./mini for a file of that name")
@@ -105,15 +108,28 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_SPEC_KEYS = {"revision", "quantization", "name", "logit_lens", "dtype", "step"}
 _BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
-def read_model_specs(path: str, *, revision: str | None = None, quantization: str | None = None,
-                     logit_lens: bool = False, dtype: str = "auto"):
-    """Parse a models file into :class:`~loglik_map.ModelSpec` objects (see ``loglik-map score --help``)."""
-    from .scoring import ModelSpec
+def _file_keys() -> dict[str, str]:
+    """The models file's one table: key → where it goes (a ModelSpec field, or the settings group that has it)."""
+    from .scoring._settings import SETTING_GROUPS
 
+    spec = {k: "ModelSpec" for k in ("name", "revision", "step", "logit_lens", "final_norm")}
+    return {**spec, **{k: group.__name__ for k, group in SETTING_GROUPS.items() if k != "progress"}}
+
+
+def read_model_specs(path: str, settings: Mapping[str, object] | None = None):
+    """Parse a models file into :class:`~loglik_map.ModelSpec` objects (see ``loglik-map score --help``).
+
+    ``settings`` are the command line's defaults for every model (``revision``, ``logit_lens`` and
+    fields of the settings groups, flat); a line's ``key=value`` fields override them for its model.
+    Each key goes to its place through one table (:func:`_file_keys`).
+    """
+    from .scoring import ModelSpec
+    from .scoring._settings import settings_from_keys
+
+    keys = _file_keys()
     specs = []
     try:
         with open(path, encoding="utf-8") as fh:
@@ -125,32 +141,42 @@ def read_model_specs(path: str, *, revision: str | None = None, quantization: st
         fields = line.split("#", 1)[0].split()
         if not fields:
             continue
-        opts: dict[str, object] = {"revision": revision, "quantization": quantization,
-                                   "logit_lens": logit_lens, "dtype": dtype}
+        where = f"{path}:{lineno}"
+        given = {k: v for k, v in (settings or {}).items() if v is not None}
         for item in fields[1:]:
             key, sep, value = item.partition("=")
-            if not sep or key not in _SPEC_KEYS:
-                raise LoglikMapError(f"{path}:{lineno}: cannot read {item!r}; use key=value with keys "
-                                     f"{', '.join(sorted(_SPEC_KEYS))}")
-            opts[key] = _spec_value(key, value, f"{path}:{lineno}")
+            if not sep:
+                raise LoglikMapError(f"{where}: cannot read {item!r}; use key=value with keys {', '.join(keys)}")
+            if key not in keys:
+                unknown = unknown_labels_error([key], list(keys), "models-file key", "a ModelSpec field or a field "
+                                               "of Loading, Windowing or Execution")
+                raise LoglikMapError(f"{where}: cannot read {item!r}: {unknown}")
+            given[key] = _spec_value(key, value, where)
+        spec_fields = {k: v for k, v in given.items() if keys.get(k) == "ModelSpec"}
         try:
-            specs.append(ModelSpec(fields[0], **opts))  # type: ignore[arg-type]
+            groups = settings_from_keys({k: v for k, v in given.items() if keys.get(k) != "ModelSpec"},
+                                        what="models-file key")
+            specs.append(ModelSpec(fields[0], **spec_fields, **groups))  # type: ignore[arg-type]
         except LoglikMapError as err:
-            raise LoglikMapError(f"{path}:{lineno}: {err}") from None
+            raise LoglikMapError(f"{where}: {err}") from None
     if not specs:
         raise LoglikMapError(f"{path}: no models listed")
     return specs
 
 
+_INTEGERS = {"step", "max_length", "stride"}
+
+
 def _spec_value(key: str, value: str, where: str) -> object:
-    """A models-file value as the ModelSpec field wants it (booleans and steps parsed strictly)."""
-    if key == "logit_lens":
+    """A models-file value as its field wants it (booleans and whole numbers parsed strictly)."""
+    if key in ("logit_lens", "trust_remote_code"):
         if value.lower() not in _BOOLEANS:
-            raise LoglikMapError(f"{where}: logit_lens={value!r}; use true or false")
+            raise LoglikMapError(f"{where}: {key}={value!r}; use true or false")
         return _BOOLEANS[value.lower()]
-    if key == "step":
+    if key in _INTEGERS or (key == "batch_tokens" and value != "auto"):
         if not value.isdigit():
-            raise LoglikMapError(f"{where}: step={value!r}; use a whole number of training steps")
+            what = "a whole number of training steps" if key == "step" else "a whole number"
+            raise LoglikMapError(f"{where}: {key}={value!r}; use {what}")
         return int(value)
     return value
 
@@ -158,14 +184,12 @@ def _spec_value(key: str, value: str, where: str) -> object:
 def _score(args: argparse.Namespace) -> int:
     from .scoring import score_models
 
-    specs = read_model_specs(args.models, revision=args.revision, quantization=args.quantization,
-                             logit_lens=args.logit_lens, dtype=args.dtype)
+    settings = dict(revision=args.revision, logit_lens=args.logit_lens, quantization=args.quantization,
+                    dtype=args.dtype, device=args.device, cache_dir=args.cache_dir, convention=args.convention,
+                    long_texts=args.long_texts, max_length=args.max_length, batch_tokens=args.batch_tokens)
+    specs = read_model_specs(args.models, settings)
     texts = _load_texts(args.texts)
-    options = dict(convention=args.convention, long_texts=args.long_texts, batch_tokens=args.batch_tokens,
-                   device=args.device, cache_dir=args.cache_dir)
-    if args.max_length:
-        options["max_length"] = args.max_length
-    summary = score_models(specs, texts, args.store, progress=not args.no_progress, **options)
+    summary = score_models(specs, texts, args.store, progress=not args.no_progress)
     print(summary)
     return 0 if summary.ok else 1
 

@@ -38,8 +38,11 @@ def fill_doc(**blocks: str) -> Callable[[F], F]:
     return decorate
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON beside ``path`` and rename it in, so readers never see a half-written file."""
+def write_json_atomic(path: Path, data: Any, default: Callable[[Any], Any] | None = None) -> None:
+    """Write JSON beside ``path`` and rename it in, so readers never see a half-written file.
+
+    ``default`` is :func:`json.dumps`'s: what to write for a value JSON has no type for.
+    """
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False, default=default), encoding="utf-8")
     os.replace(tmp, path)

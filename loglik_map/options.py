@@ -58,10 +58,11 @@ class set_options:
     **kwargs
         Options to set: ``kernel_backend`` ({"auto", "blas", "numba", "numpy"}), the default
         backend of the all-pairs KL/SE kernels; ``progress`` (bool, default True), whether
-        progress bars (tqdm) are shown by :class:`~loglik_map.HFScorer`,
-        :class:`~loglik_map.LogitLensScorer`, :func:`~loglik_map.score_models`,
-        :func:`~loglik_map.demo.build_zoo` and :func:`~loglik_map.demo.run_demo` when their
-        ``progress`` argument is ``None`` (their default). An unknown option is refused.
+        progress bars (tqdm) are shown wherever a ``progress`` argument is ``None``: the
+        scorers (``Execution(progress=None)``, the default), :func:`~loglik_map.score_models`,
+        the blocked walks of :class:`~loglik_map.ModelMap`, the atlas,
+        :func:`~loglik_map.demo.build_zoo` and :func:`~loglik_map.demo.run_demo`. An unknown
+        option is refused.
 
     Examples
     --------

@@ -24,7 +24,7 @@ except ModuleNotFoundError:  # Python 3.10: tomli, which pytest itself needs the
     import tomli as tomllib
 
 PACKAGE = Path(lm.__file__).resolve().parent
-FOUNDATION = {"errors", "options", "_units", "_util", "_labels", "_repr", "_version"}
+FOUNDATION = {"errors", "options", "_units", "_progress", "_util", "_labels", "_repr", "_version"}
 #: Which layers a layer may import (its own included). "top" is loglik_map/__init__.py.
 ALLOWED = {
     "foundation": {"foundation"},

@@ -17,6 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from .._labels import unknown_labels_error
+from .._progress import Progress, progress_reporter
 from .._repr import ReprMixin, Summary, clip_text, conventions_text, first_labels
 from .._units import check_unit, nats_per_bit_per_byte
 from ..errors import LoglikMapError, WrongTypeError
@@ -26,7 +27,7 @@ from ._centering import double_center_array
 from ._embedding import embed_points
 from ._floor import flag_below_floor
 from ._kernels import NonFiniteKLError, PairwiseKL, resolve_backend
-from ._largemap import Progress, block_to_store, progress_callback
+from ._largemap import block_to_store
 from ._lazy import is_dask
 from ._matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix, _storage
 from ._model_tree import ModelTree
@@ -583,7 +584,7 @@ class ModelMap(ReprMixin):
         scale = self._scale(unit)
         self._check_texts(with_se=True)
         try:
-            with progress_callback(progress, "neighbours") as report:
+            with progress_reporter(progress, desc="neighbours", unit="block pair") as report:
                 table = exact_neighbours(self._coords.data, int(k), block_size=block_size,
                                         backend=self._direct_backend(), client=client, progress=report)
         except NonFiniteKLError as err:
@@ -658,7 +659,7 @@ class ModelMap(ReprMixin):
                     if not done[i, j]]
             args = (sink, sink.block_size, self._direct_backend())
             try:
-                with progress_callback(progress, "all pairs") as report:
+                with progress_reporter(progress, desc="all pairs", unit="block pair") as report:
                     for n, _ in enumerate(map_block_pairs(block_to_store, self._coords.data,
                                                           sink.block_size, todo, args, client), start=1):
                         if report is not None:

@@ -28,9 +28,9 @@ import pandas as pd
 import xarray as xr
 from scipy.cluster import hierarchy
 
+from .._progress import progress_reporter
 from ..errors import LoglikMapError, require_extra
 from ._blocked import materialise
-from ._largemap import progress_callback
 from ._model_tree import ModelTree
 from ._multiscale import DEFAULT_SCALES, multiscale_fit
 from ._tree_lineage import clade_hypotheses
@@ -235,7 +235,7 @@ def build_tree(mm: ModelMap, *, linkage: str = "average", metric: str = "kl", n_
     per_task = max(1, min(n_boot, _BLOCK_BYTES // (8 * max(N, K * (K - 1) // 2))))
     tasks = _tasks(sizes, n_boot, per_task)
     rngs = np.random.default_rng(seed).spawn(len(tasks))
-    with progress_callback(progress, "multiscale bootstrap", unit="replicate") as report:
+    with progress_reporter(progress, desc="multiscale bootstrap", unit="replicate") as report:
         counts = _run(tasks, rngs, Q, n_bytes, sizes, linkage, metric, targets, client, report)
     r = sizes / N
     fits = multiscale_fit(counts, r, n_boot)

@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from .._progress import PROGRESS_DOC, ProgressArg
+from .._util import fill_doc
 from ..core._matrix import LogLikelihoodMatrix
 from ..core._modelmap import ModelMap
 from ..dynamics import HolderEstimate, Trajectory, holder_exponent, weight_distances
@@ -40,6 +42,7 @@ from ..scale import (
     random_pairs,
 )
 from ..scoring._runs import score_models
+from ..scoring._settings import Execution, Loading
 from ..texts import load_texts
 from ._zoo import Zoo, ZooConfig, build_zoo
 
@@ -157,8 +160,9 @@ def quantization_available() -> bool:
     return importlib.util.find_spec("bitsandbytes") is not None
 
 
+@fill_doc(progress=PROGRESS_DOC)
 def run_demo(out_dir: str | PathLike[str] = "loglik-map-demo", *, fast: bool = False, n_texts: int | None = None,
-             zoo_dir: str | PathLike[str] | None = None, window: int = 5, progress: bool | None = None,
+             zoo_dir: str | PathLike[str] | None = None, window: int = 5, progress: ProgressArg = None,
              out: TextIO | None = None) -> DemoResult:
     """Run the whole method on the miniature zoo and the built-in texts.
 
@@ -174,8 +178,9 @@ def run_demo(out_dir: str | PathLike[str] = "loglik-map-demo", *, fast: bool = F
         Cache of the trained zoo (default ``$LOGLIK_MAP_ZOO`` or ``~/.cache/loglik_map/zoo``).
     window : int
         Saved checkpoints per diffusion-exponent fit.
-    progress : bool, optional
-        Progress bars; ``None`` (default): the ``progress`` option (:func:`loglik_map.set_options`).
+    progress : bool, callable or None, default None
+        Progress over the zoo's training steps, then over the models scored.
+        {progress}
     out : file-like, optional
         Where to print (standard output by default).
 
@@ -199,13 +204,13 @@ def run_demo(out_dir: str | PathLike[str] = "loglik-map-demo", *, fast: bool = F
     p(f"  zoo: {len(cfg.runs)} pretraining runs ({', '.join(zoo.run_names)}), {len(cfg.checkpoints)} checkpoints "
       f"each, {len(cfg.finetune_domains)} fine-tuned children; cached in {zoo.root}")
     texts = load_texts("mini").sample(n_texts, seed=42)
-    specs = zoo.specs()
+    specs = zoo.specs(loading=Loading(device="cpu"))
     if not quantization_available():
         p("  bitsandbytes is not installed: quantized copies are skipped (pip install 'loglik_map[quant]')")
-        specs = [s for s in specs if s.quantization is None]
+        specs = [s for s in specs if s.loading is None or s.loading.quantization is None]
     # one store per zoo and text sample: models of another zoo may share names but not weights
     store = out_dir / f"scores-{cfg.fingerprint()}-n{len(texts)}.store"
-    summary = score_models(specs, texts, store, progress=progress, device="cpu", batch_tokens=8192)
+    summary = score_models(specs, texts, store, progress=progress, execution=Execution(batch_tokens=8192))
     p(f"  {summary}")
     # the map as scored; each KL-scale setting gets the paper's own preprocessing (App. E.1) below
     raw = _with_trajectories(zoo.annotate(open_matrix(store)))

@@ -15,19 +15,21 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._progress import PROGRESS_DOC, ProgressArg, progress_reporter
 from .._repr import ReprMixin, Summary, first_labels
+from .._util import fill_doc
 from ..core._matrix import LogLikelihoodMatrix
 from ..errors import LoglikMapError, require_extra
-from ..options import resolve_progress
 from ..scoring._loading import quiet_transformers
 from ..scoring._runs import ModelSpec
+from ..scoring._settings import Loading, Windowing
 from ..texts import DOMAINS, load_texts
 from ._training import model_from_config, token_stream, train_steps, train_tokenizer
 
@@ -261,7 +263,7 @@ class Zoo(ReprMixin):
         return self.root / "finetuned" / f"{self.run_names[0]}-{domain}"
 
     def specs(self, *, quantization: Sequence[str] = ("8bit", "4bit"), logit_lens: bool = True,
-              trajectory: bool = True) -> list[ModelSpec]:
+              trajectory: bool = True, loading: Loading | None = None) -> list[ModelSpec]:
         """What the demo scores, as model specs.
 
         Every checkpoint of the first run (``trajectory``), every run's final checkpoint, the
@@ -276,6 +278,10 @@ class Zoo(ReprMixin):
             Add the logit-lens rows of the finals.
         trajectory : bool, default True
             Every checkpoint of the first run (else its final only).
+        loading : Loading, optional
+            How every model is loaded (e.g. ``Loading(device="cpu")``); the quantized copies
+            add their quantization to it. Every spec carries it, since a spec's group
+            replaces the run's (:func:`~loglik_map.score_models`).
 
         Returns
         -------
@@ -285,22 +291,24 @@ class Zoo(ReprMixin):
         specs: list[ModelSpec] = []
         first = self.run_names[0]
         steps = self.config.checkpoints if trajectory else (self.config.steps,)
-        every_token = {"long_texts": "rolling"}  # never drop a token, whatever the scorer's default
+        rolling = Windowing(long_texts="rolling")  # never drop a token, whatever the run's windowing
         for s in steps:
-            specs.append(ModelSpec(str(self.checkpoint(first, s)), name=f"{first}@{s}", step=s, options=every_token))
+            specs.append(ModelSpec(str(self.checkpoint(first, s)), name=f"{first}@{s}", step=s, loading=loading,
+                                   windowing=rolling))
         for run in self.run_names[1:]:
             specs.append(ModelSpec(str(self.final(run)), name=f"{run}@{self.config.steps}", step=self.config.steps,
-                                   options=every_token))
+                                   loading=loading, windowing=rolling))
         for d in self.config.finetune_domains:
-            specs.append(ModelSpec(str(self.child(d)), name=f"{first}-{d}", options=every_token))
+            specs.append(ModelSpec(str(self.child(d)), name=f"{first}-{d}", loading=loading, windowing=rolling))
         deepest = max(self.config.runs, key=lambda r: (r.layers, r.hidden)).name
         for run in dict.fromkeys([first, deepest]):
             for q in quantization:
-                specs.append(ModelSpec(str(self.final(run)), name=f"{run}@{self.config.steps}[{q}]", quantization=q,
-                                       options=every_token))
+                quantized = replace(loading or Loading(), quantization=q)
+                specs.append(ModelSpec(str(self.final(run)), name=f"{run}@{self.config.steps}[{q}]",
+                                       loading=quantized, windowing=rolling))
             if logit_lens:
                 specs.append(ModelSpec(str(self.final(run)), name=f"{run}@{self.config.steps}", logit_lens=True,
-                                       options=every_token))
+                                       loading=loading, windowing=rolling))
         return specs
 
     def annotate(self, matrix: LogLikelihoodMatrix) -> LogLikelihoodMatrix:
@@ -347,8 +355,9 @@ class Zoo(ReprMixin):
         return LogLikelihoodMatrix.from_dataarray(da)
 
 
+@fill_doc(progress=PROGRESS_DOC)
 def build_zoo(root: str | PathLike[str] | None = None, config: ZooConfig | None = None, *,
-              progress: bool | None = None) -> Zoo:
+              progress: ProgressArg = None) -> Zoo:
     """Train (or reuse) the miniature model suite.
 
     Parameters
@@ -357,8 +366,9 @@ def build_zoo(root: str | PathLike[str] | None = None, config: ZooConfig | None 
         Cache folder (default :func:`default_zoo_dir`); a different ``config`` gets its own subfolder.
     config : ZooConfig, optional
         Default :class:`ZooConfig()`; :meth:`ZooConfig.fast` for tests.
-    progress : bool, optional
-        Progress bars while training; ``None`` (default): the ``progress`` option.
+    progress : bool, callable or None, default None
+        Progress over training steps.
+        {progress}
 
     Returns
     -------
@@ -386,55 +396,46 @@ def build_zoo(root: str | PathLike[str] | None = None, config: ZooConfig | None 
     else:
         tokenizer = train_tokenizer(train.texts, cfg.vocab_size, tok_dir)
     stream = token_stream(tokenizer, train.texts)
-    bar = None
     total = len(cfg.runs) * cfg.steps + len(cfg.finetune_domains) * cfg.finetune_steps
-    if resolve_progress(progress):
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, desc="training the zoo", unit="step")
-    started = time.perf_counter()
-    threads = torch.get_num_threads()
-    for run in cfg.runs:
-        final = zoo.final(run.name)
-        if final.is_dir():
-            if bar is not None:
+    with progress_reporter(progress, total, desc="training the zoo", unit="step") as bar:
+        started = time.perf_counter()
+        threads = torch.get_num_threads()
+        for run in cfg.runs:
+            final = zoo.final(run.name)
+            if final.is_dir():
                 bar.update(cfg.steps)
-            continue
-        torch.manual_seed(run.seed)
-        model = model_from_config(run, cfg, len(tokenizer))
-        save_at = {s: zoo.checkpoint(run.name, s) for s in cfg.checkpoints}
-        for p in save_at.values():
-            p.parent.mkdir(parents=True, exist_ok=True)
-        if bar is not None:
+                continue
+            torch.manual_seed(run.seed)
+            model = model_from_config(run, cfg, len(tokenizer))
+            save_at = {s: zoo.checkpoint(run.name, s) for s in cfg.checkpoints}
+            for p in save_at.values():
+                p.parent.mkdir(parents=True, exist_ok=True)
             bar.set_description(f"training {run.name}")
-        train_steps(model, stream, steps=cfg.steps, cfg=cfg, seed=1000 + run.seed, save_at=save_at, tokenizer=tokenizer, bar=bar)
-    from transformers import AutoModelForCausalLM
+            train_steps(model, stream, steps=cfg.steps, cfg=cfg, seed=1000 + run.seed, save_at=save_at,
+                        tokenizer=tokenizer, bar=bar)
+        from transformers import AutoModelForCausalLM
 
-    first = cfg.runs[0].name
-    for d in cfg.finetune_domains:
-        if d not in DOMAINS:
-            raise LoglikMapError(f"unknown fine-tuning domain {d!r}; domains are {DOMAINS}")
-        child = zoo.child(d)
-        if child.is_dir():
-            if bar is not None:
+        first = cfg.runs[0].name
+        for d in cfg.finetune_domains:
+            if d not in DOMAINS:
+                raise LoglikMapError(f"unknown fine-tuning domain {d!r}; domains are {DOMAINS}")
+            child = zoo.child(d)
+            if child.is_dir():
                 bar.update(cfg.finetune_steps)
-            continue
-        child.parent.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(cfg.seed)
-        with quiet_transformers():
-            model = AutoModelForCausalLM.from_pretrained(zoo.final(first))
-        domain_stream = token_stream(tokenizer, [t for t, dom in zip(train.texts, train_domains) if dom == d])
-        if bar is not None:
+                continue
+            child.parent.mkdir(parents=True, exist_ok=True)
+            torch.manual_seed(cfg.seed)
+            with quiet_transformers():
+                model = AutoModelForCausalLM.from_pretrained(zoo.final(first))
+            domain_stream = token_stream(tokenizer, [t for t, dom in zip(train.texts, train_domains) if dom == d])
             bar.set_description(f"fine-tuning on {d}")
-        train_steps(model, domain_stream, steps=cfg.finetune_steps, cfg=cfg, seed=cfg.seed + 7,
-               save_at={cfg.finetune_steps: child}, tokenizer=tokenizer, lr=cfg.finetune_learning_rate, warmup=2,
-               bar=bar)
-        (child / "README.md").write_text(
-            f"---\nbase_model: {zoo.final(first)}\nlicense: mit\n---\n# {child.name}\n\n"
-            f"{first} fine-tuned for {cfg.finetune_steps} steps on the '{d}' domain of loglik_map's built-in texts.\n",
-            encoding="utf-8")
-    if bar is not None:
-        bar.close()
+            train_steps(model, domain_stream, steps=cfg.finetune_steps, cfg=cfg, seed=cfg.seed + 7,
+                        save_at={cfg.finetune_steps: child}, tokenizer=tokenizer, lr=cfg.finetune_learning_rate,
+                        warmup=2, bar=bar)
+            (child / "README.md").write_text(
+                f"---\nbase_model: {zoo.final(first)}\nlicense: mit\n---\n# {child.name}\n\n"
+                f"{first} fine-tuned for {cfg.finetune_steps} steps on the '{d}' domain of loglik_map's built-in texts.\n",
+                encoding="utf-8")
     done.write_text(json.dumps({"config": asdict(cfg), "seconds": time.perf_counter() - started,
                                 "torch_threads": threads}, indent=1), encoding="utf-8")
     return zoo

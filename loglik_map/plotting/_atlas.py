@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 
 from .._labels import unknown_labels_error
+from .._progress import PROGRESS_DOC, ProgressArg
+from .._util import fill_doc
 from ..errors import require_extra
 from ._atlas_data import AtlasData, atlas_data, check_size
 from ._atlas_lines import edge_paths, resolve_edges
@@ -221,9 +223,10 @@ def atlas_figure(data: AtlasData, *, color: str | None = None, edges: Any = "aut
     return fig
 
 
+@fill_doc(progress=PROGRESS_DOC)
 def atlas(mm: ModelMap, *, color: str | None = None, pin: str | None = None, k: int = 10, embedding: Any = "pca",
           edges: Any = "auto", run: str | None = None, level: float = 0.05, unit: str = "bits/byte", seed: int = 0,
-          perplexity: float | None = None, title: str | None = None, progress: Any = None) -> Any:
+          perplexity: float | None = None, title: str | None = None, progress: ProgressArg = None) -> Any:
     """An interactive atlas of the map: hover, search, click a model to see its true nearest neighbours.
 
     Each point is a model at its 2-D position (PCA, t-SNE or your own); hovering shows its name, its
@@ -270,8 +273,9 @@ def atlas(mm: ModelMap, *, color: str | None = None, pin: str | None = None, k: 
         The t-SNE perplexity (default ``min(30, (K − 1) / 3)``).
     title : str, optional
         Replaces the title (which otherwise summarises the faithfulness).
-    progress : bool or callable, optional
-        Progress of the k-NN search (as :meth:`ModelMap.nearest <loglik_map.ModelMap.nearest>`).
+    progress : bool, callable or None, default None
+        Progress of the k-NN search over block pairs (:meth:`ModelMap.nearest <loglik_map.ModelMap.nearest>`).
+        {progress}
 
     Returns
     -------

@@ -23,7 +23,9 @@ import numpy as np
 import pandas as pd
 from scipy import spatial, stats
 
+from .._progress import PROGRESS_DOC, ProgressArg
 from .._units import check_unit, nats_per_bit_per_byte
+from .._util import fill_doc
 from ..errors import LoglikMapError
 from ._atlas_lines import edge_paths, resolve_edges
 
@@ -250,9 +252,10 @@ def _successors(mm: ModelMap, coords: dict[str, np.ndarray], run: str | None,
     return nxt, kl, se
 
 
+@fill_doc(progress=PROGRESS_DOC)
 def atlas_data(mm: ModelMap, *, k: int = 10, embedding: Any = "pca", pin: str | None = None, level: float = 0.05,
                unit: str = "bits/byte", seed: int = 0, perplexity: float | None = None, run: str | None = None,
-               progress: Any = None) -> AtlasData:
+               progress: ProgressArg = None) -> AtlasData:
     """Compute what :func:`~loglik_map.plotting.atlas` and :func:`~loglik_map.plotting.atlas_table` show.
 
     Parameters
@@ -275,8 +278,9 @@ def atlas_data(mm: ModelMap, *, k: int = 10, embedding: Any = "pca", pin: str | 
         The t-SNE perplexity (default ``min(30, (K − 1) / 3)``).
     run : str, optional
         The coordinate grouping checkpoints into runs (default ``run``, else ``source_model``).
-    progress : bool or callable, optional
-        Passed to :meth:`~loglik_map.ModelMap.nearest`.
+    progress : bool, callable or None, default None
+        Progress of the k-NN search over block pairs (:meth:`ModelMap.nearest <loglik_map.ModelMap.nearest>`).
+        {progress}
 
     Returns
     -------

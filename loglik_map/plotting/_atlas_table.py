@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._progress import PROGRESS_DOC, ProgressArg
+from .._util import fill_doc
 from ..errors import LoglikMapError, require_extra
 from ._atlas_data import atlas_data
 
@@ -25,9 +27,10 @@ def _column(pa: Any, values: np.ndarray) -> Any:
                     type=pa.string())
 
 
+@fill_doc(progress=PROGRESS_DOC)
 def atlas_table(mm: ModelMap, path: str | PathLike[str], *, k: int = 10, embedding: Any = "pca", pin: str | None = None,
                 level: float = 0.05, unit: str = "bits/byte", seed: int = 0, perplexity: float | None = None,
-                run: str | None = None, progress: Any = None) -> Path:
+                run: str | None = None, progress: ProgressArg = None) -> Path:
     """Write the atlas's numbers as a Parquet table, one row per model (for any number of models).
 
     What :func:`atlas` draws, as an open table that `Embedding Atlas
@@ -56,8 +59,9 @@ def atlas_table(mm: ModelMap, path: str | PathLike[str], *, k: int = 10, embeddi
         The t-SNE perplexity (default ``min(30, (K − 1) / 3)``).
     run : str, optional
         The coordinate grouping checkpoints into runs (default ``run``, else ``source_model``).
-    progress : bool or callable, optional
-        Progress of the k-NN search.
+    progress : bool, callable or None, default None
+        Progress of the k-NN search over block pairs (:meth:`ModelMap.nearest <loglik_map.ModelMap.nearest>`).
+        {progress}
 
     Returns
     -------

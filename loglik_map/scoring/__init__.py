@@ -4,7 +4,9 @@ This package's ``__init__`` is its public face; the implementation modules are p
 ``_protocol`` (what a scorer is) · ``_windows`` (which tokens are scored) · ``_loading``,
 ``_quantization``, ``_architectures``, ``_head``, ``_selfcheck`` (getting a model ready and checking it
 against its own forward) · ``_batching``, ``_unembed`` (the forward passes) · ``_hf``, ``_lens``
-(:class:`HFScorer`, :class:`LogitLensScorer`) · ``_naming``, ``_settings`` (row names, checked options) ·
+(:class:`HFScorer`, :class:`LogitLensScorer`) · ``_naming`` (row names) · ``_settings`` (a scorer's
+settings in three groups: :class:`Loading`, :class:`Windowing`, :class:`Execution`) · ``_torch`` (the
+one way scoring code gets torch) ·
 ``_runs`` (:func:`score_models` into a run store, whose file format lives in :mod:`loglik_map.io`).
 Importing this package does not import torch; loading a model does.
 """
@@ -20,6 +22,7 @@ from ._lens import LogitLensScorer
 from ._naming import default_model_name
 from ._protocol import Scorer
 from ._runs import ModelSpec, RunSummary, score_models
+from ._settings import Execution, Loading, Windowing
 from ._versus_exact import estimator_vs_exact
 from ._vocabulary import tokenizer_difference
 from ._windows import CONVENTIONS, LONG_TEXT_MODES, encode_text
@@ -28,11 +31,14 @@ __all__ = [
     "CONVENTIONS",
     "FINAL_NORM_PATHS",
     "LONG_TEXT_MODES",
+    "Execution",
     "HFScorer",
+    "Loading",
     "LogitLensScorer",
     "ModelSpec",
     "RunSummary",
     "Scorer",
+    "Windowing",
     "default_model_name",
     "encode_text",
     "estimator_vs_exact",

@@ -15,8 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from .._progress import ProgressArg, progress_reporter
 from ..errors import LoglikMapError
 from ._head import HeadPlan
+from ._torch import torch_module
 from ._unembed import Head, chunked_logprobs, logit_rows, target_logprobs
 from ._windows import Window, plan_batches
 
@@ -55,8 +57,7 @@ def auto_batch_tokens(model: Any, *, n_states: int = 1, free_bytes: int | None =
     int
         :data:`CPU_BATCH_TOKENS` on a CPU.
     """
-    import torch
-
+    torch = torch_module()
     weight = model.get_input_embeddings().weight
     if weight.device.type != "cuda" and free_bytes is None:
         return CPU_BATCH_TOKENS
@@ -70,7 +71,7 @@ def auto_batch_tokens(model: Any, *, n_states: int = 1, free_bytes: int | None =
     return int(min(max(budget, _MIN_GPU_BATCH_TOKENS), MAX_BATCH_TOKENS))
 
 
-def pad_batch(torch: Any, windows: list[Window], batch: list[int], filler: int | None = None):
+def pad_batch(windows: list[Window], batch: list[int], filler: int | None = None):
     """Right-padded token ids, and the (row, position) of every scored prediction.
 
     Position ``p`` of a row predicts token ``p + 1``. Padding comes after a window's tokens, so
@@ -80,6 +81,7 @@ def pad_batch(torch: Any, windows: list[Window], batch: list[int], filler: int |
     for a pad token (``filler``: another token id, used by the self-check to find models that
     are not causal under right padding).
     """
+    torch = torch_module()
     lengths = [len(windows[w].ids) for w in batch]
     ids = np.empty((len(batch), max(lengths)), dtype=np.int64)
     rows, positions = [], []
@@ -128,7 +130,7 @@ MODEL_FORWARD_LOGIT_BYTES = 512 * 2**20
 
 
 def score_windows(loaded: Any, windows: list[Window], batch_tokens: int, n_rows: int, *, plan: HeadPlan,
-                  path: ScoringPath = ScoringPath(), lens: bool = False, progress: bool = False, desc: str = "",
+                  path: ScoringPath = ScoringPath(), lens: bool = False, progress: ProgressArg = False, desc: str = "",
                   unembed: str = "auto", filler: int | None = None) -> np.ndarray:
     """Sum of scored target log-probabilities per window (float64), shape (n_rows, n_windows).
 
@@ -145,8 +147,7 @@ def score_windows(loaded: Any, windows: list[Window], batch_tokens: int, n_rows:
     are kept under half its padded size (with a warning), so a too-large ``batch_tokens`` costs
     time, not the model's results.
     """
-    import torch
-
+    torch = torch_module()
     model = loaded.model
     base = plan.body if plan.body is not None else model.base_model
     out_emb = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
@@ -178,7 +179,7 @@ def score_windows(loaded: Any, windows: list[Window], batch_tokens: int, n_rows:
         return chunked_logprobs(plan.head_logits, picked, targets, rows_per_chunk)
 
     def score_batch(batch: list[int]) -> None:
-        ids, rows, positions = pad_batch(torch, windows, batch, filler)
+        ids, rows, positions = pad_batch(windows, batch, filler)
         ids_d = to_device(ids, embed_device)
         mask = None
         if path.mask:
@@ -230,7 +231,7 @@ def _output_device(model: Any) -> Any:
 
 
 def run_batches(windows: list[Window], batch_tokens: int, run_batch: Callable[[list[int]], None], *,
-                what: str, desc: str = "", progress: bool = False) -> None:
+                what: str, desc: str = "", progress: ProgressArg = False) -> None:
     """Call ``run_batch(batch)`` for every batch of :func:`plan_batches`, under ``torch.inference_mode``.
 
     ``run_batch`` gets the indices of the windows of one batch and must leave its results where
@@ -238,18 +239,14 @@ def run_batches(windows: list[Window], batch_tokens: int, run_batch: Callable[[l
     batch that runs out of device memory is split in two and later batches are kept under half
     its padded size (with a warning), so a too-large ``batch_tokens`` costs time, not results;
     out of memory on a single window is an error. ``what`` names the job in those messages
-    (e.g. ``"model 'pythia-70m'"``); ``desc`` labels the progress bar (``progress=True``).
+    (e.g. ``"model 'pythia-70m'"``); ``desc`` labels the progress report over batches
+    (``progress``: see :func:`loglik_map._progress.progress_reporter`).
     """
-    import torch
-
+    torch = torch_module()
     pending = plan_batches(windows, batch_tokens)[::-1]  # a stack: the next batch is last
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(pending), desc=desc, unit="batch", leave=False)
     limit: int | None = None  # padded tokens per batch known to fit, once memory ran out
-    with torch.inference_mode():
+    with progress_reporter(progress, len(pending), desc=desc, unit="batch", leave=False) as bar, \
+            torch.inference_mode():
         while pending:
             batch = pending.pop()
             padded = len(batch) * max(len(windows[w].ids) for w in batch)
@@ -260,8 +257,7 @@ def run_batches(windows: list[Window], batch_tokens: int, run_batch: Callable[[l
                 except torch.OutOfMemoryError:
                     ran_out = True  # handled below, outside the except block, so the pass's tensors are freed
                 if not ran_out:
-                    if bar is not None:
-                        bar.update(1)
+                    bar.update(1)
                     continue
                 if len(batch) == 1:
                     raise LoglikMapError(
@@ -275,7 +271,4 @@ def run_batches(windows: list[Window], batch_tokens: int, run_batch: Callable[[l
                               stacklevel=3)
             half = len(batch) // 2  # results do not depend on how texts are batched
             pending += [batch[half:], batch[:half]]
-            if bar is not None:
-                bar.total += 1
-    if bar is not None:
-        bar.close()
+            bar.add_total(1)

@@ -25,10 +25,13 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .._progress import PROGRESS_DOC, ProgressArg
+from .._util import fill_doc
 from ..errors import LoglikMapError, LoglikMapWarning, WrongTypeError
 from ..texts import TextSet
 from ._exact_kl_run import batch_budget, run_pair
 from ._kl_summary import exact_kl_dataset
+from ._settings import Execution, Loading, Windowing, check_group
 from ._vocabulary import VocabularyMismatch, tokenizer_difference
 
 __all__ = ["PairSide", "VocabularyMismatch", "exact_kl", "tokenizer_difference"]
@@ -42,20 +45,24 @@ class PairSide:
     name: str
 
 
-def _as_scorer(model: Any, options: dict[str, Any]) -> tuple[Any, bool]:
+def _as_scorer(model: Any, groups: dict[str, Any]) -> tuple[Any, bool]:
     """The scorer for ``model`` and whether it names the logit lens."""
     from ._hf import HFScorer
     from ._lens import LogitLensScorer
     from ._runs import ModelSpec
 
     if isinstance(model, HFScorer):
-        if options:
-            raise LoglikMapError(f"scoring options ({', '.join(sorted(options))}) apply to models given by name or "
+        given = sorted(k for k, v in groups.items() if v is not None)
+        if given:
+            raise LoglikMapError(f"scoring settings ({', '.join(given)}) apply to models given by name or "
                                  "ModelSpec; set them on the HFScorer you passed")
         return model, isinstance(model, LogitLensScorer)
     if isinstance(model, (str, PathLike, ModelSpec)):
         spec = ModelSpec.coerce(model)
-        return replace(spec, logit_lens=False).scorer(**options), spec.logit_lens
+        if spec.final_norm is not None:
+            raise LoglikMapError(f"{spec.label}: exact_kl traces the final norm of the logit lens itself; give the "
+                                 "ModelSpec without final_norm")
+        return replace(spec, logit_lens=False).scorer(**groups), spec.logit_lens
     raise LoglikMapError(f"cannot score {model!r}: give a hub id, a folder, a ModelSpec or an HFScorer")
 
 
@@ -68,13 +75,13 @@ def _same_model(a: Any, b: Any) -> bool:
 
 
 def _resolve(model_a: Any, model_b: Any, layer_a: int | None, layer_b: int | None,
-             options: dict[str, Any]) -> tuple[PairSide, PairSide]:
+             groups: dict[str, Any]) -> tuple[PairSide, PairSide]:
     """The two sides; one scorer (one load, one forward pass per batch) where both name the same model."""
     seen: list[tuple[Any, Any, bool]] = []
     sides = []
     for model, layer, which in ((model_a, layer_a, "a"), (model_b, layer_b, "b")):
         earlier = next(((s, lens) for m, s, lens in seen if _same_model(m, model)), None)
-        scorer, lens = _as_scorer(model, options) if earlier is None else earlier
+        scorer, lens = _as_scorer(model, groups) if earlier is None else earlier
         if lens and layer is None:
             raise LoglikMapError(f"model_{which} is a logit-lens spec: say which layer with layer_{which}=")
         seen.append((model, scorer, lens))
@@ -95,7 +102,7 @@ def _context(side_a: PairSide, side_b: PairSide) -> int:
     """
     from ._architectures import stated_positions
 
-    a, b = side_a.scorer, side_b.scorer
+    a, b = side_a.scorer.windowing, side_b.scorer.windowing
     lengths = {n for n in (a.max_length, b.max_length) if n is not None}
     if len(lengths) > 1:
         raise LoglikMapError(f"max_length differs ({a.max_length} vs {b.max_length}); give both the same")
@@ -117,12 +124,12 @@ def _windows(side_a: PairSide, side_b: PairSide, texts: TextSet) -> tuple[list[A
     """
     from ._windows import encode_texts, token_ids
 
-    a, b = side_a.scorer, side_b.scorer
+    a, b = side_a.scorer.windowing, side_b.scorer.windowing
     for attr in ("convention", "long_texts", "stride"):
         if getattr(a, attr) != getattr(b, attr):
             raise LoglikMapError(f"{side_a.name} uses {attr}={getattr(a, attr)!r}, {side_b.name} {attr}="
                                  f"{getattr(b, attr)!r}: exact KL needs one set of token windows; give both the same")
-    tok_a, tok_b = a._tokenizer(), b._tokenizer()
+    tok_a, tok_b = side_a.scorer._tokenizer(), side_b.scorer._tokenizer()
     why = tokenizer_difference(tok_a, tok_b)
     if why is not None:
         raise VocabularyMismatch(f"{side_a.name} and {side_b.name} do not share a tokenizer ({why}): exact token-level "
@@ -149,8 +156,10 @@ def _windows(side_a: PairSide, side_b: PairSide, texts: TextSet) -> tuple[list[A
 
 
 # ---------------------------------------------------------------------- the computation
+@fill_doc(progress=PROGRESS_DOC)
 def exact_kl(model_a: Any, model_b: Any, texts: TextSet | Sequence[str], *, layer_a: int | None = None,
-             layer_b: int | None = None, progress: bool = False, **options: Any) -> xr.Dataset:
+             layer_b: int | None = None, progress: ProgressArg = False, loading: Loading | None = None,
+             windowing: Windowing | None = None, execution: Execution | None = None) -> xr.Dataset:
     """Exact teacher-forced KL between two models that share a vocabulary, at every scored position.
 
     For each scored position t of each text x (the positions :class:`~loglik_map.HFScorer`
@@ -172,13 +181,14 @@ def exact_kl(model_a: Any, model_b: Any, texts: TextSet | Sequence[str], *, laye
     layer_a, layer_b : int, optional
         Logit-lens layer (0 = embeddings … L = the model's output; negative counts from L), as
         :class:`~loglik_map.LogitLensScorer` scores it. ``None``: the model's output.
-    progress : bool
-        Progress bar over batches.
-    **options
-        :class:`~loglik_map.HFScorer` arguments for models given by name or spec (``convention``,
-        ``max_length``, ``long_texts``, ``stride``, ``batch_tokens``, ``dtype``, ``device``, …).
-        Both models must use the same convention and long-text handling; the context is the
-        shorter of the two models' unless ``max_length`` is given.
+    progress : bool, callable or None, default False
+        Progress over batches.
+        {progress}
+    loading, windowing, execution : Loading, Windowing, Execution, optional
+        Settings of the models given by name or spec (:class:`~loglik_map.scoring.Loading`, ...;
+        a group a :class:`~loglik_map.ModelSpec` gives replaces these). Both models must use the
+        same convention and long-text handling; the context is the shorter of the two models'
+        unless ``max_length`` is given.
 
     Returns
     -------
@@ -203,20 +213,23 @@ def exact_kl(model_a: Any, model_b: Any, texts: TextSet | Sequence[str], *, laye
     --------
     ::
 
-        ds = lm.exact_kl("EleutherAI/pythia-410m", lm.ModelSpec("EleutherAI/pythia-410m", quantization="4bit"),
-                         texts)
+        four_bit = lm.ModelSpec("EleutherAI/pythia-410m", loading=lm.scoring.Loading(quantization="4bit"))
+        ds = lm.exact_kl("EleutherAI/pythia-410m", four_bit, texts)
         print(lm.scoring.exact_kl_report(ds))
         ds = lm.exact_kl("EleutherAI/pythia-410m", "EleutherAI/pythia-410m", texts, layer_a=12, layer_b=13)
     """
-    from ._loading import require_torch
+    from ._torch import require_torch
 
     for which, layer in (("layer_a", layer_a), ("layer_b", layer_b)):
         if layer is not None and (isinstance(layer, (bool, np.bool_)) or not isinstance(layer, (int, np.integer))):
             raise WrongTypeError(f"{which} must be a whole layer number (0 = embeddings, negative counts from the "
                                  f"output) or None, got {layer!r} ({type(layer).__name__})")
     require_torch()
-    texts = texts if isinstance(texts, TextSet) else TextSet(texts)
-    side_a, side_b = _resolve(model_a, model_b, layer_a, layer_b, dict(options))
+    texts = TextSet.coerce(texts)
+    groups = {"loading": check_group(loading, Loading, "exact_kl"),
+              "windowing": check_group(windowing, Windowing, "exact_kl"),
+              "execution": check_group(execution, Execution, "exact_kl")}
+    side_a, side_b = _resolve(model_a, model_b, layer_a, layer_b, groups)
     encoded, max_length = _windows(side_a, side_b, texts)
     windows = [w for e in encoded for w in e.windows]
     values = run_pair((side_a, side_b), windows, batch_budget((side_a, side_b)), progress)
@@ -235,7 +248,7 @@ def exact_kl(model_a: Any, model_b: Any, texts: TextSet | Sequence[str], *, laye
              "layer_a": -1 if side_a.layer is None else int(side_a.layer),
              "layer_b": -1 if side_b.layer is None else int(side_b.layer),
              "dtype_a": sa._load().dtype_label, "dtype_b": side_b.scorer._load().dtype_label,
-             "convention": sa.convention, "long_texts": sa.long_texts, "max_length": int(max_length),
+             "convention": sa.windowing.convention, "long_texts": sa.windowing.long_texts, "max_length": int(max_length),
              "n_texts_truncated": int((n_dropped > 0).sum()), "vocab_size": len(sa._load().tokenizer),
              "kl_direction": "kl_ab = KL(p_a || p_b): model_a is the reference (llama.cpp's base); Δp = p_b − p_a",
              "logit_dtype": "float32", "sum_dtype": "float64"}

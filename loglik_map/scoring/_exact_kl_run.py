@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._progress import ProgressArg
 from ..errors import LoglikMapError
+from ._torch import torch_module
 from ._vocabulary import VocabularyMismatch
 
 if TYPE_CHECKING:
@@ -43,8 +45,7 @@ def _check_plain_head(model: Any, name: str) -> None:
     (BERT-style transforms, Granite's ``logits_scaling``, Falcon-H1's multiplier, a scaled hidden
     state) would give a wrong KL without a word, so the head is traced on a few tokens first.
     """
-    import torch
-
+    torch = torch_module()
     from ._head import trace_head
     from ._unembed import has_postprocessing
 
@@ -103,7 +104,7 @@ def _models(sides: Sequence[PairSide]) -> tuple[list[_Model], list[tuple[int, in
     return models, where
 
 
-def _states(torch: Any, model: _Model, ids: Any, rows: Any, positions: Any) -> list[Any]:
+def _states(model: _Model, ids: Any, rows: Any, positions: Any) -> list[Any]:
     """Hidden states at the scored positions for every layer ``model`` serves, on its head's device."""
     lm = model.loaded.model
     device = lm.get_input_embeddings().weight.device
@@ -120,12 +121,12 @@ def _states(torch: Any, model: _Model, ids: Any, rows: Any, positions: Any) -> l
     return picked
 
 
-def _rowdot(torch: Any, x: Any, y: Any) -> Any:
+def _rowdot(x: Any, y: Any) -> Any:
     """Row-wise dot products of two (S, V) tensors, without an (S, V) temporary."""
-    return torch.bmm(x.unsqueeze(1), y.unsqueeze(2)).view(-1)
+    return torch_module().bmm(x.unsqueeze(1), y.unsqueeze(2)).view(-1)
 
 
-def pair_chunk(torch: Any, za: Any, zb: Any, targets: Any, work: Any = None) -> tuple[Any, ...]:
+def pair_chunk(za: Any, zb: Any, targets: Any, work: Any = None) -> tuple[Any, ...]:
     """Per-position KL(a‖b), KL(b‖a), log p_a(target), log p_b(target), same top token (float32).
 
     ``za`` and ``zb`` (float32 logits, S × V) are overwritten; ``work`` (4 × S' × V float32, S' ≥ S),
@@ -142,6 +143,7 @@ def pair_chunk(torch: Any, za: Any, zb: Any, targets: Any, work: Any = None) -> 
     exponential overflows (logit differences beyond ~88 nats, i.e. a huge KL) use the textbook
     form, which is accurate there.
     """
+    torch = torch_module()
     top_a, top_b = za.argmax(dim=-1, keepdim=True), zb.argmax(dim=-1, keepdim=True)
     same = (top_a == top_b).view(-1)
     if work is None:
@@ -157,25 +159,25 @@ def pair_chunk(torch: Any, za: Any, zb: Any, targets: Any, work: Any = None) -> 
     work = zb
     # KL(a‖b): x = Δ − Δ[top_a] (exact in float32 where Δ is nearly constant), c = E_pa[x]
     torch.sub(dz, dz.gather(-1, top_a), out=work)
-    c_ab = _rowdot(torch, pa, work)
+    c_ab = _rowdot(pa, work)
     torch.sub(c_ab[:, None], work, out=work).expm1_()
-    kl_ab = torch.log1p(_rowdot(torch, pa, work))
+    kl_ab = torch.log1p(_rowdot(pa, work))
     torch.sub(dz, dz.gather(-1, top_b), out=work)
-    c_ba = _rowdot(torch, pb, work)
+    c_ba = _rowdot(pb, work)
     torch.sub(work, c_ba[:, None], out=work).expm1_()
-    kl_ba = torch.log1p(_rowdot(torch, pb, work))
+    kl_ba = torch.log1p(_rowdot(pb, work))
     # the textbook form for rows whose exponentials overflowed (on a GPU always computed: no host sync)
     if za.device.type != "cpu" or not bool((torch.isfinite(kl_ab) & torch.isfinite(kl_ba)).all()):
         diff = la.sub_(lb)
-        kl_ab = torch.where(torch.isfinite(kl_ab), kl_ab, _rowdot(torch, pa, diff))
-        kl_ba = torch.where(torch.isfinite(kl_ba), kl_ba, -_rowdot(torch, pb, diff))
+        kl_ab = torch.where(torch.isfinite(kl_ab), kl_ab, _rowdot(pa, diff))
+        kl_ba = torch.where(torch.isfinite(kl_ba), kl_ba, -_rowdot(pb, diff))
     return kl_ab.clamp_(min=0), kl_ba.clamp_(min=0), ta, tb, same
 
 
-def run_pair(sides: Sequence[PairSide], windows: list[Any], batch_tokens: int, progress: bool) -> dict[str, np.ndarray]:
+def run_pair(sides: Sequence[PairSide], windows: list[Any], batch_tokens: int,
+             progress: ProgressArg) -> dict[str, np.ndarray]:
     """Per-token arrays in window order, for the pair ``sides``."""
-    import torch
-
+    torch = torch_module()
     from ._batching import pad_batch, run_batches
     from ._unembed import logit_rows, postprocess_logits
 
@@ -196,8 +198,8 @@ def run_pair(sides: Sequence[PairSide], windows: list[Any], batch_tokens: int, p
               for n in names}
 
     def run_batch(batch: list[int]) -> None:
-        ids, rows, positions = pad_batch(torch, windows, batch)
-        states = [_states(torch, m, ids, rows, positions) for m in models]
+        ids, rows, positions = pad_batch(windows, batch)
+        states = [_states(m, ids, rows, positions) for m in models]
         ha, hb = states[ma][sa], states[mb][sb]
         targets = ids[rows, positions + 1].to(device)
         starts = np.asarray([windows[w].score_from - 1 for w in batch])
@@ -207,7 +209,7 @@ def run_pair(sides: Sequence[PairSide], windows: list[Any], batch_tokens: int, p
             p1 = min(p0 + rows_per_chunk, ha.shape[0])
             za = postprocess_logits(config_a, head_a.logits(ha[p0:p1]))
             zb = postprocess_logits(config_b, head_b.logits(hb[p0:p1])).to(za.device)
-            for n, value in zip(names, pair_chunk(torch, za, zb, targets[p0:p1], work)):
+            for n, value in zip(names, pair_chunk(za, zb, targets[p0:p1], work)):
                 result[n][index[p0:p1]] = value
 
     run_batches(windows, batch_tokens, run_batch, what=f"exact KL {sides[0].name} vs {sides[1].name}",
@@ -220,7 +222,7 @@ def batch_budget(sides: Sequence[PairSide]) -> int:
 
     budgets = []
     for side in sides:
-        bt = side.scorer.batch_tokens
+        bt = side.scorer.execution.batch_tokens
         if bt == "auto":
             model = side.scorer._load().model
             lens = side.layer is not None

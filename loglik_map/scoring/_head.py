@@ -27,6 +27,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._torch import torch_module
+
 __all__ = ["HeadPlan", "LogitTransform", "trace_head"]
 
 _LINEAR_TOL = 1e-5  # relative: the same product, possibly in another order
@@ -124,8 +126,7 @@ class HeadPlan:
 
 
 def _first_tensor(value: Any) -> Any:
-    import torch
-
+    torch = torch_module()
     if torch.is_tensor(value):
         return value
     if isinstance(value, (tuple, list)) and value and torch.is_tensor(value[0]):
@@ -138,8 +139,7 @@ def _first_tensor(value: Any) -> Any:
 
 
 def _same(a: Any, b: Any, rtol: float = 0.0) -> bool:
-    import torch
-
+    torch = torch_module()
     if a is b:
         return True
     if a is None or b is None or a.shape != b.shape:
@@ -172,8 +172,7 @@ def _fit_scale(x: Any, y: Any) -> float | None:
 
 def _probe_logits(shape: tuple[int, ...], dtype: Any, device: Any) -> Any:
     """Known values for the chain's output: magnitudes 1e-2 … 1e4, both signs, every entry distinct."""
-    import torch
-
+    torch = torch_module()
     n = math.prod(shape)
     mags = torch.logspace(-2, 4, n, dtype=torch.float64)
     signs = torch.where(torch.arange(n) % 2 == 0, 1.0, -1.0).double()
@@ -183,8 +182,7 @@ def _probe_logits(shape: tuple[int, ...], dtype: Any, device: Any) -> Any:
 
 def _fit_transform(z: Any, f: Any) -> LogitTransform | None:
     """The elementwise map taking the injected chain output ``z`` to the logits ``f``, or None."""
-    import torch
-
+    torch = torch_module()
     if f.shape != z.shape:
         return None
     eps = max(torch.finfo(z.dtype).eps, torch.finfo(f.dtype).eps)
@@ -248,8 +246,7 @@ def trace_head(model: Any, ids: Any) -> HeadPlan:
         With ``problem`` / ``lens_problem`` set to a sentence where something could not be
         reproduced (never raises for an architecture it does not understand).
     """
-    import torch
-
+    torch = torch_module()
     plan = HeadPlan()
     modules = [(n, m) for n, m in model.named_modules() if n]
     with torch.inference_mode():
@@ -284,8 +281,7 @@ def trace_head(model: Any, ids: Any) -> HeadPlan:
 
 def _trace_chain(plan: HeadPlan, model: Any, ids: Any, children: dict[str, Any], after: list, last: Any,
                  logits: Any) -> None:
-    import torch
-
+    torch = torch_module()
     if last is None or not after:
         plan.problem = "no module of the causal LM turns the base model's output into logits"
         return
@@ -334,8 +330,7 @@ def _trace_chain(plan: HeadPlan, model: Any, ids: Any, children: dict[str, Any],
 
 
 def _trace_final_norm(plan: HeadPlan, modules: dict[str, Any], calls: list, last: Any, states: Any) -> None:
-    import torch
-
+    torch = torch_module()
     if not isinstance(states, (tuple, list)) or len(states) < 2 or not all(torch.is_tensor(s) for s in states):
         plan.lens_problem = "the base model returns no hidden states of its layers"
         return

@@ -18,7 +18,6 @@ import numpy as np
 
 from ..core._matrix import LogLikelihoodMatrix
 from ..errors import LoglikMapError, LoglikMapWarning
-from ..options import resolve_progress
 from ..texts import TextSet
 from ._architectures import DEFAULT_CONTEXT, stated_positions
 from ._batching import auto_batch_tokens, score_windows
@@ -28,7 +27,6 @@ from ._loading import (
     from_pretrained_options,
     loading_errors,
     quiet_transformers,
-    require_torch,
     target_device,
     weight_dtype,
 )
@@ -36,7 +34,8 @@ from ._naming import check_model_coords, default_model_name, local_folder, merge
 from ._quantization import quantization_label
 from ._quiet import quiet_third_party
 from ._selfcheck import CheckResult, choose_path, data_probe, probe_windows
-from ._settings import check_scorer_options
+from ._settings import Execution, Loading, Windowing, check_group, check_optional_text
+from ._torch import require_torch
 from ._windows import EncodedText, Window, encode_texts
 
 __all__ = ["HFScorer"]
@@ -54,78 +53,48 @@ class HFScorer:
     tokenizer : transformers tokenizer, optional
         Needed with an already-loaded model; otherwise loaded from ``model``.
     name : str, optional
-        Row label. Default: short and stable (:func:`~loglik_map.scoring._naming.default_model_name`):
+        Row label. Default: short and stable (:func:`~loglik_map.scoring.default_model_name`):
         the hub id or the folder's base name (``run@step24`` for a checkpoint folder
         ``run/step24``), then ``@revision`` and ``[quantization]`` if any. An already-loaded
         model is named after the folder or hub id it was loaded from; one built in memory
         needs ``name``.
     revision : str, optional
         Hub revision, e.g. Pythia's ``"step1000"`` (which also sets the ``step`` coordinate).
-    dtype : {"auto", "float32", "bfloat16", "float16"} or torch.dtype
-        Weights' dtype. ``"auto"``: float32 on CPU, the checkpoint's dtype on GPU. Whatever the
-        dtype, log-softmax is taken in float32 and sums in float64.
-    device : {"auto", "cpu", "cuda", "cuda:N", "mps"} or torch.device
-        ``"auto"``: all visible GPUs (``device_map="auto"``) if any, else the CPU. Whether the
-        device exists is checked when the model loads (a scorer may be made on another machine).
-    quantization : {"8bit", "4bit", "4bit-fp4"} or transformers.BitsAndBytesConfig, optional
-        Load through bitsandbytes (``"4bit"`` is nf4).
-    convention : {"reference", "bos"}
-        Which tokens are scored; see :func:`loglik_map.scoring.encode_text`.
-        ``"reference"`` reproduces shimo-lab/modelmap (the published data).
-    max_length : int, optional
-        Context length; default the model's maximum positions.
-    long_texts : {"rolling", "truncate", "error"}
-        What to do with texts longer than ``max_length`` tokens. ``"rolling"`` (default) scores
-        every token with overlapping windows, and equals the reference scripts whenever a text
-        fits the context. ``"truncate"`` keeps the first ``max_length`` tokens as the reference
-        scripts do (warned once per model, with counts); such rows are refused by
-        :class:`~loglik_map.ModelMap` and :meth:`~loglik_map.LogLikelihoodMatrix.entropy` unless
-        ``allow_truncated=True``. ``"error"`` refuses long texts.
-    stride : int, optional
-        New tokens per window with ``long_texts="rolling"`` (default ``max_length // 2``).
-    batch_tokens : int or "auto"
-        Padded tokens per forward pass; texts are sorted by length so padding stays small.
-        ``"auto"``: 8,192 on a CPU; on a GPU, what half the free device memory holds
-        (:func:`loglik_map.scoring._batching.auto_batch_tokens`), at most 65,536. A batch that
-        runs out of memory is split, never lost.
-    unembed : {"auto", "fused", "chunked"}
-        How log p(target) is computed from the final hidden states
-        (:mod:`loglik_map.scoring._unembed`): ``"auto"`` uses the fused Triton kernel on GPUs
-        where it applies, checked against the chunked computation the first time.
-    fallback : {"warn", "error"}
-        When the model loads, a self-check compares the fast scoring path (hidden states at the
-        scored positions through the model's traced head, batches padded on the right) with the
-        model's own ``forward(...).logits`` on a short probe (:mod:`loglik_map.scoring._selfcheck`).
-        If they disagree, ``"warn"`` (default) warns once and scores with the fastest path that
-        agrees (an attention mask, one text per pass, or the model's own logits); ``"error"``
-        refuses instead of scoring more slowly. The path taken is the row's ``scoring_path``
-        coordinate.
-    trust_remote_code : bool, default False
-        Passed to ``from_pretrained``.
-    cache_dir : path, optional
-        Passed to ``from_pretrained``.
-    token : str or bool, optional
-        Passed to ``from_pretrained`` (a hub access token).
-    progress : bool, optional
-        Show a progress bar over batches (tqdm); ``None`` (default): the ``progress`` option
-        (:func:`loglik_map.set_options`, True unless set).
     step : int, optional
         Training step of this checkpoint, recorded as the ``step`` model coordinate (for
         :class:`~loglik_map.Trajectory`). Read from a ``"stepN"`` revision or a checkpoint
         folder name (``step24``, ``checkpoint-500``) when not given.
     coords : mapping, optional
         Further model coordinates of this model's rows, e.g. ``{"seed": 1, "family": "pythia"}``.
+    loading : Loading, optional
+        How the weights are loaded (:class:`~loglik_map.scoring.Loading`: dtype, device,
+        quantization, hub options); default ``Loading()``.
+    windowing : Windowing, optional
+        Which tokens are scored (:class:`~loglik_map.scoring.Windowing`: convention, context,
+        long texts); default ``Windowing()``.
+    execution : Execution, optional
+        How fast, never what (:class:`~loglik_map.scoring.Execution`: batch size, unembedding,
+        self-check fallback, progress); default ``Execution()``.
+
+    Attributes
+    ----------
+    name : str
+        The row label.
+    loading, windowing, execution : Loading, Windowing, Execution
+        The settings, each checked when it was made.
 
     Notes
     -----
-    Every option is checked when the scorer is made (:func:`loglik_map.scoring._settings.check_scorer_options`);
-    a local folder that does not exist is refused at once ("no such folder").
+    Every setting is checked when its group is made; a local folder that does not exist is
+    refused when the scorer is made ("no such folder").
 
     Examples
     --------
     ::
 
-        scorer = lm.HFScorer("EleutherAI/pythia-410m", revision="step143000")
+        scorer = lm.HFScorer("EleutherAI/pythia-410m", revision="step143000",
+                             loading=lm.scoring.Loading(dtype="bfloat16"),
+                             execution=lm.scoring.Execution(batch_tokens=16384))
         matrix = scorer.score(lm.TextSet.from_jsonl("texts-10k-pile.jsonl"))
     """
 
@@ -136,32 +105,22 @@ class HFScorer:
         tokenizer: Any = None,
         name: str | None = None,
         revision: str | None = None,
-        dtype: Any = "auto",
-        device: str = "auto",
-        quantization: Any = None,
-        convention: str = "reference",
-        max_length: int | None = None,
-        long_texts: str = "rolling",
-        stride: int | None = None,
-        batch_tokens: int | str = "auto",
-        unembed: str = "auto",
-        fallback: str = "warn",
-        trust_remote_code: bool = False,
-        cache_dir: str | PathLike[str] | None = None,
-        token: str | bool | None = None,
-        progress: bool | None = None,
         step: int | None = None,
         coords: Mapping[str, Any] | None = None,
+        loading: Loading | None = None,
+        windowing: Windowing | None = None,
+        execution: Execution | None = None,
     ) -> None:
-        check_scorer_options(name=name, revision=revision, dtype=dtype, device=device, quantization=quantization,
-                             convention=convention, max_length=max_length, long_texts=long_texts, stride=stride,
-                             batch_tokens=batch_tokens, unembed=unembed, fallback=fallback,
-                             trust_remote_code=trust_remote_code, cache_dir=cache_dir, token=token, progress=progress,
-                             coords=coords)
+        check_optional_text("name", name)
+        check_optional_text("revision", revision)
+        self.loading: Loading = check_group(loading, Loading, type(self).__name__) or Loading()
+        self.windowing: Windowing = check_group(windowing, Windowing, type(self).__name__) or Windowing()
+        self.execution: Execution = check_group(execution, Execution, type(self).__name__) or Execution()
         self._source = model
         self._given_tokenizer = tokenizer
         self._tokenizer_loaded: Any = None
         self._config_loaded: Any = None
+        quantization = self.loading.quantization
         qlabel = quantization_label(quantization) if quantization is not None else None
         if isinstance(model, (str, PathLike)):
             folder = local_folder(model)  # "no such folder" here, before any hub lookup
@@ -179,32 +138,19 @@ class HFScorer:
             default = default_model_name(origin, revision, qlabel, must_exist=False) if origin else ""
         self.coords = merge_step(check_model_coords(coords), step, revision, folder)
         self.revision = revision
-        self.dtype = dtype
-        self.device = device
-        self.quantization = quantization
         self.quantization_label = quantization_label(quantization)
-        self.convention = convention
-        self.max_length = max_length
-        self.long_texts = long_texts
-        self.stride = stride
-        self.batch_tokens = batch_tokens if batch_tokens == "auto" else int(batch_tokens)
-        self.unembed = unembed
-        self.fallback = fallback
         self._check: CheckResult | None = None
-        self.trust_remote_code = trust_remote_code
-        self.cache_dir = cache_dir
-        self.token = token
-        self.progress = progress
         self.name = name or default
         self._loaded: Loaded | None = None
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r}, convention={self.convention!r}, quantization={self.quantization_label!r})"
+        return (f"{type(self).__name__}({self.name!r}, convention={self.windowing.convention!r}, "
+                f"quantization={self.quantization_label!r})")
 
     # ------------------------------------------------------------------ loading
     def _hub_kwargs(self) -> dict[str, Any]:
-        return dict(revision=self.revision, cache_dir=self.cache_dir, token=self.token,
-                    trust_remote_code=self.trust_remote_code)
+        return dict(revision=self.revision, cache_dir=self.loading.cache_dir, token=self.loading.token,
+                    trust_remote_code=self.loading.trust_remote_code)
 
     def _pretrained(self, attr: str, auto_class: str) -> Any:
         """``transformers.<auto_class>.from_pretrained(model)``, loaded once and kept in ``self.<attr>``."""
@@ -246,12 +192,13 @@ class HFScorer:
             saw give numbers that mean nothing, or fail).
         """
         stated = stated_positions(self._config())
-        if self.max_length is None:
+        max_length = self.windowing.max_length
+        if max_length is None:
             return stated or DEFAULT_CONTEXT
-        if stated is not None and self.max_length > stated:
-            raise LoglikMapError(f"max_length={self.max_length} exceeds the {stated} positions of {self.name!r}; "
+        if stated is not None and max_length > stated:
+            raise LoglikMapError(f"max_length={max_length} exceeds the {stated} positions of {self.name!r}; "
                                  f"use max_length ≤ {stated} (long texts are scored in rolling windows)")
-        return self.max_length
+        return max_length
 
     def _load(self) -> Loaded:
         if self._loaded is not None:
@@ -259,12 +206,13 @@ class HFScorer:
         require_torch()
         from transformers import AutoModelForCausalLM
 
-        device = target_device(self.device)
-        dtype = weight_dtype(self.dtype, device)
+        device = target_device(self.loading.device)
+        dtype = weight_dtype(self.loading.dtype, device)
         if isinstance(self._source, (str, PathLike)):
             with loading_errors(self.model_id, self.revision):
                 tokenizer = self._tokenizer()
-                options = from_pretrained_options(device, dtype, self.quantization, self._hub_kwargs(), self.device)
+                options = from_pretrained_options(device, dtype, self.loading.quantization, self._hub_kwargs(),
+                                                  self.loading.device)
                 with quiet_transformers():
                     model = AutoModelForCausalLM.from_pretrained(self._source, **options)
             if "device_map" not in options:
@@ -272,7 +220,8 @@ class HFScorer:
         else:
             model, tokenizer = self._source, self._given_tokenizer
             device = next(model.parameters()).device
-        self._loaded = finish_loading(model, tokenizer, device, self.quantization, self.quantization_label, dtype)
+        self._loaded = finish_loading(model, tokenizer, device, self.loading.quantization, self.quantization_label,
+                                      dtype)
         return self._loaded
 
     def unload(self) -> None:
@@ -304,10 +253,11 @@ class HFScorer:
         """
         loaded = self._load()
         if self._check is None:
-            probe = probe_windows(loaded.tokenizer, convention=self.convention, max_length=self.context_length())
+            probe = probe_windows(loaded.tokenizer, convention=self.windowing.convention,
+                                  max_length=self.context_length())
             probe += data_probe(windows or [])
-            self._check = choose_path(loaded, probe, name=self.name, lens=self._is_lens, fallback=self.fallback,
-                                      unembed=self.unembed)
+            self._check = choose_path(loaded, probe, name=self.name, lens=self._is_lens,
+                                      fallback=self.execution.fallback, unembed=self.execution.unembed)
         return self._check
 
     # ------------------------------------------------------------------ scoring
@@ -328,10 +278,10 @@ class HFScorer:
         list of EncodedText
             One per text, with its windows.
         """
-        texts = texts if isinstance(texts, TextSet) else TextSet(texts)
-        return encode_texts(self._tokenizer(), texts.texts, convention=self.convention,
-                            max_length=self.context_length(), long_texts=self.long_texts, stride=self.stride,
-                            text_ids=texts.ids)
+        texts = TextSet.coerce(texts)
+        return encode_texts(self._tokenizer(), texts.texts, convention=self.windowing.convention,
+                            max_length=self.context_length(), long_texts=self.windowing.long_texts,
+                            stride=self.windowing.stride, text_ids=texts.ids)
 
     _is_lens = False
 
@@ -370,19 +320,19 @@ class HFScorer:
             One row (one per layer for :class:`LogitLensScorer`), nats.
         """
         require_torch()
-        texts = texts if isinstance(texts, TextSet) else TextSet(texts)
+        texts = TextSet.coerce(texts)
         encoded = self.encode(texts)  # tokenizer and config only: bad texts fail before the model loads
         with quiet_third_party():  # bitsandbytes' expected notices; real warnings and errors pass
             loaded = self._load()
             windows = [w for e in encoded for w in e.windows]
             check = self.self_check(windows)
             rows = self._rows(check)
-            batch_tokens = self.batch_tokens
+            batch_tokens = self.execution.batch_tokens
             if isinstance(batch_tokens, str):  # "auto" (checked when the scorer was made)
                 batch_tokens = auto_batch_tokens(loaded.model, n_states=len(rows))
             sums = score_windows(loaded, windows, batch_tokens, len(rows), plan=check.plan, path=check.path,
-                                 lens=self._is_lens, progress=resolve_progress(self.progress), desc=self.name,
-                                 unembed=self.unembed)
+                                 lens=self._is_lens, progress=self.execution.progress, desc=self.name,
+                                 unembed=self.execution.unembed)
         values = np.zeros((len(rows), len(texts)))
         owner = np.array([w.text_index for w in windows])
         for r in range(len(rows)):
@@ -401,8 +351,8 @@ class HFScorer:
             "revision": [self.revision or ""] * len(rows),
             "dtype": [loaded.dtype_label] * len(rows),
             "quantization": [self.quantization_label] * len(rows),
-            "convention": [self.convention] * len(rows),
-            "long_texts": [self.long_texts] * len(rows),
+            "convention": [self.windowing.convention] * len(rows),
+            "long_texts": [self.windowing.long_texts] * len(rows),
             "n_texts_truncated": [int((n_dropped > 0).sum())] * len(rows),
             "scoring_path": [check.path.label] * len(rows),
             **{key: [value] * len(rows) for key, value in self.coords.items()},
@@ -418,6 +368,6 @@ class HFScorer:
             text_coords=texts.text_coords(),
             cell_coords={"n_tokens": np.tile(n_scored, (len(rows), 1)),
                          "n_tokens_dropped": np.tile(n_dropped, (len(rows), 1))},
-            attrs={"convention": self.convention, "scorer": type(self).__name__,
+            attrs={"convention": self.windowing.convention, "scorer": type(self).__name__,
                    "log_softmax_dtype": "float32", "sum_dtype": "float64"},
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from os import PathLike
 from typing import Any
 
@@ -9,7 +10,7 @@ from ..errors import LoglikMapError
 from ._architectures import find_final_norm
 from ._hf import HFScorer
 from ._selfcheck import CheckResult
-from ._settings import check_scorer_options
+from ._settings import Execution, Loading, Windowing, check_optional_text
 from ._windows import Window
 
 __all__ = ["LogitLensScorer"]
@@ -33,10 +34,12 @@ class LogitLensScorer(HFScorer):
     ----------
     model : str, path or transformers.PreTrainedModel
         As for :class:`HFScorer`.
+    tokenizer, name, revision, step, coords : optional
+        As for :class:`HFScorer`.
     final_norm : str, optional
         Dotted path of the final norm (e.g. ``"model.norm"``), overriding the traced one.
-    **options
-        Every other :class:`HFScorer` argument.
+    loading, windowing, execution : Loading, Windowing, Execution, optional
+        As for :class:`HFScorer`.
 
     Notes
     -----
@@ -47,9 +50,13 @@ class LogitLensScorer(HFScorer):
 
     _is_lens = True
 
-    def __init__(self, model: str | PathLike[str] | Any, *, final_norm: str | None = None, **options: Any) -> None:
-        check_scorer_options(final_norm=final_norm, lens=True)
-        super().__init__(model, **options)
+    def __init__(self, model: str | PathLike[str] | Any, *, tokenizer: Any = None, name: str | None = None,
+                 revision: str | None = None, step: int | None = None, coords: Mapping[str, Any] | None = None,
+                 final_norm: str | None = None, loading: Loading | None = None, windowing: Windowing | None = None,
+                 execution: Execution | None = None) -> None:
+        check_optional_text("final_norm", final_norm)
+        super().__init__(model, tokenizer=tokenizer, name=name, revision=revision, step=step, coords=coords,
+                         loading=loading, windowing=windowing, execution=execution)
         self.final_norm = final_norm
 
     def self_check(self, windows: list[Window] | None = None) -> CheckResult:

@@ -8,14 +8,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
-from ..errors import LoglikMapError, require_extra
+from ..errors import LoglikMapError
 from ._quantization import bnb_config, route_unpackable_4bit_layers
+from ._torch import require_torch
 
 __all__ = ["Loaded", "finish_loading", "from_pretrained_options", "loading_errors", "quiet_transformers",
-           "require_torch", "target_device", "weight_dtype"]
+           "target_device", "weight_dtype"]
 
 
 @dataclass
@@ -26,19 +26,6 @@ class Loaded:
     tokenizer: Any
     device: Any
     dtype_label: str
-
-
-def require_torch() -> ModuleType:
-    """torch, after checking that torch and transformers are installed.
-
-    Returns
-    -------
-    module
-        :mod:`torch`.
-    """
-    torch = require_extra("torch", "models", "scoring")
-    require_extra("transformers", "models", "scoring")
-    return torch
 
 
 @contextmanager

@@ -27,11 +27,15 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .._progress import PROGRESS_DOC, ProgressArg
 from .._units import LN2
+from .._util import fill_doc
 from ..core._matrix import LogLikelihoodMatrix
 from ..core._modelmap import ModelMap
 from ..errors import LoglikMapError, WrongTypeError
 from ..texts import TextSet
+from ._settings import Execution, Windowing, check_group
+from ._torch import torch_module
 
 __all__ = ["DEFAULT_VARIANTS", "REFERENCE", "FloorSetting", "numerics_floor"]
 
@@ -106,15 +110,15 @@ def _settings(variants: Sequence[str] | Mapping[str, Any]) -> dict[str, FloorSet
 class _Models:
     """Models loaded once per (dtype, attention); scorers made per setting."""
 
-    def __init__(self, model: str | PathLike[str], device: str, batch_tokens: int, options: dict[str, Any]):
-        self.model, self.device, self.batch_tokens, self.options = model, device, batch_tokens, options
+    def __init__(self, model: str | PathLike[str], device: str, batch_tokens: int, windowing: Windowing | None):
+        self.model, self.device, self.batch_tokens, self.windowing = model, device, batch_tokens, windowing
         self._loaded: dict[tuple[str, str], Any] = {}
         self._tokenizer: Any = None
 
     def _load(self, dtype: str, attention: str) -> Any:
         key = (dtype, attention)
         if key not in self._loaded:
-            import torch
+            torch = torch_module()
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
             from ._loading import loading_errors, quiet_transformers
@@ -136,19 +140,19 @@ class _Models:
         from ._hf import HFScorer
 
         model = self._load(setting.dtype, setting.attention)
-        return HFScorer(model, tokenizer=self._tokenizer, name=name, progress=False,
-                        batch_tokens=1 if setting.batching == "one-by-one" else self.batch_tokens, **self.options)
+        batch_tokens = 1 if setting.batching == "one-by-one" else self.batch_tokens
+        return HFScorer(model, tokenizer=self._tokenizer, name=name, windowing=self.windowing,
+                        execution=Execution(batch_tokens=batch_tokens, progress=False))
 
 
-def _pair_batched_differently(ref: Any, var: Any, texts: TextSet, progress: bool) -> xr.Dataset:
+def _pair_batched_differently(ref: Any, var: Any, texts: TextSet, progress: ProgressArg) -> xr.Dataset:
     """:func:`exact_kl`'s per-position computation where the two sides are batched differently.
 
     Every batch of the reference is run as such; the variant runs the same windows under its own
     budget (one window per pass for ``"one-by-one"``); the hidden states at the scored positions
     are then unembedded and compared as :func:`exact_kl` does (``pair_chunk``).
     """
-    import torch
-
+    torch = torch_module()
     from ._batching import pad_batch, run_batches
     from ._exact_kl_run import _check_plain_head, pair_chunk
     from ._kl_summary import exact_kl_dataset
@@ -157,7 +161,7 @@ def _pair_batched_differently(ref: Any, var: Any, texts: TextSet, progress: bool
 
     encoded = ref.encode(texts)
     windows = [w for e in encoded for w in e.windows]
-    sides = [(s._load(), Head(s._load().model.get_output_embeddings()), int(s.batch_tokens)) for s in (ref, var)]
+    sides = [(s._load(), Head(s._load().model.get_output_embeddings()), int(s.execution.batch_tokens)) for s in (ref, var)]
     for s in (ref, var):
         _check_plain_head(s._load().model, s.name)
     device = sides[0][1].device
@@ -166,7 +170,7 @@ def _pair_batched_differently(ref: Any, var: Any, texts: TextSet, progress: bool
     result = {n: np.empty(int(offsets[-1]), dtype=bool if n == "same_top" else np.float32) for n in names}
 
     def states(loaded: Any, batch: list[int]) -> tuple[Any, Any, Any, Any]:
-        ids, rows, positions = pad_batch(torch, windows, batch)
+        ids, rows, positions = pad_batch(windows, batch)
         dev = loaded.model.get_input_embeddings().weight.device
         h = loaded.model.base_model(input_ids=ids.to(dev), use_cache=False).last_hidden_state
         return h[rows.to(dev), positions.to(dev)], ids, rows, positions
@@ -189,10 +193,10 @@ def _pair_batched_differently(ref: Any, var: Any, texts: TextSet, progress: bool
             p1 = min(p0 + step, ha.shape[0])
             za = postprocess_logits(la.model.config, head_a.logits(ha[p0:p1]))
             zb = postprocess_logits(lb.model.config, head_b.logits(hb_all[p0:p1])).to(za.device)
-            for n, value in zip(names, pair_chunk(torch, za, zb, targets[p0:p1])):
+            for n, value in zip(names, pair_chunk(za, zb, targets[p0:p1])):
                 result[n][index[p0:p1]] = value.cpu().numpy()
 
-    run_batches(windows, int(ref.batch_tokens), run_batch, what=f"numerics floor {ref.name} vs {var.name}",
+    run_batches(windows, int(ref.execution.batch_tokens), run_batch, what=f"numerics floor {ref.name} vs {var.name}",
                 desc=f"{ref.name} vs {var.name}", progress=progress)
     owner = np.repeat([w.text_index for w in windows], [w.n_scored for w in windows])
     done = np.zeros(len(texts), dtype=np.int64)
@@ -207,9 +211,11 @@ def _pair_batched_differently(ref: Any, var: Any, texts: TextSet, progress: bool
                             same_top=result["same_top"], attrs={"model_a": ref.name, "model_b": var.name})
 
 
+@fill_doc(progress=PROGRESS_DOC)
 def numerics_floor(model: str | PathLike[str], texts: TextSet | Sequence[str],
                    variants: Sequence[str] | Mapping[str, Any] = DEFAULT_VARIANTS, *, device: str = "cpu",
-                   batch_tokens: int = 8192, progress: bool = False, **options: Any) -> xr.Dataset:
+                   batch_tokens: int = 8192, progress: ProgressArg = False,
+                   windowing: Windowing | None = None) -> xr.Dataset:
     """How far a model is from itself under other numerics: the floor under every KL of a map.
 
     The default variants are ``("float32", "bfloat16", "float16", "sdpa", "eager", "batched",
@@ -232,11 +238,11 @@ def numerics_floor(model: str | PathLike[str], texts: TextSet | Sequence[str],
         Where the models run (``"cuda"`` for a GPU).
     batch_tokens : int, default 8192
         Padded tokens per batch of the ``"batched"`` setting.
-    progress : bool, default False
-        Progress bars over batches.
-    **options
-        Further :class:`~loglik_map.HFScorer` options (``convention``, ``max_length``,
-        ``long_texts``, ``stride``).
+    progress : bool, callable or None, default False
+        Progress over the exact-KL batches, one variant after another.
+        {progress}
+    windowing : Windowing, optional
+        Which tokens are scored (:class:`~loglik_map.scoring.Windowing`); default ``Windowing()``.
 
     Returns
     -------
@@ -269,10 +275,10 @@ def numerics_floor(model: str | PathLike[str], texts: TextSet | Sequence[str],
         floor = lm.numerics_floor("EleutherAI/pythia-160m", texts[:200], variants=("bfloat16", "eager"))
         mm.summary(floor=floor)          # flags pairs whose KL + 2 SE lies below the floor
     """
-    from ._loading import require_torch
+    from ._torch import require_torch
 
     require_torch()
-    import torch
+    torch = torch_module()
     import transformers
 
     from ._exact_kl import exact_kl
@@ -280,9 +286,9 @@ def numerics_floor(model: str | PathLike[str], texts: TextSet | Sequence[str],
     if not isinstance(model, (str, PathLike)):
         raise WrongTypeError(f"numerics_floor loads the model itself in each dtype: give a hub id or a folder, got "
                              f"{type(model).__name__}")
-    texts = texts if isinstance(texts, TextSet) else TextSet(texts)
+    texts = TextSet.coerce(texts)
     settings = _settings(variants)
-    models = _Models(model, device, int(batch_tokens), dict(options))
+    models = _Models(model, device, int(batch_tokens), check_group(windowing, Windowing, "numerics_floor"))
     reference = models.scorer(REFERENCE, "reference")
     started = time.perf_counter()
     ref_row = reference.score(texts)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LoglikMapError
+from ._torch import torch_module
 from ._windows import Window
 
 __all__ = ["ATTENTION", "check_packing", "pack_windows", "packed_logprob_sums"]
@@ -39,8 +40,8 @@ def _varlen_attention(module: Any, query: Any, key: Any, value: Any, attention_m
                       dropout: float = 0.0, *, cu_seq_lens_q: Any = None, max_length_q: int | None = None,
                       **kwargs: Any) -> tuple[Any, None]:
     """transformers attention interface: ``query`` (1, Hq, T, D), ``key``/``value`` (1, Hkv, T, D)."""
-    import torch
-    import torch.nn.functional as F
+    torch = torch_module()
+    F = torch.nn.functional
 
     if cu_seq_lens_q is None or query.shape[0] != 1:
         raise LoglikMapError("packed attention needs one packed row and its cumulative window lengths "
@@ -124,8 +125,7 @@ def packed_logprob_sums(model: Any, windows: Sequence[Window], max_tokens: int) 
     numpy.ndarray
         Shape ``(len(windows),)``, float64, nats. The log-softmax is taken in float32.
     """
-    import torch
-
+    torch = torch_module()
     _register()
     device = next(model.parameters()).device
     config = model.config
@@ -184,8 +184,7 @@ def check_packing(model: Any, windows: Sequence[Window], max_tokens: int, *, tol
     LoglikMapError
         If the difference exceeds ``tolerance``: this model must not be packed.
     """
-    import torch
-
+    torch = torch_module()
     device = next(model.parameters()).device
     alone = np.zeros(len(windows))
     with torch.inference_mode():

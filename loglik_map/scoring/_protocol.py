@@ -29,7 +29,7 @@ class Scorer(Protocol):
             name = "my-model"
 
             def score(self, texts):
-                texts = texts if isinstance(texts, lm.TextSet) else lm.TextSet(texts)
+                texts = lm.TextSet.coerce(texts)
                 values = [[my_log_prob(t) for t in texts]]          # nats, shape (1, N)
                 return lm.LogLikelihoodMatrix(values, models=[self.name], texts=texts.ids,
                                               n_bytes=texts.n_bytes, text_coords=texts.text_coords())

@@ -14,12 +14,13 @@ import os
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Executor, Future, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from .._util import write_json_atomic
+from .._progress import PROGRESS_DOC, ProgressArg, check_progress, progress_reporter
+from .._util import fill_doc, write_json_atomic
 from ..errors import LoglikMapError, WrongTypeError
 from ..io._runstore import (
     claim,
@@ -35,7 +36,7 @@ from ..options import resolve_progress
 from ..texts import TextSet
 from ._naming import check_model_coords, default_model_name, merge_step
 from ._quantization import quantization_label
-from ._settings import LENS_OPTIONS, check_scorer_options
+from ._settings import Execution, Loading, Windowing, check_group, check_optional_text
 
 __all__ = ["ModelSpec", "RunSummary", "score_models"]
 
@@ -50,25 +51,30 @@ class ModelSpec:
         Hub id or local folder (its existence is checked where it is scored).
     name : str, optional
         Row label (default: short and stable — the hub id or the folder's base name, then
-        ``@revision`` and ``[quantization]``; see :func:`~loglik_map.scoring._naming.default_model_name`);
+        ``@revision`` and ``[quantization]``; see :func:`~loglik_map.scoring.default_model_name`);
         logit-lens rows add ``@layer<l>``.
     revision : str, optional
         Hub revision (e.g. ``"step1000"``, which also sets ``step``).
-    quantization : str, optional
-        ``"8bit"``, ``"4bit"`` (nf4) or ``"4bit-fp4"``.
-    logit_lens : bool
-        Score every layer (:class:`~loglik_map.LogitLensScorer`).
-    dtype : str
-        ``"auto"``, ``"float32"``, ``"bfloat16"`` or ``"float16"``.
-    options : mapping
-        Further :class:`~loglik_map.HFScorer` arguments (convention, max_length, long_texts,
-        batch_tokens, device, cache_dir, trust_remote_code, final_norm, …).
     step : int, optional
         Training step, recorded as the ``step`` model coordinate (e.g. for
         :class:`~loglik_map.Trajectory`); read from a ``"stepN"`` revision or a checkpoint folder
         name (``step24``, ``checkpoint-500``) when not given.
     coords : mapping, optional
         Further model coordinates of this model's rows, e.g. ``{"seed": 1, "size": "410m"}``.
+    logit_lens : bool
+        Score every layer (:class:`~loglik_map.LogitLensScorer`).
+    final_norm : str, optional
+        The logit lens' final norm (:class:`~loglik_map.LogitLensScorer`); needs ``logit_lens=True``.
+    loading : Loading, optional
+        How this model's weights are loaded (:class:`~loglik_map.scoring.Loading`, e.g.
+        ``Loading(quantization="8bit")``). Given, it replaces the run's ``loading`` as a whole
+        (:func:`~loglik_map.score_models`); None: the run's.
+    windowing : Windowing, optional
+        Which tokens are scored (:class:`~loglik_map.scoring.Windowing`); replaces the run's
+        as a whole; None: the run's.
+    execution : Execution, optional
+        How fast (:class:`~loglik_map.scoring.Execution`); replaces the run's as a whole;
+        None: the run's.
 
     Examples
     --------
@@ -76,17 +82,20 @@ class ModelSpec:
     >>> spec = lm.ModelSpec("EleutherAI/pythia-160m", revision="step1000", coords={"seed": 0})
     >>> spec.label, spec.step
     ('EleutherAI/pythia-160m@step1000', 1000)
+    >>> lm.ModelSpec("EleutherAI/pythia-160m", loading=lm.scoring.Loading(quantization="8bit")).label
+    'EleutherAI/pythia-160m[8bit]'
     """
 
     model: str
     name: str | None = None
     revision: str | None = None
-    quantization: str | None = None
-    logit_lens: bool = False
-    dtype: str = "auto"
-    options: Mapping[str, Any] = field(default_factory=dict)
     step: int | None = None
     coords: Mapping[str, Any] = field(default_factory=dict)
+    logit_lens: bool = False
+    final_norm: str | None = None
+    loading: Loading | None = None
+    windowing: Windowing | None = None
+    execution: Execution | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.model, PathLike):
@@ -95,14 +104,14 @@ class ModelSpec:
             raise LoglikMapError(f"ModelSpec needs a hub id or a folder, got {self.model!r}")
         if not isinstance(self.logit_lens, bool):
             raise LoglikMapError(f"logit_lens must be True or False, got {self.logit_lens!r}")
-        if not hasattr(self.options, "items"):
-            raise LoglikMapError(f"options must be a mapping of HFScorer arguments, got {self.options!r}")
-        fields = {"name", "revision", "quantization", "dtype", "step", "coords"}
-        clash = sorted(fields & set(self.options))
-        if clash:
-            raise LoglikMapError(f"give {', '.join(clash)} as ModelSpec field(s), not in options")
-        check_scorer_options(lens=self.logit_lens, name=self.name, revision=self.revision,
-                             quantization=self.quantization, dtype=self.dtype, **self.options)
+        check_optional_text("name", self.name)
+        check_optional_text("revision", self.revision)
+        check_optional_text("final_norm", self.final_norm)
+        if self.final_norm is not None and not self.logit_lens:
+            raise LoglikMapError("final_norm is an option of the logit lens: give logit_lens=True with it")
+        check_group(self.loading, Loading, "ModelSpec")
+        check_group(self.windowing, Windowing, "ModelSpec")
+        check_group(self.execution, Execution, "ModelSpec")
         coords = merge_step(check_model_coords(self.coords, "ModelSpec coords"), self.step, self.revision, None)
         object.__setattr__(self, "coords", coords)
         object.__setattr__(self, "step", coords.get("step"))
@@ -126,14 +135,15 @@ class ModelSpec:
             return cls(str(spec))
         raise WrongTypeError(f"cannot make a ModelSpec from {spec!r}; give a ModelSpec, a hub id or a folder")
 
-    def scorer(self, **defaults: Any) -> Any:
+    def scorer(self, *, loading: Loading | None = None, windowing: Windowing | None = None,
+               execution: Execution | None = None) -> Any:
         """The scorer this spec describes.
 
         Parameters
         ----------
-        **defaults
-            Scorer options for every model of a run, overridden by :attr:`options`; the logit
-            lens' own options (``final_norm``) are left out for other scorers.
+        loading, windowing, execution : Loading, Windowing, Execution, optional
+            The run's settings, for the groups this spec does not give (a group the spec gives
+            replaces the run's as a whole).
 
         Returns
         -------
@@ -143,16 +153,14 @@ class ModelSpec:
         from ._hf import HFScorer
         from ._lens import LogitLensScorer
 
-        cls = LogitLensScorer if self.logit_lens else HFScorer
-        if not self.logit_lens:
-            defaults = {k: v for k, v in defaults.items() if k not in LENS_OPTIONS}
-        kwargs = {**defaults, **dict(self.options)}
-        # a run-wide dtype (score_models(dtype=...), exact_kl(dtype=...)) applies unless the spec sets its own
-        dtype = kwargs.pop("dtype", self.dtype) if self.dtype == "auto" else self.dtype
-        kwargs.pop("dtype", None)
-        return cls(self.model, name=self.name, revision=self.revision, quantization=self.quantization,
-                   dtype=dtype, coords={k: v for k, v in self.coords.items() if k != "step"}, step=self.step,
-                   **kwargs)
+        coords = {k: v for k, v in self.coords.items() if k != "step"}
+        loading, windowing, execution = self.loading or loading, self.windowing or windowing, self.execution or execution
+        if self.logit_lens:
+            return LogitLensScorer(self.model, name=self.name, revision=self.revision, step=self.step, coords=coords,
+                                   final_norm=self.final_norm, loading=loading, windowing=windowing,
+                                   execution=execution)
+        return HFScorer(self.model, name=self.name, revision=self.revision, step=self.step, coords=coords,
+                        loading=loading, windowing=windowing, execution=execution)
 
     @property
     def label(self) -> str:
@@ -160,7 +168,8 @@ class ModelSpec:
         with ``@lens`` appended for logit-lens specs, whose rows are named ``<name>@layer<l>``."""
         label = self.name
         if not label:
-            quant = quantization_label(self.quantization) if self.quantization else None
+            quantization = self.loading.quantization if self.loading is not None else None
+            quant = quantization_label(quantization) if quantization is not None else None
             label = default_model_name(self.model, self.revision, quant, must_exist=False)
         return label + ("@lens" if self.logit_lens else "")
 
@@ -204,25 +213,41 @@ class RunSummary:
 
 
 # ---------------------------------------------------------------------- jobs
+def _spec_record(spec: ModelSpec | None) -> dict[str, Any] | None:
+    """The spec as the failure record keeps it: :func:`dataclasses.asdict`'s layout (the groups nested).
+
+    Only the spec and its groups are unpacked; any other value (a torch dtype, a
+    ``BitsAndBytesConfig``, a progress callable) stays whole, for the JSON writer's ``repr``.
+    """
+    def plain(value: Any) -> Any:
+        if isinstance(value, (ModelSpec, Loading, Windowing, Execution)):
+            return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
+        if isinstance(value, Mapping):
+            return {str(k): plain(v) for k, v in value.items()}
+        return value
+
+    return None if spec is None else plain(spec)
+
+
 def _write_failure(store: Path, label: str, spec: ModelSpec | None, err: BaseException) -> str:
     message = f"{type(err).__name__}: {err}"
     if row_path(store, label).is_dir():
         return message  # another run finished this model meanwhile: its rows stand, no failure to record
     record = {
         "model": label,
-        "spec": asdict(spec) if spec is not None else None,
+        "spec": _spec_record(spec),
         "error": message,
         "traceback": "".join(traceback.format_exception(type(err), err, err.__traceback__)),
         "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     try:
-        write_json_atomic(failure_path(store, label), record)
+        write_json_atomic(failure_path(store, label), record, default=repr)  # torch dtypes, BitsAndBytesConfig
     except OSError as io_err:
         raise storage_error(io_err, failure_path(store, label), "record the failure of a model in") from io_err
     return message
 
 
-def _score_one(spec: ModelSpec, texts: TextSet, store: str, defaults: Mapping[str, Any]) -> tuple[str, str, str]:
+def _score_one(spec: ModelSpec, texts: TextSet, store: str) -> tuple[str, str, str]:
     """Score one model and write its rows (or its failure) to the store. Runs on any worker."""
     label = spec.label
     path = Path(store)
@@ -232,7 +257,7 @@ def _score_one(spec: ModelSpec, texts: TextSet, store: str, defaults: Mapping[st
         if row_is_finished(path, label):  # another run finished it between the plan and the claim
             return label, "skipped", ""
         try:
-            scorer = spec.scorer(**defaults)
+            scorer = spec.scorer()
             matrix = scorer.score(texts)
             write_result(path, label, matrix)
             return label, "scored", ""
@@ -240,15 +265,27 @@ def _score_one(spec: ModelSpec, texts: TextSet, store: str, defaults: Mapping[st
             return label, "failed", _write_failure(path, label, spec, err)
 
 
+def _with_run_settings(spec: ModelSpec, loading: Loading | None, windowing: Windowing | None,
+                       execution: Execution | None, batch_progress: bool) -> ModelSpec:
+    """``spec`` with the run's group wherever it gives none, and a per-batch progress decided by the run."""
+    execution = spec.execution or execution or Execution()
+    if execution.progress is None:
+        execution = replace(execution, progress=batch_progress)
+    return replace(spec, loading=spec.loading or loading, windowing=spec.windowing or windowing, execution=execution)
+
+
+@fill_doc(progress=PROGRESS_DOC)
 def score_models(
     specs: Iterable[ModelSpec | str | PathLike[str]],
     texts: TextSet | Sequence[str],
     store: str | PathLike[str],
     *,
     executor: Executor | None = None,
-    progress: bool | None = None,
+    progress: ProgressArg = None,
     retry_failed: bool = True,
-    **scorer_options: Any,
+    loading: Loading | None = None,
+    windowing: Windowing | None = None,
+    execution: Execution | None = None,
 ) -> RunSummary:
     """Score many models into a resumable run store.
 
@@ -263,26 +300,33 @@ def score_models(
     executor : concurrent.futures.Executor, optional
         Where models are scored, e.g. a ``ProcessPoolExecutor`` or a dask ``Client``'s
         ``get_executor()``; every job writes only its own files. Default: this process, in order.
-    progress : bool, optional
-        Progress bar over models (and, without an executor, over each model's batches);
-        ``None`` (default): the ``progress`` option (:func:`loglik_map.set_options`, True unless set).
+    progress : bool, callable or None, default None
+        Progress over models; a bar also shows each model's batches, without an executor, unless
+        the model's ``execution`` sets its own ``progress``.
+        {progress}
     retry_failed : bool
         Rescore models whose earlier attempt failed (default); finished models are always skipped,
         unless their stored rows fail their checksum: those are moved to the store's ``corrupt/``
         folder (with a :class:`~loglik_map.errors.DataIntegrityWarning`) and scored again.
-    **scorer_options
-        Defaults for every scorer (e.g. ``convention``, ``batch_tokens``, ``device``); a spec's own
-        ``options`` win.
+    loading, windowing, execution : Loading, Windowing, Execution, optional
+        The run's settings (:class:`~loglik_map.scoring.Loading`, ...), for every spec that
+        does not give the group itself: a group a :class:`ModelSpec` gives replaces the run's
+        as a whole (fields are not merged), so ``ModelSpec(m, loading=Loading(quantization="8bit"))``
+        in a run with ``loading=Loading(device="cpu")`` loads on ``device="auto"``; give the
+        spec ``Loading(quantization="8bit", device="cpu")`` to keep both.
 
     Returns
     -------
     RunSummary
         Open the results with :func:`loglik_map.open_matrix` (store).
     """
-    check_scorer_options(lens=True, **scorer_options)  # a typo fails now, not in every job of the run
-    progress = resolve_progress(progress)
-    texts = texts if isinstance(texts, TextSet) else TextSet(texts)
-    coerced = [ModelSpec.coerce(s) for s in specs]
+    check_progress(progress)
+    check_group(loading, Loading, "score_models")
+    check_group(windowing, Windowing, "score_models")
+    check_group(execution, Execution, "score_models")
+    texts = TextSet.coerce(texts)
+    batch_progress = not callable(progress) and resolve_progress(progress) and executor is None
+    coerced = [_with_run_settings(ModelSpec.coerce(s), loading, windowing, execution, batch_progress) for s in specs]
     labels = [s.label for s in coerced]
     dup = {lab for lab in labels if labels.count(lab) > 1}
     if dup:
@@ -297,43 +341,35 @@ def score_models(
             skipped.append(spec.label)
         else:
             todo.append(spec)
-    defaults = {"progress": progress and executor is None, **scorer_options}
     scored: list[str] = []
     elsewhere: list[str] = []
     failed: dict[str, str] = {}
-    bar = None
-    if progress and todo:
-        from tqdm.auto import tqdm
+    with progress_reporter(progress, len(todo), desc="models", unit="model") as bar:
 
-        bar = tqdm(total=len(todo), desc="models", unit="model")
-
-    def record(label: str, status: str, message: str) -> None:
-        if status == "scored":
-            scored.append(label)
-        elif status == "skipped":
-            skipped.append(label)
-        elif status == "elsewhere":
-            elsewhere.append(label)
-        else:
-            failed[label] = message
-        if bar is not None:
+        def record(label: str, status: str, message: str) -> None:
+            if status == "scored":
+                scored.append(label)
+            elif status == "skipped":
+                skipped.append(label)
+            elif status == "elsewhere":
+                elsewhere.append(label)
+            else:
+                failed[label] = message
             bar.set_postfix_str(label[-40:])
             bar.update(1)
 
-    if executor is None:
-        for spec in todo:
-            record(*_score_one(spec, texts, str(path), defaults))
-    else:
-        futures: dict[Future, ModelSpec] = {executor.submit(_score_one, spec, texts, str(path), defaults): spec
-                                            for spec in todo}
-        for fut in as_completed(futures):
-            spec = futures[fut]
-            try:
-                record(*fut.result())
-            except Exception as err:
-                record(spec.label, "failed", _write_failure(path, spec.label, spec, err))
-    if bar is not None:
-        bar.close()
+        if executor is None:
+            for spec in todo:
+                record(*_score_one(spec, texts, str(path)))
+        else:
+            futures: dict[Future, ModelSpec] = {executor.submit(_score_one, spec, texts, str(path)): spec
+                                                for spec in todo}
+            for fut in as_completed(futures):
+                spec = futures[fut]
+                try:
+                    record(*fut.result())
+                except Exception as err:
+                    record(spec.label, "failed", _write_failure(path, spec.label, spec, err))
     return RunSummary(scored=tuple(s for s in labels if s in scored), skipped=tuple(s for s in labels if s in skipped),
                       failed={lab: failed[lab] for lab in labels if lab in failed}, store=str(path),
                       elsewhere=tuple(s for s in labels if s in elsewhere))

@@ -31,6 +31,7 @@ import numpy as np
 from ..errors import LoglikMapError, LoglikMapWarning
 from ._batching import ScoringPath, score_windows
 from ._head import HeadPlan, trace_head
+from ._torch import torch_module
 from ._windows import Window, encode_texts
 
 __all__ = ["PROBE_TEXTS", "CheckResult", "choose_path", "data_probe", "probe_windows"]
@@ -127,8 +128,7 @@ def data_probe(windows: list[Window], max_tokens: int = 128) -> list[Window]:
 
 def _reference(model: Any, windows: list[Window]) -> tuple[np.ndarray, np.ndarray]:
     """Per window: the model's own log-likelihood (float64 log-softmax of its logits) and the tolerance."""
-    import torch
-
+    torch = torch_module()
     device = model.get_input_embeddings().weight.device
     sums, tols = [], []
     with torch.inference_mode():
@@ -193,8 +193,7 @@ def choose_path(loaded: Any, windows: list[Window], *, name: str, lens: bool = F
         With ``fallback="error"`` when the fast path disagrees; for the lens when no fast path
         agrees; when not even the model's own forward one text at a time reproduces itself.
     """
-    import torch
-
+    torch = torch_module()
     model = loaded.model
     arch = type(model).__name__
     device = model.get_input_embeddings().weight.device

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 import triton
 import triton.language as tl
 
+from ._torch import torch_module
+
+torch = torch_module()
 __all__ = ["fused_target_logprobs"]
 
 BLOCK_S = 128  # positions per program

@@ -26,6 +26,8 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from ._torch import torch_module
+
 __all__ = ["UNEMBED_METHODS", "chunked_logprobs", "logit_rows", "postprocess_logits", "target_logprobs"]
 
 UNEMBED_METHODS = ("auto", "fused", "chunked")
@@ -79,8 +81,7 @@ class Head:
     """
 
     def __init__(self, module: Any) -> None:
-        import torch
-
+        torch = torch_module()
         self.module = module
         self.weight = module.weight
         self.bias = getattr(module, "bias", None)
@@ -101,8 +102,7 @@ class Head:
 
     def logits(self, hidden: Any) -> Any:
         """Float32 logits of ``hidden`` (S × d), before any architecture post-processing."""
-        import torch
-
+        torch = torch_module()
         if not self.half:
             return self.module(hidden.to(self.weight.dtype)).float()
         bias = self.bias.float() if self.bias is not None else None
@@ -147,8 +147,7 @@ def chunked_logprobs(logits_of: Any, hidden: Any, targets: Any, rows_per_chunk: 
     torch.Tensor of float32, shape (S,)
         Nats, on ``targets``' device.
     """
-    import torch
-
+    torch = torch_module()
     out = torch.empty(hidden.shape[0], dtype=torch.float32, device=targets.device)
     for p0 in range(0, hidden.shape[0], rows_per_chunk):
         p1 = min(p0 + rows_per_chunk, hidden.shape[0])

@@ -21,18 +21,22 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .._progress import PROGRESS_DOC, ProgressArg
 from .._units import LN2
+from .._util import fill_doc
 from ..core._groups import ordered_unique
 from ..core._matrix import LogLikelihoodMatrix
 from ..core._modelmap import ModelMap
 from ..errors import LoglikMapError, LoglikMapWarning, WrongTypeError
 from ..texts import TextSet
 from ._exact_kl import VocabularyMismatch, exact_kl
+from ._settings import Execution, Loading, Windowing, check_group
 
 __all__ = ["estimator_vs_exact"]
 
@@ -41,9 +45,8 @@ _COLUMNS = ("setting", "a", "b", "map_kl", "map_se", "exact_sym", "exact_sym_se"
 _DTYPES = ("float32", "bfloat16", "float16")
 
 
-def _aligned(mm: ModelMap, texts: TextSet | Sequence[str]) -> TextSet:
+def _aligned(mm: ModelMap, texts: TextSet) -> TextSet:
     """``texts`` in the map's order, every text of the map present with its byte length."""
-    texts = texts if isinstance(texts, TextSet) else TextSet(texts)
     where = {t: i for i, t in enumerate(texts.ids)}
     missing = [t for t in mm.matrix.texts if t not in where]
     if missing:
@@ -61,8 +64,12 @@ def _coord(mm: ModelMap, name: str, i: int) -> Any:
     return c[name].values[i] if name in c and c[name].dims == ("model",) else None
 
 
-def _spec_of(mm: ModelMap, model: str, options: dict[str, Any]) -> tuple[tuple, dict[str, Any], int | None]:
-    """How to load a map row: (loader key, ModelSpec arguments, logit-lens layer) from its coordinates."""
+def _spec_of(mm: ModelMap, model: str, groups: dict[str, Any]) -> tuple[tuple, dict[str, Any], int | None]:
+    """How to load a map row: (loader key, ModelSpec arguments, logit-lens layer) from its coordinates.
+
+    The row's dtype, quantization, convention and long-text mode (how it was scored) are taken
+    from its coordinates; every other setting from the groups given.
+    """
     i = int(np.flatnonzero(mm.models == model)[0])
     source = _coord(mm, "source_model", i)
     if not isinstance(source, str) or not source:
@@ -75,15 +82,16 @@ def _spec_of(mm: ModelMap, model: str, options: dict[str, Any]) -> tuple[tuple, 
     dtype = dtype if quant is None and dtype in _DTYPES else "auto"
     layer = _coord(mm, "layer", i)
     layer = None if layer is None or (isinstance(layer, float) and math.isnan(layer)) else int(layer)
-    scoring = {k: v for k in ("convention", "long_texts") if isinstance(v := _coord(mm, k, i), str) and v}
-    scoring.update(options)
-    args = dict(model=source, revision=revision, quantization=quant, dtype=dtype, options=scoring)
-    key = (source, revision, quant, dtype, tuple(sorted(scoring.items())))
+    scored = {k: v for k in ("convention", "long_texts") if isinstance(v := _coord(mm, k, i), str) and v}
+    loading = replace(groups["loading"] or Loading(), dtype=dtype, quantization=quant)
+    windowing = replace(groups["windowing"] or Windowing(), **scored)
+    args = dict(model=source, revision=revision, loading=loading, windowing=windowing, execution=groups["execution"])
+    key = (source, revision, repr(loading), repr(windowing))
     return key, args, layer
 
 
 def _loaders(mm: ModelMap, names: list[str], models: Mapping[str, Any] | None,
-             options: dict[str, Any]) -> dict[str, tuple[Any, int | None, bool]]:
+             groups: dict[str, Any]) -> dict[str, tuple[Any, int | None, bool]]:
     """Map row → (scorer, layer, built here); rows of one model (its layers, duplicates) share one scorer."""
     from ._hf import HFScorer
     from ._runs import ModelSpec
@@ -94,7 +102,7 @@ def _loaders(mm: ModelMap, names: list[str], models: Mapping[str, Any] | None,
     for name in names:
         given = (models or {}).get(name)
         if given is None:
-            key, args, layer = _spec_of(mm, name, options)
+            key, args, layer = _spec_of(mm, name, groups)
             if key not in scorers:
                 scorers[key] = ModelSpec(**args).scorer()
                 made.add(id(scorers[key]))
@@ -102,7 +110,7 @@ def _loaders(mm: ModelMap, names: list[str], models: Mapping[str, Any] | None,
             spec, layer = given if isinstance(given, tuple) else (given, None)
             key = ("given", id(spec))
             if key not in scorers:
-                scorers[key] = spec if isinstance(spec, HFScorer) else ModelSpec.coerce(spec).scorer(**options)
+                scorers[key] = spec if isinstance(spec, HFScorer) else ModelSpec.coerce(spec).scorer(**groups)
                 if not isinstance(spec, HFScorer):
                     made.add(id(scorers[key]))
         out[name] = (scorers[key], layer, id(scorers[key]) in made)
@@ -149,9 +157,11 @@ def _resolve(mm: ModelMap, spec: Any) -> list[tuple[str, str]]:
     return [(str(a), str(b)) for a, b in spec]
 
 
+@fill_doc(progress=PROGRESS_DOC)
 def estimator_vs_exact(source: ModelMap | LogLikelihoodMatrix, texts: TextSet | Sequence[str], pairs: Any, *,
-                       models: Mapping[str, Any] | None = None, progress: bool = False,
-                       **options: Any) -> pd.DataFrame:
+                       models: Mapping[str, Any] | None = None, progress: ProgressArg = False,
+                       loading: Loading | None = None, windowing: Windowing | None = None,
+                       execution: Execution | None = None) -> pd.DataFrame:
     """The map's KL ± SE beside the exact token-level KL on the same texts, for pairs sharing a vocabulary.
 
     Parameters
@@ -169,10 +179,13 @@ def estimator_vs_exact(source: ModelMap | LogLikelihoodMatrix, texts: TextSet | 
         ``(that, layer)`` for a logit-lens row. By default a row is loaded from its scoring
         coordinates (``source_model``, ``revision``, ``quantization``, ``dtype``, ``layer``,
         ``convention``, ``long_texts``), as :class:`~loglik_map.HFScorer` records them.
-    progress : bool
-        Show a progress bar over the exact-KL batches.
-    **options
-        Further :class:`~loglik_map.HFScorer` arguments (``device``, ``batch_tokens``, …).
+    progress : bool, callable or None, default False
+        Progress over the exact-KL batches, one pair after another.
+        {progress}
+    loading, windowing, execution : Loading, Windowing, Execution, optional
+        Settings of the models loaded here (:class:`~loglik_map.scoring.Loading`, ...: ``device``,
+        ``batch_tokens``, …). A row loaded from its coordinates keeps its own dtype,
+        quantization, convention and long-text mode (how it was scored).
 
     Returns
     -------
@@ -188,13 +201,16 @@ def estimator_vs_exact(source: ModelMap | LogLikelihoodMatrix, texts: TextSet | 
         when no later pair needs them; layers of one model share its forward passes.
     """
     mm = source if isinstance(source, ModelMap) else ModelMap(source)
-    aligned = _aligned(mm, texts)
+    aligned = _aligned(mm, TextSet.coerce(texts))
     groups = pairs if isinstance(pairs, Mapping) else {"": pairs}
     todo = [(setting, a, b) for setting, spec in groups.items() for a, b in _resolve(mm, spec)]
     names = [str(n) for n in ordered_unique([n for _, a, b in todo for n in (a, b)])]
     for n in names:
         mm._index(n)  # unknown names: an error now, not after hours of scoring
-    load = _loaders(mm, names, models, dict(options))
+    groups = {"loading": check_group(loading, Loading, "estimator_vs_exact"),
+              "windowing": check_group(windowing, Windowing, "estimator_vs_exact"),
+              "execution": check_group(execution, Execution, "estimator_vs_exact")}
+    load = _loaders(mm, names, models, groups)
     last_use = {id(load[n][0]): k for k, (_, a, b) in enumerate(todo) for n in (a, b)}
     L = mm.matrix.values
     scale = mm.mean_bytes * LN2

@@ -96,6 +96,43 @@ class TextSet:
         self._domains = domains
         self._metadata = meta
 
+    @classmethod
+    def coerce(cls, texts: TextSet | Sequence[str]) -> TextSet:
+        """``texts`` as a TextSet: a TextSet itself, or a TextSet of a sequence of texts.
+
+        Every public function that takes texts calls this once, where it is entered.
+
+        Parameters
+        ----------
+        texts : TextSet or sequence of str
+            A TextSet (returned as is, its domains and metadata kept) or the texts in order
+            (a list, a tuple or an array of strings).
+
+        Returns
+        -------
+        TextSet
+            ``texts`` itself, or a new TextSet of them.
+
+        Raises
+        ------
+        WrongTypeError
+            For anything else (one string, a set, a generator, a mapping, …), saying what to pass.
+
+        Examples
+        --------
+        >>> ts = TextSet.coerce(["a first text", "a second text"])
+        >>> TextSet.coerce(ts) is ts
+        True
+        """
+        if isinstance(texts, cls):
+            return texts
+        if isinstance(texts, (str, bytes)):
+            return cls(texts)  # its message: one text, pass a list
+        if isinstance(texts, (Sequence, np.ndarray)) and not isinstance(texts, Mapping):
+            return cls(list(texts))
+        raise WrongTypeError(f"texts must be a TextSet or a sequence of strings (a list of texts), got "
+                             f"{type(texts).__name__}; pass TextSet(texts) or list(texts)")
+
     # ------------------------------------------------------------------ loaders
     @classmethod
     def from_jsonl(cls, path: str | PathLike[str]) -> TextSet:

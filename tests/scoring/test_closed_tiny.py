@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import loglik_map as lm
+from loglik_map.scoring import Execution
 
 from . import tiny
 
@@ -71,7 +72,7 @@ def closed_setup(tmp_path_factory):
     assert all(tok(s).input_ids == row for s, row in zip(samples, ids.tolist()))  # the round trip is exact
     texts = lm.TextSet.from_samples(samples, model="q", temperature=1.0, top_p=1.0, top_k=0)
     opens = [k for k in folders if k != "q"]
-    matrix = lm.LogLikelihoodMatrix.concat([lm.HFScorer(folders[k], name=k, progress=False).score(texts)
+    matrix = lm.LogLikelihoodMatrix.concat([lm.HFScorer(folders[k], name=k, execution=Execution(progress=False)).score(texts)
                                             for k in opens])
     return folders, texts, matrix, opens
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import loglik_map as lm
+from loglik_map.scoring import Execution, Loading, Windowing
 from loglik_map.scoring._architectures import find_final_norm
 from loglik_map.scoring._kl_summary import QUANTILES, select_texts
 from loglik_map.scoring._vocabulary import tokenizer_difference
@@ -67,7 +68,7 @@ def neox_pair(model_dirs):
 
 def test_exact_kl_equals_brute_force_in_both_directions(model_dirs, neox_pair, texts):
     texts = texts[:12]
-    ds = lm.exact_kl(str(model_dirs["gpt_neox"]), str(model_dirs["gpt_neox_b"]), texts, batch_tokens=300)
+    ds = lm.exact_kl(str(model_dirs["gpt_neox"]), str(model_dirs["gpt_neox_b"]), texts, execution=Execution(batch_tokens=300))
     kl_ab, kl_ba, lp_a, lp_b = _brute_force(*neox_pair, texts)
     np.testing.assert_allclose(ds.kl_ab.values, kl_ab, rtol=1e-6)
     np.testing.assert_allclose(ds.kl_ba.values, kl_ba, rtol=1e-6)
@@ -82,7 +83,7 @@ def test_exact_kl_equals_brute_force_in_both_directions(model_dirs, neox_pair, t
     np.testing.assert_allclose(float(ds.kl_ab_bits_per_byte),
                                ds.kl_ab.values.mean() / (texts.n_bytes.mean() * math.log(2)))
     # the same numbers whatever the batching
-    one = lm.exact_kl(str(model_dirs["gpt_neox"]), str(model_dirs["gpt_neox_b"]), texts[:4], batch_tokens=1)
+    one = lm.exact_kl(str(model_dirs["gpt_neox"]), str(model_dirs["gpt_neox_b"]), texts[:4], execution=Execution(batch_tokens=1))
     np.testing.assert_allclose(one.kl_ab.values, ds.kl_ab.values[:4], rtol=1e-6)
 
 
@@ -181,13 +182,13 @@ def test_quantized_copy_against_its_original(quantization, model_dirs, texts):
     pytest.importorskip("bitsandbytes", reason="quantization tests need the 'quant' extra (bitsandbytes)")
     texts = texts[:12]
     folder = str(model_dirs["gpt_neox"])
-    ds = lm.exact_kl(folder, lm.ModelSpec(folder, quantization=quantization), texts)
+    ds = lm.exact_kl(folder, lm.ModelSpec(folder, loading=Loading(quantization=quantization)), texts)
     assert ds.attrs["model_b"].endswith("8bit]" if quantization == "8bit" else "4bit-nf4]")
     other = lm.exact_kl(folder, str(model_dirs["gpt_neox_b"]), texts)
     assert 0 < float(ds.kl_sym_bits_per_byte) < float(other.kl_sym_bits_per_byte) / 10
     assert float(ds.same_top) > float(other.same_top)
     np.testing.assert_allclose(ds.logp_b.values,
-                               lm.HFScorer(folder, quantization=quantization).score(texts).values[0], atol=1e-4)
+                               lm.HFScorer(folder, loading=Loading(quantization=quantization)).score(texts).values[0], atol=1e-4)
 
 
 def test_two_logit_lens_layers_of_one_model_in_one_forward_pass(model_dirs, texts):
@@ -195,7 +196,7 @@ def test_two_logit_lens_layers_of_one_model_in_one_forward_pass(model_dirs, text
 
     texts = texts[:12]
     folder = str(model_dirs["llama"])
-    scorer = lm.HFScorer(folder, batch_tokens=400)
+    scorer = lm.HFScorer(folder, execution=Execution(batch_tokens=400))
     model = scorer._load().model
     calls = []
     # counts the scoring passes; the head check's one probe of 8 tokens (traced once per model) is not one
@@ -233,8 +234,8 @@ def test_two_logit_lens_layers_of_one_model_in_one_forward_pass(model_dirs, text
 def test_long_texts_use_the_scorers_windows(model_dirs, tokenizers):
     texts = lm.TextSet([" ".join(tiny.corpus())[:900], " ".join(tiny.corpus())[2000:2300]])
     a, b = str(model_dirs["gpt_neox"]), str(model_dirs["gpt_neox_b"])
-    ds = lm.exact_kl(a, b, texts, long_texts="rolling", max_length=32)
-    rolled = lm.HFScorer(a, long_texts="rolling", max_length=32).score(texts)
+    ds = lm.exact_kl(a, b, texts, windowing=Windowing(max_length=32, long_texts="rolling"))
+    rolled = lm.HFScorer(a, windowing=Windowing(max_length=32, long_texts="rolling")).score(texts)
     np.testing.assert_allclose(ds.logp_a.values, rolled.values[0], atol=1e-4)
     assert ds.n_tokens.values.tolist() == rolled.data["n_tokens"].values[0].tolist()
     # every target once, in order, across windows
@@ -242,14 +243,15 @@ def test_long_texts_use_the_scorers_windows(model_dirs, tokenizers):
     assert first.tolist() == list(range(1, first.size + 1)) and first.size > 32
     assert ds.n_tokens_dropped.values.tolist() == [0, 0]
     with pytest.warns(lm.LoglikMapWarning, match=r"cut 2 of 2 texts to their first 32 tokens"):
-        trunc = lm.exact_kl(a, b, texts, max_length=32, long_texts="truncate")
+        trunc = lm.exact_kl(a, b, texts, windowing=Windowing(max_length=32, long_texts="truncate"))
     assert trunc.attrs["n_texts_truncated"] == 2 and trunc.n_tokens.values.tolist() == [31, 31]
-    assert trunc.n_tokens_dropped.values.tolist() == [e.n_dropped for e in lm.HFScorer(
-        a, long_texts="truncate", max_length=32).encode(texts)] and trunc.n_tokens_dropped.values.min() > 0
+    truncating = lm.HFScorer(a, windowing=Windowing(max_length=32, long_texts="truncate"))
+    assert trunc.n_tokens_dropped.values.tolist() == [e.n_dropped for e in truncating.encode(texts)]
+    assert trunc.n_tokens_dropped.values.min() > 0
     with pytest.raises(lm.LoglikMapError, match="max_length=100 exceeds the 64 positions"):
-        lm.exact_kl(a, b, texts, max_length=100)
+        lm.exact_kl(a, b, texts, windowing=Windowing(max_length=100))
     with pytest.raises(lm.LoglikMapError, match="convention"):
-        lm.exact_kl(lm.HFScorer(a), lm.HFScorer(b, convention="bos"), texts)
+        lm.exact_kl(lm.HFScorer(a), lm.HFScorer(b, windowing=Windowing(convention="bos")), texts)
 
 
 def test_pairs_with_different_tokenizers_are_refused_naming_the_difference(model_dirs, tokenizers):
@@ -313,7 +315,7 @@ def test_huge_kls_where_the_exponentials_overflow():
     zb = torch.randn(64, 300, generator=g) * 60
     la, lb = torch.log_softmax(za.double(), -1), torch.log_softmax(zb.double(), -1)
     targets = torch.randint(0, 300, (64,), generator=g)
-    kl_ab, kl_ba, _ta, tb, same = pair_chunk(torch, za.clone(), zb.clone(), targets)
+    kl_ab, kl_ba, _ta, tb, same = pair_chunk(za.clone(), zb.clone(), targets)
     np.testing.assert_allclose(kl_ab, (la.exp() * (la - lb)).sum(-1), rtol=1e-5)
     np.testing.assert_allclose(kl_ba, (lb.exp() * (lb - la)).sum(-1), rtol=1e-5)
     np.testing.assert_allclose(tb, lb[torch.arange(64), targets], rtol=1e-5)
@@ -329,14 +331,14 @@ def test_logits_shifted_by_a_constant_have_zero_kl(offset):
     g = torch.Generator().manual_seed(0)
     za = torch.randn(64, 8192, generator=g) * 3
     targets = torch.randint(0, 8192, (64,), generator=g)
-    kl_ab, kl_ba, *_ = pair_chunk(torch, za.clone(), za - offset, targets)
+    kl_ab, kl_ba, *_ = pair_chunk(za.clone(), za - offset, targets)
     assert float(kl_ab.abs().max()) < 1e-9 and float(kl_ba.abs().max()) < 1e-9
     assert float(kl_ab.min()) >= 0 and float(kl_ba.min()) >= 0
     # a KL of ~5e-7 nats on top of the offset: within 1e-8 nats of float64 (the float32 rounding
     # of Δ at 30 nats, ~2e-6 per logit, is all that is left; the textbook float32 sum errs ~5e-7)
     zb = za - offset + 1e-3 * torch.randn(64, 8192, generator=g)
     la, lb = torch.log_softmax(za.double(), -1), torch.log_softmax(zb.double(), -1)
-    kl_ab, kl_ba, *_ = pair_chunk(torch, za.clone(), zb.clone(), targets)
+    kl_ab, kl_ba, *_ = pair_chunk(za.clone(), zb.clone(), targets)
     np.testing.assert_allclose(kl_ab, (la.exp() * (la - lb)).sum(-1), rtol=1e-3, atol=1e-8)
     np.testing.assert_allclose(kl_ba, (lb.exp() * (lb - la)).sum(-1), rtol=1e-3, atol=1e-8)
 
@@ -372,7 +374,7 @@ def test_estimator_beside_the_exact_kl_for_the_pairs_of_a_map(model_dirs, texts)
     assert layer.exact_ba == pytest.approx(float(direct.kl_ba_bits_per_byte), rel=1e-9)
     assert df.loglik_mismatch.max() < 1e-5
     # a map scored with a shorter context than the exact run's: said, not silently compared
-    short = lm.LogLikelihoodMatrix.concat([lm.HFScorer(a, name="a", max_length=16).score(texts),
+    short = lm.LogLikelihoodMatrix.concat([lm.HFScorer(a, name="a", windowing=Windowing(max_length=16)).score(texts),
                                            lm.HFScorer(b, name="b").score(texts)])
     with pytest.warns(lm.LoglikMapWarning, match="differ from the map's by up to .* nats per byte"):
         off = lm.scoring.estimator_vs_exact(lm.ModelMap(short), texts, [("a", "b")])
@@ -389,8 +391,8 @@ def test_out_of_memory_splits_batches_as_the_scorer_does(model_dirs, texts):
     """exact_kl runs its batches through the scorer's driver (run_batches): a simulated device that
     runs out of memory above 300 tokens per forward pass costs retries, not results."""
     texts = texts[:8]
-    a = lm.HFScorer(str(model_dirs["gpt_neox"]), batch_tokens=4096)
-    b = lm.HFScorer(str(model_dirs["gpt_neox_b"]), batch_tokens=4096)
+    a = lm.HFScorer(str(model_dirs["gpt_neox"]), execution=Execution(batch_tokens=4096))
+    b = lm.HFScorer(str(model_dirs["gpt_neox_b"]), execution=Execution(batch_tokens=4096))
     expected = lm.exact_kl(a, b, texts)
     seen = []
 
@@ -422,4 +424,4 @@ def test_a_head_exact_kl_cannot_reproduce_is_refused_not_miscomputed(tokenizers,
     a = tiny.save(transformers.AutoModelForCausalLM.from_config(config).eval(), tok, tmp_path / "granite_a")
     b = tiny.save(transformers.AutoModelForCausalLM.from_config(config).eval(), tok, tmp_path / "granite_b")
     with pytest.raises(lm.LoglikMapError, match="does not reproduce the head of GraniteForCausalLM"):
-        lm.exact_kl(str(a), str(b), texts[:3], device="cpu")
+        lm.exact_kl(str(a), str(b), texts[:3], loading=Loading(device="cpu"))

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import loglik_map as lm
+from loglik_map.scoring import Execution, Loading, Windowing
 from loglik_map.scoring._architectures import find_final_norm
 from loglik_map.scoring._windows import encode_text
 
@@ -27,7 +28,8 @@ def loaded(model_dirs):
 def test_batched_scores_equal_the_reference_loop(arch, model_dirs, loaded, texts):
     # the reference scripts truncate at the context: so does long_texts="truncate", with a warning
     with pytest.warns(lm.LoglikMapWarning, match="long_texts='truncate' cut"):
-        m = lm.HFScorer(str(model_dirs[arch]), batch_tokens=300, long_texts="truncate").score(texts)
+        m = lm.HFScorer(str(model_dirs[arch]), windowing=Windowing(long_texts="truncate"),
+                        execution=Execution(batch_tokens=300)).score(texts)
     model, tok = loaded[arch]
     ref = [tiny.reference_loglik(model, tok, t, 64) for t in texts]
     assert m.shape == (1, len(texts)) and list(m.texts) == list(texts.ids)
@@ -37,7 +39,7 @@ def test_batched_scores_equal_the_reference_loop(arch, model_dirs, loaded, texts
     assert m.models[0] == arch  # the folder's base name; the full path is the source_model coordinate
     assert m.data["source_model"].values[0] == str(model_dirs[arch])
     # the default (rolling windows) gives the reference numbers for every text that fits the context
-    rolled = lm.HFScorer(str(model_dirs[arch]), batch_tokens=300).score(texts)
+    rolled = lm.HFScorer(str(model_dirs[arch]), execution=Execution(batch_tokens=300)).score(texts)
     fits = rolled.data["n_tokens"].values[0] < 64
     assert fits.sum() > 5 and (~fits).sum() > 0
     np.testing.assert_allclose(rolled.values[0, fits], np.asarray(ref)[fits], atol=1e-4, rtol=0)
@@ -46,10 +48,10 @@ def test_batched_scores_equal_the_reference_loop(arch, model_dirs, loaded, texts
 
 
 def test_results_do_not_depend_on_batch_composition(model_dirs, texts):
-    one = lm.HFScorer(str(model_dirs["llama"]), batch_tokens=1).score(texts)  # one text per batch
-    many = lm.HFScorer(str(model_dirs["llama"]), batch_tokens=4096).score(texts)
+    one = lm.HFScorer(str(model_dirs["llama"]), execution=Execution(batch_tokens=1)).score(texts)  # one text per batch
+    many = lm.HFScorer(str(model_dirs["llama"]), execution=Execution(batch_tokens=4096)).score(texts)
     shuffled = texts[list(np.random.default_rng(0).permutation(len(texts)))]
-    again = lm.HFScorer(str(model_dirs["llama"]), batch_tokens=700).score(shuffled)
+    again = lm.HFScorer(str(model_dirs["llama"]), execution=Execution(batch_tokens=700)).score(shuffled)
     np.testing.assert_allclose(one.values, many.values, atol=1e-4)
     np.testing.assert_allclose(again.sel(text=list(texts.ids)).values, many.values, atol=1e-4)
     # a tokenizer that pads on the left (as many Llama tokenizers do) changes nothing either
@@ -57,7 +59,7 @@ def test_results_do_not_depend_on_batch_composition(model_dirs, texts):
 
     tok = AutoTokenizer.from_pretrained(model_dirs["llama"], padding_side="left")
     model = AutoModelForCausalLM.from_pretrained(model_dirs["llama"])
-    left = lm.HFScorer(model, tokenizer=tok, name="left", batch_tokens=4096).score(texts)
+    left = lm.HFScorer(model, tokenizer=tok, name="left", execution=Execution(batch_tokens=4096)).score(texts)
     np.testing.assert_allclose(left.values, many.values, atol=1e-4)
 
 
@@ -74,12 +76,12 @@ def test_reference_convention_scores_first_token_only_with_a_bos_tokenizer(model
     b = encode_text(llama, t, 0, convention="bos", max_length=64, long_texts="truncate")
     assert r.windows[0].ids == b.windows[0].ids and r.windows[0].ids[:2].count(llama.bos_token_id) == 1
     ll_ref = lm.HFScorer(str(model_dirs["llama"])).score(texts)
-    ll_bos = lm.HFScorer(str(model_dirs["llama"]), convention="bos").score(texts)
+    ll_bos = lm.HFScorer(str(model_dirs["llama"]), windowing=Windowing(convention="bos")).score(texts)
     np.testing.assert_allclose(ll_ref.values, ll_bos.values, atol=1e-6)
     np.testing.assert_array_equal(ll_ref.data["n_tokens"].values, ll_bos.data["n_tokens"].values)
     # no BOS from the tokenizer: "bos" scores the first text token too, one token more per text
     nx_ref = lm.HFScorer(str(model_dirs["gpt_neox"])).score(texts)
-    nx_bos = lm.HFScorer(str(model_dirs["gpt_neox"]), convention="bos").score(texts)
+    nx_bos = lm.HFScorer(str(model_dirs["gpt_neox"]), windowing=Windowing(convention="bos")).score(texts)
     n_text = np.array([len(neox(x, add_special_tokens=False)["input_ids"]) for x in texts])
     assert (n_text > 64).any() and (n_text < 64).any()  # some longer than the 64 positions, some not
     np.testing.assert_array_equal(nx_ref.data["n_tokens"].values[0], n_text - 1)  # rolling windows: every token
@@ -90,7 +92,7 @@ def test_reference_convention_scores_first_token_only_with_a_bos_tokenizer(model
 @pytest.mark.filterwarnings("ignore:model .* long_texts='truncate' cut:loglik_map.LoglikMapWarning")
 def test_bos_convention_matches_a_manual_evaluation(model_dirs, loaded, texts):
     model, tok = loaded["gpt_neox"]
-    m = lm.HFScorer(str(model_dirs["gpt_neox"]), convention="bos", long_texts="truncate").score(texts[:4])
+    m = lm.HFScorer(str(model_dirs["gpt_neox"]), windowing=Windowing(convention="bos", long_texts="truncate")).score(texts[:4])
     for k, t in enumerate(texts[:4]):
         ids = torch.tensor([[tok.eos_token_id] + tok(t, add_special_tokens=False)["input_ids"]])[:, :64]
         with torch.no_grad():
@@ -109,7 +111,7 @@ def test_long_texts_truncate_roll_or_refuse(model_dirs, loaded, tokenizers):
     assert n_short > 16
     with pytest.warns(lm.LoglikMapWarning, match=rf"'gpt_neox': long_texts='truncate' cut 2 of 2 texts to their first "
                       rf"16 tokens, dropping {n_tokens + n_short - 32} of {n_tokens + n_short} tokens") as seen:
-        trunc = lm.HFScorer(str(model_dirs["gpt_neox"]), max_length=16, long_texts="truncate").score(long)
+        trunc = lm.HFScorer(str(model_dirs["gpt_neox"]), windowing=Windowing(max_length=16, long_texts="truncate")).score(long)
     assert len([w for w in seen if issubclass(w.category, lm.LoglikMapWarning)]) == 1  # once per model, not per text
     assert trunc.data["n_texts_truncated"].values[0] == 2
     assert list(trunc.data["n_tokens_dropped"].values[0]) == [n_tokens - 16, n_short - 16]  # per text
@@ -122,7 +124,8 @@ def test_long_texts_truncate_roll_or_refuse(model_dirs, loaded, tokenizers):
     assert scored == list(tok(long[0])["input_ids"][1:])
     assert all(len(w.ids) <= 16 for w in enc.windows)
     assert all(w.score_from >= 16 - 5 for w in enc.windows[1:])  # context of ≥ max_length - stride
-    roll = lm.HFScorer(str(model_dirs["gpt_neox"]), max_length=16, long_texts="rolling", stride=5).score(long)
+    roll = lm.HFScorer(str(model_dirs["gpt_neox"]),
+                       windowing=Windowing(max_length=16, long_texts="rolling", stride=5)).score(long)
     manual = 0.0
     for w in enc.windows:
         ids = torch.tensor([w.ids])
@@ -133,7 +136,7 @@ def test_long_texts_truncate_roll_or_refuse(model_dirs, loaded, tokenizers):
     assert list(roll.data["n_tokens_dropped"].values[0]) == [0, 0]
     assert list(roll.data["n_tokens"].values[0]) == [n_tokens - 1, n_short - 1]  # every token scored once
     with pytest.raises(lm.LoglikMapError, match="more than the model's 16"):
-        lm.HFScorer(str(model_dirs["gpt_neox"]), max_length=16, long_texts="error").score(long)
+        lm.HFScorer(str(model_dirs["gpt_neox"]), windowing=Windowing(max_length=16, long_texts="error")).score(long)
 
 
 def test_non_finite_results_name_the_model(loaded, tokenizers, texts):
@@ -148,7 +151,7 @@ def test_loading_errors_name_the_model(tmp_path):
     with pytest.raises(lm.LoglikMapError, match="cannot load 'no-such-owner/missing-model'"):
         lm.HFScorer("no-such-owner/missing-model").score(["some text here"])  # offline: the hub lookup fails
     with pytest.raises(lm.LoglikMapError, match="unknown convention"):
-        lm.HFScorer("x", convention="harness")
+        lm.HFScorer("x", windowing=Windowing(convention="harness"))
     with pytest.raises(lm.LoglikMapError, match="already-loaded model needs tokenizer"):
         lm.HFScorer(object()).score(["a text"])
 
@@ -183,8 +186,8 @@ def test_final_norm_is_found_for_every_listed_architecture(arch, tokenizers, tex
     tok = tokenizers["llama" if arch != "gpt_neox" else "neox"]
     norm = find_final_norm(model)
     assert isinstance(norm, torch.nn.Module)
-    lens = lm.LogitLensScorer(model, tokenizer=tok, name=arch, long_texts="truncate").score(texts[:3])
-    plain = lm.HFScorer(model, tokenizer=tok, name=arch, long_texts="truncate").score(texts[:3])
+    lens = lm.LogitLensScorer(model, tokenizer=tok, name=arch, windowing=Windowing(long_texts="truncate")).score(texts[:3])
+    plain = lm.HFScorer(model, tokenizer=tok, name=arch, windowing=Windowing(long_texts="truncate")).score(texts[:3])
     np.testing.assert_allclose(lens.values[-1], plain.values[0], rtol=1e-6, atol=1e-5)
     ref = [tiny.reference_loglik(model, tok, t, 64) for t in texts[:3]]
     np.testing.assert_allclose(plain.values[0], ref, atol=1e-4)
@@ -209,7 +212,7 @@ def test_unknown_architecture_is_an_error_and_a_dotted_path_overrides(tokenizers
 def test_bitsandbytes_quantized_model_is_close_but_not_identical(quantization, model_dirs, texts):
     pytest.importorskip("bitsandbytes", reason="quantization tests need the 'quant' extra (bitsandbytes)")
     folder = str(model_dirs["gpt_neox"])
-    q = lm.HFScorer(folder, quantization=quantization).score(texts)
+    q = lm.HFScorer(folder, loading=Loading(quantization=quantization)).score(texts)
     full = lm.HFScorer(folder).score(texts)
     assert q.models[0] == f"gpt_neox[{'8bit' if quantization == '8bit' else '4bit-nf4'}]"
     assert q.data["quantization"].values[0] in ("8bit", "4bit-nf4")
@@ -221,10 +224,10 @@ def test_bitsandbytes_quantized_model_is_close_but_not_identical(quantization, m
 
 
 def test_dtype_auto_is_float32_on_cpu_and_explicit_dtypes_are_recorded(model_dirs, texts):
-    auto = lm.HFScorer(str(model_dirs["gpt_neox"]), device="cpu").score(texts[:2])
+    auto = lm.HFScorer(str(model_dirs["gpt_neox"]), loading=Loading(device="cpu")).score(texts[:2])
     assert auto.data["dtype"].values[0] == "float32"
     with pytest.raises(lm.LoglikMapError, match="unknown dtype"):
-        lm.HFScorer("x", dtype="int8")
+        lm.HFScorer("x", loading=Loading(dtype="int8"))
 
 
 @pytest.mark.parametrize("device", [
@@ -233,8 +236,8 @@ def test_dtype_auto_is_float32_on_cpu_and_explicit_dtypes_are_recorded(model_dir
                                                   reason="needs a CUDA GPU (none on this machine): bf16 on GPU")),
 ])
 def test_bfloat16_stays_close_to_float32(device, model_dirs, texts):
-    fp32 = lm.HFScorer(str(model_dirs["llama"]), device="cpu").score(texts)
-    bf16 = lm.HFScorer(str(model_dirs["llama"]), device=device, dtype="bfloat16").score(texts)
+    fp32 = lm.HFScorer(str(model_dirs["llama"]), loading=Loading(device="cpu")).score(texts)
+    bf16 = lm.HFScorer(str(model_dirs["llama"]), loading=Loading(dtype="bfloat16", device=device)).score(texts)
     assert bf16.data["dtype"].values[0] == "bfloat16"
     # log-softmax in float32 and float64 sums: no 16-nat quantisation of the totals
     assert np.all(np.abs(bf16.values - fp32.values) < 0.05 * np.abs(fp32.values))
@@ -245,7 +248,7 @@ def test_4bit_layers_the_avx512_kernel_cannot_pack_are_rerouted(model_dirs):
     pytest.importorskip("bitsandbytes", reason="quantization tests need the 'quant' extra (bitsandbytes)")
     from loglik_map.scoring._quantization import route_unpackable_4bit_layers as _route_unpackable_4bit_layers
 
-    scorer = lm.HFScorer(str(model_dirs["gpt_neox"]), quantization="4bit", device="cpu")
+    scorer = lm.HFScorer(str(model_dirs["gpt_neox"]), loading=Loading(device="cpu", quantization="4bit"))
     model = scorer._load().model
     layers = {name: m for name, m in model.named_modules() if hasattr(m, "support_avx512bf16_for_cpu")}
     assert layers, "no bitsandbytes 4-bit layers found"
@@ -264,7 +267,7 @@ def test_batches_are_right_padded_and_only_scored_positions_are_unembedded():
     from loglik_map.scoring._windows import Window
 
     windows = [Window(0, (5, 6, 7, 8), 1), Window(1, (9, 10), 1), Window(2, (1, 2, 3, 4, 5, 6), 4)]
-    ids, rows, positions = _pad_batch(torch, windows, [1, 0, 2])
+    ids, rows, positions = _pad_batch(windows, [1, 0, 2])
     assert ids.tolist() == [[9, 10, 10, 10, 10, 10], [5, 6, 7, 8, 8, 8], [1, 2, 3, 4, 5, 6]]
     # (row, position) pairs predict exactly the scored targets, nothing in the padding
     assert list(zip(rows.tolist(), positions.tolist())) == [(0, 0), (1, 0), (1, 1), (1, 2), (2, 3), (2, 4)]
@@ -282,7 +285,7 @@ def test_out_of_memory_splits_batches_and_keeps_the_results(model_dirs, texts):
 
     tok = AutoTokenizer.from_pretrained(model_dirs["gpt_neox"])
     model = AutoModelForCausalLM.from_pretrained(model_dirs["gpt_neox"]).eval()
-    expected = lm.HFScorer(model, tokenizer=tok, name="m", batch_tokens=4096).score(texts)
+    expected = lm.HFScorer(model, tokenizer=tok, name="m", execution=Execution(batch_tokens=4096)).score(texts)
     seen = []
 
     def small_device(module, args, kwargs):
@@ -294,7 +297,7 @@ def test_out_of_memory_splits_batches_and_keeps_the_results(model_dirs, texts):
     def no_device(module, args, kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    scorer = lm.HFScorer(model, tokenizer=tok, name="m", batch_tokens=4096)
+    scorer = lm.HFScorer(model, tokenizer=tok, name="m", execution=Execution(batch_tokens=4096))
     scorer.self_check()  # the probe is short: the simulated device fails on the large batches only
     handle = model.base_model.register_forward_pre_hook(small_device, with_kwargs=True)
     try:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 
+import numpy as np
 import pytest
 
 import loglik_map as lm
 from loglik_map._cli import main
+from loglik_map.scoring import Execution, Loading, Windowing
 
 from . import tiny
 
@@ -40,7 +43,7 @@ def test_default_names_are_short_and_stable(model_dirs, checkpoints):
     step = lm.HFScorer(checkpoints / "step10")
     assert step.name == "neox-tiny@step10" and step.coords == {"step": 10}  # checkpoint folders keep their run
     assert step.model_id == str(checkpoints / "step10")  # the full path stays, as the source_model coordinate
-    hub = lm.HFScorer("EleutherAI/pythia-160m", revision="step1000", quantization="8bit")
+    hub = lm.HFScorer("EleutherAI/pythia-160m", revision="step1000", loading=Loading(quantization="8bit"))
     assert hub.name == "EleutherAI/pythia-160m@step1000[8bit]" and hub.coords == {"step": 1000}
     assert lm.HFScorer("EleutherAI/pythia-160m", revision="main").coords == {}
     assert lm.ModelSpec(str(checkpoints / "step20"), logit_lens=True).label == "neox-tiny@step20@lens"
@@ -126,37 +129,52 @@ def test_texts_too_short_to_score_are_found_before_the_model_loads(model_dirs, m
 
 def test_max_length_beyond_the_models_context_is_refused(model_dirs, texts):
     with pytest.raises(lm.LoglikMapError, match="max_length=128 exceeds the 64 positions of 'gpt_neox'"):
-        lm.HFScorer(str(model_dirs["gpt_neox"]), max_length=128).score(texts[:2])
+        lm.HFScorer(str(model_dirs["gpt_neox"]), windowing=Windowing(max_length=128)).score(texts[:2])
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(quantization="int8"), "unknown quantization 'int8'"),
-    (dict(dtype="int8"), "unknown dtype 'int8'"),
-    (dict(device="gpu"), "device 'gpu' is not a device"),
-    (dict(long_texts="truncated"), r"unknown long_texts 'truncated'; use one of \('rolling', 'truncate', 'error'\)"),
-    (dict(max_length=1), "max_length must be an integer ≥ 2"),
-    (dict(max_length=16, stride=16), "stride must be smaller than max_length = 16"),
-    (dict(batch_tokens=0), "batch_tokens must be a positive integer"),
-    (dict(batch_tokens=2.5), "batch_tokens must be a positive integer"),
-    (dict(progress="yes"), "progress must be True or False"),
-    (dict(coords={"step": "x", "n_bytes": 1}), "'n_bytes' cannot be a model coordinate name"),
+@pytest.mark.parametrize("group, kwargs, message", [
+    (Loading, dict(quantization="int8"), "unknown quantization 'int8'"),
+    (Loading, dict(dtype="int8"), "unknown dtype 'int8'"),
+    (Loading, dict(device="gpu"), "device 'gpu' is not a device"),
+    (Loading, dict(trust_remote_code="yes"), "trust_remote_code must be True or False, got 'yes'"),
+    (Windowing, dict(long_texts="truncated"), r"unknown long_texts 'truncated'; use one of \('rolling', 'truncate', 'error'\)"),
+    (Windowing, dict(convention="eos"), r"unknown convention 'eos'; use one of \('reference', 'bos'\)"),
+    (Windowing, dict(max_length=1), "max_length must be an integer ≥ 2, got 1"),
+    (Windowing, dict(max_length=16, stride=16), "stride must be smaller than max_length = 16"),
+    (Execution, dict(batch_tokens=0), "batch_tokens must be a positive integer or 'auto', got 0"),
+    (Execution, dict(batch_tokens=2.5), "batch_tokens must be a positive integer"),
+    (Execution, dict(unembed="fast"), "unknown unembed 'fast'"),
+    (Execution, dict(fallback="ignore"), r"unknown fallback 'ignore'; use one of \('warn', 'error'\)"),
+    (Execution, dict(progress="yes"), "progress must be True, False, None or a callable"),
 ])
-def test_options_are_checked_when_the_scorer_or_spec_is_made(kwargs, message, monkeypatch):
+def test_settings_groups_are_checked_when_made_naming_the_field(group, kwargs, message):
+    with pytest.raises(lm.LoglikMapError, match=message):
+        group(**kwargs)
+
+
+def test_settings_groups_are_frozen_and_refuse_unknown_fields():
+    with pytest.raises(TypeError, match="max_lenght"):
+        Windowing(max_lenght=512)  # type: ignore[call-arg]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Loading().dtype = "float16"  # type: ignore[misc]
+    assert Execution(batch_tokens=np.int64(4096)).batch_tokens == 4096
+
+
+def test_scorers_and_specs_take_the_groups_and_refuse_anything_else(monkeypatch):
     _no_hub(monkeypatch)
-    with pytest.raises(lm.LoglikMapError, match=message):
-        lm.HFScorer("EleutherAI/pythia-70m", **kwargs)
-    fields = {k: v for k, v in kwargs.items() if k in ("quantization", "dtype", "coords")}
-    options = {k: v for k, v in kwargs.items() if k not in fields}
-    with pytest.raises(lm.LoglikMapError, match=message):
-        lm.ModelSpec("EleutherAI/pythia-70m", options=options, **fields)
-
-
-def test_unknown_spec_options_suggest_the_right_one():
-    with pytest.raises(lm.LoglikMapError, match="scorer option 'max_lenght' is not an HFScorer argument.*did you mean "
-                                                "'max_length'"):
-        lm.ModelSpec("EleutherAI/pythia-70m", options={"max_lenght": 512})
-    with pytest.raises(lm.LoglikMapError, match="give revision as ModelSpec field"):
-        lm.ModelSpec("EleutherAI/pythia-70m", options={"revision": "step1"})
+    scorer = lm.HFScorer("EleutherAI/pythia-70m", windowing=Windowing(max_length=512))
+    assert scorer.windowing.max_length == 512 and scorer.loading == Loading() and scorer.execution == Execution()
+    with pytest.raises(lm.errors.WrongTypeError, match=r"windowing= takes a loglik_map.scoring.Windowing, got dict; "
+                                                       r"for a mapping write windowing=loglik_map.scoring.Windowing"):
+        lm.HFScorer("EleutherAI/pythia-70m", windowing={"max_length": 512})  # type: ignore[arg-type]
+    with pytest.raises(lm.errors.WrongTypeError, match="loading= takes a loglik_map.scoring.Loading, got Windowing"):
+        lm.ModelSpec("EleutherAI/pythia-70m", loading=Windowing())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="max_length"):
+        lm.HFScorer("EleutherAI/pythia-70m", max_length=512)  # type: ignore[call-arg]
+    with pytest.raises(lm.LoglikMapError, match="'n_bytes' cannot be a model coordinate name"):
+        lm.ModelSpec("EleutherAI/pythia-70m", coords={"step": "x", "n_bytes": 1})
+    with pytest.raises(lm.LoglikMapError, match="final_norm is an option of the logit lens"):
+        lm.ModelSpec("EleutherAI/pythia-70m", final_norm="model.norm")
 
 
 def test_a_missing_extra_raises_import_error_naming_it(model_dirs, monkeypatch):
@@ -193,11 +211,12 @@ def test_cli_models_file_values_are_checked(tmp_path, model_dirs, texts, capsys)
 
 def test_a_run_wide_dtype_reaches_every_model(model_dirs, texts, tmp_path):
     # exact_kl(dtype=...) and score_models(dtype=...) failed with "multiple values for keyword argument 'dtype'"
-    ds = lm.exact_kl(str(model_dirs["gpt_neox"]), str(model_dirs["gpt_neox_b"]), texts[:3], dtype="float32")
+    fp32 = Loading(dtype="float32")
+    ds = lm.exact_kl(str(model_dirs["gpt_neox"]), str(model_dirs["gpt_neox_b"]), texts[:3], loading=fp32)
     assert ds.attrs["dtype_a"] == ds.attrs["dtype_b"] == "float32"
-    summary = lm.score_models([str(model_dirs["gpt_neox"]), lm.ModelSpec(str(model_dirs["gpt_neox_b"]),
-                                                                         dtype="bfloat16")],
-                              texts[:3], tmp_path / "store", dtype="float32", progress=False)
+    own = lm.ModelSpec(str(model_dirs["gpt_neox_b"]), loading=Loading(dtype="bfloat16"))  # replaces the run's
+    summary = lm.score_models([str(model_dirs["gpt_neox"]), own], texts[:3], tmp_path / "store", progress=False,
+                              loading=fp32)
     assert summary.ok, summary.failed
     assert list(lm.open_matrix(tmp_path / "store").data["dtype"].values) == ["float32", "bfloat16"]
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import loglik_map as lm
+from loglik_map.scoring import Execution
 from loglik_map.scoring._numerics_floor import FloorSetting, _Models, _pair_batched_differently, numerics_floor
 
 from . import tiny
@@ -39,7 +40,7 @@ def test_identical_runs_give_zero_and_other_numerics_do_not(floor):
 
 def test_the_differently_batched_pair_is_exact_kl_when_batched_alike(model_dirs, floor_texts):
     """Known answer for the batching path: with both sides batched alike it is exact_kl itself."""
-    models = _Models(model_dirs["gpt_neox"], "cpu", 8192, {})
+    models = _Models(model_dirs["gpt_neox"], "cpu", 8192, None)
     ref = models.scorer(FloorSetting(), "reference")
     half = models.scorer(FloorSetting(dtype="bfloat16"), "bf16")
     ours = _pair_batched_differently(ref, half, floor_texts, progress=False)
@@ -62,7 +63,7 @@ def test_combinations_and_refusals(model_dirs, floor_texts):
 
 
 def test_the_floor_flags_pairs_of_a_map(model_dirs, floor_texts, floor):
-    m = lm.LogLikelihoodMatrix.concat([lm.HFScorer(model_dirs[k], progress=False).score(floor_texts)
+    m = lm.LogLikelihoodMatrix.concat([lm.HFScorer(model_dirs[k], execution=Execution(progress=False)).score(floor_texts)
                                        for k in ("gpt_neox", "gpt_neox_b")])
     table = lm.ModelMap(m).summary(floor=floor)
     assert not table.below_floor.any()  # two different random models are far above the bf16 floor

@@ -10,6 +10,7 @@ import warnings
 import pytest
 
 import loglik_map as lm
+from loglik_map.scoring import Execution, Loading
 from loglik_map.scoring import _hf as hf
 from loglik_map.scoring._quiet import KNOWN_NOISE, quiet_third_party
 
@@ -65,7 +66,8 @@ def test_importing_bitsandbytes_inside_the_filter_prints_none_of_its_notices():
 def test_an_8bit_model_scores_without_the_cast_notice(model_dirs, texts, caplog):
     needs_bitsandbytes()
     with caplog.at_level(logging.WARNING):
-        lm.HFScorer(str(model_dirs["gpt_neox"]), quantization="8bit", progress=False).score(texts[:4])
+        lm.HFScorer(str(model_dirs["gpt_neox"]), loading=Loading(quantization="8bit"),
+                    execution=Execution(progress=False)).score(texts[:4])
     assert not [r for r in caplog.records if "MatMul8bitLt" in r.getMessage() or "gemm_4bit" in r.getMessage()]
 
 
@@ -73,15 +75,17 @@ def test_without_the_filter_the_notice_would_show(model_dirs, texts, caplog, mon
     needs_bitsandbytes()
     monkeypatch.setattr(hf, "quiet_third_party", contextlib.nullcontext)
     with caplog.at_level(logging.WARNING):
-        lm.HFScorer(str(model_dirs["gpt_neox"]), quantization="8bit", progress=False).score(texts[:4])
+        lm.HFScorer(str(model_dirs["gpt_neox"]), loading=Loading(quantization="8bit"),
+                    execution=Execution(progress=False)).score(texts[:4])
     assert any("MatMul8bitLt" in r.getMessage() for r in caplog.records)
 
 
 def test_one_progress_default_across_the_api(model_dirs, texts, capsys, tmp_path):
     import inspect
 
-    for fn in (lm.HFScorer, lm.score_models, lm.demo.build_zoo, lm.demo.run_demo):
+    for fn in (lm.score_models, lm.demo.build_zoo, lm.demo.run_demo):
         assert inspect.signature(fn).parameters["progress"].default is None, fn
+    assert lm.scoring.Execution().progress is None
     folder = str(model_dirs["gpt_neox"])
     lm.HFScorer(folder, name="shown").score(texts[:3])
     assert "shown" in capsys.readouterr().err  # the tqdm bar, by default

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import loglik_map as lm
+from loglik_map.scoring import Execution, Windowing
 from loglik_map.scoring._head import trace_head
 
 from . import tiny, zoo
@@ -37,7 +38,7 @@ def _subclass_with_forward(model, change):
 def test_a_soft_cap_and_scale_in_the_forward_are_traced_and_applied(tokenizers, texts):
     tok = tokenizers["llama"]
     model = _subclass_with_forward(tiny.build_model("llama", tok), lambda z: 2.0 * torch.tanh(z * 1.5 / 2.0))
-    scorer = lm.HFScorer(model, tokenizer=tok, name="capped", long_texts="truncate", max_length=64)
+    scorer = lm.HFScorer(model, tokenizer=tok, name="capped", windowing=Windowing(max_length=64, long_texts="truncate"))
     got = scorer.score(texts[:4])
     check = scorer.self_check()
     assert check.path.label == "fast" and check.plan.transform.kind == "tanh"
@@ -50,7 +51,7 @@ def test_a_soft_cap_and_scale_in_the_forward_are_traced_and_applied(tokenizers, 
 def test_a_scale_of_the_hidden_state_before_the_head_is_traced(tokenizers, texts):
     tok = tokenizers["neox"]
     model = zoo.build("minicpm3", tok)  # its forward divides the last hidden state before lm_head
-    scorer = lm.HFScorer(model, tokenizer=tok, name="minicpm3", long_texts="truncate", max_length=64)
+    scorer = lm.HFScorer(model, tokenizer=tok, name="minicpm3", windowing=Windowing(max_length=64, long_texts="truncate"))
     got = scorer.score(texts[:3])
     plan = scorer.self_check().plan
     assert plan.hidden_scale == pytest.approx(model.config.dim_model_base / model.config.hidden_size, rel=1e-5)
@@ -62,29 +63,30 @@ def test_an_untraceable_head_falls_back_to_the_models_own_logits_or_is_refused(t
     tok = tokenizers["llama"]
     bias = torch.linspace(-3, 3, len(tok))  # not elementwise the same for every logit: not a scale or soft cap
     model = _subclass_with_forward(tiny.build_model("llama", tok), lambda z: z + bias)
-    scorer = lm.HFScorer(model, tokenizer=tok, name="odd", long_texts="truncate", max_length=64)
+    scorer = lm.HFScorer(model, tokenizer=tok, name="odd", windowing=Windowing(max_length=64, long_texts="truncate"))
     with pytest.warns(lm.LoglikMapWarning, match=r"'odd' \(ChangedLlamaForCausalLM\).*'model_forward' path"):
         got = scorer.score(texts[:5])
     assert got.data.coords["scoring_path"].values.tolist() == ["model_forward"]
     np.testing.assert_allclose(got.values[0], _reference(model, tok, texts[:5]), atol=1e-4)
-    strict = lm.HFScorer(model, tokenizer=tok, name="odd", fallback="error", long_texts="truncate", max_length=64)
+    short = Windowing(max_length=64, long_texts="truncate")
+    strict = lm.HFScorer(model, tokenizer=tok, name="odd", windowing=short, execution=Execution(fallback="error"))
     with pytest.raises(lm.LoglikMapError, match="fallback='error' refuses"):
         strict.score(texts[:2])
     with pytest.raises(lm.LoglikMapError, match=r"ChangedLlamaForCausalLM.*logit lens is not defined.*not a scale or soft cap"):
-        lm.LogitLensScorer(model, tokenizer=tok, name="odd", long_texts="truncate", max_length=64).score(texts[:2])
+        lm.LogitLensScorer(model, tokenizer=tok, name="odd", windowing=short).score(texts[:2])
 
 
 def test_a_model_that_is_not_causal_under_padding_gets_a_mask(tokenizers, texts):
     tok = tokenizers["neox"]
     model = zoo.build("bert", tok)  # BERT as a decoder without is_decoder: it attends to the padding
     assert not model.config.is_decoder
-    scorer = lm.HFScorer(model, tokenizer=tok, name="bert", long_texts="truncate", max_length=64)
+    scorer = lm.HFScorer(model, tokenizer=tok, name="bert", windowing=Windowing(max_length=64, long_texts="truncate"))
     with pytest.warns(lm.LoglikMapWarning, match="depend on the padding|differs"):
         got = scorer.score(texts[:6])
     assert scorer.self_check().path.label == "fast_masked"
     np.testing.assert_allclose(got.values[0], _reference(model, tok, texts[:6]), atol=1e-4)
     # the padding-sensitivity test itself: other filler tokens change the unmasked scores
-    lens = lm.LogitLensScorer(model, tokenizer=tok, name="bert", long_texts="truncate", max_length=64)
+    lens = lm.LogitLensScorer(model, tokenizer=tok, name="bert", windowing=Windowing(max_length=64, long_texts="truncate"))
     with pytest.warns(lm.LoglikMapWarning):
         layers = lens.score(texts[:6])
     np.testing.assert_allclose(layers.values[-1], got.values[0], atol=1e-6)
@@ -105,4 +107,4 @@ def test_the_trace_finds_the_final_norm_and_the_layer_count_without_a_list(token
 
 def test_fallback_option_is_checked():
     with pytest.raises(lm.LoglikMapError, match="unknown fallback 'quiet'"):
-        lm.HFScorer("x", fallback="quiet")
+        lm.HFScorer("x", execution=Execution(fallback="quiet"))

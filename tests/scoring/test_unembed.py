@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import loglik_map as lm
+from loglik_map.scoring import Execution
 from loglik_map.scoring import _batching as batching
 from loglik_map.scoring import _unembed as unembed
 from loglik_map.scoring._windows import encode_text, encode_texts
@@ -98,13 +99,13 @@ def test_fused_is_refused_where_it_cannot_run():
         unembed.target_logprobs(None, unembed.Head(linear), torch.randn(2, 8), torch.zeros(2, dtype=torch.long),
                                 rows_per_chunk=128, method="fused")
     with pytest.raises(lm.LoglikMapError, match="unknown unembed 'fast'"):
-        lm.HFScorer("x", unembed="fast")
+        lm.HFScorer("x", execution=Execution(unembed="fast"))
 
 
 @pytest.mark.parametrize("bad", [0, -5, 2.5, "big", True])
 def test_batch_tokens_must_be_a_positive_integer_or_auto(bad):
     with pytest.raises(lm.LoglikMapError, match="batch_tokens must be a positive integer or 'auto'"):
-        lm.HFScorer("x", batch_tokens=bad)
+        lm.HFScorer("x", execution=Execution(batch_tokens=bad))
 
 
 def test_automatic_batch_budget_follows_free_memory_and_the_kept_states():

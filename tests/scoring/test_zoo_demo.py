@@ -45,15 +45,17 @@ def test_zoo_training_is_deterministic(fast_zoo, tmp_path):
 
 
 def test_specs_cover_every_setting(fast_zoo):
-    specs = fast_zoo.specs()
+    specs = fast_zoo.specs(loading=lm.scoring.Loading(device="cpu"))
+    assert all(s.loading is not None and s.loading.device == "cpu" for s in specs)  # quantized copies included
+    quant = [s.loading.quantization if s.loading is not None else None for s in specs]
     names = [s.label for s in specs]
     assert len(names) == len(set(names))
     runs = fast_zoo.config.runs
     deepest = max(runs, key=lambda r: (r.layers, r.hidden)).name
     n = len({runs[0].name, deepest})
-    assert sum(s.quantization == "8bit" for s in specs) == n and sum(s.quantization == "4bit" for s in specs) == n
+    assert quant.count("8bit") == n and quant.count("4bit") == n
     assert sum(s.logit_lens for s in specs) == n
-    assert sum(s.model.endswith("step24") and not s.quantization and not s.logit_lens for s in specs) == len(runs)
+    assert sum(s.model.endswith("step24") and not q and not s.logit_lens for s, q in zip(specs, quant)) == len(runs)
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +116,9 @@ def test_no_demo_or_zoo_scoring_drops_a_token(fast_zoo, fast_demo):
     for cfg in (zoo_mod.ZooConfig(), zoo_mod.ZooConfig.fast()):
         assert cfg.seq_len <= cfg.max_positions  # trained on every position the models have
     for spec in fast_zoo.specs():
-        assert spec.scorer().long_texts == "rolling", spec.label
-        assert spec.scorer(long_texts="truncate").long_texts == "rolling", spec.label  # a run default cannot change it
+        assert spec.scorer().windowing.long_texts == "rolling", spec.label
+        truncating = lm.scoring.Windowing(long_texts="truncate")
+        assert spec.scorer(windowing=truncating).windowing.long_texts == "rolling", spec.label  # a run's cannot change it
     res, text, _ = fast_demo
     data = res.matrix.data
     assert not data["n_tokens_dropped"].values.any() and (data["n_texts_truncated"].values == 0).all()

@@ -346,6 +346,7 @@ def check_architecture(arch: str, tokenizer: Any, root: Path) -> dict[str, Any]:
     import numpy as np
 
     import loglik_map as lm
+    from loglik_map.scoring import Execution, Loading
 
     classes = dict(architectures())
     rec: dict[str, Any] = {"arch": arch, "model_class": classes.get(arch, "?"), "scorer": "", "path": "",
@@ -361,7 +362,8 @@ def check_architecture(arch: str, tokenizer: Any, root: Path) -> dict[str, Any]:
         rec.update(scorer="slow", notes=f"one forward pass of the tiny model takes {seconds:.1f} s on this CPU "
                    "(transformers' reference kernels); checked with LOGLIK_MAP_ALL_ARCHITECTURES=1")
         return rec
-    scorer = lm.HFScorer(folder, name=arch, dtype="float32", device="cpu", progress=False)
+    on_cpu, quiet = Loading(dtype="float32", device="cpu"), Execution(progress=False)
+    scorer = lm.HFScorer(folder, name=arch, loading=on_cpu, execution=quiet)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -377,8 +379,7 @@ def check_architecture(arch: str, tokenizer: Any, root: Path) -> dict[str, Any]:
         rec["scorer"] = "agrees" if rec["diff"] <= AGREE_NATS else "DISAGREES"
         if check.reason:
             rec["notes"] = check.reason
-        lens = lm.LogitLensScorer(loaded.model, tokenizer=loaded.tokenizer, name=arch, dtype="float32",
-                                  device="cpu", progress=False)
+        lens = lm.LogitLensScorer(loaded.model, tokenizer=loaded.tokenizer, name=arch, loading=on_cpu, execution=quiet)
         try:
             layers = lens.score(list(SURVEY_TEXTS))
         except lm.LoglikMapError as err:

@@ -88,3 +88,19 @@ def test_sample_matches_python_random_sample():
     with pytest.raises(lm.LoglikMapError, match="cannot sample"):
         ts.sample(501)
     assert np.array_equal(s.n_bytes, [len(t) for t in s.texts])
+
+
+def test_coerce_returns_a_textset_unchanged_and_wraps_a_sequence():
+    ts = lm.TextSet(["one text", "another text"], domains=["a", "b"])
+    assert lm.TextSet.coerce(ts) is ts  # domains and metadata kept
+    for seq in (["one text", "another text"], ("one text", "another text"), np.array(["one text", "another text"])):
+        out = lm.TextSet.coerce(seq)
+        assert isinstance(out, lm.TextSet) and list(out.ids) == list(ts.ids)
+
+
+@pytest.mark.parametrize("bad", [{"x": "a text"}, {"one text", "two texts"}, (t for t in ["a text"]), 3, None])
+def test_coerce_refuses_anything_else_saying_what_to_pass(bad):
+    with pytest.raises(lm.errors.WrongTypeError, match="TextSet or a sequence of strings"):
+        lm.TextSet.coerce(bad)
+    with pytest.raises(lm.errors.WrongTypeError, match="for a single text pass a list"):
+        lm.TextSet.coerce("one text")
