@@ -16,6 +16,19 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 import loglik_map as lm  # noqa: E402
 
+#: The package of the 'io' extra that each storage format needs.
+STORAGE_PACKAGES = {".nc": "h5netcdf", ".zarr": "zarr"}
+
+
+def needs_storage(*suffixes: str) -> None:
+    """Skip (the calling test, or a module at import) unless the 'io' extra can save to ``suffixes``.
+
+    Run stores are Zarr; ``save``/``open_matrix`` use h5netcdf for ``.nc``. No suffix: both.
+    """
+    for suffix in suffixes or tuple(STORAGE_PACKAGES):
+        package = STORAGE_PACKAGES[suffix]
+        pytest.importorskip(package, reason=f"saving to {suffix} needs the 'io' extra ({package})")
+
 
 def make_matrix(K: int = 5, N: int = 300, *, seed: int = 0, **kwargs) -> lm.LogLikelihoodMatrix:
     """A realistic-looking random matrix: per-text difficulty + per-model offset + model-specific noise."""

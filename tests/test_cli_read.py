@@ -15,6 +15,10 @@ from loglik_map._cli import _build_parser, _load_texts, main
 from loglik_map.io._runstore.layout import failure_path
 from loglik_map.io._runstore.writing import init_store, write_result
 
+from .conftest import needs_storage
+
+needs_storage()  # the commands read saved matrices and run stores
+
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:

@@ -1,10 +1,15 @@
-"""The package's layout: the import graph has no cycle and points one way; old spellings still work, with a warning."""
+"""The layout of the package and its tests.
+
+One-way imports without cycles, no single-host mixin, a small top level, and every optional
+import in the tests skipped naming the extra that installs it.
+"""
 
 from __future__ import annotations
 
 import ast
 import importlib
 import inspect
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +17,11 @@ from pathlib import Path
 import pytest
 
 import loglik_map as lm
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: tomli, which pytest itself needs there
+    import tomli as tomllib
 
 PACKAGE = Path(lm.__file__).resolve().parent
 FOUNDATION = {"errors", "options", "_units", "_progress", "_util", "_labels", "_repr", "_version"}
@@ -182,6 +192,190 @@ def test_the_top_level_holds_at_most_forty_names_a_user_types():
     returned = {"KLEstimate", "ConfidenceInterval", "KLDifference", "ModelProjection", "PowerLawFit", "RunSummary"}
     assert not returned & set(lm.__all__)  # returned types live in loglik_map.results
     assert returned <= set(lm.results.__all__)
+
+
+def _base_name(node: ast.expr) -> str | None:
+    """The class name a base expression names: ``Base``, ``mod.Base`` or ``Base[T]``."""
+    if isinstance(node, ast.Subscript):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+
+
+def _public_names(package: Path) -> set[str]:
+    """The names in ``__all__`` of the public namespaces: the top level, ``errors``, ``options``, ``results``
+    and every sub-package (read, not imported)."""
+    out: set[str] = set()
+    faces = [package / f"{name}.py" for name in ("__init__", "errors", "options", "results")]
+    for path in [*faces, *package.glob("*/__init__.py")]:
+        if not path.is_file():
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+                out |= set(ast.literal_eval(node.value))
+    return out
+
+
+def single_host_mixins(package: Path) -> dict[str, list[str]]:
+    """Private classes of ``package`` that exactly one class of the package subclasses: ``{base: [host]}``.
+
+    Such a base is a file split, not a concept: its methods belong in the class that hosts them
+    (one class, one module; array math beside it as private functions). Public classes (a user
+    may subclass them too) and Protocols are left out.
+    """
+    defined: dict[str, bool] = {}  # class name -> whether it is a Protocol
+    hosts: dict[str, list[str]] = {}
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                bases = [_base_name(b) for b in node.bases]
+                defined[node.name] = defined.get(node.name, False) or "Protocol" in bases
+                for base in bases:
+                    if base is not None:
+                        hosts.setdefault(base, []).append(node.name)
+    public = _public_names(package)
+    return {base: names for base, names in hosts.items()
+            if base in defined and len(names) == 1 and not defined[base] and base not in public}
+
+
+def test_no_single_host_mixin():
+    found = single_host_mixins(PACKAGE)
+    assert not found, f"merge these into the one class that uses them (a long class file is fine): {found}"
+
+
+def test_the_single_host_rule_finds_a_split_class(tmp_path):
+    (tmp_path / "__init__.py").write_text('__all__ = ["Matrix", "Shared"]\n', encoding="utf-8")
+    (tmp_path / "_parts.py").write_text(
+        "from typing import Protocol\n"
+        "class _Selection: ...\n"          # one host: found
+        "class Helper: ...\n"              # one host, private module, not in __all__: found
+        "class Shared: ...\n"              # public: a user may subclass it
+        "class Provider(Protocol): ...\n"  # a Protocol
+        "class _Two: ...\n"                # two hosts: a real shared base
+        "class Matrix(_Selection, Shared, _Two): ...\n"
+        "class Other(_Two, Provider, Helper): ...\n", encoding="utf-8")
+    assert single_host_mixins(tmp_path) == {"_Selection": ["Matrix"], "Helper": ["Other"]}
+
+
+# ---------------------------------------------------------------------- optional packages in the tests
+#: Import names of the distributions the extras install, where they differ from the distribution's name.
+IMPORT_NAMES = {"scikit-learn": ("sklearn",), "dask": ("dask", "distributed")}
+
+
+def _extras_by_module(pyproject: Path) -> dict[str, set[str]]:
+    """``{import name: {extras that install it}}`` from ``[project.optional-dependencies]``.
+
+    pytest and hypothesis are left out: the tests cannot run without them (the conftest imports
+    hypothesis).
+    """
+    extras = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    out: dict[str, set[str]] = {}
+    for extra, requirements in extras.items():
+        for requirement in requirements:
+            dist = re.split(r"[\[<>=!~ ;]", requirement, maxsplit=1)[0]
+            if dist != "loglik_map":
+                for module in IMPORT_NAMES.get(dist, (dist.replace("-", "_"),)):
+                    out.setdefault(module, set()).add(extra)
+    for needed in ("pytest", "hypothesis"):
+        out.pop(needed, None)
+    return out
+
+
+def _skips(nodes: list[ast.stmt]) -> dict[str, ast.Call]:
+    """The ``pytest.importorskip("name", …)`` calls among ``nodes`` (nested ones too), by top-level name."""
+    out = {}
+    for node in nodes:
+        for call in ast.walk(node):
+            if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                    and call.func.attr == "importorskip" and call.args and isinstance(call.args[0], ast.Constant)):
+                out[str(call.args[0].value).split(".")[0]] = call
+    return out
+
+
+def _top_level(tree: ast.Module) -> list[ast.stmt]:
+    return [n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+
+
+def _imported(node: ast.AST) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [alias.name.split(".")[0] for alias in node.names]
+    if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+        return [node.module.split(".")[0]]
+    return []
+
+
+def unskipped_optional_imports(tests: Path, pyproject: Path) -> list[str]:
+    """Imports of an extra's package in ``tests`` that no ``pytest.importorskip`` guards, and skips whose
+    reason does not name an extra that installs the package.
+
+    An import is guarded by an importorskip of a package of the same extra (an extra is installed
+    whole) at the top of the module before it, in the function around it, or at the top of a
+    ``conftest.py`` of its folder or a folder above (within ``tests``).
+    """
+    extras = _extras_by_module(pyproject)
+    problems = []
+    for path in sorted(tests.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        where = path.relative_to(tests.parent)
+        guarded: set[str] = set()  # extras guarded by the conftests above
+        folder = path.parent
+        while folder == tests or tests in folder.parents:
+            conftest = folder / "conftest.py"
+            if conftest.is_file() and conftest != path:
+                for name in _skips(_top_level(ast.parse(conftest.read_text(encoding="utf-8")))):
+                    guarded |= extras.get(name, set())
+            folder = folder.parent
+        for name, call in _skips([tree]).items():
+            reason = next((kw.value.value for kw in call.keywords if kw.arg == "reason"
+                           and isinstance(kw.value, ast.Constant)), "")
+            if name in extras and not any(extra in str(reason) for extra in extras[name]):
+                problems.append(f"{where}:{call.lineno}: the reason for skipping without {name} must name its "
+                                f"extra ({' or '.join(sorted(extras[name]))}), got {reason!r}")
+        # a function runs after the module's top: every skip there guards it, as do its own
+        module = {e for n in _skips(_top_level(tree)) for e in extras.get(n, set())}
+        scopes: list[tuple[list[ast.stmt], set[str]]] = [(tree.body, set())]
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                scopes.append((node.body, module | {e for n in _skips(node.body) for e in extras.get(n, set())}))
+        for body, local in scopes:
+            seen = set(guarded) | local
+            for statement in body:
+                if body is tree.body:  # the module's top: a skip guards what comes after it
+                    seen |= {e for n in _skips(_top_level(ast.Module(body=[statement], type_ignores=[])))
+                             for e in extras.get(n, set())}
+                if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    continue  # a function's body is its own scope
+                for node in ast.walk(statement):
+                    for name in _imported(node):
+                        if name in extras and not extras[name] & seen:
+                            problems.append(f"{where}:{node.lineno}: imports {name} without a "
+                                            f"pytest.importorskip naming the {' or '.join(sorted(extras[name]))} extra")
+    return problems
+
+
+def test_every_optional_import_in_the_tests_is_skipped_naming_its_extra():
+    tests = Path(__file__).resolve().parent
+    problems = unskipped_optional_imports(tests, tests.parent / "pyproject.toml")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_optional_import_rule_finds_an_unguarded_import(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(
+        '[project.optional-dependencies]\nio = ["zarr>=2"]\nparallel = ["dask[distributed]>=2024"]\n'
+        'test = ["pytest>=8"]\n', encoding="utf-8")
+    tests = tmp_path / "tests"
+    (tests / "sub").mkdir(parents=True)
+    (tests / "sub" / "conftest.py").write_text('import pytest\npytest.importorskip("dask", reason="parallel")\n',
+                                               encoding="utf-8")
+    (tests / "sub" / "test_ok.py").write_text("import dask.array\nimport distributed\n", encoding="utf-8")
+    (tests / "test_bad.py").write_text(
+        "import pytest\nimport zarr\n"                                   # before its skip: found
+        'pytest.importorskip("zarr", reason="the parallel extra")\n'      # names the wrong extra: found
+        "def test_a():\n    from dask import array\n"                     # no skip anywhere: found
+        'def test_b():\n    pytest.importorskip("distributed", reason="parallel")\n    import dask\n',
+        encoding="utf-8")
+    problems = unskipped_optional_imports(tests, tmp_path / "pyproject.toml")
+    assert [p.split(":")[:2] for p in problems] == [["tests/test_bad.py", "3"], ["tests/test_bad.py", "2"],
+                                                    ["tests/test_bad.py", "5"]], problems
 
 
 #: Modules that are public namespaces in their own right (as numpy.exceptions): the errors, the

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from os import PathLike
 from typing import Any
 
@@ -10,18 +11,21 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .._labels import unknown_labels_error
 from .._repr import ReprMixin, Summary, clip_text, conventions_text, distinct_text, first_labels
-from ..errors import LoglikMapError, WrongTypeError
+from .._units import LN2
+from ..errors import LoglikMapError, LoglikMapWarning, WrongTypeError
 from ._combine import concat_dataarrays
-from ._lazy import is_dask
-from ._scoring_checks import dropped_tokens, row_conventions
-from ._selection import MatrixSelection
-from ._summaries import MatrixSummaries
+from ._lazy import exact_quantile, is_dask
+from ._scoring_checks import dropped_tokens, row_conventions, truncation_message
 from ._validation import (
     MODEL_DIM,
     TEXT_DIM,
+    as_str_array,
     build_dataarray,
+    coord_array,
     dataarray_parts,
+    first_duplicate,
 )
 from ._weights import text_weights, weighted_mean, weights_text
 
@@ -40,7 +44,7 @@ def _storage(name: str) -> Callable[..., Any]:
         raise LoglikMapError(f"storage is not set up: import loglik_map (or loglik_map.io) before calling {name}") from None
 
 
-class LogLikelihoodMatrix(MatrixSelection, MatrixSummaries, ReprMixin):
+class LogLikelihoodMatrix(ReprMixin):
     """Log-likelihoods log p_i(x_s) of K models on N texts, in nats, labelled with xarray.
 
     Parameters
@@ -212,7 +216,8 @@ class LogLikelihoodMatrix(MatrixSelection, MatrixSummaries, ReprMixin):
     @property
     def shape(self) -> tuple[int, int]:
         """(K, N): number of models and of texts."""
-        return self._data.shape  # type: ignore[return-value]
+        k, n = self._data.shape
+        return k, n
 
     @property
     def n_models(self) -> int:
@@ -318,6 +323,326 @@ class LogLikelihoodMatrix(MatrixSelection, MatrixSummaries, ReprMixin):
             Whether values, coordinates and attrs are all equal.
         """
         return isinstance(other, LogLikelihoodMatrix) and self._data.identical(other._data)
+
+    # ------------------------------------------------------------------ selection (labels checked, never empty)
+
+    @staticmethod
+    def _keep_dims(indexers: Mapping[str, Any]) -> dict[str, Any]:
+        out = {}
+        for key, value in indexers.items():
+            if key not in (MODEL_DIM, TEXT_DIM):
+                raise LoglikMapError(f"can only select along 'model' or 'text', not {key!r}")
+            if not isinstance(value, slice) and np.ndim(value) == 0:
+                value = [value]
+            out[key] = value
+        return out
+
+    def _check_labels(self, dim: str, wanted: Any) -> None:
+        """Raise, naming the missing labels and the closest existing ones, unless all of ``wanted`` exist."""
+        if isinstance(wanted, slice):
+            return
+        labels = [wanted] if np.ndim(wanted) == 0 else list(np.asarray(wanted, dtype=object).ravel())
+        known = self._data[dim].to_index()
+        missing = [lab for lab in labels if lab not in known]
+        if missing:
+            raise unknown_labels_error(list(pd.unique(pd.Series(missing, dtype=object))), list(known), dim)
+
+    def sel(self, indexers: Mapping[str, Any] | None = None, **kwargs: Any) -> LogLikelihoodMatrix:
+        """Select models/texts by label (scalars keep the dimension); see :meth:`xarray.DataArray.sel`.
+
+        Parameters
+        ----------
+        indexers : mapping, optional
+            ``{"model": labels, "text": ids}``; a scalar keeps the dimension (length 1).
+        **kwargs
+            The same, as keywords: ``sel(model=["a", "b"])``.
+
+        Returns
+        -------
+        LogLikelihoodMatrix
+            Unknown labels raise :class:`~loglik_map.errors.UnknownLabelError` naming them and the
+            closest existing labels; an empty selection is refused.
+        """
+        idx = self._keep_dims({**(indexers or {}), **kwargs})
+        for dim, wanted in idx.items():
+            self._check_labels(dim, wanted)
+        return self._checked_subset(self._data.sel(idx))
+
+    def isel(self, indexers: Mapping[str, Any] | None = None, **kwargs: Any) -> LogLikelihoodMatrix:
+        """Select models/texts by position (scalars keep the dimension); see :meth:`xarray.DataArray.isel`.
+
+        Parameters
+        ----------
+        indexers : mapping, optional
+            ``{"model": positions, "text": positions}``.
+        **kwargs
+            The same, as keywords: ``isel(text=slice(0, 100))``.
+
+        Returns
+        -------
+        LogLikelihoodMatrix
+            A new matrix of the selected rows and columns.
+        """
+        idx = self._keep_dims({**(indexers or {}), **kwargs})
+        return self._checked_subset(self._data.isel(idx))
+
+    def _model_coord(self, name: str) -> np.ndarray | None:
+        """A per-model coordinate's values, or None when there is none."""
+        coord = self._data.coords.get(name)
+        return coord.values if coord is not None and coord.dims == (MODEL_DIM,) else None
+
+    def _model_coord_names(self) -> list[str]:
+        return [str(n) for n, c in self._data.coords.items() if c.dims == (MODEL_DIM,) and n != MODEL_DIM]
+
+    def where_models(self, **criteria: Any) -> LogLikelihoodMatrix:
+        """Keep the models whose coordinates equal the given values, e.g. ``where_models(family="pythia")``.
+
+        Parameters
+        ----------
+        **criteria
+            ``coordinate=value``; a list value keeps models matching any of its entries. An
+            unknown coordinate raises :class:`~loglik_map.errors.UnknownLabelError`.
+
+        Returns
+        -------
+        LogLikelihoodMatrix
+            A new matrix of the models whose coordinates match.
+        """
+        keep = np.ones(self.n_models, dtype=bool)
+        for name, value in criteria.items():
+            if name not in self._data.coords or self._data[name].dims != (MODEL_DIM,):
+                raise unknown_labels_error([name], self._model_coord_names(), "model coordinate")
+            coord = self._data[name].values
+            allowed = value if isinstance(value, (list, tuple, set, np.ndarray)) else [value]
+            keep &= np.isin(coord, list(allowed))
+        return self.isel(model=np.flatnonzero(keep))
+
+    def _checked_subset(self, da: xr.DataArray) -> LogLikelihoodMatrix:
+        if da.sizes[MODEL_DIM] == 0 or da.sizes[TEXT_DIM] == 0:
+            raise LoglikMapError(f"the selection is empty (shape {da.shape})")
+        return self._wrap(da)
+
+    def _drop(self, dim: str, labels: Iterable[str]) -> LogLikelihoodMatrix:
+        labels = list(labels)
+        self._check_labels(dim, labels)
+        return self._checked_subset(self._data.drop_sel({dim: labels}))
+
+    def drop_texts(self, ids: Iterable[str]) -> LogLikelihoodMatrix:
+        """Return the matrix without the texts ``ids``.
+
+        Parameters
+        ----------
+        ids : iterable of str
+            Text ids, every one in the matrix (an unknown id raises
+            :class:`~loglik_map.errors.UnknownLabelError` naming the closest ones).
+
+        Returns
+        -------
+        LogLikelihoodMatrix
+            A new matrix without those texts (B̄ and N recomputed).
+        """
+        return self._drop(TEXT_DIM, ids)
+
+    def drop_models(self, names: Iterable[str]) -> LogLikelihoodMatrix:
+        """Return the matrix without the models ``names``.
+
+        Parameters
+        ----------
+        names : iterable of str
+            Model names, every one in the matrix.
+
+        Returns
+        -------
+        LogLikelihoodMatrix
+            A new matrix without those models.
+        """
+        return self._drop(MODEL_DIM, names)
+
+    def rename_models(self, names: Mapping[str, str] | Callable[[str], str]) -> LogLikelihoodMatrix:
+        """Return the matrix with new model names.
+
+        Parameters
+        ----------
+        names : mapping or callable
+            ``{old: new}`` for the models to rename (every ``old`` must exist; others keep their
+            name), or a function applied to every name.
+
+        Returns
+        -------
+        LogLikelihoodMatrix
+            Two models given one name are refused.
+
+        Examples
+        --------
+        >>> import loglik_map as lm
+        >>> m = lm.LogLikelihoodMatrix([[-10.0, -20.0], [-11.0, -19.0]], models=["runs/a/step24", "b"],
+        ...                            texts=["t1", "t2"], n_bytes=[10, 20])
+        >>> list(m.rename_models({"runs/a/step24": "a@24"}).models)
+        ['a@24', 'b']
+        """
+        old = [str(m) for m in self.models]
+        if callable(names):
+            new = [names(m) for m in old]
+        elif isinstance(names, Mapping):
+            self._check_labels(MODEL_DIM, list(names))
+            new = [names.get(m, m) for m in old]
+        else:
+            raise WrongTypeError(f"rename_models needs a mapping {{old: new}} or a function, got {type(names).__name__}")
+        new_arr = as_str_array(new, "new model names", labels=True)
+        dup = first_duplicate(new_arr)
+        if dup is not None:
+            raise LoglikMapError(f"renaming gives two models the name {dup[0]!r} ({old[dup[1]]!r} and {old[dup[2]]!r})")
+        return self._wrap(self._data.assign_coords({MODEL_DIM: new_arr}))
+
+    def assign_model_coords(self, coords: Mapping[str, Any] | None = None, **kwargs: Any) -> LogLikelihoodMatrix:
+        """Return the matrix with per-model coordinates added or replaced.
+
+        Parameters
+        ----------
+        coords, **kwargs : mapping of str to array_like or scalar
+            One entry per model (numbers, NaN for missing; or strings, ``""`` for missing),
+            or a single value for every model; e.g. ``assign_model_coords(step=[0, 1000], family="pythia")``.
+
+        Returns
+        -------
+        LogLikelihoodMatrix
+            A new matrix with the coordinates added or replaced.
+
+        Examples
+        --------
+        >>> import loglik_map as lm
+        >>> m = lm.LogLikelihoodMatrix([[-10.0, -20.0], [-11.0, -19.0]], models=["a", "b"],
+        ...                            texts=["t1", "t2"], n_bytes=[10, 20])
+        >>> m.assign_model_coords(step=[0, 1000], family="pythia").data["step"].values.tolist()
+        [0, 1000]
+        """
+        new: dict[str, Any] = {}
+        for name, value in {**(coords or {}), **kwargs}.items():
+            if not isinstance(name, str) or not name:
+                raise LoglikMapError(f"coordinate names must be non-empty strings, got {name!r}")
+            existing = self._data.coords.get(name)
+            if existing is not None and existing.dims != (MODEL_DIM,):
+                raise LoglikMapError(f"{name!r} is already a {'text' if existing.dims == (TEXT_DIM,) else 'cell'} "
+                                     "coordinate; choose another name")
+            if np.ndim(value) == 0:
+                value = [value] * self.n_models
+            new[name] = (MODEL_DIM, coord_array(name, value, self.n_models, MODEL_DIM))
+        return self._wrap(self._data.assign_coords(new))
+
+    # ------------------------------------------------------------------ clipping, truncation, entropies (bits/byte)
+
+    def clip(self, lower_quantile: float = 0.02) -> LogLikelihoodMatrix:
+        """Raise every entry below the ``lower_quantile`` quantile of all entries to that quantile.
+
+        This is the paper's preprocessing (:ref:`method-preprocessing`: bottom 2 %), which bounds the
+        influence of a few texts a model finds extremely unlikely. It is done once: clipping a
+        clipped matrix again at the same quantile returns it unchanged with a warning, at
+        another quantile is refused.
+
+        Parameters
+        ----------
+        lower_quantile : float, default 0.02
+            Quantile in [0, 1) of all K·N entries (linear interpolation, as ``numpy.quantile``).
+            Exact for a dask-backed matrix too (a radix selection in 2–4 passes over the
+            chunks, equal to ``numpy.quantile`` bit for bit); the clipped matrix stays lazy.
+
+        Returns
+        -------
+        LogLikelihoodMatrix
+            A new matrix; attrs record ``clip_lower_quantile`` and ``clip_value_nats``.
+        """
+        q = float(lower_quantile)
+        if not 0.0 <= q < 1.0:
+            raise LoglikMapError(f"lower_quantile must be in [0, 1), got {lower_quantile}")
+        done = self.attrs.get("clip_lower_quantile")
+        if done is not None:
+            if float(done) == q:
+                warnings.warn(f"this matrix is already clipped at the {q:g} quantile "
+                              f"({float(self.attrs.get('clip_value_nats', np.nan)):.6g} nats); clipping again "
+                              "would raise the next tail, so it is returned unchanged", LoglikMapWarning, stacklevel=2)
+                return self
+            raise LoglikMapError(f"this matrix is already clipped at the {float(done):g} quantile; clipping it again "
+                                 f"at {q:g} would compound the two. Clip the raw matrix once, at the quantile you want")
+        values = self._data.data
+        threshold = exact_quantile(values, q) if is_dask(values) else float(np.quantile(values, q))
+        da = self._data.copy(data=np.maximum(values, threshold))
+        da.attrs = {**da.attrs, "clip_lower_quantile": q, "clip_value_nats": threshold}
+        return self._wrap(da)
+
+    def truncated_texts(self) -> np.ndarray:
+        """Ids of the texts that lost tokens to truncation under any model (``long_texts="truncate"``).
+
+        Returns
+        -------
+        numpy.ndarray
+            Text ids, read from the scorers' ``n_tokens_dropped`` cell coordinate; empty when it is
+            absent.
+        """
+        return self.texts[dropped_tokens(self._data).per_text > 0]
+
+    def check_not_truncated(self, action: str = "this matrix") -> None:
+        """Raise a :class:`~loglik_map.LoglikMapError` if any text lost tokens to truncation.
+
+        Used by :class:`~loglik_map.ModelMap`, :meth:`entropy` and :meth:`cross_entropy`; the
+        message says how many texts and which models are affected, and what to do.
+
+        Parameters
+        ----------
+        action : str, default "this matrix"
+            What is refused, named in the message (e.g. ``"entropy()"``).
+        """
+        message = truncation_message(self._data, action)
+        if message is not None:
+            raise LoglikMapError(message)
+
+    def cross_entropy(self, *, allow_truncated: bool = False) -> xr.DataArray:
+        """Per-model cross-entropy estimate −mean_s ℓ_i(x_s) / (B̄ ln 2), in bits/byte.
+
+        Parameters
+        ----------
+        allow_truncated : bool, default False
+            Compute it even if some texts lost tokens to truncation (then it is too low: the
+            log-likelihood of a prefix is divided by the bytes of the whole text).
+
+        Returns
+        -------
+        xarray.DataArray
+            Dims ``("model",)``, with the model coordinates.
+        """
+        if not allow_truncated:
+            self.check_not_truncated("cross_entropy()")
+        with np.errstate(over="ignore", invalid="ignore"):
+            weights = text_weights(self._data)
+            mean = self._data.mean(TEXT_DIM) if weights is None else self._data.weighted(
+                xr.DataArray(weights, dims=TEXT_DIM)).mean(TEXT_DIM)
+            ce = (-mean / (self.mean_bytes * LN2)).compute()
+        if not np.isfinite(ce.values).all():
+            bad = self.models[int(np.argmax(~np.isfinite(ce.values)))]
+            raise LoglikMapError(f"the cross-entropy of model {bad!r} overflows float64: its log-likelihoods are far "
+                                 "larger in magnitude than any real text's; check the matrix's values and units")
+        ce.attrs = {"units": "bits/byte", "quantity": "cross-entropy estimate"}
+        return ce.rename("cross_entropy")
+
+    def entropy(self, *, allow_truncated: bool = False) -> float:
+        """Text-entropy estimate: the smallest per-model cross-entropy, in bits/byte (:ref:`text entropy <method-entropy>`).
+
+        Since −mean ℓ_i ≈ H(p_0) + KL(p_0, p_i), the best model gives an upper bound close to
+        the entropy of the text source (≈ 0.71 bits/byte for the paper's Pile texts). Refused
+        if texts lost tokens to truncation, unless ``allow_truncated=True``.
+
+        Parameters
+        ----------
+        allow_truncated : bool, default False
+            Compute it even if some texts lost tokens to truncation (then it is too low).
+
+        Returns
+        -------
+        float
+            Bits/byte.
+        """
+        if not allow_truncated:
+            self.check_not_truncated("entropy()")
+        return float(self.cross_entropy(allow_truncated=True).min())
 
     # ------------------------------------------------------------------ combination
     @classmethod

@@ -28,6 +28,7 @@ from ._embedding import embed_points
 from ._floor import flag_below_floor
 from ._kernels import NonFiniteKLError, PairwiseKL, resolve_backend
 from ._largemap import block_to_store
+from ._lazy import is_dask
 from ._matrix import MODEL_DIM, TEXT_DIM, LogLikelihoodMatrix, _storage
 from ._model_tree import ModelTree
 from ._multiscale import DEFAULT_SCALES
@@ -198,10 +199,8 @@ class ModelMap(ReprMixin):
         kl, se = some_pairs(rows, np.array([0]), np.array([1]), self._backend, self.models[[i, j]])
         return float(kl[0]), float(se[0])  # the listed-pairs kernel: the same number as pairs() and summary()
 
-    def _pairs(self, X: np.ndarray, ia: np.ndarray, ib: np.ndarray,
-               names: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        labels = self.models if names is None else np.concatenate([np.asarray(names, dtype=object), self.models])
-        return some_pairs(X, ia, ib, self._backend, labels)
+    def _pairs(self, X: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return some_pairs(X, ia, ib, self._backend, self.models)
 
     def _index(self, model: str) -> int:
         idx = np.flatnonzero(self.models == model)
@@ -222,6 +221,27 @@ class ModelMap(ReprMixin):
             name=name,
         )
 
+    def _row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """KL and SE (bits/byte) from model ``i`` to every model: two K-vectors, never a K × K array.
+
+        The listed-pairs kernel evaluates each pair directly (two-pass), as :meth:`compare` and
+        :meth:`summary` do, so ``kl(a)[b]`` is ``kl(a, b)`` bit for bit and equals the row of
+        ``kl()`` to the all-pairs kernels' accuracy. Memory: O(K) beyond the points; a
+        dask-backed map is read one block of rows at a time.
+        """
+        K = len(self)
+        points = self._coords.data
+        if not is_dask(points):
+            return self._pairs(self._coords.values, np.full(K, i), np.arange(K))
+        me = np.asarray(points[i : i + 1], dtype=np.float64)
+        kl, se = np.empty(K), np.empty(K)
+        for start, stop in row_ranges(K, DEFAULT_BLOCK_SIZE):
+            block = np.asarray(points[start:stop], dtype=np.float64)
+            kl[start:stop], se[start:stop] = some_pairs(
+                me, np.zeros(stop - start, dtype=np.int64), np.arange(stop - start), self._backend,
+                self.models[[i]], other=block, other_labels=self.models[start:stop])
+        return kl, se
+
     def _pairwise_query(self, a: str | None, b: str | None, unit: str, which: str) -> float | xr.DataArray:
         scale = self._scale(unit)
         self._check_texts(with_se=which != "kl")
@@ -231,14 +251,15 @@ class ModelMap(ReprMixin):
                 return 0.0
             kl, se = self._pair(i, j)
             return scale * (kl if which == "kl" else se)
-        full = getattr(self._all_pairs(), which) * scale
-        out = self._pair_array(full, unit, which if which == "kl" else "kl_se")
-        if a is not None or b is not None:
-            name = a if a is not None else b
-            assert name is not None
-            out = out.isel({MODEL_DIM: self._index(name)}, drop=True).rename({PAIR_DIM: MODEL_DIM})
-            out.attrs["reference_model"] = name
-        return out
+        name = which if which == "kl" else "kl_se"
+        if a is None and b is None:
+            return self._pair_array(getattr(self._all_pairs(), which) * scale, unit, name)
+        model = a if a is not None else b  # KL is symmetric: the row of a is the column of b
+        assert model is not None
+        row = self._row(self._index(model))[0 if which == "kl" else 1]
+        return xr.DataArray(row * scale, dims=(MODEL_DIM,),
+                            coords={MODEL_DIM: self.models}, attrs={"units": unit, "reference_model": model},
+                            name=name)
 
     # ------------------------------------------------------------------ KL and standard errors
     @overload
@@ -255,8 +276,9 @@ class ModelMap(ReprMixin):
         ----------
         a, b : str, optional
             Model names. Both given: that pair's KL as a float. One given: KL from it to every
-            model (DataArray over ``model``). Neither: all pairs (for maps too large for a K × K
-            array in memory, :meth:`all_pairs` writes them to a Zarr store).
+            model (DataArray over ``model``), computed pair by pair in O(K) memory (no K × K
+            array; ``kl(a)[b]`` equals ``kl(a, b)``). Neither: all pairs (for maps too large for a
+            K × K array in memory, :meth:`all_pairs` writes them to a Zarr store).
         unit : {"bits/byte", "nats"}
             ``"nats"`` is nats per text (bits/byte × B̄ ln 2).
 
@@ -524,9 +546,8 @@ class ModelMap(ReprMixin):
             raise LoglikMapError(f"k must be ≥ 1, got {k}")
         i = self._index(model)
         self._check_texts(with_se=True)
-        X = self._coords.values
         others = np.delete(np.arange(len(self)), i)
-        kl, se = self._pairs(X, np.full(others.size, i), others)
+        kl, se = (np.delete(v, i) for v in self._row(i))
         order = np.argsort(kl, kind="stable")[:k]
         scale = self._scale(unit)
         return xr.DataArray(

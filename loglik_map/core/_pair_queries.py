@@ -44,9 +44,10 @@ def check_texts(n: int, with_se: bool) -> None:
                       "its stated coverage; score more texts", UnreliableEstimateWarning, stacklevel=4)
 
 
-def _non_finite(err: NonFiniteKLError, labels: np.ndarray) -> LoglikMapError:
+def _non_finite(err: NonFiniteKLError, labels: np.ndarray, labels_b: np.ndarray | None = None) -> LoglikMapError:
     i, j = err.rows or (0, 0)  # the kernels name the rows whenever they see the whole matrix
-    return LoglikMapError(f"KL between models {str(labels[i])!r} and {str(labels[j])!r}: {err.reason}")
+    b = labels if labels_b is None else labels_b
+    return LoglikMapError(f"KL between models {str(labels[i])!r} and {str(b[j])!r}: {err.reason}")
 
 
 def all_pairs(X: np.ndarray, backend: str | None, labels: np.ndarray) -> PairwiseKL:
@@ -58,9 +59,14 @@ def all_pairs(X: np.ndarray, backend: str | None, labels: np.ndarray) -> Pairwis
 
 
 def some_pairs(X: np.ndarray, ia: np.ndarray, ib: np.ndarray, backend: str | None,
-               labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """KL and SE of the row pairs ``(ia[k], ib[k])`` of ``X`` (bits/byte); ``labels`` names the rows."""
+               labels: np.ndarray, other: np.ndarray | None = None,
+               other_labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """KL and SE of the row pairs ``(X[ia[k]], other[ib[k]])`` (bits/byte; ``other`` defaults to ``X``).
+
+    ``labels`` name the rows of ``X`` and ``other_labels`` those of ``other`` (default ``labels``)
+    in the error an overflow raises.
+    """
     try:
-        return pairs_kl_se(X, ia, ib, backend=backend)
+        return pairs_kl_se(X, ia, ib, backend=backend, other=other)
     except NonFiniteKLError as err:
-        raise _non_finite(err, labels) from None
+        raise _non_finite(err, labels, other_labels) from None

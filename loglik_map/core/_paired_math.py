@@ -87,7 +87,12 @@ class KLDifference(DifferenceTest):
 
 
 def _row(mm: ModelMap, name: str) -> np.ndarray:
-    return mm.matrix.values[mm._index(name)]
+    return _rows(mm.matrix.data.data, mm._index(name))
+
+
+def _rows(values: Any, index: Any) -> np.ndarray:
+    """``values[index]`` as float64 numpy; of a dask-backed matrix only the chunks holding those rows are read."""
+    return np.asarray(values[index], dtype=np.float64)
 
 
 def _centered(u: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
@@ -97,6 +102,29 @@ def _centered(u: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     if weights is None:
         return u - u.mean(axis=-1, keepdims=True)
     return (u - weighted_mean(u, weights, axis=-1)[..., None]) * np.sqrt(weights)
+
+
+#: Rows of centred differences held at once by :func:`_kl_se_from` (each temporary ≤ 16 MiB).
+_BLOCK_ELEMENTS = 1 << 21
+
+
+def _kl_se_from(me: np.ndarray, values: Any, rows: np.ndarray,
+                weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """KL and SE (nats per text, before the factor ½) from row ``me`` to ``values[rows]``.
+
+    Computed a block of rows at a time (O(block · N) memory); every row's numbers are the bits
+    an all-at-once computation gives, since each is reduced along its own texts.
+    """
+    n = values.shape[1]
+    kl, se = np.empty(rows.size), np.empty(rows.size)
+    step = max(1, _BLOCK_ELEMENTS // max(n, 1))
+    for start in range(0, rows.size, step):
+        block = slice(start, start + step)
+        t = _centered(me[None, :] - _rows(values, rows[block]), weights)
+        t *= t
+        kl[block] = t.mean(axis=1)
+        se[block] = np.sqrt(np.sum((t - t.mean(axis=1, keepdims=True)) ** 2, axis=1)) / n
+    return kl, se
 
 
 def _weights(mm: ModelMap, method: str) -> np.ndarray | None:
@@ -285,19 +313,18 @@ def nearest_neighbours_on(mm: ModelMap, model: str, k: int | None = None, *,
     matrix = mm.matrix
     if matrix.n_models < 3:
         raise LoglikMapError("the nearest-neighbour question needs at least 3 models")
+    if k is not None and k < 2:
+        raise LoglikMapError(f"k must be at least 2 (the nearest and one more), got {k}")
     me = _row(mm, model)
     others = np.flatnonzero(matrix.models != model)
-    U = _centered(me[None, :] - matrix.values[others], _weights(mm, method))
+    weights = _weights(mm, method)
     scale = 1.0 if unit == "nats" else nats_per_bit_per_byte(matrix.mean_bytes)
-    t = U * U
-    kl = t.mean(axis=1) / (2.0 * scale)
-    se = np.sqrt(np.sum((t - t.mean(axis=1, keepdims=True)) ** 2, axis=1)) / matrix.n_texts / (2.0 * scale)
-    order = np.argsort(kl, kind="stable")
-    if k is not None:
-        if k < 2:
-            raise LoglikMapError(f"k must be at least 2 (the nearest and one more), got {k}")
-        order = order[:k]
-    U, kl, se, others = U[order], kl[order], se[order], others[order]
+    values = matrix.data.data  # numpy, or dask: then read a block of rows at a time
+    kl, se = _kl_se_from(me, values, others, weights)
+    kl, se = kl / (2.0 * scale), se / (2.0 * scale)
+    order = np.argsort(kl, kind="stable")[:k]
+    kl, se, others = kl[order], se[order], others[order]
+    U = _centered(me[None, :] - _rows(values, others), weights)  # only the k kept: O(k N), not O(K N)
     diff, diff_se, z, p, p_adj = compare_with_nearest(U, method, correction)
     diff, diff_se = diff / scale, diff_se / scale
     coords: dict[str, Any] = {MODEL_DIM: matrix.models[others]}

@@ -14,6 +14,7 @@ from .._repr import ReprMixin, Summary, first_labels
 from .._units import nats_per_bit_per_byte
 from ..errors import LoglikMapError, WrongTypeError
 from ._matrix import LogLikelihoodMatrix
+from ._pair_queries import some_pairs
 from ._results import normal_interval
 from ._scoring_checks import row_conventions
 from ._validation import MODEL_DIM, PAIR_DIM, TEXT_DIM
@@ -124,10 +125,10 @@ def project_onto(mm: ModelMap, other: LogLikelihoodMatrix | xr.DataArray, unit: 
     coords = xr.DataArray(Q, dims=(MODEL_DIM, TEXT_DIM), coords=other.data.coords,
                           attrs=dict(mm.points.attrs), name="points")
     Kn, K = other.n_models, len(mm)
-    both = np.vstack([Q, mm.points.values])
     rows_a = np.repeat(np.arange(Kn), K)
-    rows_b = Kn + np.tile(np.arange(K), Kn)
-    kl, se = mm._pairs(both, rows_a, rows_b, names=other.models)
+    rows_b = np.tile(np.arange(K), Kn)
+    kl, se = some_pairs(Q, rows_a, rows_b, mm._backend, other.models, other=mm.points.values,
+                        other_labels=mm.models)  # the map's points are not copied
     scale = mm._scale(unit)
     kw: dict[str, Any] = dict(dims=(MODEL_DIM, PAIR_DIM), coords={MODEL_DIM: other.models, PAIR_DIM: mm.models},
                               attrs={"units": unit})

@@ -296,7 +296,7 @@ def atlas_data(mm: ModelMap, *, k: int = 10, embedding: Any = "pca", pin: str | 
         raise LoglikMapError(f"k must be a whole number with 1 ≤ k < {K} (the other models on this map), got {k!r}")
     pin_kl = pin_se = None
     if pin is not None:
-        # one row, O(K N): mm.kl(pin) would compute every pair (K × K) to return one row
+        # one row, O(K N), from the listed-pairs kernel (as mm.kl(pin) and mm.kl_se(pin)); never K × K
         table = mm.summary([(pin, m) for m in mm.models.tolist()], unit=unit)
         pin_kl, pin_se = table["kl"].to_numpy(), table["se"].to_numpy()
     xy, how = _positions(mm, embedding, seed, perplexity)

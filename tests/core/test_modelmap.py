@@ -114,6 +114,7 @@ def test_pca_embedding_is_deterministic_and_labelled(mm):
 
 
 def test_tsne_embedding(matrix):
+    pytest.importorskip("sklearn", reason="t-SNE needs the 'plot' extra (scikit-learn)")
     mm = lm.ModelMap(make_matrix(K=12, N=200, seed=2))
     emb = mm.embed("tsne", n_components=2, perplexity=3, seed=0)
     assert emb.shape == (12, 2) and np.all(np.isfinite(emb.values))
@@ -195,6 +196,9 @@ def test_overflowing_kl_is_refused_naming_the_models(backend):
                 query()
         with pytest.raises(lm.LoglikMapError, match="cannot embed"):
             mm.embed()
+        new = _huge(make_matrix(K=1, N=40, seed=3).values).rename_models({"m0": "new"})
+        with pytest.raises(lm.LoglikMapError, match=r"KL between models 'new' and 'm1': is not finite"):
+            mm.project(new)
         assert np.isfinite(mm.kl("m0", "m2"))  # pairs without the huge entry are fine
 
 
@@ -220,3 +224,67 @@ def test_every_door_to_one_pair_gives_the_same_bits():
     assert [mm.compare(a, b).kl for a, b in pairs] == table["kl"].tolist()
     near = mm.nearest("a", k=3)
     assert [float(near.sel(model=b)) for b in "bcd"] == [mm.kl("a", b) for b in "bcd"]
+
+
+# ---------------------------------------------------------------------- one-row queries compute one row
+@pytest.mark.parametrize("backend", ["blas", "numba", "numpy"])
+def test_one_row_equals_the_row_of_all_pairs(backend):
+    mm = lm.ModelMap(make_matrix(K=40, N=500, seed=3), backend=backend)
+    kl, se = mm.kl(), mm.kl_se()
+    for i in (0, 17, 39):
+        name = f"m{i}"
+        row, row_se = mm.kl(name), mm.kl_se(name, unit="nats")
+        np.testing.assert_allclose(row.values, kl.values[i], rtol=1e-12)
+        np.testing.assert_allclose(row_se.values, se.values[i] * mm.mean_bytes * np.log(2), rtol=1e-12)
+        assert row.values[i] == 0.0 and row_se.values[i] == 0.0
+        assert row.values.tolist() == [mm.kl(name, other) for other in mm.models]  # the pair doors, bit for bit
+        np.testing.assert_array_equal(mm.kl(b=name).values, row.values)  # KL is symmetric
+        assert row.dims == ("model",) and list(row.model.values) == list(mm.models)
+        assert row.name == "kl" and row.attrs == {"units": "bits/byte", "reference_model": name}
+        assert row_se.name == "kl_se" and row_se.attrs == {"units": "nats", "reference_model": name}
+
+
+def test_one_row_known_answer():
+    # a − b = (2, 0, −2, 0): var = 2, so KL = 1 nat per text; the scaled squared differences are
+    # (½, 0, ½, 0) around their mean ¼, so SE = sqrt(4 · (¼)²) = ½ nat. c = a − 5 is a at another offset.
+    a = np.full(4, -100.0)
+    m = lm.LogLikelihoodMatrix([a, a - [2.0, 0.0, -2.0, 0.0], a - 5.0], models=["a", "b", "c"],
+                               texts=["t0", "t1", "t2", "t3"], n_bytes=[100] * 4)
+    mm = lm.ModelMap(m)
+    with pytest.warns(lm.UnreliableEstimateWarning):
+        se = mm.kl_se("a", unit="nats").values
+    np.testing.assert_allclose(mm.kl("a", unit="nats").values, [0.0, 1.0, 0.0], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(se, [0.0, 0.5, 0.0], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(mm.kl(b="b").values, np.array([1.0, 0.0, 1.0]) / (100 * np.log(2)), rtol=1e-12)
+
+
+def test_one_row_queries_never_build_the_k_by_k_matrix(monkeypatch):
+    import importlib
+    import tracemalloc
+
+    K = 1000
+    both = make_matrix(K=K + 1, N=40, seed=4)
+    mm, new = lm.ModelMap(both.isel(model=slice(0, K)), backend="numpy"), both.isel(model=[K])
+    mm.kl("m0")  # warm-up (imports, first calls)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a one-row query ran the all-pairs kernel")
+
+    monkeypatch.setattr(lm.ModelMap, "_all_pairs", refuse)
+    monkeypatch.setattr(importlib.import_module("loglik_map.core._pair_queries"), "pairwise_kl_se", refuse)
+    queries = {
+        "kl(a)": lambda: mm.kl("m3"), "kl(b=)": lambda: mm.kl(b="m3"), "kl_se(a)": lambda: mm.kl_se("m3"),
+        "compare": lambda: mm.compare("m3", "m4"), "nearest": lambda: mm.nearest("m3", k=5),
+        "nearest(test)": lambda: mm.nearest("m3", k=5, test=True), "project": lambda: mm.project(new),
+        "summary(pairs)": lambda: mm.summary([("m3", "m4"), ("m5", "m6")]),
+    }
+    for what, query in queries.items():
+        tracemalloc.start()
+        try:
+            query()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < K * K * 8 / 4, f"{what} allocated {peak} bytes, a K × K float64 array is {K * K * 8}"
+    with pytest.raises(AssertionError, match="all-pairs kernel"):
+        mm.kl()  # the check can fail

@@ -14,7 +14,10 @@ import random
 
 import pytest
 
+from ..conftest import needs_storage
 from . import fake, scenarios
+
+needs_storage()
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(os.name != "posix", reason="SIGKILL and RLIMIT_FSIZE are POSIX")]

@@ -10,9 +10,12 @@ import pytest
 
 import loglik_map as lm
 
+from ..conftest import needs_storage
+
 
 @pytest.mark.parametrize("suffix", [".nc", ".zarr"])
 def test_round_trip_keeps_everything(matrix, tmp_path, suffix):
+    needs_storage(suffix)
     tokens = np.arange(matrix.values.size).reshape(matrix.shape)
     m = lm.LogLikelihoodMatrix.from_dataarray(matrix.data.assign_attrs(convention="reference", note=["a", "b"])
                                               .assign_coords(n_tokens=(("model", "text"), tokens)))
@@ -28,6 +31,7 @@ def test_round_trip_keeps_everything(matrix, tmp_path, suffix):
 
 @pytest.mark.parametrize("suffix", [".nc", ".zarr"])
 def test_save_refuses_to_overwrite(matrix, tmp_path, suffix):
+    needs_storage(suffix)
     path = tmp_path / f"ll{suffix}"
     matrix.save(path)
     with pytest.raises(lm.LoglikMapError, match="exists"):

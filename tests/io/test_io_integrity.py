@@ -15,6 +15,10 @@ import loglik_map as lm
 from loglik_map.errors import DataIntegrityWarning
 from loglik_map.io import _storage
 
+from ..conftest import needs_storage
+
+needs_storage()
+
 
 def _value_bytes_offset(raw: bytes, matrix: lm.LogLikelihoodMatrix) -> int:
     """Where the log-likelihoods start in an uncompressed netCDF file."""

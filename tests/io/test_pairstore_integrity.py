@@ -10,7 +10,6 @@ import warnings
 
 import numpy as np
 import pytest
-import zarr
 
 import loglik_map as lm
 from loglik_map.errors import DataIntegrityWarning, LoglikMapError
@@ -18,6 +17,7 @@ from loglik_map.errors import DataIntegrityWarning, LoglikMapError
 from ..conftest import make_matrix
 
 pytest.importorskip("dask.array", reason="all-pairs stores need the 'parallel' extra (dask)")
+zarr = pytest.importorskip("zarr", reason="all-pairs stores need the 'io' extra (zarr)")
 
 
 @pytest.fixture

@@ -17,7 +17,10 @@ from loglik_map.io import _runstore as st
 from loglik_map.io import _storage
 from loglik_map.io._runstore import layout, writing
 
+from ..conftest import needs_storage
 from ..faults import fake
+
+needs_storage(".zarr")  # run stores are Zarr
 
 
 @pytest.fixture(autouse=True)

@@ -13,8 +13,8 @@ from loglik_map.scoring._windows import Window
 
 from .tiny import tiny_config
 
-torch = pytest.importorskip("torch", reason="needs the 'torch' extra")
-transformers = pytest.importorskip("transformers", reason="needs the 'hf' extra")
+torch = pytest.importorskip("torch", reason="needs the 'models' extra (torch)")
+transformers = pytest.importorskip("transformers", reason="needs the 'models' extra (transformers)")
 
 
 def _windows(lengths, vocab=100, seed=0):

@@ -71,8 +71,8 @@ def test_score_models_labels_rows_with_the_runs_quantization(tmp_path):
 
 
 def test_the_failure_record_keeps_the_spec_with_its_groups_as_json(tmp_path):
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    torch = pytest.importorskip("torch", reason="needs the 'models' extra (torch)")
+    transformers = pytest.importorskip("transformers", reason="needs the 'models' extra (transformers)")
     bnb = transformers.BitsAndBytesConfig(load_in_8bit=True)
     specs = [lm.ModelSpec(str(tmp_path / "gone"), name="a", loading=Loading(dtype=torch.float16)),
              lm.ModelSpec(str(tmp_path / "gone"), name="b", loading=Loading(quantization=bnb),

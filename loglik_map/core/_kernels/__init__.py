@@ -20,6 +20,7 @@ import numpy as np
 from ...errors import LoglikMapError
 from ...options import KERNEL_BACKENDS, get_options
 from ._direct import NonFiniteKLError, pair_kl_se, pairwise_kl_se_numpy, require_finite
+from .blocks import cross_pairs_kl_se
 
 __all__ = ["NonFiniteKLError", "PairwiseKL", "pair_kl_se", "pairs_kl_se", "pairwise_kl_se", "resolve_backend"]
 
@@ -41,15 +42,21 @@ def resolve_backend(backend: str | None) -> str:
     return "blas" if backend == "auto" else backend
 
 
-def pairs_kl_se(X: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray, backend: str | None = None):
-    """KL and SE for listed pairs of rows of ``X``, direct evaluation (numba unless ``backend="numpy"``).
+def pairs_kl_se(X: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray, backend: str | None = None,
+                other: np.ndarray | None = None):
+    """KL and SE for listed pairs ``(X[rows_a[p]], other[rows_b[p]])``, direct evaluation.
 
-    Raises :class:`NonFiniteKLError` (a :class:`~loglik_map.LoglikMapError`) if a result overflows.
+    ``other`` defaults to ``X`` (pairs of rows of one array); given, the rows of two arrays
+    (a map's points and new models, one row and a block of rows) are paired without copying
+    either. Numba evaluates, unless ``backend="numpy"``; every pair is evaluated alone, so its
+    result does not depend on the other pairs listed. Raises :class:`NonFiniteKLError` (a
+    :class:`~loglik_map.LoglikMapError`) naming ``(rows_a[p], rows_b[p])`` if a result overflows.
     """
     X = np.ascontiguousarray(X, dtype=np.float64)
+    other = X if other is None else np.ascontiguousarray(other, dtype=np.float64)
     rows_a = np.asarray(rows_a, dtype=np.int64)
     rows_b = np.asarray(rows_b, dtype=np.int64)
-    kl, se = _pairs_unchecked(X, rows_a, rows_b, "numpy" if resolve_backend(backend) == "numpy" else "numba")
+    kl, se = cross_pairs_kl_se(X, other, rows_a, rows_b, "numpy" if resolve_backend(backend) == "numpy" else "numba")
     require_finite(kl, se, rows_a, rows_b)
     return kl, se
 
@@ -81,21 +88,7 @@ def pairwise_kl_se(X: np.ndarray, backend: str | None = None) -> PairwiseKL:
         else:
             from ._blas import pairwise_kl_se_blas
 
-            kl, se = pairwise_kl_se_blas(X, lambda X_, a, b: _pairs_unchecked(X_, a, b, "numba"))
+            kl, se = pairwise_kl_se_blas(X, lambda X_, a, b: cross_pairs_kl_se(X_, X_, a, b, "numba"))
     require_finite(kl, se)
     return PairwiseKL(kl=kl, se=se, backend=name)
 
-
-def _pairs_unchecked(X: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray, backend: str):
-    """Direct evaluation for listed pairs; NaN where a result overflows (callers check the results)."""
-    if backend == "numba":
-        from ._numba import pairs_kl_se_numba
-
-        return pairs_kl_se_numba(X, rows_a, rows_b)
-    kl, se = np.empty(len(rows_a)), np.empty(len(rows_a))
-    for p, (i, j) in enumerate(zip(rows_a, rows_b)):
-        try:
-            kl[p], se[p] = pair_kl_se(X[i], X[j])
-        except NonFiniteKLError:
-            kl[p] = se[p] = np.nan
-    return kl, se

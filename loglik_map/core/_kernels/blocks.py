@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._blas import _U, KL_REL_BOUND, SE2_REL_BOUND
-from ._direct import NonFiniteKLError, pairs_kl_se_numpy
+from ._direct import NonFiniteKLError, pair_kl_se
 
 __all__ = ["RowBlock", "block_kl", "block_kl_se", "cross_pairs_kl_se", "row_block"]
 
@@ -74,18 +74,13 @@ def cross_pairs_kl_se(A: np.ndarray, B: np.ndarray, ia: np.ndarray, ib: np.ndarr
         from ._numba import cross_pairs_kl_se_numba
 
         return cross_pairs_kl_se_numba(A, B, ia, ib)
-    both = np.vstack([A, B])
-    with np.errstate(over="ignore", invalid="ignore"):
+    kl, se = np.empty(ia.size), np.empty(ia.size)
+    for p, (i, j) in enumerate(zip(ia, ib)):
         try:
-            return pairs_kl_se_numpy(both, ia, A.shape[0] + ib)
+            kl[p], se[p] = pair_kl_se(A[i], B[j])
         except NonFiniteKLError:
-            kl, se = np.full(ia.size, np.nan), np.full(ia.size, np.nan)
-            for p, (i, j) in enumerate(zip(ia, ib)):
-                try:
-                    kl[p], se[p] = pairs_kl_se_numpy(both, np.array([i]), np.array([A.shape[0] + j]))
-                except NonFiniteKLError:
-                    pass
-            return kl, se
+            kl[p] = se[p] = np.nan
+    return kl, se
 
 
 def _gamma(n: int) -> float:
