@@ -30,7 +30,7 @@ test: $(STAMP)
 
 # ruff (style and likely bugs), mypy (types), numpydoc validation of the public docstrings
 lint: $(STAMP)
-	$(BIN)/python -m ruff check loglik_map tests benchmarks examples tools docs/conf.py
+	$(BIN)/python -m ruff check loglik_map tests benchmarks examples tools docs/conf.py conftest.py
 	$(BIN)/python -m mypy
 	$(BIN)/python tools/check_docstrings.py
 

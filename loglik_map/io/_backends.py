@@ -68,6 +68,7 @@ def write_netcdf(ds: xr.Dataset, tmp: Path) -> None:
 
 def write_zarr(ds: xr.Dataset, tmp: Path) -> None:
     """Write ``ds`` to a new Zarr store ``tmp`` (which must not exist) and flush it to disk."""
+    require_zarr()
     ds.to_zarr(tmp, mode="w-", consolidated=False)
     _storage.fsync_tree(tmp)
 

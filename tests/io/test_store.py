@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -177,6 +178,14 @@ def test_scorer_settings_of_a_run_are_checked_before_anything_is_written(tmp_pat
         fake.score(tmp_path / "s", ["a"], windowing=Windowing(convetion="bos"))
     with pytest.raises(lm.errors.WrongTypeError, match=r"Execution\(\*\*execution\)"):
         fake.score(tmp_path / "s", ["a"], execution={"batch_tokens": 8})
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_run_without_zarr_names_the_io_extra_before_writing(tmp_path, monkeypatch):
+    # before: xarray's own ImportError from deep inside to_zarr, after the store folder was made
+    monkeypatch.setitem(sys.modules, "zarr", None)  # as if zarr were not installed
+    with pytest.raises(lm.errors.MissingExtraError, match=r"needs zarr.*loglik_map\[io\]"):
+        fake.score(tmp_path / "s", ["a"])
     assert not (tmp_path / "s").exists()
 
 

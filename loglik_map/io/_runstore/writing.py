@@ -19,7 +19,7 @@ from ...core._matrix import LogLikelihoodMatrix
 from ...errors import DataIntegrityWarning, LoglikMapError
 from ...texts import TextSet
 from .. import _storage
-from .._backends import read_dataset, write_zarr
+from .._backends import read_dataset, require_zarr, write_zarr
 from .._checksum import CHECKSUM_ATTR, dataset_checksum
 from .._format import stamped_dataset
 from .layout import (
@@ -210,6 +210,7 @@ def _row_labels(store: Path) -> list[str]:
 def init_store(store: Path, texts: TextSet, labels: Sequence[str]) -> None:
     """Create the store, complete one whose set-up was interrupted, or check an existing one
     against ``texts`` and add ``labels`` to its model order — all under the store's lock."""
+    require_zarr()  # rows and texts are Zarr: say which extra is missing before anything is written
     if store.exists() and not store.is_dir():
         raise LoglikMapError(f"{str(store)!r} is a file; a run store is a folder: choose another path")
     if store.is_dir() and not is_store(store):
