@@ -17,9 +17,10 @@ import pandas as pd
 import xarray as xr
 
 from .._labels import unknown_labels_error
-from .._progress import Progress, progress_reporter
+from .._progress import PROGRESS_DOC, Progress, progress_reporter
 from .._repr import ReprMixin, Summary, clip_text, conventions_text, first_labels
 from .._units import check_unit, nats_per_bit_per_byte
+from .._util import fill_doc
 from ..errors import LoglikMapError, WrongTypeError
 from ..options import KERNEL_BACKENDS
 from ._blocked import DEFAULT_BLOCK_SIZE, block_pairs, check_block_size, map_block_pairs, matrix_fingerprint, row_ranges
@@ -466,6 +467,7 @@ class ModelMap(ReprMixin):
                 raise LoglikMapError(f"each pair must be (a, b), got {p!r}")
         return out
 
+    @fill_doc(progress=PROGRESS_DOC)
     def nearest(self, model: str | None = None, k: int | None = None, *, test: bool = False,
                 unit: str = "bits/byte", level: float = 0.05, method: str = "delta", correction: str = "range",
                 block_size: int = DEFAULT_BLOCK_SIZE, client: Any = None,
@@ -503,9 +505,9 @@ class ModelMap(ReprMixin):
             With ``model=None``: rows per block; a block pair holds a few ``block_size²`` arrays.
         client : distributed.Client, optional
             With ``model=None``: run the block pairs on this dask cluster (``parallel`` extra).
-        progress : bool or callable, optional
-            With ``model=None``: a tqdm bar over block pairs (default: the ``progress`` option,
-            when tqdm is installed), or a callable called as ``progress(done, total)``.
+        progress : bool, callable or None, optional
+            With ``model=None``: progress over block pairs.
+            {progress}
 
         Returns
         -------
@@ -603,6 +605,7 @@ class ModelMap(ReprMixin):
                    "block_size": block_size, "pairs_evaluated_directly": table.n_direct},
         )
 
+    @fill_doc(progress=PROGRESS_DOC)
     def all_pairs(self, store: str | PathLike[str], *, unit: str = "bits/byte", block_size: int | None = None,
                   client: Any = None, overwrite: bool = False,
                   progress: bool | Progress | None = None) -> xr.Dataset:
@@ -629,10 +632,9 @@ class ModelMap(ReprMixin):
         overwrite : bool, default False
             Start again: the new store is built beside the old one and replaces it when
             finished (only an all-pairs store is ever replaced).
-        progress : bool or callable, optional
-            A tqdm bar over block pairs (default: the ``progress`` option, when tqdm is
-            installed), or a callable called as ``progress(done, total)`` after each block pair
-            computed in this run.
+        progress : bool, callable or None, optional
+            Progress over the block pairs computed in this run.
+            {progress}
 
         Returns
         -------
@@ -723,6 +725,7 @@ class ModelMap(ReprMixin):
         return embed_points(self._coords, method, n_components, perplexity=perplexity, seed=seed)
 
     # ------------------------------------------------------------------ trees with support
+    @fill_doc(progress=PROGRESS_DOC)
     def tree(self, linkage: str = "average", metric: str = "kl", *, n_boot: int = 1000,
              scales: Sequence[float] = DEFAULT_SCALES,
              seed: int | np.random.Generator | None = None,
@@ -758,9 +761,9 @@ class ModelMap(ReprMixin):
             Further groups to test (name → models, or lists of models), or a model-card lineage
             (:func:`loglik_map.io.lineage`) whose claimed clades are tested: see
             :meth:`ModelTree.check_lineage`. Their p-values are in :attr:`ModelTree.tests`.
-        progress : bool or callable, optional
-            A tqdm bar over replicates (default: the ``progress`` option, when tqdm is installed),
-            or a callable called as ``progress(done, total)``.
+        progress : bool, callable or None, optional
+            Progress over the bootstrap replicates.
+            {progress}
         client : distributed.Client, optional
             Run the replicates on this dask cluster (the ``parallel`` extra).
 
