@@ -154,13 +154,20 @@ class ModelSpec:
         from ._lens import LogitLensScorer
 
         coords = {k: v for k, v in self.coords.items() if k != "step"}
-        loading, windowing, execution = self.loading or loading, self.windowing or windowing, self.execution or execution
+        filled = self._filled(loading, windowing, execution)
+        loading, windowing, execution = filled.loading, filled.windowing, filled.execution
         if self.logit_lens:
             return LogitLensScorer(self.model, name=self.name, revision=self.revision, step=self.step, coords=coords,
                                    final_norm=self.final_norm, loading=loading, windowing=windowing,
                                    execution=execution)
         return HFScorer(self.model, name=self.name, revision=self.revision, step=self.step, coords=coords,
                         loading=loading, windowing=windowing, execution=execution)
+
+    def _filled(self, loading: Loading | None, windowing: Windowing | None,
+                execution: Execution | None) -> ModelSpec:
+        """This spec with the given groups wherever it gives none (a group it gives replaces them as a whole)."""
+        return replace(self, loading=self.loading or loading, windowing=self.windowing or windowing,
+                       execution=self.execution or execution)
 
     @property
     def label(self) -> str:
@@ -268,10 +275,11 @@ def _score_one(spec: ModelSpec, texts: TextSet, store: str) -> tuple[str, str, s
 def _with_run_settings(spec: ModelSpec, loading: Loading | None, windowing: Windowing | None,
                        execution: Execution | None, batch_progress: bool) -> ModelSpec:
     """``spec`` with the run's group wherever it gives none, and a per-batch progress decided by the run."""
-    execution = spec.execution or execution or Execution()
-    if execution.progress is None:
-        execution = replace(execution, progress=batch_progress)
-    return replace(spec, loading=spec.loading or loading, windowing=spec.windowing or windowing, execution=execution)
+    spec = spec._filled(loading, windowing, execution or Execution())
+    assert spec.execution is not None
+    if spec.execution.progress is None:
+        spec = replace(spec, execution=replace(spec.execution, progress=batch_progress))
+    return spec
 
 
 @fill_doc(progress=PROGRESS_DOC)

@@ -76,11 +76,6 @@ def _flag(key: str, value: Any) -> None:
         raise LoglikMapError(f"{key} must be True or False, got {value!r}")
 
 
-def _optional_text(key: str, value: Any) -> None:
-    if value is not None and (not isinstance(value, str) or not check_text(value, key)):
-        raise LoglikMapError(f"{key} must be a non-empty string or None, got {value!r}")
-
-
 def _path(key: str, value: Any) -> None:
     if value is not None and not isinstance(value, (str, PathLike)):
         raise LoglikMapError(f"{key} must be a folder path or None, got {value!r}")
@@ -298,19 +293,17 @@ def check_optional_text(key: str, value: Any) -> None:
     value : object
         What was given.
     """
-    _optional_text(key, value)
+    if value is not None and (not isinstance(value, str) or not check_text(value, key)):
+        raise LoglikMapError(f"{key} must be a non-empty string or None, got {value!r}")
 
 
-def settings_from_keys(values: Mapping[str, Any], base: Mapping[type, Any] | None = None,
-                       what: str = "setting") -> dict[str, Any]:
+def settings_from_keys(values: Mapping[str, Any], what: str = "setting") -> dict[str, Any]:
     """Flat ``key=value`` settings (a models file, the command line) gathered into their groups.
 
     Parameters
     ----------
     values : mapping
         Field name → value, for fields of any of the three groups.
-    base : mapping, optional
-        Group → an instance whose other fields the new group keeps.
     what : str
         How to name a key in the message about an unknown one.
 
@@ -318,7 +311,7 @@ def settings_from_keys(values: Mapping[str, Any], base: Mapping[type, Any] | Non
     -------
     dict
         ``{"loading": Loading, "windowing": Windowing, "execution": Execution}`` for the groups
-        that ``values`` or ``base`` set.
+        that ``values`` sets.
 
     Raises
     ------
@@ -331,8 +324,6 @@ def settings_from_keys(values: Mapping[str, Any], base: Mapping[type, Any] | Non
     out = {}
     for group, arg in _GROUP_ARGS.items():
         given = {k: v for k, v in values.items() if SETTING_GROUPS[k] is group}
-        start = (base or {}).get(group)
-        if given or start is not None:
-            kept = {f.name: getattr(start, f.name) for f in fields(group)} if start is not None else {}
-            out[arg] = group(**{**kept, **given})
+        if given:
+            out[arg] = group(**given)
     return out
